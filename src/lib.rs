@@ -1,0 +1,21 @@
+//! # smsgate
+//!
+//! A self-hosted SMS gateway: a billing system posts payment reminders over HTTP, smsgate keeps
+//! them durably, sends them through a USB GSM/LTE modem with AT commands at the right time, and
+//! turns the customer's replies and the network's delivery reports into signed callbacks.
+//!
+//! ## Map of the crate
+//! - [`sms`]: the SMS codec. Text → SMS-SUBMIT PDUs (GSM 7-bit or UCS-2, segmentation with
+//!   concatenation headers) and received PDUs (SMS-DELIVER, SMS-STATUS-REPORT) → text. Pure.
+//! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
+//!
+//! ## Data flow
+//! ```text
+//! billing system ──HTTP──▶ api ──▶ store ──▶ dispatcher ──▶ modem ──AT/serial──▶ GSM modem
+//!                                                 sms::encode_submit ┘   └ sms::decode (+CMT, +CDS)
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod sms;
