@@ -17,5 +17,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod modem;
+pub mod server;
+pub mod sim;
 pub mod sms;
+pub mod store;

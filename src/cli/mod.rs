@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod daemon;
+pub mod modem;
 pub mod pdu;
+pub mod simulate;
 
 /// smsgate: a self-hosted SMS gateway that drives a USB GSM/LTE modem.
 #[derive(Debug, Parser)]
@@ -19,9 +22,21 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway with a configuration file.
+    Serve(daemon::ServeArgs),
+    /// Run the whole gateway with the built-in simulated modem: no hardware, no configuration.
+    Demo(daemon::DemoArgs),
+    /// Check a configuration file.
+    #[command(subcommand)]
+    Config(daemon::ConfigCommand),
     /// Encode a text into SMS-SUBMIT PDUs, or decode a PDU read off a modem.
     #[command(subcommand)]
     Pdu(pdu::PduCommand),
+    /// Talk to a modem directly, without the daemon: find it, send a test message.
+    #[command(subcommand)]
+    Modem(modem::ModemCommand),
+    /// Run the built-in modem simulator on a pseudo-terminal (for tests, demos and trying things out).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Exit code for bad input (unparseable PDU, invalid number, text too long): the same code clap
@@ -31,6 +46,11 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve(args) => daemon::serve(args),
+        Command::Demo(args) => daemon::demo(args),
+        Command::Config(cmd) => daemon::config(cmd),
         Command::Pdu(cmd) => pdu::run(cmd),
+        Command::Modem(cmd) => modem::run(cmd),
+        Command::Simulate(args) => simulate::run(args),
     }
 }

@@ -1,0 +1,617 @@
+//! `/v1/messages`: create (one or a batch), read, list, cancel, requeue.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, ApiJson, AppState, Caller, FieldError};
+use crate::sms::TextPlan;
+use crate::store::{IdempotencyRecord, ListFilter, Message, Priority, Status};
+
+/// Most messages in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// A new message as posted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    to: String,
+    text: String,
+    send_at: Option<DateTime<FixedOffset>>,
+    expires_at: Option<DateTime<FixedOffset>>,
+    priority: Option<Priority>,
+    reply_options: Option<BTreeMap<String, String>>,
+    callback_url: Option<String>,
+    metadata: Option<Value>,
+    status_report: Option<bool>,
+    /// e.g. "6h": longest acceptable delay past the due time.
+    max_lateness: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    messages: Vec<NewMessage>,
+}
+
+/// Normalises a phone number to E.164 (`+` and digits), with `region` for national input.
+pub fn normalise_number(input: &str, region: Option<&str>) -> Result<String, String> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err("is empty".into());
+    }
+    if trimmed
+        .chars()
+        .any(|c| !(c.is_ascii_digit() || " +-().".contains(c)))
+    {
+        return Err(format!("{trimmed:?} is not a phone number"));
+    }
+    let country = match region {
+        Some(r) => Some(
+            phonenumber::country::Id::from_str(&r.to_ascii_uppercase())
+                .map_err(|_| format!("unknown default region {r:?}"))?,
+        ),
+        None => None,
+    };
+    if !trimmed.starts_with('+') && country.is_none() {
+        return Err(format!(
+            "{trimmed:?} has no country code: write it as +<country><number> (E.164), or set [sms] default_region"
+        ));
+    }
+    // A number written with `+` carries its country: parsing it with a region as well makes the
+    // phonenumber crate strip that region's trunk prefix after the country code
+    // ("+4915…" with region US became "+495…").
+    let country = if trimmed.starts_with('+') {
+        None
+    } else {
+        country
+    };
+    let n = phonenumber::parse(country, trimmed)
+        .map_err(|e| format!("{trimmed:?} is not a phone number ({e})"))?;
+    if !n.is_valid() {
+        return Err(format!("{trimmed:?} is not a valid number for its country"));
+    }
+    Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Checks and turns a posted message into a record. `prefix` names the fields in errors.
+fn build(
+    state: &AppState,
+    caller: &str,
+    input: &NewMessage,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<Message, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut err = |field: &str, detail: String| {
+        errors.push(FieldError {
+            field: format!("{prefix}{field}"),
+            detail,
+        })
+    };
+    let to = normalise_number(&input.to, state.cfg.default_region.as_deref())
+        .map_err(|e| err("to", e))
+        .ok();
+    let plan = if input.text.is_empty() {
+        err("text", "is empty".into());
+        None
+    } else {
+        match TextPlan::new(
+            &input.text,
+            &state.cfg.national_languages,
+            state.cfg.max_parts,
+        ) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                err("text", e.to_string());
+                None
+            }
+        }
+    };
+    let send_at = input.send_at.map(|t| t.with_timezone(&Utc));
+    let expires_at = input.expires_at.map(|t| t.with_timezone(&Utc));
+    if let Some(e) = expires_at {
+        if e <= now {
+            err("expires_at", "is in the past".into());
+        } else if send_at.is_some_and(|s| s >= e) {
+            err("expires_at", "is not after send_at".into());
+        }
+    }
+    if let Some(url) = &input.callback_url {
+        let ok = url.len() <= 2048
+            && (url.starts_with("https://") || url.starts_with("http://"))
+            && url.split("://").nth(1).is_some_and(|r| !r.is_empty());
+        if !ok {
+            err("callback_url", "must be an http:// or https:// URL".into());
+        }
+    }
+    if let Some(opts) = &input.reply_options {
+        if opts.is_empty() || opts.len() > 10 {
+            err("reply_options", "must have 1 to 10 entries".into());
+        }
+        for (k, v) in opts {
+            if k.trim().is_empty() || k.len() > 20 || v.trim().is_empty() || v.len() > 64 {
+                err(
+                    "reply_options",
+                    format!("{k:?}: keys of 1–20 and actions of 1–64 characters"),
+                );
+            }
+        }
+    }
+    if let Some(m) = &input.metadata {
+        if !m.is_object() {
+            err("metadata", "must be a JSON object".into());
+        } else if m.to_string().len() > 4096 {
+            err("metadata", "is larger than 4 KiB".into());
+        }
+    }
+    let max_lateness = match &input.max_lateness {
+        Some(s) => match humantime::parse_duration(s) {
+            Ok(d) => d.as_secs(),
+            Err(e) => {
+                err("max_lateness", format!("{s:?}: {e} (e.g. \"6h\")"));
+                0
+            }
+        },
+        None => state.cfg.max_lateness.as_secs(),
+    };
+    let (Some(to), Some(plan)) = (to, plan) else {
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let scheduled = send_at.is_some_and(|s| s > now);
+    Ok(Message {
+        id: ulid::Ulid::generate().to_string(),
+        to,
+        text: input.text.clone(),
+        encoding: plan.encoding.as_str().to_string(),
+        parts: plan.parts.len() as u8,
+        status: if scheduled {
+            Status::Scheduled
+        } else {
+            Status::Queued
+        },
+        status_reason: None,
+        priority: input.priority.unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+        send_at,
+        expires_at,
+        max_lateness_secs: max_lateness,
+        due_at: send_at.unwrap_or(now).max(now),
+        reply_options: input.reply_options.clone(),
+        callback_url: input.callback_url.clone(),
+        metadata: input.metadata.clone(),
+        status_report: input.status_report.unwrap_or(state.cfg.status_report),
+        attempts: Vec::new(),
+        part_status: Vec::new(),
+        modem: None,
+        sent_at: None,
+        delivered_at: None,
+        created_by: caller.to_string(),
+        history_len: 0,
+        requeued_at: None,
+    })
+}
+
+/// The JSON resource of a message.
+pub fn view(m: &Message) -> Value {
+    json!({
+        "id": m.id,
+        "to": m.to,
+        "text": m.text,
+        "status": m.status.as_str(),
+        "status_reason": m.status_reason,
+        "encoding": m.encoding,
+        "parts": m.parts,
+        "priority": m.priority,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
+        "send_at": m.send_at,
+        "expires_at": m.expires_at,
+        "next_attempt_at": m.status.is_waiting().then_some(m.due_at),
+        "max_lateness_seconds": m.max_lateness_secs,
+        "reply_options": m.reply_options,
+        "callback_url": m.callback_url,
+        "metadata": m.metadata,
+        "status_report": m.status_report,
+        "modem": m.modem,
+        "sent_at": m.sent_at,
+        "delivered_at": m.delivered_at,
+        "part_status": m.part_status,
+        "attempts": m.attempts,
+    })
+}
+
+/// Idempotency: the key scoped to the caller, and the fingerprint of this request.
+fn idempotency_key(headers: &HeaderMap, caller: &str) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Idempotency-Key must be printable ASCII"))?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be 1 to 255 characters",
+        ));
+    }
+    Ok(Some(format!("{caller}\u{0}{key}")))
+}
+
+fn fingerprint(route: &str, body: &Value) -> String {
+    let digest = Sha256::digest(format!("{route}\n{body}").as_bytes());
+    crate::sms::to_hex(&digest)
+}
+
+/// Releases an in-flight idempotency key when the request ends, however it ends.
+struct InFlight<'a> {
+    state: &'a AppState,
+    key: Option<String>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = &self.key
+            && let Ok(mut set) = self.state.in_flight.lock()
+        {
+            set.remove(k);
+        }
+    }
+}
+
+/// Runs `work` once per idempotency key: a retry with the same body gets the first answer, one
+/// with another body gets 409.
+async fn idempotent<F, Fut>(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: &str,
+    route: &str,
+    body: Value,
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Option<(String, String)>) -> Fut,
+    Fut: std::future::Future<Output = Result<(StatusCode, Value), ApiError>>,
+{
+    let key = idempotency_key(headers, caller)?;
+    let print = fingerprint(route, &body);
+    let _guard = match &key {
+        Some(k) => {
+            if let Some(rec) = state.store.idempotency(k)? {
+                if rec.fingerprint != print {
+                    return Err(ApiError::conflict(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request body",
+                    ));
+                }
+                let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
+                let mut resp = (status, axum::Json(rec.body)).into_response();
+                resp.headers_mut().insert(
+                    "idempotent-replayed",
+                    axum::http::HeaderValue::from_static("true"),
+                );
+                return Ok(resp);
+            }
+            let inserted = state
+                .in_flight
+                .lock()
+                .map(|mut s| s.insert(k.clone()))
+                .unwrap_or(false);
+            if !inserted {
+                return Err(ApiError::conflict(
+                    "idempotency_key_in_use",
+                    "a request with this Idempotency-Key is being processed; retry in a moment",
+                ));
+            }
+            InFlight {
+                state,
+                key: Some(k.clone()),
+            }
+        }
+        None => InFlight { state, key: None },
+    };
+    let (status, body) = work(key.map(|k| (k, print))).await?;
+    Ok((status, axum::Json(body)).into_response())
+}
+
+/// `POST /v1/messages`
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let input: NewMessage =
+        serde_path_to_error::deserialize(&body).map_err(|e| json_field_error(&e, ""))?;
+    let st = state.clone();
+    let who = caller.clone();
+    idempotent(
+        &state,
+        &headers,
+        &who,
+        "messages",
+        body,
+        |idem| async move {
+            let now = st.clock.now();
+            let m = build(&st, &caller, &input, "", now).map_err(ApiError::validation)?;
+            let out = view(&m);
+            let rec = idem.map(|(k, print)| {
+                (
+                    k,
+                    IdempotencyRecord {
+                        fingerprint: print,
+                        status: 201,
+                        body: out.clone(),
+                        at: now,
+                    },
+                )
+            });
+            st.store.insert(
+                std::slice::from_ref(&m),
+                rec.as_ref().map(|(k, r)| (k.as_str(), r)),
+            )?;
+            st.store.durable().await?;
+            st.dispatcher.notify();
+            tracing::info!(message_id = %m.id, to = %m.to, parts = m.parts, "message accepted");
+            Ok((StatusCode::CREATED, out))
+        },
+    )
+    .await
+}
+
+fn json_field_error(e: &serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> ApiError {
+    let path = e.path().to_string();
+    let field = if path == "." {
+        "body".to_string()
+    } else {
+        format!("{prefix}{path}")
+    };
+    ApiError::field(&field, e.inner().to_string())
+}
+
+/// `POST /v1/messages/batch`: all or nothing, one flush.
+pub async fn create_batch(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let batch: Batch =
+        serde_path_to_error::deserialize(&body).map_err(|e| json_field_error(&e, ""))?;
+    if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "messages",
+            format!("must hold 1 to {MAX_BATCH} messages"),
+        ));
+    }
+    let st = state.clone();
+    let who = caller.clone();
+    idempotent(&state, &headers, &who, "batch", body, |idem| async move {
+        let now = st.clock.now();
+        let mut records = Vec::with_capacity(batch.messages.len());
+        let mut errors = Vec::new();
+        for (i, m) in batch.messages.iter().enumerate() {
+            match build(&st, &caller, m, &format!("messages[{i}]."), now) {
+                Ok(r) => records.push(r),
+                Err(e) => errors.extend(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        let out = json!({"messages": records.iter().map(view).collect::<Vec<_>>()});
+        let rec = idem.map(|(k, print)| {
+            (
+                k,
+                IdempotencyRecord {
+                    fingerprint: print,
+                    status: 201,
+                    body: out.clone(),
+                    at: now,
+                },
+            )
+        });
+        st.store
+            .insert(&records, rec.as_ref().map(|(k, r)| (k.as_str(), r)))?;
+        st.store.durable().await?;
+        st.dispatcher.notify();
+        tracing::info!(count = records.len(), "batch accepted");
+        Ok((StatusCode::CREATED, out))
+    })
+    .await
+}
+
+/// `GET /v1/messages/{id}`: the message with its history.
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = state
+        .store
+        .get(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
+    let mut v = view(&m);
+    let events = state.store.events(&id)?;
+    v["events"] = json!(events);
+    Ok(axum::Json(v).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    to: Option<String>,
+    since: Option<DateTime<FixedOffset>>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/messages?status=&to=&since=&limit=&cursor=`: newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let status = match q.status.as_deref() {
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::field(
+                "status",
+                format!(
+                    "unknown status {s:?} (one of {})",
+                    Status::ALL.map(Status::as_str).join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let to = match q.to.as_deref() {
+        Some(t) => Some(
+            normalise_number(t, state.cfg.default_region.as_deref())
+                .map_err(|e| ApiError::field("to", e))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 1000"));
+    }
+    if let Some(c) = &q.cursor
+        && crate::store::id_key(c).is_none()
+    {
+        return Err(ApiError::field(
+            "cursor",
+            "is not a cursor returned by this API",
+        ));
+    }
+    let page = state.store.list(&ListFilter {
+        status,
+        to,
+        since: q.since.map(|t| t.with_timezone(&Utc)),
+        after: q.cursor.clone(),
+        limit,
+    })?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|m| m.id.clone()))
+        .flatten();
+    Ok(axum::Json(json!({
+        "messages": page.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": next,
+    }))
+    .into_response())
+}
+
+/// `POST /v1/messages/{id}/cancel`: for anything not yet sending.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (m, changed) = state
+        .store
+        .update(&id, |m| {
+            m.status.is_waiting().then(|| {
+                m.status = Status::Cancelled;
+                m.status_reason = Some("cancelled".into());
+                "cancelled through the API".to_string()
+            })
+        })?
+        .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
+    if !changed && m.status != Status::Cancelled {
+        return Err(ApiError::conflict(
+            "not_cancellable",
+            format!(
+                "the message is {}; only queued or scheduled messages can be cancelled",
+                m.status.as_str()
+            ),
+        ));
+    }
+    state.store.durable().await?;
+    Ok(axum::Json(view(&m)).into_response())
+}
+
+/// `POST /v1/messages/{id}/requeue`: send an `unknown`, `failed`, `expired` or `cancelled`
+/// message again (an admin's decision: an `unknown` one may already be on the phone).
+pub async fn requeue(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let r = state.store.update(&id, |m| {
+        let allowed = matches!(
+            m.status,
+            Status::Unknown | Status::Failed | Status::Expired | Status::Cancelled
+        );
+        if !allowed || m.expires_at.is_some_and(|e| e <= now) {
+            return None;
+        }
+        let was = m.status.as_str();
+        m.status = Status::Queued;
+        m.status_reason = Some("requeued".into());
+        m.due_at = now;
+        m.requeued_at = Some(now);
+        Some(format!("requeued through the API (was {was})"))
+    })?;
+    let (m, changed) = r.ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
+    if !changed {
+        let why = if m.expires_at.is_some_and(|e| e <= now) {
+            "its expires_at has passed; create a new message instead".to_string()
+        } else {
+            format!(
+                "the message is {}; only unknown, failed, expired or cancelled messages can be requeued",
+                m.status.as_str()
+            )
+        };
+        return Err(ApiError::conflict("not_requeueable", why));
+    }
+    state.store.durable().await?;
+    state.dispatcher.notify();
+    Ok(axum::Json(view(&m)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_number;
+
+    #[test]
+    fn numbers_are_normalised_to_e164() {
+        assert_eq!(
+            normalise_number("+1 (202) 555-0123", None).unwrap(),
+            "+12025550123"
+        );
+        assert_eq!(
+            normalise_number("(202) 555-0123", Some("US")).unwrap(),
+            "+12025550123"
+        );
+        assert_eq!(
+            normalise_number("06 12 34 56 78", Some("FR")).unwrap(),
+            "+33612345678"
+        );
+        assert_eq!(
+            normalise_number("+4915112345678", Some("US")).unwrap(),
+            "+4915112345678"
+        );
+        assert!(
+            normalise_number("2025550123", None)
+                .unwrap_err()
+                .contains("default_region")
+        );
+        assert!(
+            normalise_number("+15551234567", None)
+                .unwrap_err()
+                .contains("not a valid number")
+        );
+        assert!(normalise_number("+1202555012a", None).is_err());
+        assert!(normalise_number("", None).is_err());
+        assert!(normalise_number("+", None).is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! The HTTP API (axum): `/v1` behind bearer tokens, health endpoints open.
+//!
+//! Every write is on disk (flushed and fsynced, group commit) before its 2xx answer.
+
+pub mod error;
+mod messages;
+mod system;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+
+use crate::dispatch::{Clock, Dispatcher};
+use crate::modem::ModemHandle;
+use crate::sms::NationalLanguage;
+use crate::store::Store;
+pub use error::{ApiError, FieldError};
+
+/// An API key as kept in memory: its name and the SHA-256 of its token.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// The key's name.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub sha256: [u8; 32],
+}
+
+impl ApiKey {
+    /// From a plain token.
+    pub fn from_token(name: &str, token: &str) -> ApiKey {
+        ApiKey {
+            name: name.to_string(),
+            sha256: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+
+    /// From a hex SHA-256; `None` when it is not 64 hex digits.
+    pub fn from_sha256_hex(name: &str, hex: &str) -> Option<ApiKey> {
+        let bytes = crate::sms::parse_hex(hex).ok()?;
+        Some(ApiKey {
+            name: name.to_string(),
+            sha256: bytes.try_into().ok()?,
+        })
+    }
+}
+
+/// Message defaults the API applies.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Region for numbers without `+`.
+    pub default_region: Option<String>,
+    /// Most parts per message.
+    pub max_parts: usize,
+    /// Ask for delivery reports unless a message says otherwise.
+    pub status_report: bool,
+    /// Default `max_lateness`.
+    pub max_lateness: Duration,
+    /// National language tables the encoder may use.
+    pub national_languages: Vec<NationalLanguage>,
+    /// Largest request body.
+    pub body_limit: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            default_region: None,
+            max_parts: crate::sms::DEFAULT_MAX_PARTS,
+            status_report: true,
+            max_lateness: Duration::from_secs(12 * 3600),
+            national_languages: Vec::new(),
+            body_limit: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// Wakes the dispatcher after writes.
+    pub dispatcher: Dispatcher,
+    /// The modems, for `/v1/modems` and readiness.
+    pub modems: Arc<Vec<ModemHandle>>,
+    /// API keys.
+    pub keys: Arc<Vec<ApiKey>>,
+    /// Defaults.
+    pub cfg: Arc<ApiConfig>,
+    /// The clock.
+    pub clock: Clock,
+    /// Idempotency keys being processed now (a concurrent retry gets 409, not a duplicate).
+    pub in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
+/// JSON body extractor whose rejections are problem details (400, 413, 415, 422).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}
+
+/// Compares the presented token's hash with every key, in constant time per key and without
+/// stopping at the first match, so timing tells nothing about which key or how much matched.
+fn authenticate(keys: &[ApiKey], token: &str) -> Option<String> {
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let mut found = None;
+    for k in keys {
+        let diff = k
+            .sha256
+            .iter()
+            .zip(digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff == 0 && found.is_none() {
+            found = Some(k.name.clone());
+        }
+    }
+    found
+}
+
+async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = match header {
+        Some(h) if h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ") => h[7..].trim(),
+        Some(_) => {
+            return axum::response::IntoResponse::into_response(ApiError::unauthorized(
+                "use `Authorization: Bearer <token>`",
+            ));
+        }
+        None => {
+            return axum::response::IntoResponse::into_response(ApiError::unauthorized(
+                "missing `Authorization: Bearer <token>` header",
+            ));
+        }
+    };
+    match authenticate(&state.keys, token) {
+        Some(name) => {
+            req.extensions_mut().insert(Caller(name));
+            next.run(req).await
+        }
+        None => {
+            axum::response::IntoResponse::into_response(ApiError::unauthorized("unknown token"))
+        }
+    }
+}
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.cfg.body_limit;
+    let v1 = Router::new()
+        .route("/messages", post(messages::create).get(messages::list))
+        .route("/messages/batch", post(messages::create_batch))
+        .route("/messages/{id}", get(messages::get_one))
+        .route("/messages/{id}/cancel", post(messages::cancel))
+        .route("/messages/{id}/requeue", post(messages::requeue))
+        .route("/modems", get(system::modems))
+        .route("/stats", get(system::stats))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .fallback(system::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_by_hash() {
+        let keys = vec![
+            ApiKey::from_token("a", "token-number-one-1234"),
+            ApiKey::from_token("b", "token-number-two-1234"),
+        ];
+        assert_eq!(
+            authenticate(&keys, "token-number-two-1234").as_deref(),
+            Some("b")
+        );
+        assert_eq!(authenticate(&keys, "token-number-two-123"), None);
+        assert_eq!(authenticate(&keys, ""), None);
+        let hex = "a".repeat(64);
+        assert!(ApiKey::from_sha256_hex("h", &hex).is_some());
+        assert!(ApiKey::from_sha256_hex("h", "abc").is_none());
+    }
+}

@@ -1,0 +1,248 @@
+//! `smsgate serve`, `smsgate demo`, `smsgate config check`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use tokio::sync::oneshot;
+
+use crate::api::{ApiConfig, ApiKey};
+use crate::config::Config;
+use crate::dispatch::{Clock, DispatchConfig};
+use crate::modem::ModemConfig;
+use crate::server::{Gateway, shutdown_signal};
+use crate::sim::{SimConfig, Simulator};
+
+/// Log output.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line (for journald/Loki).
+    Json,
+}
+
+/// Starts tracing: `RUST_LOG` filters (default `info`), human or JSON lines on stderr.
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sled=warn,axum=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Arguments of `smsgate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "/etc/smsgate/smsgate.toml")]
+    pub config: PathBuf,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// Arguments of `smsgate demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Keep the store here instead of a temporary directory (kept across runs).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// API token to use (default: a new random one).
+    #[arg(long, env = "SMSGATE_DEMO_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Simulated network time per message.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub latency: std::time::Duration,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// `smsgate config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file: every key, type and value; prints what is wrong and where.
+    Check {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+/// `smsgate serve --config PATH`
+pub fn serve(args: ServeArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(super::EXIT_BAD_INPUT);
+        }
+    };
+    if cfg.api_keys.is_empty() {
+        eprintln!(
+            "error: {}: no [[api_keys]]: nobody could use the API. Add one with a token of at least 16 characters",
+            args.config.display()
+        );
+        return ExitCode::from(super::EXIT_BAD_INPUT);
+    }
+    let gw = match Gateway::from_config(&cfg) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.config.display());
+            return ExitCode::from(super::EXIT_BAD_INPUT);
+        }
+    };
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async {
+        let shutdown = shutdown_signal();
+        match gw.run(shutdown, None).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "smsgate stopped");
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// `smsgate config check PATH`
+pub fn config(cmd: ConfigCommand) -> ExitCode {
+    match cmd {
+        ConfigCommand::Check { path } => match Config::load(&path) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} API key(s), {} modem(s), store in {})",
+                    path.display(),
+                    c.api_keys.len(),
+                    c.modems.len(),
+                    c.storage.path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(super::EXIT_BAD_INPUT)
+            }
+        },
+    }
+}
+
+/// `smsgate demo`: the whole gateway with the built-in simulated modem, no hardware, no config.
+pub fn demo(args: DemoArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async {
+        let tmp;
+        let data = match &args.data {
+            Some(d) => d.clone(),
+            None => match tempfile::Builder::new().prefix("smsgate-demo-").tempdir() {
+                Ok(t) => {
+                    tmp = t;
+                    tmp.path().to_path_buf()
+                }
+                Err(e) => {
+                    eprintln!("error: cannot create a temporary directory: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
+        let log = data.join("simulator-sent.jsonl");
+        let sim = match Simulator::start(SimConfig {
+            latency: args.latency,
+            log: Some(log.clone()),
+            status_reports: Some(std::time::Duration::from_secs(2)),
+            ..SimConfig::default()
+        })
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot start the simulated modem: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let token = args.token.clone().unwrap_or_else(|| {
+            (0..24).map(|_| format!("{:02x}", fastrand::u8(..))).collect()
+        });
+        let gw = Gateway {
+            listen: args.listen,
+            store_path: data.join("store"),
+            cache_mb: 32,
+            keys: vec![ApiKey::from_token("demo", &token)],
+            modems: vec![ModemConfig::new("simulated", sim.path().display().to_string())],
+            api: ApiConfig::default(),
+            dispatch: DispatchConfig::default(),
+            clock: Clock::system(),
+        };
+        let shutdown = shutdown_signal();
+        let (tx, rx) = oneshot::channel();
+        let run = tokio::spawn(gw.run(shutdown.clone(), Some(tx)));
+        let Ok(addr) = rx.await else {
+            return match run.await {
+                Ok(Err(e)) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::FAILURE,
+            };
+        };
+        let base = format!("http://{addr}");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "smsgate demo: the gateway with a simulated modem on {}\n\
+             API: {base}/v1\n\
+             token: {token}\n\
+             data: {} (messages the simulated network delivered: {})\n\n\
+             Try it:\n\
+             curl -s -X POST {base}/v1/messages \\\n  -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  -d '{{\"to\": \"+12025550123\", \"text\": \"Invoice INV-1042: $120.50 due Dec 1. Reply 1 for a call.\"}}'\n\
+             curl -s {base}/v1/messages -H 'Authorization: Bearer {token}'\n\n\
+             Ctrl-C stops it.",
+            sim.path().display(),
+            data.display(),
+            log.display(),
+        );
+        drop(out);
+        let code = match run.await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+            Err(_) => ExitCode::FAILURE,
+        };
+        sim.shutdown().await;
+        code
+    })
+}

@@ -1,0 +1,578 @@
+//! The configuration file: one typed struct, parsed from TOML with unknown keys rejected, then
+//! checked as a whole. Every error names the file, the key and its line.
+//!
+//! Secrets may come from the environment instead of the file: `SMSGATE_API_KEY_<NAME>` (a key's
+//! token), `SMSGATE_MODEM_<NAME>_PIN` (a modem's PIN), where `<NAME>` is the configured name in
+//! upper case with every other character than A–Z and 0–9 turned into `_`.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::modem::ModemConfig;
+use crate::sms::NationalLanguage;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP API.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Where messages are kept.
+    pub storage: StorageConfig,
+    /// Who may call the API.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Message defaults.
+    #[serde(default)]
+    pub sms: SmsConfig,
+    /// Queue and retry policy.
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// The modems.
+    #[serde(default)]
+    pub modems: Vec<ModemSection>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+            body_limit: default_body_limit(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_body_limit() -> usize {
+    4 * 1024 * 1024
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of the message store (created if missing).
+    pub path: PathBuf,
+    /// Memory the store may use as cache, in MiB.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+fn default_cache_mb() -> u64 {
+    64
+}
+
+/// `[[api_keys]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// A name for logs ("billing").
+    pub name: String,
+    /// The bearer token, at least 16 characters.
+    pub token: Option<String>,
+    /// Or its SHA-256 in hex, so the file holds no secret.
+    pub token_sha256: Option<String>,
+}
+
+/// `[sms]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// Region for numbers written without `+` (ISO 3166 code, e.g. "US", "GB").
+    pub default_region: Option<String>,
+    /// Most parts one text may take.
+    #[serde(default = "default_max_parts")]
+    pub max_parts: usize,
+    /// Ask for delivery reports unless a message says otherwise.
+    #[serde(default = "default_true")]
+    pub status_report: bool,
+    /// TP-VP validity period for sent messages (e.g. "3d"); the SMSC's default when absent.
+    #[serde(default, with = "humantime_serde")]
+    pub validity: Option<Duration>,
+    /// National language tables the encoder may use ("turkish", "spanish", "portuguese").
+    #[serde(default)]
+    pub national_languages: Vec<String>,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            default_region: None,
+            max_parts: default_max_parts(),
+            status_report: true,
+            validity: None,
+            national_languages: Vec::new(),
+        }
+    }
+}
+
+fn default_max_parts() -> usize {
+    crate::sms::DEFAULT_MAX_PARTS
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[queue]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Attempts before a message that keeps failing with retryable errors is `failed`.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt, with jitter.
+    #[serde(default = "default_backoff", with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+    /// A message that could only go out later than this after its due time is `expired` with
+    /// reason `too_late` instead (no stale bursts after an outage).
+    #[serde(default = "default_max_lateness", with = "humantime_serde")]
+    pub max_lateness: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_attempts: default_max_attempts(),
+            retry_backoff: default_backoff(),
+            retry_backoff_max: default_backoff_max(),
+            max_lateness: default_max_lateness(),
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    5
+}
+
+fn default_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+fn default_max_lateness() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+
+/// `[[modems]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemSection {
+    /// A name for logs, metrics and the API.
+    pub name: String,
+    /// Serial device (`/dev/ttyUSB2`, `/dev/serial/by-id/…`) or `tcp://host:port`.
+    pub port: String,
+    /// Baud rate.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// SIM PIN (or `SMSGATE_MODEM_<NAME>_PIN`).
+    pub pin: Option<String>,
+    /// SMSC number to set when the SIM has none.
+    pub smsc: Option<String>,
+    /// Timeout of ordinary AT commands.
+    #[serde(default = "default_command_timeout", with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Wait for the network to accept a part after the PDU.
+    #[serde(default = "default_send_timeout", with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// Registration and signal polling interval.
+    #[serde(default = "default_health_interval", with = "humantime_serde")]
+    pub health_interval: Duration,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+fn default_command_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_send_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_health_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl ModemSection {
+    /// The driver configuration for this modem.
+    pub fn driver_config(&self) -> ModemConfig {
+        let mut c = ModemConfig::new(&self.name, &self.port);
+        c.baud = self.baud;
+        c.pin = self.pin.clone();
+        c.smsc = self.smsc.clone();
+        c.command_timeout = self.command_timeout;
+        c.send_timeout = self.send_timeout;
+        c.health_interval = self.health_interval;
+        c
+    }
+}
+
+/// A configuration error: what, where.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The problem, with the key and line.
+    pub message: String,
+}
+
+impl Config {
+    /// Reads, parses and checks a configuration file, applying environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&src, &path.display().to_string(), |k| std::env::var(k).ok())
+    }
+
+    /// Parses and checks configuration text. `env` looks up environment overrides.
+    pub fn parse(
+        src: &str,
+        file: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            file: file.to_string(),
+            message,
+        };
+        let mut cfg: Config = toml::from_str(src).map_err(|e| err(one_line(&e.to_string())))?;
+        for k in &mut cfg.api_keys {
+            if let Some(t) = env(&format!("SMSGATE_API_KEY_{}", env_name(&k.name))) {
+                k.token = Some(t);
+                k.token_sha256 = None;
+            }
+        }
+        for m in &mut cfg.modems {
+            if let Some(p) = env(&format!("SMSGATE_MODEM_{}_PIN", env_name(&m.name))) {
+                m.pin = Some(p);
+            }
+        }
+        cfg.check(src).map_err(err)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, src: &str) -> Result<(), String> {
+        let at = |section: &str, index: Option<usize>, key: &str, msg: String| {
+            let place = match index {
+                Some(i) => format!("[[{section}]] #{} `{key}`", i + 1),
+                None => format!("[{section}] `{key}`"),
+            };
+            match locate(src, section, index, key) {
+                Some(line) => format!("{place} (line {line}): {msg}"),
+                None => format!("{place}: {msg}"),
+            }
+        };
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            return Err(at(
+                "http",
+                None,
+                "listen",
+                format!(
+                    "{:?} is not an address:port such as \"127.0.0.1:8080\"",
+                    self.http.listen
+                ),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, k) in self.api_keys.iter().enumerate() {
+            if k.name.trim().is_empty() || !names.insert(k.name.clone()) {
+                return Err(at(
+                    "api_keys",
+                    Some(i),
+                    "name",
+                    "must be non-empty and unique".into(),
+                ));
+            }
+            match (&k.token, &k.token_sha256) {
+                (Some(t), None) if t.chars().count() < 16 => {
+                    return Err(at(
+                        "api_keys",
+                        Some(i),
+                        "token",
+                        "must be at least 16 characters (e.g. `openssl rand -hex 24`)".into(),
+                    ));
+                }
+                (Some(_), None) => {}
+                (None, Some(h)) => {
+                    if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                        return Err(at(
+                            "api_keys",
+                            Some(i),
+                            "token_sha256",
+                            "must be 64 hex digits (`printf %s TOKEN | sha256sum`)".into(),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(at(
+                        "api_keys",
+                        Some(i),
+                        "token",
+                        "give exactly one of `token` and `token_sha256`".into(),
+                    ));
+                }
+            }
+        }
+        if !(1..=255).contains(&self.sms.max_parts) {
+            return Err(at("sms", None, "max_parts", "must be 1 to 255".into()));
+        }
+        if let Some(r) = &self.sms.default_region
+            && (r.len() != 2 || !r.chars().all(|c| c.is_ascii_alphabetic()))
+        {
+            return Err(at(
+                "sms",
+                None,
+                "default_region",
+                format!("{r:?} is not a two-letter region code such as \"US\""),
+            ));
+        }
+        if let Err(e) = self.national_languages() {
+            return Err(at("sms", None, "national_languages", e));
+        }
+        if self.queue.max_attempts == 0 {
+            return Err(at(
+                "queue",
+                None,
+                "max_attempts",
+                "must be at least 1".into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, m) in self.modems.iter().enumerate() {
+            if m.name.trim().is_empty() || !names.insert(m.name.clone()) {
+                return Err(at(
+                    "modems",
+                    Some(i),
+                    "name",
+                    "must be non-empty and unique".into(),
+                ));
+            }
+            if m.port.trim().is_empty() {
+                return Err(at(
+                    "modems",
+                    Some(i),
+                    "port",
+                    "must name a device or tcp://host:port".into(),
+                ));
+            }
+            if let Some(p) = &m.pin
+                && (!(4..=8).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_digit()))
+            {
+                return Err(at("modems", Some(i), "pin", "must be 4 to 8 digits".into()));
+            }
+            if m.send_timeout < Duration::from_secs(1)
+                || m.command_timeout < Duration::from_millis(100)
+            {
+                return Err(at(
+                    "modems",
+                    Some(i),
+                    "send_timeout",
+                    "timeouts that short would cut real sends off".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The national languages named in `[sms]`.
+    pub fn national_languages(&self) -> Result<Vec<NationalLanguage>, String> {
+        self.sms
+            .national_languages
+            .iter()
+            .map(|l| match l.to_ascii_lowercase().as_str() {
+                "turkish" => Ok(NationalLanguage::Turkish),
+                "spanish" => Ok(NationalLanguage::Spanish),
+                "portuguese" => Ok(NationalLanguage::Portuguese),
+                other => Err(format!(
+                    "unknown language {other:?} (turkish, spanish or portuguese)"
+                )),
+            })
+            .collect()
+    }
+}
+
+/// `billing-2` → `BILLING_2`.
+pub fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "|")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The line (1-based) of `key` in `[section]` or in the `index`-th `[[section]]`.
+fn locate(src: &str, section: &str, index: Option<usize>, key: &str) -> Option<usize> {
+    let header = match index {
+        Some(_) => format!("[[{section}]]"),
+        None => format!("[{section}]"),
+    };
+    let mut seen = 0usize;
+    let mut inside = false;
+    for (n, line) in src.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = false;
+            if t.starts_with(&header) {
+                if index.is_none_or(|i| i == seen) {
+                    inside = true;
+                }
+                seen += 1;
+            }
+            continue;
+        }
+        if inside {
+            let k = t.split('=').next().unwrap_or("").trim();
+            if k == key {
+                return Some(n + 1);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[http]
+listen = "127.0.0.1:8080"
+[storage]
+path = "/tmp/x"
+[[api_keys]]
+name = "billing"
+token = "0123456789abcdef0123"
+[[modems]]
+name = "office-sim"
+port = "/dev/ttyUSB2"
+pin = "1234"
+[[modems]]
+name = "second"
+port = "tcp://127.0.0.1:7000"
+"#;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, "smsgate.toml", |_| None)
+    }
+
+    #[test]
+    fn parses_a_good_file() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.modems.len(), 2);
+        assert_eq!(c.modems[0].baud, 115_200);
+        assert_eq!(c.modems[1].send_timeout, Duration::from_secs(60));
+        assert_eq!(c.sms.max_parts, 6);
+        assert_eq!(c.queue.max_lateness, Duration::from_secs(12 * 3600));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let e = parse(
+            &GOOD
+                .replace("baud", "bauds")
+                .replace("pin = \"1234\"", "pni = \"1234\""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("pni") && e.contains("line 12"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key_and_line() {
+        let e = parse(&GOOD.replace("\"1234\"", "\"12\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[modems]] #1 `pin` (line 12)"), "{e}");
+        let e = parse(&GOOD.replace("tcp://127.0.0.1:7000", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[[modems]] #2 `port` (line 15)"), "{e}");
+        let e = parse(&GOOD.replace("0123456789abcdef0123", "short"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`token` (line 8)"), "{e}");
+        let e = parse(&GOOD.replace("127.0.0.1:8080", "localhost"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[http] `listen` (line 3)"), "{e}");
+        let e = parse(&GOOD.replace("name = \"second\"", "name = \"office-sim\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unique"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_secrets() {
+        let c = Config::parse(GOOD, "f", |k| match k {
+            "SMSGATE_API_KEY_BILLING" => Some("from-the-environment-123".into()),
+            "SMSGATE_MODEM_OFFICE_SIM_PIN" => Some("4321".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            c.api_keys[0].token.as_deref(),
+            Some("from-the-environment-123")
+        );
+        assert_eq!(c.modems[0].pin.as_deref(), Some("4321"));
+        assert_eq!(env_name("office-sim"), "OFFICE_SIM");
+    }
+}
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    /// The example shipped in config/ must always parse and pass the checks.
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/smsgate.toml");
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.api_keys.len(), 1);
+        assert_eq!(cfg.modems.len(), 1);
+        assert_eq!(cfg.http.listen, "127.0.0.1:8080");
+        assert_eq!(cfg.queue.retry_backoff, Duration::from_secs(30));
+    }
+}

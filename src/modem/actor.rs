@@ -1,0 +1,990 @@
+//! The driver task: one task owns one port for its whole life. Sends and commands come in through
+//! a channel; inbound messages, status reports and state changes go out as [`ModemEvent`]s.
+//!
+//! The task loops: open the port → initialise → serve until the port is lost or the modem stops
+//! answering → back off → open again. A command that times out starts the recovery ladder: ESC and
+//! `AT` (the modem may be stuck in a prompt), re-initialisation, then closing and reopening the
+//! port. Inbound messages are deleted from the SIM only after the consumer acknowledges that it
+//! stored them.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio_util::sync::CancellationToken;
+
+use super::at::{AtPort, Response, SendFailure, UrcEvent};
+use super::codec::Urc;
+use super::error::ModemError;
+use super::info::{self, ModemInfo, ModemState, ModemStatus, Registration};
+use super::init::{self, PinGuard};
+use crate::sms::{self, EncodedPart, SubmitOptions};
+
+/// How to reach and drive one modem.
+#[derive(Debug, Clone)]
+pub struct ModemConfig {
+    /// A name for logs, metrics and the API.
+    pub name: String,
+    /// A serial device path (`/dev/ttyUSB2`, `/dev/serial/by-id/…`) or `tcp://host:port` for a
+    /// modem behind a raw TCP serial server.
+    pub port: String,
+    /// Baud rate (USB modems ignore it).
+    pub baud: u32,
+    /// SIM PIN, entered once when the SIM asks; never retried after the SIM refuses it.
+    pub pin: Option<String>,
+    /// SMSC to set when the SIM has none (`+CMS ERROR 330` otherwise).
+    pub smsc: Option<String>,
+    /// Timeout of ordinary commands.
+    pub command_timeout: Duration,
+    /// Wait for the `> ` prompt after `AT+CMGS`.
+    pub prompt_timeout: Duration,
+    /// Wait for `+CMGS:` after the PDU: the network's time, seconds on real modems.
+    pub send_timeout: Duration,
+    /// How long to wait for the SIM and the SMS service after power-up.
+    pub ready_timeout: Duration,
+    /// Registration and signal polling while idle.
+    pub health_interval: Duration,
+    /// A full `AT+CMGL` sweep of the SIM store, to catch messages whose `+CMTI` was missed.
+    pub sweep_interval: Duration,
+    /// Longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+impl ModemConfig {
+    /// Defaults for a modem on `port`.
+    pub fn new(name: impl Into<String>, port: impl Into<String>) -> Self {
+        ModemConfig {
+            name: name.into(),
+            port: port.into(),
+            baud: 115_200,
+            pin: None,
+            smsc: None,
+            command_timeout: Duration::from_secs(5),
+            prompt_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(60),
+            ready_timeout: Duration::from_secs(60),
+            health_interval: Duration::from_secs(30),
+            sweep_interval: Duration::from_secs(600),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where an inbound message or report came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Stored in the modem at this memory and index; deleted after the acknowledgement.
+    Stored {
+        /// `SM`, `ME`, `MT`, `SR`.
+        memory: String,
+        /// The index.
+        index: u32,
+    },
+    /// Delivered directly (`+CMT` / `+CDS`); acknowledged to the network with `AT+CNMA` when the
+    /// modem needs it.
+    Direct,
+}
+
+/// An inbound SMS part, as received. The consumer stores it and then calls [`Inbound::ack`];
+/// only then is it deleted from the SIM. Without an ack it stays and is offered again after a
+/// restart (the consumer deduplicates by modem and PDU).
+#[derive(Debug)]
+pub struct Inbound {
+    /// The modem's name.
+    pub modem: String,
+    /// Where it came from.
+    pub source: Source,
+    /// The raw PDU (SMSC field first), kept whatever the decoding says.
+    pub pdu: Vec<u8>,
+    /// The decoded PDU, or why it could not be decoded.
+    pub decoded: Result<sms::Pdu, sms::DecodeError>,
+    ack: Option<AckToken>,
+}
+
+impl Inbound {
+    /// Says the message is stored durably: the driver may delete it from the modem.
+    pub fn ack(mut self) {
+        if let Some(a) = self.ack.take() {
+            let _ = a.tx.send(a.source);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AckToken {
+    tx: mpsc::UnboundedSender<Source>,
+    source: Source,
+}
+
+/// What the driver tells its owner.
+#[derive(Debug)]
+pub enum ModemEvent {
+    /// An SMS-DELIVER (or an undecodable PDU) arrived.
+    Message(Inbound),
+    /// An SMS-STATUS-REPORT arrived (`decoded` holds `Pdu::StatusReport` when it decoded).
+    StatusReport(Inbound),
+    /// The modem's state changed.
+    State {
+        /// The modem's name.
+        modem: String,
+        /// The new state.
+        state: ModemState,
+        /// Why, for `down`.
+        reason: Option<String>,
+    },
+}
+
+/// The outcome of one part of a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartOutcome {
+    /// Accepted by the network with this TP-MR.
+    Sent {
+        /// The modem's message reference (`+CMGS: <mr>`).
+        message_reference: u8,
+    },
+    /// Failed. `maybe_sent`: the failure came after the PDU was handed over.
+    Failed {
+        /// What happened.
+        error: ModemError,
+        /// Whether the network may have it anyway.
+        maybe_sent: bool,
+    },
+    /// Not tried because an earlier part failed.
+    NotAttempted,
+}
+
+enum Request {
+    Send {
+        parts: Vec<EncodedPart>,
+        reply: oneshot::Sender<Result<Vec<PartOutcome>, ModemError>>,
+    },
+    Command {
+        command: String,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Response, ModemError>>,
+    },
+}
+
+/// A cheap, cloneable handle to a running driver.
+#[derive(Clone)]
+pub struct ModemHandle {
+    name: String,
+    tx: mpsc::Sender<Request>,
+    status: watch::Receiver<ModemStatus>,
+    concat_reference: Arc<AtomicU8>,
+}
+
+impl ModemHandle {
+    /// The modem's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> ModemStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch(&self) -> watch::Receiver<ModemStatus> {
+        self.status.clone()
+    }
+
+    /// Waits until the modem is up, or `timeout` passes. Returns whether it is up.
+    pub async fn wait_up(&self, timeout: Duration) -> bool {
+        let mut rx = self.status.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|s| s.state == ModemState::Up))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The next 8-bit concatenation reference for a multi-part message from this modem.
+    pub fn next_concat_reference(&self) -> u8 {
+        self.concat_reference.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends already-encoded parts back to back. `Err` means nothing was attempted (modem not up,
+    /// driver stopped); otherwise one outcome per part.
+    pub async fn send_parts(
+        &self,
+        parts: Vec<EncodedPart>,
+    ) -> Result<Vec<PartOutcome>, ModemError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Send { parts, reply })
+            .await
+            .map_err(|_| ModemError::Stopped)?;
+        rx.await.map_err(|_| ModemError::Stopped)?
+    }
+
+    /// Encodes `text` for `to` (with a fresh concatenation reference) and sends it.
+    pub async fn send_text(
+        &self,
+        to: &str,
+        text: &str,
+        opts: &SubmitOptions,
+    ) -> Result<Vec<PartOutcome>, SendTextError> {
+        let opts = SubmitOptions {
+            concat_reference: self.next_concat_reference(),
+            ..opts.clone()
+        };
+        let msg = sms::encode_submit(to, text, &opts).map_err(SendTextError::Encode)?;
+        self.send_parts(msg.parts)
+            .await
+            .map_err(SendTextError::Modem)
+    }
+
+    /// Runs a raw AT command (for admin tools: USSD, diagnostics).
+    pub async fn command(&self, command: &str, timeout: Duration) -> Result<Response, ModemError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Command {
+                command: command.to_string(),
+                timeout,
+                reply,
+            })
+            .await
+            .map_err(|_| ModemError::Stopped)?;
+        rx.await.map_err(|_| ModemError::Stopped)?
+    }
+}
+
+/// Why [`ModemHandle::send_text`] failed before any part went out.
+#[derive(Debug, thiserror::Error)]
+pub enum SendTextError {
+    /// The text or number cannot be encoded.
+    #[error(transparent)]
+    Encode(sms::EncodeError),
+    /// The modem is not available.
+    #[error(transparent)]
+    Modem(ModemError),
+}
+
+/// Starts the driver task. Events go to `events` (the task waits when it is full, so nothing is
+/// dropped); the task stops when `cancel` fires.
+pub fn spawn(
+    cfg: ModemConfig,
+    events: mpsc::Sender<ModemEvent>,
+    cancel: CancellationToken,
+) -> (ModemHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(64);
+    let status = ModemStatus {
+        name: cfg.name.clone(),
+        port: cfg.port.clone(),
+        ..ModemStatus::default()
+    };
+    let (status_tx, status_rx) = watch::channel(status);
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let handle = ModemHandle {
+        name: cfg.name.clone(),
+        tx,
+        status: status_rx,
+        concat_reference: Arc::new(AtomicU8::new(fastrand::u8(..))),
+    };
+    let actor = Actor {
+        cfg,
+        events,
+        requests: rx,
+        status: status_tx,
+        ack_tx,
+        ack_rx,
+        cancel,
+        pin: PinGuard::default(),
+        reads: VecDeque::new(),
+        awaiting_ack: HashSet::new(),
+        memory: None,
+        cnma: false,
+        last_send: None,
+        sweep_due: false,
+    };
+    let task = tokio::spawn(actor.run());
+    (handle, task)
+}
+
+/// Any stream the driver can speak AT over.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Opens a port: a serial device, or `tcp://host:port`.
+pub async fn open_port(port: &str, baud: u32) -> Result<Box<dyn Stream>, ModemError> {
+    if let Some(addr) = port.strip_prefix("tcp://") {
+        let s = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        .map_err(|_| ModemError::Open {
+            port: port.to_string(),
+            reason: "connection timed out".into(),
+        })?
+        .map_err(|e| ModemError::Open {
+            port: port.to_string(),
+            reason: e.to_string(),
+        })?;
+        let _ = s.set_nodelay(true);
+        return Ok(Box::new(s));
+    }
+    use tokio_serial::SerialPortBuilderExt;
+    let s = tokio_serial::new(port, baud)
+        .open_native_async()
+        .map_err(|e| ModemError::Open {
+            port: port.to_string(),
+            reason: super::probe::explain_open_error(&e),
+        })?;
+    Ok(Box::new(s))
+}
+
+/// Why `serve` returned.
+enum Exit {
+    Cancelled,
+    Lost(ModemError),
+}
+
+struct Actor {
+    cfg: ModemConfig,
+    events: mpsc::Sender<ModemEvent>,
+    requests: mpsc::Receiver<Request>,
+    status: watch::Sender<ModemStatus>,
+    ack_tx: mpsc::UnboundedSender<Source>,
+    ack_rx: mpsc::UnboundedReceiver<Source>,
+    cancel: CancellationToken,
+    pin: PinGuard,
+    /// Stored messages/reports to read: (memory, index, is_report).
+    reads: VecDeque<(String, u32, bool)>,
+    /// Handed to the consumer, not yet acknowledged: not read again.
+    awaiting_ack: HashSet<(String, u32)>,
+    /// The memory `AT+CPMS` last selected for reading.
+    memory: Option<String>,
+    /// Direct deliveries need `AT+CNMA` (`AT+CSMS` service 1).
+    cnma: bool,
+    last_send: Option<Instant>,
+    /// A full sweep of the message store is wanted (storage full reported).
+    sweep_due: bool,
+}
+
+/// Errors that end serving: the port is gone or the modem does not answer.
+fn is_fatal(e: &ModemError) -> bool {
+    matches!(e, ModemError::PortLost(_) | ModemError::Timeout { .. })
+}
+
+impl Actor {
+    fn set_state(&mut self, state: ModemState, reason: Option<String>) {
+        let mut changed = false;
+        self.status.send_if_modified(|s| {
+            changed = s.state != state || (reason.is_some() && s.last_error != reason);
+            s.state = state;
+            if reason.is_some() {
+                s.last_error = reason.clone();
+            }
+            changed
+        });
+        if changed {
+            match state {
+                ModemState::Down => {
+                    tracing::warn!(modem = %self.cfg.name, reason = reason.as_deref().unwrap_or(""), "modem down")
+                }
+                _ => tracing::info!(modem = %self.cfg.name, state = state.as_str(), "modem state"),
+            }
+            // Best effort: a full event channel must not stall state reporting forever.
+            let _ = self.events.try_send(ModemEvent::State {
+                modem: self.cfg.name.clone(),
+                state,
+                reason,
+            });
+        }
+    }
+
+    fn update_info(&self, f: impl FnOnce(&mut ModemInfo)) {
+        self.status.send_modify(|s| f(&mut s.info));
+    }
+
+    async fn run(mut self) {
+        let mut backoff = Duration::from_millis(250);
+        while !self.cancel.is_cancelled() {
+            self.set_state(ModemState::Connecting, None);
+            let stream = match open_port(&self.cfg.port, self.cfg.baud).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.set_state(ModemState::Down, Some(e.to_string()));
+                    if self.idle_wait(backoff).await {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(self.cfg.max_backoff);
+                    continue;
+                }
+            };
+            let mut at = AtPort::new(stream);
+            self.set_state(ModemState::Initialising, None);
+            if let Err(e) = self.initialise(&mut at).await {
+                self.set_state(ModemState::Down, Some(e.to_string()));
+                drop(at);
+                if self.idle_wait(backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(self.cfg.max_backoff);
+                continue;
+            }
+            backoff = Duration::from_millis(250);
+            self.set_state(ModemState::Up, None);
+            match self.serve(&mut at).await {
+                Exit::Cancelled => break,
+                Exit::Lost(e) => {
+                    self.set_state(ModemState::Down, Some(e.to_string()));
+                    drop(at);
+                    self.memory = None;
+                    if self.idle_wait(backoff).await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.set_state(ModemState::Stopped, None);
+        // Answer whatever is still queued.
+        self.requests.close();
+        while let Some(r) = self.requests.recv().await {
+            reject(r, ModemError::Stopped);
+        }
+    }
+
+    /// Waits `d` while answering requests with "not ready". Returns `true` when cancelled.
+    async fn idle_wait(&mut self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return true,
+                _ = tokio::time::sleep_until(until) => return false,
+                r = self.requests.recv() => match r {
+                    Some(r) => {
+                        let why = self.status.borrow().last_error.clone().unwrap_or_else(|| "connecting".into());
+                        reject(r, ModemError::NotReady(why));
+                    }
+                    None => return true,
+                },
+            }
+        }
+    }
+
+    async fn initialise<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+    ) -> Result<(), ModemError> {
+        let t = self.cfg.command_timeout;
+        init::sync(at, t).await?;
+        init::basic_settings(at, t).await?;
+        let sim = init::unlock_sim(
+            at,
+            self.cfg.pin.as_deref(),
+            &mut self.pin,
+            t,
+            self.cfg.ready_timeout,
+        )
+        .await;
+        let sim = match sim {
+            Ok(s) => s,
+            Err(e) => {
+                self.update_info(|i| i.sim = Some(e.to_string()));
+                return Err(e);
+            }
+        };
+        init::wait_sms_ready(at, t, self.cfg.ready_timeout).await?;
+        let mut info = ModemInfo {
+            sim: Some(sim),
+            ..ModemInfo::default()
+        };
+        // Direct deliveries need AT+CNMA when the SMS service is phase 2+ (AT+CSMS=1).
+        self.cnma = match at.command("AT+CSMS?", t).await {
+            Ok(r) => r
+                .value("+CSMS:")
+                .and_then(|v| info::fields(v).first().cloned())
+                .is_some_and(|s| s == "1"),
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(_) => false,
+        };
+        init::configure_sms(at, t, self.cfg.smsc.as_deref(), &mut info).await?;
+        init::identify(at, t, &mut info).await?;
+        init::network(at, t, &mut info).await?;
+        self.memory = info.storage.as_ref().and_then(|s| s.memory.clone());
+        tracing::info!(
+            modem = %self.cfg.name,
+            manufacturer = info.manufacturer.as_deref().unwrap_or("?"),
+            model = info.model.as_deref().unwrap_or("?"),
+            operator = info.operator.as_deref().unwrap_or("?"),
+            cnmi = info.cnmi.as_deref().unwrap_or("none"),
+            "modem initialised"
+        );
+        self.status.send_modify(|s| s.info = info);
+        // URCs that came during initialisation: boot banners are stale now; keep the rest.
+        for ev in at.take_urcs() {
+            if !matches!(ev.urc, Urc::Boot(_) | Urc::Ready(_)) {
+                self.on_urc(ev).await?;
+            }
+        }
+        self.sweep(at).await?;
+        Ok(())
+    }
+
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, at: &mut AtPort<S>) -> Exit {
+        let mut health = interval(self.cfg.health_interval);
+        health.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        health.reset();
+        let mut sweep = interval(self.cfg.sweep_interval);
+        sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        sweep.reset();
+        loop {
+            let step = self.serve_one(at, &mut health, &mut sweep).await;
+            match step {
+                Ok(true) => {}
+                Ok(false) => return Exit::Cancelled,
+                Err(e) if matches!(e, ModemError::Timeout { .. }) => {
+                    if let Err(e) = self.recover(at, e).await {
+                        return Exit::Lost(e);
+                    }
+                }
+                Err(e) if is_fatal(&e) => return Exit::Lost(e),
+                Err(e) => {
+                    // A modem that rebooted (asks for the PIN again, says RDY): initialise again.
+                    tracing::warn!(modem = %self.cfg.name, error = %e, "re-initialising modem");
+                    self.set_state(ModemState::Initialising, Some(e.to_string()));
+                    if let Err(e) = self.initialise(at).await {
+                        return Exit::Lost(e);
+                    }
+                    self.set_state(ModemState::Up, None);
+                }
+            }
+        }
+    }
+
+    /// One turn of the serving loop. `Ok(false)`: cancelled.
+    async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        health: &mut tokio::time::Interval,
+        sweep: &mut tokio::time::Interval,
+    ) -> Result<bool, ModemError> {
+        if std::mem::take(&mut self.sweep_due) {
+            self.sweep(at).await?;
+            return Ok(true);
+        }
+        // Stored messages first, but never between the parts of one send (requests are whole).
+        if let Some((memory, index, report)) = self.reads.pop_front() {
+            self.read_stored(at, &memory, index, report).await?;
+            return Ok(true);
+        }
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Ok(false),
+            Some(source) = self.ack_rx.recv() => {
+                self.acknowledge(at, source).await?;
+                Ok(true)
+            }
+            r = self.requests.recv() => match r {
+                Some(r) => {
+                    self.handle(at, r).await?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+            ev = at.next_urc() => {
+                self.on_urc(ev?).await?;
+                Ok(true)
+            }
+            _ = health.tick() => {
+                // Keep the link free during a burst of sends (AT+CMMS): poll only when idle.
+                if self.last_send.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                    self.poll_health(at).await?;
+                }
+                Ok(true)
+            }
+            _ = sweep.tick() => {
+                self.sweep(at).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// The recovery ladder after a timeout: ESC + `AT` (a stuck prompt, a busy modem), then a
+    /// full re-initialisation. If the modem still does not answer, the port is closed and
+    /// reopened by the caller.
+    async fn recover<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        cause: ModemError,
+    ) -> Result<(), ModemError> {
+        self.set_state(ModemState::Recovering, Some(cause.to_string()));
+        init::sync(at, Duration::from_secs(2)).await.map_err(|_| {
+            ModemError::PortLost(format!(
+                "modem stopped answering ({cause}); reopening the port"
+            ))
+        })?;
+        self.set_state(ModemState::Initialising, None);
+        self.initialise(at).await?;
+        self.set_state(ModemState::Up, None);
+        Ok(())
+    }
+
+    async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        req: Request,
+    ) -> Result<(), ModemError> {
+        match req {
+            Request::Command {
+                command,
+                timeout,
+                reply,
+            } => {
+                let r = at.command(&command, timeout).await;
+                let fatal = r.as_ref().err().filter(|e| is_fatal(e)).cloned();
+                let _ = reply.send(r);
+                if let Some(e) = fatal {
+                    return Err(e);
+                }
+                self.process_urcs(at).await
+            }
+            Request::Send { parts, reply } => {
+                let mut outcomes = Vec::with_capacity(parts.len());
+                let mut fatal = None;
+                let mut reinit = None;
+                for part in &parts {
+                    if fatal.is_some()
+                        || reinit.is_some()
+                        || outcomes
+                            .iter()
+                            .any(|o| !matches!(o, PartOutcome::Sent { .. }))
+                    {
+                        outcomes.push(PartOutcome::NotAttempted);
+                        continue;
+                    }
+                    let r = at
+                        .send_pdu(
+                            part.tpdu_length,
+                            &part.hex(),
+                            self.cfg.prompt_timeout,
+                            self.cfg.send_timeout,
+                        )
+                        .await;
+                    self.last_send = Some(Instant::now());
+                    match r {
+                        Ok(mr) => {
+                            self.status.send_modify(|s| s.sent_parts += 1);
+                            outcomes.push(PartOutcome::Sent {
+                                message_reference: mr,
+                            });
+                        }
+                        Err(SendFailure { error, maybe_sent }) => {
+                            self.status.send_modify(|s| {
+                                s.failed_parts += 1;
+                                s.last_error = Some(error.to_string());
+                            });
+                            tracing::warn!(modem = %self.cfg.name, %error, maybe_sent, "send failed");
+                            if is_fatal(&error) {
+                                fatal = Some(error.clone());
+                            } else if matches!(
+                                error,
+                                ModemError::Cms { code: 311 | 310 }
+                                    | ModemError::Cme { code: 10 | 11 }
+                            ) {
+                                // The SIM asks for its PIN again: the modem rebooted.
+                                reinit = Some(error.clone());
+                            }
+                            outcomes.push(PartOutcome::Failed { error, maybe_sent });
+                        }
+                    }
+                }
+                let _ = reply.send(Ok(outcomes));
+                if let Some(e) = fatal.or(reinit) {
+                    return Err(e);
+                }
+                self.process_urcs(at).await
+            }
+        }
+    }
+
+    /// Handles URCs that arrived during a command.
+    async fn process_urcs<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+    ) -> Result<(), ModemError> {
+        for ev in at.take_urcs() {
+            self.on_urc(ev).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_urc(&mut self, ev: UrcEvent) -> Result<(), ModemError> {
+        match ev.urc {
+            Urc::NewMessage { memory, index } => {
+                self.queue_read(memory, index, false);
+            }
+            Urc::NewStatusReport { memory, index } => {
+                self.queue_read(memory, index, true);
+            }
+            Urc::DirectMessage | Urc::DirectStatusReport => {
+                let report = matches!(ev.urc, Urc::DirectStatusReport);
+                let Some(line) = ev.pdu else { return Ok(()) };
+                let pdu = match sms::parse_hex(&line) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(modem = %self.cfg.name, line, error = %e, "unreadable PDU after {}", ev.line);
+                        return Ok(());
+                    }
+                };
+                self.deliver(pdu, Source::Direct, report).await;
+            }
+            Urc::Registration(stat) => {
+                let reg = stat.map(Registration::from_stat);
+                self.update_info(|i| i.registration = reg);
+            }
+            Urc::Boot(line) => {
+                return Err(ModemError::Unexpected {
+                    command: String::new(),
+                    detail: format!("modem restarted ({line})"),
+                });
+            }
+            Urc::StorageFull => {
+                tracing::warn!(modem = %self.cfg.name, "modem reports its message store full; sweeping");
+                self.sweep_due = true;
+            }
+            Urc::Ready(line) | Urc::Other(line) => {
+                tracing::trace!(modem = %self.cfg.name, line, "urc");
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_read(&mut self, memory: String, index: u32, report: bool) {
+        let key = (memory.clone(), index);
+        if self.awaiting_ack.contains(&key)
+            || self
+                .reads
+                .iter()
+                .any(|(m, i, _)| *m == memory && *i == index)
+        {
+            return;
+        }
+        self.reads.push_back((memory, index, report));
+    }
+
+    async fn select_memory<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        memory: &str,
+    ) -> Result<(), ModemError> {
+        if self.memory.as_deref() == Some(memory) {
+            return Ok(());
+        }
+        at.command(&format!("AT+CPMS=\"{memory}\""), self.cfg.command_timeout)
+            .await?;
+        self.memory = Some(memory.to_string());
+        Ok(())
+    }
+
+    async fn read_stored<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        memory: &str,
+        index: u32,
+        report: bool,
+    ) -> Result<(), ModemError> {
+        if let Err(e) = self.select_memory(at, memory).await {
+            if is_fatal(&e) {
+                return Err(e);
+            }
+            tracing::warn!(modem = %self.cfg.name, memory, error = %e, "cannot select message memory");
+            return Ok(());
+        }
+        let r = at
+            .command(&format!("AT+CMGR={index}"), self.cfg.command_timeout)
+            .await;
+        let resp = match r {
+            Ok(r) => r,
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(modem = %self.cfg.name, memory, index, error = %e, "cannot read stored message");
+                return Ok(());
+            }
+        };
+        let header_at = resp
+            .lines
+            .iter()
+            .position(|l| l.to_ascii_uppercase().starts_with("+CMGR:"));
+        let parsed = header_at
+            .and_then(|h| {
+                Some((
+                    resp.lines[h][6..].to_string(),
+                    resp.lines.get(h + 1)?.clone(),
+                ))
+            })
+            .map(|(args, pdu)| info::parse_stored_pdu(&args, &pdu));
+        match parsed {
+            Some(Ok(pdu)) => {
+                let source = Source::Stored {
+                    memory: memory.to_string(),
+                    index,
+                };
+                self.awaiting_ack.insert((memory.to_string(), index));
+                self.deliver(pdu, source, report).await;
+            }
+            Some(Err(info::StoredPduError::Empty)) | None => {
+                tracing::debug!(modem = %self.cfg.name, memory, index, "empty message slot");
+            }
+            Some(Err(info::StoredPduError::Malformed(why))) => {
+                tracing::warn!(modem = %self.cfg.name, memory, index, why, "malformed stored message left on the SIM");
+            }
+        }
+        self.process_urcs(at).await
+    }
+
+    /// Hands a PDU to the consumer.
+    async fn deliver(&mut self, pdu: Vec<u8>, source: Source, report_hint: bool) {
+        let decoded = sms::decode(&pdu, true);
+        let is_report = match &decoded {
+            Ok(sms::Pdu::StatusReport(_)) => true,
+            Ok(_) => false,
+            Err(_) => report_hint,
+        };
+        self.status.send_modify(|s| s.received += 1);
+        let inbound = Inbound {
+            modem: self.cfg.name.clone(),
+            source: source.clone(),
+            pdu,
+            decoded,
+            ack: Some(AckToken {
+                tx: self.ack_tx.clone(),
+                source,
+            }),
+        };
+        let ev = if is_report {
+            ModemEvent::StatusReport(inbound)
+        } else {
+            ModemEvent::Message(inbound)
+        };
+        if self.events.send(ev).await.is_err() {
+            tracing::debug!(modem = %self.cfg.name, "no consumer for inbound events; message stays on the modem");
+        }
+    }
+
+    async fn acknowledge<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        source: Source,
+    ) -> Result<(), ModemError> {
+        match source {
+            Source::Stored { memory, index } => {
+                self.awaiting_ack.remove(&(memory.clone(), index));
+                self.select_memory(at, &memory).await?;
+                match at
+                    .command(&format!("AT+CMGD={index}"), self.cfg.command_timeout)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if is_fatal(&e) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(modem = %self.cfg.name, memory, index, error = %e, "cannot delete stored message")
+                    }
+                }
+            }
+            Source::Direct if self.cnma => match at
+                .command("AT+CNMA", self.cfg.command_timeout)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(e) => tracing::debug!(modem = %self.cfg.name, error = %e, "AT+CNMA refused"),
+            },
+            Source::Direct => {}
+        }
+        self.process_urcs(at).await
+    }
+
+    /// Lists everything in the message store (`AT+CMGL=4`) and hands over what is not already
+    /// with the consumer.
+    async fn sweep<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+    ) -> Result<(), ModemError> {
+        let memory = self.memory.clone().unwrap_or_else(|| "SM".to_string());
+        let resp = match at.command("AT+CMGL=4", self.cfg.command_timeout * 6).await {
+            Ok(r) => r,
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                tracing::debug!(modem = %self.cfg.name, error = %e, "AT+CMGL=4 refused");
+                return Ok(());
+            }
+        };
+        for (index, pdu) in info::parse_cmgl(&resp.lines) {
+            let Some(index) = index else { continue };
+            match pdu {
+                Ok(pdu) => {
+                    let key = (memory.clone(), index);
+                    if self.awaiting_ack.contains(&key) {
+                        continue;
+                    }
+                    self.awaiting_ack.insert(key);
+                    let source = Source::Stored {
+                        memory: memory.clone(),
+                        index,
+                    };
+                    self.deliver(pdu, source, false).await;
+                }
+                Err(e) => {
+                    tracing::warn!(modem = %self.cfg.name, index, error = ?e, "unreadable stored message left on the SIM")
+                }
+            }
+        }
+        if let Ok(r) = at.command("AT+CPMS?", self.cfg.command_timeout).await {
+            let storage = r.value("+CPMS:").and_then(info::parse_cpms);
+            self.update_info(|i| i.storage = storage.or(i.storage.take()));
+        }
+        self.process_urcs(at).await
+    }
+
+    async fn poll_health<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+    ) -> Result<(), ModemError> {
+        let t = self.cfg.command_timeout;
+        let reg = at.command("AT+CREG?", t).await;
+        let csq = at.command("AT+CSQ", t).await;
+        for r in [&reg, &csq] {
+            if let Err(e) = r
+                && is_fatal(e)
+            {
+                return Err(e.clone());
+            }
+        }
+        let registration = reg.ok().and_then(|r| {
+            r.value("+CREG:")
+                .and_then(|v| super::codec::parse_registration(v, false))
+                .map(Registration::from_stat)
+        });
+        let signal = csq
+            .ok()
+            .and_then(|r| r.value("+CSQ:").and_then(info::parse_csq));
+        self.update_info(|i| {
+            if registration.is_some() {
+                i.registration = registration;
+            }
+            if signal.is_some() {
+                i.signal = signal;
+            }
+        });
+        self.process_urcs(at).await
+    }
+}
+
+fn reject(r: Request, e: ModemError) {
+    match r {
+        Request::Send { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Request::Command { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Running the gateway: store, modems, dispatcher and HTTP API, with an orderly shutdown.
+//!
+//! Start: open the store, turn messages left `sending` by an unclean stop into `unknown`, start
+//! one driver per modem and one dispatcher worker per modem, then listen. Shutdown (SIGTERM,
+//! Ctrl-C): stop accepting requests, let the dispatcher finish the message in hand (an
+//! `AT+CMGS` under way completes), stop the drivers, make the store durable, return.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiConfig, ApiKey, AppState};
+use crate::config::Config;
+use crate::dispatch::{Clock, DispatchConfig, Dispatcher};
+use crate::modem::{self, ModemConfig, ModemEvent};
+use crate::store::Store;
+
+/// Everything the gateway needs, from a config file or from `demo`.
+pub struct Gateway {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Store directory.
+    pub store_path: PathBuf,
+    /// Store cache in MiB.
+    pub cache_mb: u64,
+    /// API keys.
+    pub keys: Vec<ApiKey>,
+    /// Modems.
+    pub modems: Vec<ModemConfig>,
+    /// API defaults.
+    pub api: ApiConfig,
+    /// Dispatch policy.
+    pub dispatch: DispatchConfig,
+    /// The clock.
+    pub clock: Clock,
+}
+
+impl Gateway {
+    /// From a checked configuration.
+    pub fn from_config(cfg: &Config) -> Result<Gateway, String> {
+        let listen = cfg
+            .http
+            .listen
+            .parse()
+            .map_err(|e| format!("[http] listen: {e}"))?;
+        let mut keys = Vec::new();
+        for k in &cfg.api_keys {
+            match (&k.token, &k.token_sha256) {
+                (Some(t), _) => keys.push(ApiKey::from_token(&k.name, t)),
+                (None, Some(h)) => keys.push(
+                    ApiKey::from_sha256_hex(&k.name, h)
+                        .ok_or_else(|| format!("api key {}: bad token_sha256", k.name))?,
+                ),
+                (None, None) => return Err(format!("api key {} has no token", k.name)),
+            }
+        }
+        let langs = cfg.national_languages()?;
+        Ok(Gateway {
+            listen,
+            store_path: cfg.storage.path.clone(),
+            cache_mb: cfg.storage.cache_mb,
+            keys,
+            modems: cfg.modems.iter().map(|m| m.driver_config()).collect(),
+            api: ApiConfig {
+                default_region: cfg.sms.default_region.clone(),
+                max_parts: cfg.sms.max_parts,
+                status_report: cfg.sms.status_report,
+                max_lateness: cfg.queue.max_lateness,
+                national_languages: langs.clone(),
+                body_limit: cfg.http.body_limit,
+            },
+            dispatch: DispatchConfig {
+                max_attempts: cfg.queue.max_attempts,
+                backoff: cfg.queue.retry_backoff,
+                backoff_max: cfg.queue.retry_backoff_max,
+                max_parts: cfg.sms.max_parts,
+                validity: cfg.sms.validity,
+                national_languages: langs,
+                ..DispatchConfig::default()
+            },
+            clock: Clock::system(),
+        })
+    }
+
+    /// Runs until `shutdown` fires. `bound` receives the listening address once requests are
+    /// accepted (tests and `demo` listen on port 0 or print it).
+    pub async fn run(
+        self,
+        shutdown: CancellationToken,
+        bound: Option<oneshot::Sender<SocketAddr>>,
+    ) -> anyhow::Result<()> {
+        let store =
+            Store::open(&self.store_path, self.cache_mb).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dispatcher = Dispatcher::new(store.clone(), self.dispatch.clone(), self.clock.clone());
+        let unknown = dispatcher
+            .recover()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if unknown > 0 {
+            tracing::warn!(
+                unknown,
+                "see GET /v1/messages?status=unknown; requeue them if they must go out"
+            );
+        }
+
+        let modem_cancel = CancellationToken::new();
+        let worker_cancel = CancellationToken::new();
+        let (events_tx, events_rx) = mpsc::channel(256);
+        let mut handles = Vec::new();
+        let mut driver_tasks = Vec::new();
+        for m in self.modems {
+            let (h, t) = modem::spawn(m, events_tx.clone(), modem_cancel.clone());
+            handles.push(h);
+            driver_tasks.push(t);
+        }
+        drop(events_tx);
+        let events_task = tokio::spawn(consume_events(events_rx));
+        let workers: Vec<_> = handles
+            .iter()
+            .map(|h| dispatcher.spawn_worker(h.clone(), worker_cancel.clone()))
+            .collect();
+
+        let state = AppState {
+            store: store.clone(),
+            dispatcher: dispatcher.clone(),
+            modems: Arc::new(handles),
+            keys: Arc::new(self.keys),
+            cfg: Arc::new(self.api),
+            clock: self.clock,
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+        };
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "listening");
+        if let Some(tx) = bound {
+            let _ = tx.send(addr);
+        }
+        let app = api::router(state);
+        let stop = shutdown.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
+
+        tracing::info!("shutting down: finishing the message in hand");
+        worker_cancel.cancel();
+        for w in workers {
+            let _ = w.await;
+        }
+        modem_cancel.cancel();
+        for t in driver_tasks {
+            let _ = t.await;
+        }
+        let _ = events_task.await;
+        store.durable().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Modem events. Inbound messages and reports are not acknowledged here, so they stay on the
+/// SIM until a consumer that stores them acknowledges them.
+async fn consume_events(mut rx: mpsc::Receiver<ModemEvent>) {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            ModemEvent::State {
+                modem,
+                state,
+                reason,
+            } => tracing::debug!(modem, state = state.as_str(), reason, "modem state"),
+            ModemEvent::Message(m) | ModemEvent::StatusReport(m) => {
+                tracing::info!(modem = %m.modem, source = ?m.source, "inbound PDU left on the modem");
+            }
+        }
+    }
+}
+
+/// A token that fires on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutdown requested");
+        t.cancel();
+    });
+    token
+}

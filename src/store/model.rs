@@ -1,0 +1,197 @@
+//! What the store keeps: messages, their attempts and their event history.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A message's place in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting to be sent (now, or after a retry backoff).
+    Queued,
+    /// Waiting for its `send_at`.
+    Scheduled,
+    /// Handed to a modem; `AT+CMGS` under way.
+    Sending,
+    /// Accepted by the network (every part has a TP-MR).
+    Sent,
+    /// Every part's status report says delivered.
+    Delivered,
+    /// Gave up: permanent error, attempts exhausted, or a failure report.
+    Failed,
+    /// Not sent: past `expires_at`, or it could only have gone out too late.
+    Expired,
+    /// Cancelled by a caller or an opt-out.
+    Cancelled,
+    /// Was `sending` when the daemon stopped abruptly: it may or may not have gone out. Not
+    /// re-sent automatically; an admin may requeue it.
+    Unknown,
+}
+
+impl Status {
+    /// Every status, in life order.
+    pub const ALL: [Status; 9] = [
+        Status::Queued,
+        Status::Scheduled,
+        Status::Sending,
+        Status::Sent,
+        Status::Delivered,
+        Status::Failed,
+        Status::Expired,
+        Status::Cancelled,
+        Status::Unknown,
+    ];
+
+    /// The name used in JSON and query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Scheduled => "scheduled",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Delivered => "delivered",
+            Status::Failed => "failed",
+            Status::Expired => "expired",
+            Status::Cancelled => "cancelled",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Index key byte.
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Waiting in the queue (has a due-index entry).
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Status::Queued | Status::Scheduled)
+    }
+}
+
+/// Send order among due messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// First.
+    High,
+    /// Default.
+    #[default]
+    Normal,
+    /// Last.
+    Low,
+}
+
+impl Priority {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Priority::High => 0,
+            Priority::Normal => 1,
+            Priority::Low => 2,
+        }
+    }
+}
+
+/// One try at sending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When it started.
+    pub at: DateTime<Utc>,
+    /// Through which modem.
+    pub modem: String,
+    /// `sent`, `failed` or `maybe_sent`.
+    pub result: String,
+    /// The modem's error, when it failed.
+    pub error: Option<String>,
+    /// TP-MR of each part that was accepted.
+    pub message_references: Vec<u8>,
+}
+
+/// One part as sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// Part number from 1.
+    pub part: u8,
+    /// The TP-MR the modem gave it.
+    pub message_reference: Option<u8>,
+    /// `sent`, `delivered`, `failed`, `pending`.
+    pub status: String,
+}
+
+/// A message and everything known about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// ULID: sorts by creation time.
+    pub id: String,
+    /// E.164 destination.
+    pub to: String,
+    /// The text.
+    pub text: String,
+    /// `gsm7` or `ucs2`.
+    pub encoding: String,
+    /// Number of SMS parts.
+    pub parts: u8,
+    /// Where it is.
+    pub status: Status,
+    /// Why it is there (`opted_out`, `too_late`, the modem's error…).
+    pub status_reason: Option<String>,
+    /// Send order among due messages.
+    pub priority: Priority,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Not before.
+    pub send_at: Option<DateTime<Utc>>,
+    /// Not after.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Longest acceptable delay past the due time, in seconds.
+    pub max_lateness_secs: u64,
+    /// When the dispatcher may take it next (send_at, or after a retry backoff).
+    pub due_at: DateTime<Utc>,
+    /// Reply options offered ("1" → "call_me").
+    pub reply_options: Option<BTreeMap<String, String>>,
+    /// Where its events are posted.
+    pub callback_url: Option<String>,
+    /// Caller's data, returned as given.
+    pub metadata: Option<serde_json::Value>,
+    /// Ask for delivery reports.
+    pub status_report: bool,
+    /// Every try.
+    pub attempts: Vec<Attempt>,
+    /// The parts as last sent.
+    pub part_status: Vec<Part>,
+    /// The modem that sent it.
+    pub modem: Option<String>,
+    /// When the network accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When the last part was delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The API key that created it.
+    pub created_by: String,
+    /// Sequence number of the latest history event.
+    #[serde(default)]
+    pub history_len: u32,
+    /// When an admin last requeued it: lateness counts from here then.
+    #[serde(default)]
+    pub requeued_at: Option<DateTime<Utc>>,
+}
+
+/// One entry of a message's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Order within the message, from 0.
+    pub seq: u32,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The status after the event.
+    pub status: Status,
+    /// Why.
+    pub reason: Option<String>,
+}

@@ -1,0 +1,142 @@
+//! The gateway end to end: HTTP on 127.0.0.1, a sled store on disk, the simulated modem on a
+//! PTY. In-process for most tests; `crash.rs` runs the real binary and kills it with SIGKILL.
+
+mod crash;
+mod flows;
+mod input;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use smsgate::api::{ApiConfig, ApiKey};
+use smsgate::dispatch::{Clock, DispatchConfig};
+use smsgate::modem::ModemConfig;
+use smsgate::server::Gateway;
+use smsgate::sim::{SimConfig, SimHandle, Simulator};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+pub struct Running {
+    pub base: String,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub http: reqwest::Client,
+}
+
+pub fn modem_config(sim: &SimHandle) -> ModemConfig {
+    let mut m = ModemConfig::new("sim0", sim.path().display().to_string());
+    m.command_timeout = Duration::from_secs(2);
+    m.send_timeout = Duration::from_secs(5);
+    m.max_backoff = Duration::from_millis(500);
+    m
+}
+
+pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gateway)) -> Running {
+    let mut gw = Gateway {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store_path: store,
+        cache_mb: 16,
+        keys: vec![ApiKey::from_token("test", TOKEN)],
+        modems: vec![modem_config(sim)],
+        api: ApiConfig::default(),
+        dispatch: DispatchConfig {
+            backoff: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(1),
+            modem_wait: Duration::from_millis(200),
+            ..DispatchConfig::default()
+        },
+        clock: Clock::system(),
+    };
+    tweak(&mut gw);
+    let shutdown = CancellationToken::new();
+    let (tx, rx) = oneshot::channel::<SocketAddr>();
+    let task = tokio::spawn(gw.run(shutdown.clone(), Some(tx)));
+    let addr = tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("listening in time")
+        .expect("gateway started");
+    Running {
+        base: format!("http://{addr}"),
+        shutdown,
+        task,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Running {
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request");
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn status_of(&self, id: &str) -> String {
+        self.get(&format!("/v1/messages/{id}")).await.1["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Waits until the message reaches `status` (or `within` passes); returns the last status.
+    pub async fn wait_status(&self, id: &str, status: &str, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let s = self.status_of(id).await;
+            if s == status || tokio::time::Instant::now() >= deadline {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("stops in time");
+        r.expect("task").expect("clean stop");
+    }
+}
+
+pub async fn sim() -> SimHandle {
+    Simulator::start(SimConfig {
+        status_reports: None,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator")
+}
+
+pub async fn wait_modem_up(r: &Running) {
+    for _ in 0..200 {
+        let (_, v) = r.get("/v1/modems").await;
+        if v["modems"][0]["state"] == "up" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("modem never came up");
+}
