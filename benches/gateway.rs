@@ -22,9 +22,11 @@ fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -36,14 +38,24 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn gateway(store: std::path::PathBuf, modems: Vec<ModemConfig>) -> (String, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+async fn gateway(
+    store: std::path::PathBuf,
+    modems: Vec<ModemConfig>,
+) -> (
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let gw = Gateway {
         listen: "127.0.0.1:0".parse().unwrap(),
         store_path: store,
         cache_mb: 256,
         keys: vec![ApiKey::from_token("bench", TOKEN)],
         modems,
-        api: ApiConfig { status_report: false, ..ApiConfig::default() },
+        api: ApiConfig {
+            status_report: false,
+            ..ApiConfig::default()
+        },
         dispatch: DispatchConfig::default(),
         clock: Clock::system(),
     };
@@ -55,7 +67,10 @@ async fn gateway(store: std::path::PathBuf, modems: Vec<ModemConfig>) -> (String
 }
 
 async fn single_posts(base: &str, clients: usize, per_client: usize) {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -131,11 +146,27 @@ async fn batches(base: &str, clients: usize, per_client: usize, size: usize) {
 
 async fn full_path(n: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimConfig { status_reports: None, ..SimConfig::default() }).await.unwrap();
-    let (base, stop, task) = gateway(dir.path().join("store"), vec![ModemConfig::new("sim0", sim.path().display().to_string())]).await;
+    let sim = Simulator::start(SimConfig {
+        status_reports: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (base, stop, task) = gateway(
+        dir.path().join("store"),
+        vec![ModemConfig::new("sim0", sim.path().display().to_string())],
+    )
+    .await;
     let http = reqwest::Client::new();
     for _ in 0..200 {
-        let v: serde_json::Value = http.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+        let v: serde_json::Value = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if v["status"] == "ready" {
             break;
         }
@@ -143,13 +174,29 @@ async fn full_path(n: usize) {
     }
     let started = Instant::now();
     for chunk in 0..(n / 500) {
-        let msgs: Vec<_> = (0..500).map(|i| json!({"to": "+12025550123", "text": format!("Full path {chunk}-{i}")})).collect();
-        let r = http.post(format!("{base}/v1/messages/batch")).bearer_auth(TOKEN).json(&json!({"messages": msgs})).send().await.unwrap();
+        let msgs: Vec<_> = (0..500)
+            .map(|i| json!({"to": "+12025550123", "text": format!("Full path {chunk}-{i}")}))
+            .collect();
+        let r = http
+            .post(format!("{base}/v1/messages/batch"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"messages": msgs}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 201);
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let v: serde_json::Value = http.get(format!("{base}/v1/stats")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        let v: serde_json::Value = http
+            .get(format!("{base}/v1/stats"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if v["counts"]["sent"].as_u64() == Some(n as u64) || Instant::now() > deadline {
             break;
         }
@@ -171,7 +218,9 @@ fn record(i: usize, now: chrono::DateTime<chrono::Utc>) -> Message {
     Message {
         id: ulid::Ulid::generate().to_string(),
         to: format!("+1202555{:04}", i % 10_000),
-        text: format!("Reminder {i}: invoice INV-{i} for $120.50 is due Dec 1. Reply 1 for a call."),
+        text: format!(
+            "Reminder {i}: invoice INV-{i} for $120.50 is due Dec 1. Reply 1 for a call."
+        ),
         encoding: "gsm7".into(),
         parts: 1,
         status: Status::Scheduled,
@@ -244,11 +293,21 @@ async fn million(n: usize) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let what: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let what: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let want = |k: &str| what.is_empty() || what.iter().any(|w| w == k);
     rt.block_on(async {
-        println!("gateway benchmark ({} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+        println!(
+            "gateway benchmark ({} cores)",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
         if want("accept") {
             let dir = tempfile::tempdir().unwrap();
             let (base, stop, task) = gateway(dir.path().join("store"), vec![]).await;
