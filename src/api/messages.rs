@@ -325,6 +325,25 @@ where
     Ok((status, axum::Json(body)).into_response())
 }
 
+/// The record that makes a retry with the same key get this `201` answer again.
+fn idempotency_record(
+    idem: Option<(String, String)>,
+    body: &Value,
+    now: DateTime<Utc>,
+) -> Option<(String, IdempotencyRecord)> {
+    idem.map(|(key, fingerprint)| {
+        (
+            key,
+            IdempotencyRecord {
+                fingerprint,
+                status: 201,
+                body: body.clone(),
+                at: now,
+            },
+        )
+    })
+}
+
 /// `POST /v1/messages`
 pub async fn create(
     State(state): State<AppState>,
@@ -346,17 +365,7 @@ pub async fn create(
             let now = st.clock.now();
             let m = build(&st, &caller, &input, "", now).map_err(ApiError::validation)?;
             let out = view(&m);
-            let rec = idem.map(|(k, print)| {
-                (
-                    k,
-                    IdempotencyRecord {
-                        fingerprint: print,
-                        status: 201,
-                        body: out.clone(),
-                        at: now,
-                    },
-                )
-            });
+            let rec = idempotency_record(idem, &out, now);
             st.store.insert(
                 std::slice::from_ref(&m),
                 rec.as_ref().map(|(k, r)| (k.as_str(), r)),
@@ -411,17 +420,7 @@ pub async fn create_batch(
             return Err(ApiError::validation(errors));
         }
         let out = json!({"messages": records.iter().map(view).collect::<Vec<_>>()});
-        let rec = idem.map(|(k, print)| {
-            (
-                k,
-                IdempotencyRecord {
-                    fingerprint: print,
-                    status: 201,
-                    body: out.clone(),
-                    at: now,
-                },
-            )
-        });
+        let rec = idempotency_record(idem, &out, now);
         st.store
             .insert(&records, rec.as_ref().map(|(k, r)| (k.as_str(), r)))?;
         st.store.durable().await?;

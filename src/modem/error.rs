@@ -148,6 +148,7 @@ pub fn cme_description(code: u16) -> &'static str {
         23 => "memory failure",
         30 => "no network service",
         31 => "network timeout",
+        50 => "incorrect parameters",
         100 => "unknown",
         515 => "device busy, retry",
         _ => "equipment error",

@@ -254,56 +254,14 @@ impl Failure {
     }
 }
 
-/// Verbose `+CME ERROR` texts (TS 27.007 §9.2.1).
-pub(crate) fn cme_text(n: u16) -> &'static str {
-    match n {
-        0 => "phone failure",
-        3 => "operation not allowed",
-        4 => "operation not supported",
-        10 => "SIM not inserted",
-        11 => "SIM PIN required",
-        12 => "SIM PUK required",
-        13 => "SIM failure",
-        14 => "SIM busy",
-        15 => "SIM wrong",
-        16 => "incorrect password",
-        20 => "memory full",
-        21 => "invalid index",
-        30 => "no network service",
-        31 => "network timeout",
-        50 => "Incorrect parameters",
-        _ => "unknown",
-    }
+/// Verbose `+CME ERROR` text: the same table the driver reads errors with.
+fn cme_text(n: u16) -> &'static str {
+    crate::modem::error::cme_description(n)
 }
 
-/// Verbose `+CMS ERROR` texts (TS 27.005 §3.2.5).
-pub(crate) fn cms_text(n: u16) -> &'static str {
-    match n {
-        38 => "Network out of order",
-        41 => "Temporary failure",
-        42 => "Congestion",
-        300 => "ME failure",
-        301 => "SMS service of ME reserved",
-        302 => "operation not allowed",
-        303 => "operation not supported",
-        304 => "invalid PDU mode parameter",
-        305 => "invalid text mode parameter",
-        310 => "SIM not inserted",
-        311 => "SIM PIN required",
-        312 => "PH-SIM PIN required",
-        313 => "SIM failure",
-        314 => "SIM busy",
-        315 => "SIM wrong",
-        316 => "SIM PUK required",
-        320 => "memory failure",
-        321 => "invalid memory index",
-        322 => "memory full",
-        330 => "SMSC address unknown",
-        331 => "no network service",
-        332 => "network timeout",
-        340 => "no +CNMA acknowledgement expected",
-        _ => "unknown error",
-    }
+/// Verbose `+CMS ERROR` text (TS 27.005 §3.2.5): the driver's table.
+fn cms_text(n: u16) -> &'static str {
+    crate::modem::CmsError { code: n }.description()
 }
 
 #[cfg(test)]
