@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::store::StoreError;
 
 /// One field's problem.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
     /// The JSON field (`to`, `messages[3].text`).
     pub field: String,
@@ -33,17 +33,24 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details, as sent.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:smsgate:problem:<kind>`: stable, for programs.
     #[serde(rename = "type")]
     kind: String,
-    title: &'a str,
+    /// Short summary.
+    title: String,
+    /// The HTTP status.
     status: u16,
-    detail: &'a str,
+    /// This occurrence, in words.
+    detail: String,
+    /// The field at fault, when there is exactly one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [FieldError],
+    field: Option<String>,
+    /// Every field at fault.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
 }
 
 impl ApiError {
@@ -178,14 +185,14 @@ impl From<JsonRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let field = (self.errors.len() == 1).then(|| self.errors[0].field.as_str());
+        let field = (self.errors.len() == 1).then(|| self.errors[0].field.clone());
         let body = Problem {
             kind: format!("urn:smsgate:problem:{}", self.kind),
-            title: self.title,
+            title: self.title.to_string(),
             status: self.status.as_u16(),
-            detail: &self.detail,
+            detail: self.detail,
             field,
-            errors: &self.errors,
+            errors: self.errors,
         };
         let mut resp = (self.status, Json(body)).into_response();
         resp.headers_mut().insert(

@@ -8,38 +8,133 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, ApiJson, AppState, Caller, FieldError};
 use crate::sms::TextPlan;
-use crate::store::{IdempotencyRecord, ListFilter, Message, Priority, Status};
+use crate::store::{
+    Attempt, Event, IdempotencyRecord, ListFilter, Message, Part, Priority, Status,
+};
 
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 1000;
 
 /// A new message as posted.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
+    /// Phone number; E.164 (`+12025550123`), or national with `[sms] default_region`.
+    #[schema(example = "+12025550123")]
     to: String,
+    /// The text: 1 to `max_parts` SMS parts.
+    #[schema(example = "Invoice INV-1042: $120.50 is due Dec 1. Reply 1 for a call.")]
     text: String,
+    /// Not before this time (RFC 3339).
     send_at: Option<DateTime<FixedOffset>>,
+    /// Never after this time (RFC 3339).
     expires_at: Option<DateTime<FixedOffset>>,
+    /// Order among due messages (default `normal`).
     priority: Option<Priority>,
+    /// Reply choices offered in the text, e.g. `{"1": "call_me", "2": "pay_minimum"}`.
     reply_options: Option<BTreeMap<String, String>>,
+    /// `http(s)` URL for this message's events.
     callback_url: Option<String>,
+    /// A JSON object (at most 4 KiB), returned as given.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Ask for a delivery report (default from config).
     status_report: Option<bool>,
-    /// e.g. "6h": longest acceptable delay past the due time.
+    /// Longest acceptable delay past the due time, e.g. `"6h"`.
+    #[schema(example = "6h")]
     max_lateness: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/messages/batch` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
+    /// 1 to 1000 messages.
     messages: Vec<NewMessage>,
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    /// Message id (ULID).
+    pub id: String,
+    /// E.164 destination.
+    pub to: String,
+    /// The text.
+    pub text: String,
+    /// Where it is.
+    pub status: Status,
+    /// Why it is there.
+    pub status_reason: Option<String>,
+    /// `gsm7` or `ucs2`.
+    pub encoding: String,
+    /// Number of SMS parts.
+    pub parts: u8,
+    /// Order among due messages.
+    pub priority: Priority,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Not before.
+    pub send_at: Option<DateTime<Utc>>,
+    /// Not after.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When a waiting message may go next (after `send_at` or a retry backoff).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Longest acceptable delay past the due time.
+    pub max_lateness_seconds: u64,
+    /// Reply choices offered.
+    pub reply_options: Option<BTreeMap<String, String>>,
+    /// Where its events go.
+    pub callback_url: Option<String>,
+    /// The caller's data.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// Delivery report requested.
+    pub status_report: bool,
+    /// The modem that sent it.
+    pub modem: Option<String>,
+    /// When the network accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When it was delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Each part as last sent.
+    pub part_status: Vec<Part>,
+    /// Every try.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A message with its history.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MessageWithEvents {
+    /// The message.
+    #[serde(flatten)]
+    pub message: MessageView,
+    /// Its history, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// One page of messages.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MessagePage {
+    /// Newest first.
+    pub messages: Vec<MessageView>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The messages a batch created.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchCreated {
+    /// In the order posted.
+    pub messages: Vec<MessageView>,
 }
 
 /// Normalises a phone number to E.164 (`+` and digits), with `region` for national input.
@@ -204,33 +299,37 @@ fn build(
     })
 }
 
-/// The JSON resource of a message.
-pub fn view(m: &Message) -> Value {
-    json!({
-        "id": m.id,
-        "to": m.to,
-        "text": m.text,
-        "status": m.status.as_str(),
-        "status_reason": m.status_reason,
-        "encoding": m.encoding,
-        "parts": m.parts,
-        "priority": m.priority,
-        "created_at": m.created_at,
-        "updated_at": m.updated_at,
-        "send_at": m.send_at,
-        "expires_at": m.expires_at,
-        "next_attempt_at": m.status.is_waiting().then_some(m.due_at),
-        "max_lateness_seconds": m.max_lateness_secs,
-        "reply_options": m.reply_options,
-        "callback_url": m.callback_url,
-        "metadata": m.metadata,
-        "status_report": m.status_report,
-        "modem": m.modem,
-        "sent_at": m.sent_at,
-        "delivered_at": m.delivered_at,
-        "part_status": m.part_status,
-        "attempts": m.attempts,
-    })
+/// The API view of a message.
+pub fn view(m: &Message) -> MessageView {
+    MessageView {
+        id: m.id.clone(),
+        to: m.to.clone(),
+        text: m.text.clone(),
+        status: m.status,
+        status_reason: m.status_reason.clone(),
+        encoding: m.encoding.clone(),
+        parts: m.parts,
+        priority: m.priority,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        send_at: m.send_at,
+        expires_at: m.expires_at,
+        next_attempt_at: m.status.is_waiting().then_some(m.due_at),
+        max_lateness_seconds: m.max_lateness_secs,
+        reply_options: m.reply_options.clone(),
+        callback_url: m.callback_url.clone(),
+        metadata: m.metadata.clone(),
+        status_report: m.status_report,
+        modem: m.modem.clone(),
+        sent_at: m.sent_at,
+        delivered_at: m.delivered_at,
+        part_status: m.part_status.clone(),
+        attempts: m.attempts.clone(),
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// Idempotency: the key scoped to the caller, and the fingerprint of this request.
@@ -345,6 +444,16 @@ fn idempotency_record(
 }
 
 /// `POST /v1/messages`
+#[utoipa::path(post, path = "/v1/messages", tag = "messages",
+    request_body = NewMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "Accepted and on disk", body = MessageView),
+        (status = 400, body = super::error::Problem), (status = 401, body = super::error::Problem),
+        (status = 409, body = super::error::Problem), (status = 413, body = super::error::Problem),
+        (status = 415, body = super::error::Problem), (status = 422, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -364,7 +473,7 @@ pub async fn create(
         |idem| async move {
             let now = st.clock.now();
             let m = build(&st, &caller, &input, "", now).map_err(ApiError::validation)?;
-            let out = view(&m);
+            let out = to_value(&view(&m));
             let rec = idempotency_record(idem, &out, now);
             st.store.insert(
                 std::slice::from_ref(&m),
@@ -390,6 +499,16 @@ fn json_field_error(e: &serde_path_to_error::Error<serde_json::Error>, prefix: &
 }
 
 /// `POST /v1/messages/batch`: all or nothing, one flush.
+#[utoipa::path(post, path = "/v1/messages/batch", tag = "messages",
+    request_body = Batch,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer")),
+    responses(
+        (status = 201, description = "All accepted and on disk", body = BatchCreated),
+        (status = 400, body = super::error::Problem), (status = 401, body = super::error::Problem),
+        (status = 409, body = super::error::Problem), (status = 413, body = super::error::Problem),
+        (status = 415, body = super::error::Problem), (status = 422, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
 pub async fn create_batch(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -419,7 +538,9 @@ pub async fn create_batch(
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
-        let out = json!({"messages": records.iter().map(view).collect::<Vec<_>>()});
+        let out = to_value(&BatchCreated {
+            messages: records.iter().map(view).collect(),
+        });
         let rec = idempotency_record(idem, &out, now);
         st.store
             .insert(&records, rec.as_ref().map(|(k, r)| (k.as_str(), r)))?;
@@ -432,6 +553,11 @@ pub async fn create_batch(
 }
 
 /// `GET /v1/messages/{id}`: the message with its history.
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = MessageWithEvents), (status = 401, body = super::error::Problem),
+        (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -440,23 +566,37 @@ pub async fn get_one(
         .store
         .get(&id)?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
-    let mut v = view(&m);
     let events = state.store.events(&id)?;
-    v["events"] = json!(events);
-    Ok(axum::Json(v).into_response())
+    Ok(axum::Json(MessageWithEvents {
+        message: view(&m),
+        events,
+    })
+    .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters of `GET /v1/messages`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this status.
     status: Option<String>,
+    /// Only to this number (any form).
     to: Option<String>,
+    /// Only created at or after (RFC 3339).
     since: Option<DateTime<FixedOffset>>,
+    /// Page size, 1 to 1000 (default 50).
     limit: Option<usize>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
 /// `GET /v1/messages?status=&to=&since=&limit=&cursor=`: newest first.
+#[utoipa::path(get, path = "/v1/messages", tag = "messages", params(ListQuery),
+    responses((status = 200, body = MessagePage), (status = 400, body = super::error::Problem),
+        (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -503,14 +643,20 @@ pub async fn list(
     let next = (page.len() == limit)
         .then(|| page.last().map(|m| m.id.clone()))
         .flatten();
-    Ok(axum::Json(json!({
-        "messages": page.iter().map(view).collect::<Vec<_>>(),
-        "next_cursor": next,
-    }))
+    Ok(axum::Json(MessagePage {
+        messages: page.iter().map(view).collect(),
+        next_cursor: next,
+    })
     .into_response())
 }
 
 /// `POST /v1/messages/{id}/cancel`: for anything not yet sending.
+#[utoipa::path(post, path = "/v1/messages/{id}/cancel", tag = "messages",
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = MessageView), (status = 401, body = super::error::Problem),
+        (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -540,6 +686,12 @@ pub async fn cancel(
 
 /// `POST /v1/messages/{id}/requeue`: send an `unknown`, `failed`, `expired` or `cancelled`
 /// message again (an admin's decision: an `unknown` one may already be on the phone).
+#[utoipa::path(post, path = "/v1/messages/{id}/requeue", tag = "messages",
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = MessageView), (status = 401, body = super::error::Problem),
+        (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
 pub async fn requeue(
     State(state): State<AppState>,
     Path(id): Path<String>,

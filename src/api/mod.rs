@@ -3,8 +3,9 @@
 //! Every write is on disk (flushed and fsynced, group commit) before its 2xx answer.
 
 pub mod error;
-mod messages;
-mod system;
+pub mod messages;
+pub mod openapi;
+pub mod system;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -180,8 +181,12 @@ pub fn router(state: AppState) -> Router {
         .route("/modems", get(system::modems))
         .route("/stats", get(system::stats))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    let docs = Router::new()
+        .route("/openapi.json", get(openapi::serve))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .nest("/v1", v1)
+        .merge(docs)
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .fallback(system::not_found)

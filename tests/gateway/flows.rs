@@ -264,3 +264,85 @@ async fn queued_work_survives_a_restart() {
     r.stop().await;
     sim.shutdown().await;
 }
+
+/// Every key of real responses is a documented property, and every required one is present.
+fn conforms(doc: &serde_json::Value, schema: &str, v: &serde_json::Value) {
+    let s = &doc["components"]["schemas"][schema];
+    let props = s["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{schema} has properties"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{schema}: not an object: {v}"));
+    for k in obj.keys() {
+        assert!(
+            props.contains_key(k),
+            "{schema}: `{k}` is sent but not documented"
+        );
+    }
+    for r in s["required"].as_array().into_iter().flatten() {
+        let r = r.as_str().unwrap();
+        assert!(
+            obj.contains_key(r),
+            "{schema}: required `{r}` missing in {v}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_describes_the_real_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let r = start(dir.path().join("store"), &sim, |_| {}).await;
+    wait_modem_up(&r).await;
+    let resp = r
+        .http
+        .get(format!("{}/openapi.json", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        401,
+        "the document needs a token like the API"
+    );
+    let (code, doc) = r.get("/openapi.json").await;
+    assert_eq!(code, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let (_, m) = r
+        .post("/v1/messages", &json!({"to": TO, "text": "documented"}))
+        .await;
+    conforms(&doc, "MessageView", &m);
+    let id = m["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.wait_status(&id, "sent", Duration::from_secs(5)).await,
+        "sent"
+    );
+    let (_, full) = r.get(&format!("/v1/messages/{id}")).await;
+    for a in full["attempts"].as_array().unwrap() {
+        conforms(&doc, "Attempt", a);
+    }
+    for e in full["events"].as_array().unwrap() {
+        conforms(&doc, "Event", e);
+    }
+    let (_, page) = r.get("/v1/messages").await;
+    conforms(&doc, "MessagePage", &page);
+    let (_, modems) = r.get("/v1/modems").await;
+    conforms(&doc, "ModemList", &modems);
+    conforms(&doc, "ModemView", &modems["modems"][0]);
+    let (_, stats) = r.get("/v1/stats").await;
+    conforms(&doc, "Stats", &stats);
+    let (_, problem) = r
+        .post("/v1/messages", &json!({"to": "x", "text": ""}))
+        .await;
+    conforms(&doc, "Problem", &problem);
+    let (_, b) = r
+        .post(
+            "/v1/messages/batch",
+            &json!({"messages": [{"to": TO, "text": "b", "send_at": "2099-01-01T00:00:00Z"}]}),
+        )
+        .await;
+    conforms(&doc, "BatchCreated", &b);
+    r.stop().await;
+    sim.shutdown().await;
+}

@@ -1,0 +1,93 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and the types they send
+//! and receive (so it cannot describe a field the server does not have). Served at
+//! `/openapi.json`; a copy is kept in `docs/openapi.json` and a test fails when the two differ.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{error, messages, system};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "smsgate", description = "Self-hosted SMS gateway: queue, send and track SMS through your own GSM modem."),
+    paths(
+        messages::create, messages::create_batch, messages::list, messages::get_one,
+        messages::cancel, messages::requeue, system::modems, system::stats,
+        system::healthz, system::readyz,
+    ),
+    components(schemas(error::Problem, error::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "messages", description = "Send and track messages"),
+        (name = "gateway", description = "Modems and queue"),
+        (name = "health", description = "Liveness and readiness, without a token"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as pretty JSON, with the crate's version.
+pub fn document_json() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc.to_pretty_json().unwrap_or_else(|_| "{}".to_string())
+}
+
+/// `GET /openapi.json`
+pub async fn serve() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed copy in docs/ must match what the code generates. To refresh it after an
+    /// API change: `SMSGATE_UPDATE_OPENAPI=1 cargo test --lib openapi`.
+    #[test]
+    fn committed_openapi_document_matches_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+        let generated = document_json();
+        if std::env::var_os("SMSGATE_UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json is out of date: run SMSGATE_UPDATE_OPENAPI=1 cargo test --lib openapi"
+        );
+        let v: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        for p in [
+            "/v1/messages",
+            "/v1/messages/batch",
+            "/v1/messages/{id}",
+            "/v1/messages/{id}/cancel",
+            "/v1/messages/{id}/requeue",
+            "/v1/modems",
+            "/v1/stats",
+            "/healthz",
+            "/readyz",
+        ] {
+            assert!(v["paths"][p].is_object(), "{p} documented");
+        }
+        assert!(v["components"]["schemas"]["MessageView"]["properties"]["status"].is_object());
+        assert!(v["components"]["securitySchemes"]["bearer"].is_object());
+    }
+}
