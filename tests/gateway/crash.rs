@@ -171,3 +171,85 @@ async fn kill_9_during_a_batch_loses_nothing_and_doubles_nothing() {
     let _ = daemon.wait().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_send_in_flight_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimConfig {
+        latency: Duration::from_millis(1500),
+        status_reports: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = free_port();
+    let config = dir.path().join("smsgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n[[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
+            dir.path().join("store").display(),
+            sim.path().display()
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut daemon = spawn_daemon(&config);
+    wait_ready(&http, &base).await;
+    let m: Value = http
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"to": "+12025550123", "text": "in flight at SIGTERM"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = m["id"].as_str().unwrap().to_string();
+    // Wait until it is being sent (the simulator takes 1.5 s to answer).
+    for _ in 0..100 {
+        let v: Value = http
+            .get(format!("{base}/v1/messages/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["status"] == "sending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = daemon.id().expect("running");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "clean exit");
+    assert_eq!(sim.sent().len(), 1, "the send in flight was completed");
+    // After a restart the message is `sent`, not `unknown`: the outcome was recorded before exit.
+    let mut daemon = spawn_daemon(&config);
+    wait_ready(&http, &base).await;
+    let v: Value = http
+        .get(format!("{base}/v1/messages/{id}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "sent", "{v}");
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+    sim.shutdown().await;
+}
