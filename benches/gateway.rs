@@ -2,6 +2,10 @@
 //! endpoint, the full path through a simulated modem, and a queue of 1,000,000 messages.
 //! Run with `cargo bench --bench gateway` (loopback only; bounded in count and time).
 
+/// The daemon's allocator (see src/main.rs), so the figures are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,6 +7,10 @@
 //!    N × 0.5 s; the difference per message is the driver's overhead, and ideal / real is how busy
 //!    the port is kept.
 
+/// The daemon's allocator (see src/main.rs), so the figures are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use smsgate::modem::{self, ModemConfig, PartOutcome};
