@@ -94,6 +94,10 @@ impl Gateway {
         shutdown: CancellationToken,
         bound: Option<oneshot::Sender<SocketAddr>>,
     ) -> anyhow::Result<()> {
+        // Bind first: a busy port is reported before anything else starts.
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.listen))?;
         let store =
             Store::open(&self.store_path, self.cache_mb).map_err(|e| anyhow::anyhow!("{e}"))?;
         let dispatcher = Dispatcher::new(store.clone(), self.dispatch.clone(), self.clock.clone());
@@ -134,9 +138,6 @@ impl Gateway {
             clock: self.clock,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
         };
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
         if let Some(tx) = bound {
