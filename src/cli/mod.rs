@@ -43,6 +43,24 @@ pub enum Command {
 /// uses for bad arguments.
 pub const EXIT_BAD_INPUT: u8 = 2;
 
+/// The text of a `--text` argument: as given, or standard input for `-` (one trailing newline,
+/// `\n` or `\r\n`, is dropped so that `echo … |` works as expected).
+pub fn read_text(arg: &str) -> Result<String, String> {
+    if arg != "-" {
+        return Ok(arg.to_string());
+    }
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+        .map_err(|e| format!("cannot read the text from standard input: {e}"))?;
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    Ok(s)
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {

@@ -1,7 +1,7 @@
 //! `smsgate modem probe|send`: the first two commands a new user runs, straight on the modem
 //! without the daemon.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -220,21 +220,12 @@ fn render(r: &ProbeReport) -> String {
 }
 
 async fn send_cmd(args: SendArgs) -> ExitCode {
-    let text = if args.text == "-" {
-        let mut s = String::new();
-        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-            eprintln!("error: cannot read the text from standard input: {e}");
+    let text = match super::read_text(&args.text) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
-        if s.ends_with('\n') {
-            s.pop();
-            if s.ends_with('\r') {
-                s.pop();
-            }
-        }
-        s
-    } else {
-        args.text.clone()
     };
     let opts = SubmitOptions {
         status_report: args.status_report,

@@ -1,6 +1,6 @@
 //! `smsgate pdu encode|decode`: the codec as a tool for admins, scripts and tests.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -98,21 +98,7 @@ pub fn run(cmd: PduCommand) -> ExitCode {
 
 /// `pdu encode` as a function: the JSON it prints, or the error line.
 pub fn encode(args: EncodeArgs) -> Result<Value, String> {
-    let text = if args.text == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("cannot read the text from standard input: {e}"))?;
-        if s.ends_with('\n') {
-            s.pop();
-            if s.ends_with('\r') {
-                s.pop();
-            }
-        }
-        s
-    } else {
-        args.text
-    };
+    let text = super::read_text(&args.text)?;
     let reference = args.reference.unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -43,6 +43,31 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
     panic!("daemon not ready");
 }
 
+/// Writes a config for a daemon on a free port with `sim` as its modem, starts it, waits until
+/// it is ready. Returns the config path (to restart it), the base URL and the child.
+async fn daemon_with(
+    dir: &std::path::Path,
+    sim: &smsgate::sim::SimHandle,
+    extra: &str,
+    http: &reqwest::Client,
+) -> (std::path::PathBuf, String, tokio::process::Child) {
+    let port = free_port();
+    let config = dir.join("smsgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n{extra}[[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
+            dir.join("store").display(),
+            sim.path().display()
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let daemon = spawn_daemon(&config);
+    wait_ready(http, &base).await;
+    (config, base, daemon)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_batch_loses_nothing_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,21 +78,14 @@ async fn kill_9_during_a_batch_loses_nothing_and_doubles_nothing() {
     })
     .await
     .unwrap();
-    let port = free_port();
-    let config = dir.path().join("smsgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n[queue]\nretry_backoff = \"200ms\"\n[[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
-            dir.path().join("store").display(),
-            sim.path().display()
-        ),
-    )
-    .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut daemon = spawn_daemon(&config);
-    wait_ready(&http, &base).await;
+    let (config, base, mut daemon) = daemon_with(
+        dir.path(),
+        &sim,
+        "[queue]\nretry_backoff = \"200ms\"\n",
+        &http,
+    )
+    .await;
 
     // 200 messages in batches of 20 while the daemon sends them; SIGKILL in the middle.
     let mut accepted: Vec<(String, String)> = Vec::new();
@@ -182,21 +200,8 @@ async fn sigterm_finishes_the_send_in_flight_and_exits_0() {
     })
     .await
     .unwrap();
-    let port = free_port();
-    let config = dir.path().join("smsgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n[[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
-            dir.path().join("store").display(),
-            sim.path().display()
-        ),
-    )
-    .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut daemon = spawn_daemon(&config);
-    wait_ready(&http, &base).await;
+    let (config, base, mut daemon) = daemon_with(dir.path(), &sim, "", &http).await;
     let m: Value = http
         .post(format!("{base}/v1/messages"))
         .bearer_auth(TOKEN)
