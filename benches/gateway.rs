@@ -1,6 +1,9 @@
 //! Gateway figures, printed: durable single POSTs with 64 concurrent clients, the batch
 //! endpoint, the full path through a simulated modem, and a queue of 1,000,000 messages.
-//! Run with `cargo bench --bench gateway` (loopback only; bounded in count and time).
+//! Run with `cargo bench --bench gateway [accept|single|batch] [path] [million]` (loopback
+//! only; bounded in count and time). `SMSGATE_BENCH_NUMBERS` sets how many different recipients
+//! the accept rounds use (10,000 by default); `SMSGATE_BENCH_CACHE_MB` the daemon's store cache
+//! in `million` (32 by default, the shipped default).
 
 /// The daemon's allocator (see src/main.rs), so the figures are the daemon's.
 #[global_allocator]
@@ -16,24 +19,11 @@ use smsgate::dispatch::{Clock, DispatchConfig, Dispatcher};
 use smsgate::modem::ModemConfig;
 use smsgate::server::Gateway;
 use smsgate::sim::{SimConfig, Simulator};
-use smsgate::store::{Message, Priority, Status, Store};
+use smsgate::store::Store;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "bench-token-0123456789";
-
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -53,7 +43,7 @@ async fn gateway(
     let gw = Gateway {
         listen: "127.0.0.1:0".parse().unwrap(),
         store_path: store,
-        cache_mb: 256,
+        cache_mb: 32,
         keys: vec![ApiKey::from_token("bench", TOKEN)],
         modems,
         api: ApiConfig {
@@ -70,22 +60,80 @@ async fn gateway(
     (format!("http://{addr}"), stop, task)
 }
 
-async fn single_posts(base: &str, clients: usize, per_client: usize) {
+/// The recipients: `SMSGATE_BENCH_NUMBERS` different numbers (10,000 by default), in turn.
+fn number(i: usize) -> String {
+    let n: usize = std::env::var("SMSGATE_BENCH_NUMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+        .clamp(1, 8_000_000);
+    let k = i % n;
+    // Valid US numbers: area codes 202..=209, exchanges 2xx.
+    format!(
+        "+1{}{:03}{:04}",
+        202 + k / 1_000_000 % 8,
+        200 + k / 10_000 % 100,
+        k % 10_000
+    )
+}
+
+async fn post_json(http: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Response {
+    http.post(url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post")
+}
+
+/// One round's figures: rate, p50 and p99 latency in ms.
+type Round = (f64, f64, f64);
+
+/// Prints the median of each figure over several rounds.
+fn median(what: &str, rounds: &[Round]) {
+    let med = |f: fn(&Round) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "{what}, median of {} rounds: {:.0}/s; p50 {:.1} ms, p99 {:.1} ms",
+        rounds.len(),
+        med(|r| r.0),
+        med(|r| r.1),
+        med(|r| r.2)
+    );
+}
+
+async fn single_posts(base: &str, clients: usize, per_client: usize) -> Round {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
+    // The bodies are made before the clock starts: the figure is the daemon's, and the load
+    // generator shares its two cores.
+    let bodies: Vec<Vec<Vec<u8>>> = (0..clients)
+        .map(|c| {
+            (0..per_client)
+                .map(|i| {
+                    json!({"to": number(c * per_client + i), "text": format!("Reminder {c}-{i}: invoice due Dec 1."), "send_at": "2099-01-01T00:00:00Z"})
+                        .to_string()
+                        .into_bytes()
+                })
+                .collect()
+        })
+        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..clients {
+    for mine in bodies {
         let http = http.clone();
         let url = format!("{base}/v1/messages");
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_client);
-            for i in 0..per_client {
-                let body = json!({"to": "+12025550123", "text": format!("Reminder {c}-{i}: invoice due Dec 1."), "send_at": "2099-01-01T00:00:00Z"});
+            let mut lat = Vec::with_capacity(mine.len());
+            for body in mine {
                 let t = Instant::now();
-                let r = http.post(&url).bearer_auth(TOKEN).json(&body).send().await.expect("post");
+                let r = post_json(&http, &url, body).await;
                 assert_eq!(r.status().as_u16(), 201);
                 let _ = r.bytes().await;
                 lat.push(t.elapsed());
@@ -99,32 +147,46 @@ async fn single_posts(base: &str, clients: usize, per_client: usize) {
     }
     let elapsed = started.elapsed();
     all.sort();
+    let round = (
+        all.len() as f64 / elapsed.as_secs_f64(),
+        pct(&all, 0.5).as_secs_f64() * 1e3,
+        pct(&all, 0.99).as_secs_f64() * 1e3,
+    );
     println!(
         "single POST, {clients} clients: {} requests in {:.2} s = {:.0} durable POST/s; latency p50 {:.1} ms, p99 {:.1} ms",
         all.len(),
         elapsed.as_secs_f64(),
-        all.len() as f64 / elapsed.as_secs_f64(),
-        pct(&all, 0.5).as_secs_f64() * 1e3,
-        pct(&all, 0.99).as_secs_f64() * 1e3
+        round.0,
+        round.1,
+        round.2
     );
+    round
 }
 
-async fn batches(base: &str, clients: usize, per_client: usize, size: usize) {
+async fn batches(base: &str, clients: usize, per_client: usize, size: usize) -> Round {
     let http = reqwest::Client::new();
+    let bodies: Vec<Vec<Vec<u8>>> = (0..clients)
+        .map(|c| {
+            (0..per_client)
+                .map(|b| {
+                    let msgs: Vec<_> = (0..size)
+                        .map(|i| json!({"to": number((c * per_client + b) * size + i), "text": format!("Batch {c}-{b}-{i}: invoice due Dec 1."), "send_at": "2099-01-01T00:00:00Z"}))
+                        .collect();
+                    json!({ "messages": msgs }).to_string().into_bytes()
+                })
+                .collect()
+        })
+        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..clients {
+    for mine in bodies {
         let http = http.clone();
         let url = format!("{base}/v1/messages/batch");
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            for b in 0..per_client {
-                let msgs: Vec<_> = (0..size)
-                    .map(|i| json!({"to": "+12025550123", "text": format!("Batch {c}-{b}-{i}: invoice due Dec 1."), "send_at": "2099-01-01T00:00:00Z"}))
-                    .collect();
-                let body = json!({"messages": msgs});
+            for body in mine {
                 let t = Instant::now();
-                let r = http.post(&url).bearer_auth(TOKEN).json(&body).send().await.expect("post");
+                let r = post_json(&http, &url, body).await;
                 assert_eq!(r.status().as_u16(), 201);
                 let _ = r.bytes().await;
                 lat.push(t.elapsed());
@@ -139,13 +201,19 @@ async fn batches(base: &str, clients: usize, per_client: usize, size: usize) {
     let elapsed = started.elapsed();
     all.sort();
     let n = clients * per_client * size;
+    let round = (
+        n as f64 / elapsed.as_secs_f64(),
+        pct(&all, 0.5).as_secs_f64() * 1e3,
+        pct(&all, 0.99).as_secs_f64() * 1e3,
+    );
     println!(
         "batch POST of {size}, {clients} clients: {n} messages in {:.2} s = {:.0} messages/s; request p50 {:.1} ms, p99 {:.1} ms",
         elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
-        pct(&all, 0.5).as_secs_f64() * 1e3,
-        pct(&all, 0.99).as_secs_f64() * 1e3
+        round.0,
+        round.1,
+        round.2
     );
+    round
 }
 
 async fn full_path(n: usize) {
@@ -218,69 +286,128 @@ async fn full_path(n: usize) {
     sim.shutdown().await;
 }
 
-fn record(i: usize, now: chrono::DateTime<chrono::Utc>) -> Message {
-    Message {
-        id: ulid::Ulid::generate().to_string(),
-        to: format!("+1202555{:04}", i % 10_000),
-        text: format!(
-            "Reminder {i}: invoice INV-{i} for $120.50 is due Dec 1. Reply 1 for a call."
-        ),
-        encoding: "gsm7".into(),
-        parts: 1,
-        status: Status::Scheduled,
-        status_reason: None,
-        priority: Priority::Normal,
-        created_at: now,
-        updated_at: now,
-        send_at: Some(now + chrono::Duration::seconds((i % 86_400) as i64 + 3600)),
-        expires_at: None,
-        max_lateness_secs: 43_200,
-        due_at: now + chrono::Duration::seconds((i % 86_400) as i64 + 3600),
-        reply_options: None,
-        callback_url: None,
-        metadata: None,
-        status_report: true,
-        attempts: vec![],
-        part_status: vec![],
-        modem: None,
-        sent_at: None,
-        delivered_at: None,
-        created_by: "bench".into(),
-        history_len: 0,
-        requeued_at: None,
-    }
+fn rss_of(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Starts `smsgate serve` as its own process and waits until `/readyz` says ready.
+async fn daemon(config: &std::path::Path, base: &str) -> (std::process::Child, Duration) {
+    let started = Instant::now();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start smsgate");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "daemon not ready in 60 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (child, started.elapsed())
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// A queue of `n` waiting messages in the real daemon (`smsgate serve`, its own process, the
+/// shipped default cache size), filled through the batch endpoint: its RSS, then a restart.
 async fn million(n: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let before = rss_mb();
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = dir.path().join("smsgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n\
+             cache_mb = {}\n[[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n\
+             [[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
+            dir.path().join("store").display(),
+            std::env::var("SMSGATE_BENCH_CACHE_MB").unwrap_or_else(|_| "32".into()),
+            sim.path().display()
+        ),
+    )
+    .unwrap();
+    let (child, _) = daemon(&config, &base).await;
+    let pid = child.id();
     let started = Instant::now();
-    {
-        let store = Store::open(&path, 64).unwrap();
-        let now = chrono::Utc::now();
-        for b in 0..(n / 1000) {
-            let batch: Vec<Message> = (0..1000).map(|i| record(b * 1000 + i, now)).collect();
-            store.insert(&batch, None).unwrap();
-            if b % 50 == 0 {
-                store.durable().await.unwrap();
+    let clients = 2;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let url = format!("{base}/v1/messages/batch");
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for b in (c..n / 1000).step_by(clients) {
+                let msgs: Vec<_> = (0..1000)
+                    .map(|i| json!({"to": number(b * 1000 + i), "text": format!("Reminder {b}-{i}: invoice INV-{b}{i} for $120.50 is due Dec 1. Reply 1 for a call."), "send_at": "2099-01-01T00:00:00Z"}))
+                    .collect();
+                let r = http.post(&url).bearer_auth(TOKEN).json(&json!({"messages": msgs})).send().await.expect("post");
+                assert_eq!(r.status().as_u16(), 201);
+                let _ = r.bytes().await;
             }
-        }
-        store.durable().await.unwrap();
-        println!(
-            "queue of {n}: filled in {:.1} s; RSS {:.0} MB (process at start {:.0} MB)",
-            started.elapsed().as_secs_f64(),
-            rss_mb(),
-            before
-        );
+        }));
     }
-    // Restart to ready: open, recover `sending`, find the next due message.
-    let t = Instant::now();
-    let store = Store::open(&path, 64).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "queue of {n}: filled through the batch endpoint in {:.1} s; daemon RSS {:.0} MB (peak {:.0} MB)",
+        started.elapsed().as_secs_f64(),
+        rss_of(pid, "VmRSS:"),
+        rss_of(pid, "VmHWM:")
+    );
+    stop(child);
+    let (child, ready) = daemon(&config, &base).await;
+    let pid = child.id();
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/v1/stats"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["queue_depth"].as_u64(), Some(n as u64), "{stats}");
+    println!(
+        "queue of {n}: restart to ready {:.2} s (process start, store open, modem up, /readyz 200); daemon RSS {:.0} MB (peak {:.0} MB); queue depth {}",
+        ready.as_secs_f64(),
+        rss_of(pid, "VmRSS:"),
+        rss_of(pid, "VmHWM:"),
+        stats["queue_depth"]
+    );
+    stop(child);
+    sim.shutdown().await;
+    // The next-due lookup, timed in-process on the same store.
+    let store = Store::open(&dir.path().join("store"), 32).unwrap();
     let d = Dispatcher::new(store.clone(), DispatchConfig::default(), Clock::system());
     d.recover().await.unwrap();
-    let next = store.next_due(chrono::Utc::now()).unwrap();
-    let restart = t.elapsed();
     let reps = 10_000;
     let t = Instant::now();
     for _ in 0..reps {
@@ -288,11 +415,8 @@ async fn million(n: usize) {
     }
     let per = t.elapsed() / reps;
     println!(
-        "queue of {n}: restart to ready {:.2} s (next: {next:?}); next-due lookup {:.1} µs; RSS after reopen {:.0} MB; {} messages stored",
-        restart.as_secs_f64(),
-        per.as_secs_f64() * 1e6,
-        rss_mb(),
-        store.len()
+        "queue of {n}: next-due lookup {:.1} µs",
+        per.as_secs_f64() * 1e6
     );
 }
 
@@ -312,11 +436,24 @@ fn main() {
             "gateway benchmark ({} cores)",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        if want("accept") {
+        if want("accept") || want("single") || want("batch") {
             let dir = tempfile::tempdir().unwrap();
             let (base, stop, task) = gateway(dir.path().join("store"), vec![]).await;
-            single_posts(&base, 64, 300).await;
-            batches(&base, 4, 25, 1000).await;
+            const ROUNDS: usize = 5;
+            if want("accept") || want("single") {
+                let mut rounds = Vec::new();
+                for _ in 0..ROUNDS {
+                    rounds.push(single_posts(&base, 64, 300).await);
+                }
+                median("single POST, 64 clients", &rounds);
+            }
+            if want("accept") || want("batch") {
+                let mut rounds = Vec::new();
+                for _ in 0..ROUNDS {
+                    rounds.push(batches(&base, 4, 25, 1000).await);
+                }
+                median("batch POST of 1000 (messages/s)", &rounds);
+            }
             stop.cancel();
             let _ = task.await;
         }

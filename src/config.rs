@@ -79,7 +79,7 @@ pub struct StorageConfig {
 }
 
 fn default_cache_mb() -> u64 {
-    64
+    32
 }
 
 /// `[[api_keys]]`

@@ -10,5 +10,9 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // No transparent huge pages for this process: the allocator asks for them, and a 2 MiB page
+    // that is partly used counts whole in the resident size (a million queued messages took
+    // 60 MB more with them, for no measurable speed).
+    let _ = nix::sys::prctl::set_thp_disable(true);
     smsgate::cli::run(smsgate::cli::Cli::parse())
 }

@@ -125,6 +125,16 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, kind, "Conflict", detail.into())
     }
 
+    /// 500: a fault of the daemon itself.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            detail.into(),
+        )
+    }
+
     /// 503: the store cannot take the write; nothing was acknowledged.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         ApiError::new(

@@ -81,6 +81,10 @@ impl Status {
         self as u8
     }
 
+    fn queued() -> Status {
+        Status::Queued
+    }
+
     /// Waiting in the queue (has a due-index entry).
     pub fn is_waiting(self) -> bool {
         matches!(self, Status::Queued | Status::Scheduled)
@@ -141,7 +145,8 @@ pub struct Part {
 /// A message and everything known about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
-    /// ULID: sorts by creation time.
+    /// ULID: sorts by creation time. Not stored in the record: it is the record's key.
+    #[serde(default, skip_serializing)]
     pub id: String,
     /// E.164 destination.
     pub to: String,
@@ -154,6 +159,7 @@ pub struct Message {
     /// Where it is.
     pub status: Status,
     /// Why it is there (`opted_out`, `too_late`, the modem's error…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     /// Send order among due messages.
     pub priority: Priority,
@@ -162,30 +168,40 @@ pub struct Message {
     /// Last change.
     pub updated_at: DateTime<Utc>,
     /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_at: Option<DateTime<Utc>>,
     /// Not after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Longest acceptable delay past the due time, in seconds.
     pub max_lateness_secs: u64,
     /// When the dispatcher may take it next (send_at, or after a retry backoff).
     pub due_at: DateTime<Utc>,
     /// Reply options offered ("1" → "call_me").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_options: Option<BTreeMap<String, String>>,
     /// Where its events are posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
     /// Caller's data, returned as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
     /// Ask for delivery reports.
     pub status_report: bool,
     /// Every try.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
     /// The parts as last sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub part_status: Vec<Part>,
     /// The modem that sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modem: Option<String>,
     /// When the network accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
     /// When the last part was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<DateTime<Utc>>,
     /// The API key that created it.
     pub created_by: String,
@@ -193,8 +209,12 @@ pub struct Message {
     #[serde(default)]
     pub history_len: u32,
     /// When an admin last requeued it: lateness counts from here then.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requeued_at: Option<DateTime<Utc>>,
+    /// The status it was accepted in (`queued` or `scheduled`): the first history event, which
+    /// is not stored separately.
+    #[serde(default = "Status::queued")]
+    pub accepted_as: Status,
 }
 
 /// One entry of a message's history.
