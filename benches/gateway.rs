@@ -51,6 +51,7 @@ async fn gateway(
             ..ApiConfig::default()
         },
         dispatch: DispatchConfig::default(),
+        reassembly_timeout: std::time::Duration::from_secs(3600),
         clock: Clock::system(),
     };
     let stop = CancellationToken::new();

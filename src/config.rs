@@ -33,9 +33,34 @@ pub struct Config {
     /// Queue and retry policy.
     #[serde(default)]
     pub queue: QueueConfig,
+    /// Received messages.
+    #[serde(default)]
+    pub inbound: InboundConfig,
     /// The modems.
     #[serde(default)]
     pub modems: Vec<ModemSection>,
+}
+
+/// `[inbound]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// How long the parts of a concatenated message wait for the missing ones before the message
+    /// is released as partial (e.g. "1h").
+    #[serde(default = "default_reassembly_timeout", with = "humantime_serde")]
+    pub reassembly_timeout: Duration,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            reassembly_timeout: default_reassembly_timeout(),
+        }
+    }
+}
+
+fn default_reassembly_timeout() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// `[http]`

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::dispatch::{Clock, DispatchConfig, Dispatcher};
 use crate::modem::{self, ModemConfig, ModemEvent};
 use crate::store::Store;
+use crate::store::inbound::Received;
 
 /// Everything the gateway needs, from a config file or from `demo`.
 pub struct Gateway {
@@ -36,6 +37,8 @@ pub struct Gateway {
     pub api: ApiConfig,
     /// Dispatch policy.
     pub dispatch: DispatchConfig,
+    /// How long parts of a concatenated inbound message wait for the rest.
+    pub reassembly_timeout: std::time::Duration,
     /// The clock.
     pub clock: Clock,
 }
@@ -83,6 +86,7 @@ impl Gateway {
                 national_languages: langs,
                 ..DispatchConfig::default()
             },
+            reassembly_timeout: cfg.inbound.reassembly_timeout,
             clock: Clock::system(),
         })
     }
@@ -123,7 +127,12 @@ impl Gateway {
             driver_tasks.push(t);
         }
         drop(events_tx);
-        let events_task = tokio::spawn(consume_events(events_rx));
+        let events_task = tokio::spawn(consume_events(
+            events_rx,
+            store.clone(),
+            self.clock.clone(),
+            self.reassembly_timeout,
+        ));
         let workers: Vec<_> = handles
             .iter()
             .map(|h| dispatcher.spawn_worker(h.clone(), worker_cancel.clone()))
@@ -165,18 +174,72 @@ impl Gateway {
     }
 }
 
-/// Modem events. Inbound messages and reports are not acknowledged here, so they stay on the
-/// SIM until a consumer that stores them acknowledges them.
-async fn consume_events(mut rx: mpsc::Receiver<ModemEvent>) {
-    while let Some(ev) = rx.recv().await {
+/// Modem events. An inbound message is stored and made durable before the driver may delete
+/// it from the SIM; status reports are not acknowledged yet, so they stay on the SIM. Once a
+/// minute, concatenated messages whose parts waited longer than `reassembly_timeout` are
+/// released as partial.
+async fn consume_events(
+    mut rx: mpsc::Receiver<ModemEvent>,
+    store: Store,
+    clock: Clock,
+    reassembly_timeout: std::time::Duration,
+) {
+    let mut sweep = tokio::time::interval(std::time::Duration::from_secs(60));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => ev,
+                None => return,
+            },
+            _ = sweep.tick() => {
+                let now = clock.now();
+                let cutoff = now - chrono::Duration::from_std(reassembly_timeout).unwrap_or_default();
+                match store.release_stale_fragments(cutoff, now) {
+                    Ok(released) => {
+                        for m in released {
+                            tracing::warn!(id = %m.id, from = %m.from, parts = m.parts_received, total = m.total_parts, "inbound message released incomplete");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot release incomplete inbound messages"),
+                }
+                continue;
+            }
+        };
         match ev {
             ModemEvent::State {
                 modem,
                 state,
                 reason,
             } => tracing::debug!(modem, state = state.as_str(), reason, "modem state"),
-            ModemEvent::Message(m) | ModemEvent::StatusReport(m) => {
-                tracing::info!(modem = %m.modem, source = ?m.source, "inbound PDU left on the modem");
+            ModemEvent::Message(m) => {
+                let stored = match store.receive(&m.modem, &m.pdu, clock.now()) {
+                    Ok(r) => store.durable().await.map(|()| r),
+                    Err(e) => Err(e),
+                };
+                match stored {
+                    Ok(r) => {
+                        match r {
+                            Received::Stored(im) => {
+                                tracing::info!(id = %im.id, modem = %im.modem, from = %im.from, parts = im.parts_received, "inbound message stored")
+                            }
+                            Received::Held { part, total } => {
+                                tracing::debug!(modem = %m.modem, part, total, "inbound part held")
+                            }
+                            Received::Duplicate => {
+                                tracing::debug!(modem = %m.modem, "inbound PDU already stored")
+                            }
+                        }
+                        m.ack();
+                    }
+                    Err(e) => {
+                        // Not acknowledged: it stays on the SIM and is offered again.
+                        tracing::error!(modem = %m.modem, error = %e, "cannot store an inbound message; it stays on the SIM");
+                    }
+                }
+            }
+            ModemEvent::StatusReport(m) => {
+                tracing::info!(modem = %m.modem, source = ?m.source, "status report left on the modem");
             }
         }
     }

@@ -3,6 +3,7 @@
 //! Every write is on disk (flushed and fsynced, group commit) before its 2xx answer.
 
 pub mod error;
+pub mod inbound;
 pub mod messages;
 pub mod openapi;
 pub mod system;
@@ -178,6 +179,8 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{id}", get(messages::get_one))
         .route("/messages/{id}/cancel", post(messages::cancel))
         .route("/messages/{id}/requeue", post(messages::requeue))
+        .route("/inbound", get(inbound::list))
+        .route("/inbound/{id}", get(inbound::get_one))
         .route("/modems", get(system::modems))
         .route("/stats", get(system::stats))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));

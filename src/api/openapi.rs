@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, messages, system};
+use super::{error, inbound, messages, system};
 
 /// The document.
 #[derive(OpenApi)]
@@ -13,13 +13,15 @@ use super::{error, messages, system};
     info(title = "smsgate", description = "Self-hosted SMS gateway: queue, send and track SMS through your own GSM modem."),
     paths(
         messages::create, messages::create_batch, messages::list, messages::get_one,
-        messages::cancel, messages::requeue, system::modems, system::stats,
+        messages::cancel, messages::requeue, inbound::list, inbound::get_one,
+        system::modems, system::stats,
         system::healthz, system::readyz,
     ),
     components(schemas(error::Problem, error::FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "messages", description = "Send and track messages"),
+        (name = "inbound", description = "Messages customers sent"),
         (name = "gateway", description = "Modems and queue"),
         (name = "health", description = "Liveness and readiness, without a token"),
     )

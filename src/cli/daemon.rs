@@ -203,6 +203,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             modems: vec![ModemConfig::new("simulated", sim.path().display().to_string())],
             api: ApiConfig::default(),
             dispatch: DispatchConfig::default(),
+            reassembly_timeout: std::time::Duration::from_secs(3600),
             clock: Clock::system(),
         };
         let shutdown = shutdown_signal();

@@ -9,6 +9,10 @@
 //! | `to` | E.164 number · 0xFF · id (16) | empty: listing by recipient |
 //! | `events` | id (16) · sequence (4, BE) | JSON [`Event`], from sequence 1 |
 //! | `idempotency` | API key name · 0x00 · Idempotency-Key | JSON [`IdempotencyRecord`] |
+//! | `inbound` | inbound id (ULID, 16) | JSON [`inbound::InboundMessage`] |
+//! | `inbound_from` | E.164 sender · 0xFF · inbound id (16) | empty: listing by sender |
+//! | `inbound_seen` | SHA-256 of modem name · 0x00 · PDU | what the PDU became: dedupe across a crash |
+//! | `fragments` | modem · 0x00 · sender · 0x00 · reference (2) · total (1) · sequence (1) | JSON part of a concatenated message still incomplete |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -21,6 +25,7 @@
 //! Linux, so after it the data file is fsynced too; concurrent callers share one flush (group
 //! commit), which keeps durability cheap under load.
 
+pub mod inbound;
 pub mod model;
 
 use std::path::{Path, PathBuf};
@@ -96,6 +101,10 @@ struct Inner {
     to: sled::Tree,
     events: sled::Tree,
     idempotency: sled::Tree,
+    inbound: sled::Tree,
+    inbound_from: sled::Tree,
+    inbound_seen: sled::Tree,
+    fragments: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     path: PathBuf,
@@ -206,6 +215,10 @@ impl Store {
             to: db.open_tree("to")?,
             events: db.open_tree("events")?,
             idempotency: db.open_tree("idempotency")?,
+            inbound: db.open_tree("inbound")?,
+            inbound_from: db.open_tree("inbound_from")?,
+            inbound_seen: db.open_tree("inbound_seen")?,
+            fragments: db.open_tree("fragments")?,
             counts: Default::default(),
             db,
             path: path.to_path_buf(),

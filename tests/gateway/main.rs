@@ -3,6 +3,7 @@
 
 mod crash;
 mod flows;
+mod inbound;
 mod input;
 
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
             modem_wait: Duration::from_millis(200),
             ..DispatchConfig::default()
         },
+        reassembly_timeout: std::time::Duration::from_secs(3600),
         clock: Clock::system(),
     };
     tweak(&mut gw);

@@ -1,0 +1,98 @@
+//! `/v1/inbound`: the messages customers sent.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::messages::normalise_number;
+use super::{ApiError, AppState};
+use crate::store::inbound::{InboundFilter, InboundMessage};
+
+/// Filters of `GET /v1/inbound`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InboundQuery {
+    /// Only received at or after (RFC 3339).
+    since: Option<DateTime<FixedOffset>>,
+    /// Only from this number (any form).
+    from: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+/// One page of inbound messages.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InboundPage {
+    /// Newest first.
+    pub messages: Vec<InboundMessage>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/inbound?since=&from=&limit=&cursor=`: newest first.
+#[utoipa::path(get, path = "/v1/inbound", tag = "inbound", params(InboundQuery),
+    responses((status = 200, body = InboundPage), (status = 400, body = super::error::Problem),
+        (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<InboundQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let from = match q.from.as_deref() {
+        // A sender may be a short code or a name: keep what does not parse as a number.
+        Some(f) => Some(
+            normalise_number(f, state.cfg.default_region.as_deref())
+                .unwrap_or_else(|_| f.trim().to_string()),
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 1000"));
+    }
+    if let Some(c) = &q.cursor
+        && crate::store::id_key(c).is_none()
+    {
+        return Err(ApiError::field(
+            "cursor",
+            "is not a cursor returned by this API",
+        ));
+    }
+    let page = state.store.list_inbound(&InboundFilter {
+        from,
+        since: q.since.map(|t| t.with_timezone(&Utc)),
+        after: q.cursor.clone(),
+        limit,
+    })?;
+    let next_cursor = (page.len() == limit)
+        .then(|| page.last().map(|m| m.id.clone()))
+        .flatten();
+    Ok(axum::Json(InboundPage {
+        messages: page,
+        next_cursor,
+    })
+    .into_response())
+}
+
+/// `GET /v1/inbound/{id}`.
+#[utoipa::path(get, path = "/v1/inbound/{id}", tag = "inbound",
+    params(("id" = String, Path, description = "Inbound message id")),
+    responses((status = 200, body = InboundMessage), (status = 401, body = super::error::Problem),
+        (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = state
+        .store
+        .inbound(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("no inbound message {id}")))?;
+    Ok(axum::Json(m).into_response())
+}

@@ -1,0 +1,577 @@
+//! Inbound messages: stored before they leave the SIM, reassembled, listed.
+//!
+//! A PDU from the modem is stored (as a message, or as one part of a concatenated message) and
+//! remembered by its fingerprint (SHA-256 of modem name and PDU) in one transaction; only then
+//! may the driver delete it from the SIM. A PDU seen again — the daemon stopped between storing
+//! and deleting it, so the SIM offers it once more — is recognised and not stored twice. Parts
+//! wait in the `fragments` tree, keyed by modem, sender, reference and total, so they may come
+//! in any order, across a restart, interleaved with other senders' parts; the last one turns
+//! them into a message. Parts that never complete are released as a partial message.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::Transactional;
+
+use super::{Store, StoreError, Tx, abort, decode, encode, id_key};
+use crate::sms::{self, Pdu};
+
+/// A received SMS, whole or released incomplete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InboundMessage {
+    /// ULID: sorts by arrival.
+    pub id: String,
+    /// The modem (SIM) it came in on.
+    pub modem: String,
+    /// The sender: E.164 with `+` when international, else as the network gave it.
+    pub from: String,
+    /// The text (parts joined in order; a missing part of a partial message shows as `[…]`).
+    pub text: String,
+    /// When the gateway stored its first part.
+    pub received_at: DateTime<Utc>,
+    /// The SMSC's time stamp of its first part, with the SMSC's offset.
+    #[schema(value_type = Option<String>)]
+    pub smsc_timestamp: Option<DateTime<FixedOffset>>,
+    /// `gsm7`, `ucs2`, `8bit`, or `undecodable`.
+    pub encoding: String,
+    /// How many parts the sender sent.
+    pub total_parts: u8,
+    /// How many arrived.
+    pub parts_received: u8,
+    /// Released incomplete after the reassembly timeout.
+    pub partial: bool,
+    /// The raw PDUs (SMSC field first, hex), in part order.
+    pub pdus: Vec<String>,
+    /// Why the PDU could not be read, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_error: Option<String>,
+    /// The message this answers, when reply matching found one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+}
+
+/// What [`Store::receive`] did with a PDU.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// Already stored: only delete it from the SIM.
+    Duplicate,
+    /// One part of a message still incomplete, held.
+    Held {
+        /// This part's number.
+        part: u8,
+        /// Of how many.
+        total: u8,
+    },
+    /// A message is complete (a single PDU, or the last missing part).
+    Stored(Box<InboundMessage>),
+}
+
+/// One held part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Fragment {
+    /// The PDU, SMSC field first.
+    pdu: String,
+    received_at: DateTime<Utc>,
+}
+
+/// A held part with its key.
+type HeldPart = (Vec<u8>, Fragment);
+
+/// Filter for [`Store::list_inbound`].
+#[derive(Debug, Clone, Default)]
+pub struct InboundFilter {
+    /// Only from this sender.
+    pub from: Option<String>,
+    /// Only received at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Start after this id (the previous page's cursor).
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: usize,
+}
+
+fn fingerprint(modem: &str, pdu: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(modem.as_bytes());
+    h.update([0]);
+    h.update(pdu);
+    h.finalize().into()
+}
+
+/// The key prefix shared by every part of one concatenated message.
+fn group_prefix(modem: &str, from: &str, c: &sms::Concat) -> Vec<u8> {
+    let mut k = Vec::with_capacity(modem.len() + from.len() + 5);
+    k.extend_from_slice(modem.as_bytes());
+    k.push(0);
+    k.extend_from_slice(from.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&c.reference.to_be_bytes());
+    k.push(c.total);
+    k
+}
+
+fn from_key(from: &str, id: &[u8; 16]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(from.len() + 17);
+    k.extend_from_slice(from.as_bytes());
+    k.push(0xFF);
+    k.extend_from_slice(id);
+    k
+}
+
+fn encoding_name(e: sms::Encoding) -> &'static str {
+    match e {
+        sms::Encoding::Gsm7 => "gsm7",
+        sms::Encoding::Ucs2 => "ucs2",
+        sms::Encoding::EightBit => "8bit",
+    }
+}
+
+/// Builds the message from its parts' PDUs, in part order (`None` for a part that never came).
+fn assemble(
+    modem: &str,
+    parts: &[Option<Fragment>],
+    total: u8,
+    now: DateTime<Utc>,
+) -> InboundMessage {
+    let mut text = String::new();
+    let mut bodies: Vec<sms::Body> = Vec::new();
+    let mut from = String::new();
+    let mut smsc_timestamp = None;
+    let mut received_at = now;
+    let mut encoding = "undecodable";
+    let mut pdus = Vec::new();
+    let flush = |bodies: &mut Vec<sms::Body>, text: &mut String| {
+        text.push_str(&sms::join_text(bodies.iter()));
+        bodies.clear();
+    };
+    for part in parts {
+        match part {
+            Some(f) => {
+                received_at = received_at.min(f.received_at);
+                pdus.push(f.pdu.clone());
+                if let Ok(Pdu::Deliver(d)) = sms::decode_hex(&f.pdu, true) {
+                    if from.is_empty() {
+                        from = d.from.to_string();
+                        smsc_timestamp = Some(d.timestamp);
+                        encoding = encoding_name(d.user_data.body.encoding());
+                    }
+                    bodies.push(d.user_data.body);
+                }
+            }
+            None => {
+                flush(&mut bodies, &mut text);
+                text.push_str("[…]");
+            }
+        }
+    }
+    flush(&mut bodies, &mut text);
+    let received = parts.iter().filter(|p| p.is_some()).count() as u8;
+    InboundMessage {
+        id: ulid::Ulid::from_parts(received_at.timestamp_millis().max(0) as u64, rand_bits())
+            .to_string(),
+        modem: modem.to_string(),
+        from,
+        text,
+        received_at,
+        smsc_timestamp,
+        encoding: encoding.to_string(),
+        total_parts: total,
+        parts_received: received,
+        partial: received < total,
+        pdus,
+        decode_error: None,
+        in_reply_to: None,
+    }
+}
+
+fn rand_bits() -> u128 {
+    u128::from(fastrand::u64(..)) << 16 | u128::from(fastrand::u16(..))
+}
+
+impl Store {
+    /// Stores a PDU that arrived on `modem` (SMSC field first). Call [`Store::durable`] before
+    /// deleting it from the SIM.
+    pub fn receive(
+        &self,
+        modem: &str,
+        pdu: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Received, StoreError> {
+        let i = &self.inner;
+        let seen = fingerprint(modem, pdu);
+        if i.inbound_seen.contains_key(seen)? {
+            return Ok(Received::Duplicate);
+        }
+        let decoded = sms::decode(pdu, true);
+        let concat = match &decoded {
+            Ok(Pdu::Deliver(d)) => d.user_data.concat().filter(|c| c.total > 1),
+            _ => None,
+        };
+        let hex = sms::to_hex(pdu);
+        let Some(c) = concat else {
+            // A whole message in one PDU (or one that cannot be read: kept as it came).
+            let mut m = assemble(
+                modem,
+                &[Some(Fragment {
+                    pdu: hex,
+                    received_at: now,
+                })],
+                1,
+                now,
+            );
+            match &decoded {
+                Ok(Pdu::Deliver(_)) => {}
+                Ok(_) => m.decode_error = Some("not an SMS-DELIVER".into()),
+                Err(e) => m.decode_error = Some(e.to_string()),
+            }
+            self.put_inbound(&m, &[seen.to_vec()], &[])?;
+            return Ok(Received::Stored(Box::new(m)));
+        };
+        let from = match &decoded {
+            Ok(Pdu::Deliver(d)) => d.from.to_string(),
+            _ => String::new(),
+        };
+        let prefix = group_prefix(modem, &from, &c);
+        let part_key = |n: u8| {
+            let mut k = prefix.clone();
+            k.push(n);
+            k
+        };
+        let fragment = encode(&Fragment {
+            pdu: hex,
+            received_at: now,
+        })?;
+        let r = (&i.fragments, &i.inbound_seen, &i.inbound, &i.inbound_from).transaction(
+            |(tf, ts, ti, tfrom)| {
+                ts.insert(&seen[..], &[])?;
+                let key = part_key(c.part);
+                if tf.get(&key)?.is_none() {
+                    tf.insert(key, fragment.as_slice())?;
+                }
+                let mut parts = Vec::with_capacity(usize::from(c.total));
+                for n in 1..=c.total {
+                    match tf.get(part_key(n))? {
+                        Some(v) => {
+                            parts.push(Some(decode::<Fragment>(&part_key(n), &v).map_err(abort)?))
+                        }
+                        None => {
+                            return Ok(Received::Held {
+                                part: c.part,
+                                total: c.total,
+                            });
+                        }
+                    }
+                }
+                let m = assemble(modem, &parts, c.total, now);
+                let id = id_key(&m.id).ok_or_else(|| {
+                    abort(StoreError::Corrupt {
+                        key: m.id.clone(),
+                        detail: "not a ULID".into(),
+                    })
+                })?;
+                ti.insert(&id[..], encode(&m).map_err(abort)?)?;
+                tfrom.insert(from_key(&m.from, &id), &[])?;
+                for n in 1..=c.total {
+                    tf.remove(part_key(n))?;
+                }
+                Ok::<_, Tx>(Received::Stored(Box::new(m)))
+            },
+        )?;
+        Ok(r)
+    }
+
+    /// Writes a whole inbound message with its fingerprints, removing `fragments`.
+    fn put_inbound(
+        &self,
+        m: &InboundMessage,
+        seen: &[Vec<u8>],
+        fragments: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let i = &self.inner;
+        let id = id_key(&m.id).ok_or_else(|| StoreError::Corrupt {
+            key: m.id.clone(),
+            detail: "not a ULID".into(),
+        })?;
+        let json = encode(m)?;
+        (&i.inbound, &i.inbound_from, &i.inbound_seen, &i.fragments).transaction(
+            |(ti, tfrom, ts, tf)| {
+                ti.insert(&id[..], json.as_slice())?;
+                tfrom.insert(from_key(&m.from, &id), &[])?;
+                for s in seen {
+                    ts.insert(s.as_slice(), &[])?;
+                }
+                for f in fragments {
+                    tf.remove(f.as_slice())?;
+                }
+                Ok::<_, Tx>(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Releases, as partial messages, the concatenated messages whose first part arrived
+    /// before `cutoff` and that are still incomplete.
+    pub fn release_stale_fragments(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<InboundMessage>, StoreError> {
+        // Group the held parts by message: the key up to (and with) the total octet.
+        let mut groups: Vec<(Vec<u8>, Vec<HeldPart>)> = Vec::new();
+        for r in self.inner.fragments.iter() {
+            let (k, v) = r?;
+            if k.len() < 5 {
+                continue;
+            }
+            let prefix = k[..k.len() - 1].to_vec();
+            let f: Fragment = decode(&k, &v)?;
+            match groups.last_mut() {
+                Some((p, parts)) if *p == prefix => parts.push((k.to_vec(), f)),
+                _ => groups.push((prefix, vec![(k.to_vec(), f)])),
+            }
+        }
+        let mut out = Vec::new();
+        for (prefix, parts) in groups {
+            if parts.iter().map(|(_, f)| f.received_at).min() >= Some(cutoff) {
+                continue;
+            }
+            let Some(&total) = prefix.last() else {
+                continue;
+            };
+            let modem_end = prefix.iter().position(|b| *b == 0).unwrap_or(0);
+            let modem = String::from_utf8_lossy(&prefix[..modem_end]).into_owned();
+            let mut slots: Vec<Option<Fragment>> = vec![None; usize::from(total)];
+            for (k, f) in &parts {
+                if let Some(n) = k.last().map(|n| usize::from(*n))
+                    && (1..=slots.len()).contains(&n)
+                {
+                    slots[n - 1] = Some(f.clone());
+                }
+            }
+            let m = assemble(&modem, &slots, total, now);
+            let keys: Vec<Vec<u8>> = parts.into_iter().map(|(k, _)| k).collect();
+            self.put_inbound(&m, &[], &keys)?;
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// An inbound message by id.
+    pub fn inbound(&self, id: &str) -> Result<Option<InboundMessage>, StoreError> {
+        let Some(key) = id_key(id) else {
+            return Ok(None);
+        };
+        match self.inner.inbound.get(key)? {
+            Some(v) => Ok(Some(decode(&key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Inbound messages newest first, filtered, one page.
+    pub fn list_inbound(&self, f: &InboundFilter) -> Result<Vec<InboundMessage>, StoreError> {
+        let limit = f.limit.clamp(1, 1000);
+        let after = f.after.as_deref().and_then(id_key);
+        let since = f.since.map(|t| {
+            ulid::Ulid::from_parts(t.timestamp_millis().max(0) as u64, 0)
+                .0
+                .to_be_bytes()
+        });
+        let ids: Box<dyn Iterator<Item = Result<[u8; 16], StoreError>>> = match &f.from {
+            Some(from) => {
+                let mut prefix = from.as_bytes().to_vec();
+                prefix.push(0xFF);
+                let n = prefix.len();
+                Box::new(
+                    self.inner
+                        .inbound_from
+                        .scan_prefix(prefix)
+                        .rev()
+                        .map(move |r| {
+                            let (k, _) = r?;
+                            let mut id = [0u8; 16];
+                            if k.len() >= n + 16 {
+                                id.copy_from_slice(&k[n..n + 16]);
+                            }
+                            Ok(id)
+                        }),
+                )
+            }
+            None => Box::new(self.inner.inbound.iter().keys().rev().map(|r| {
+                let k = r?;
+                let mut id = [0u8; 16];
+                if k.len() == 16 {
+                    id.copy_from_slice(&k);
+                }
+                Ok(id)
+            })),
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            let id = id?;
+            if after.is_some_and(|a| id >= a) {
+                continue;
+            }
+            if since.is_some_and(|s| id < s) {
+                break;
+            }
+            if let Some(v) = self.inner.inbound.get(id)? {
+                out.push(decode(&id, &v)?);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records which message an inbound message answers.
+    pub fn set_in_reply_to(&self, id: &str, message_id: &str) -> Result<(), StoreError> {
+        let Some(key) = id_key(id) else {
+            return Ok(());
+        };
+        self.inner
+            .inbound
+            .transaction(|t| {
+                let Some(v) = t.get(key)? else {
+                    return Ok(());
+                };
+                let mut m: InboundMessage = decode(&key, &v).map_err(abort)?;
+                m.in_reply_to = Some(message_id.to_string());
+                t.insert(&key[..], encode(&m).map_err(abort)?)?;
+                Ok::<_, Tx>(())
+            })
+            .map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Number of concatenated messages' parts held, waiting for the rest.
+    pub fn fragments_held(&self) -> usize {
+        self.inner.fragments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sms::{Address, encode_deliver};
+
+    fn pdus(from: &str, text: &str, ucs2: bool, reference: u8) -> Vec<Vec<u8>> {
+        let from = Address::parse_number("from", from).unwrap();
+        let ts = Utc::now().fixed_offset();
+        encode_deliver(None, &from, text, &ts, ucs2, reference).unwrap()
+    }
+
+    #[tokio::test]
+    async fn single_and_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let now = Utc::now();
+        let p = pdus("+12025550123", "1", false, 1).remove(0);
+        let Received::Stored(m) = store.receive("sim0", &p, now).unwrap() else {
+            panic!("not stored")
+        };
+        assert_eq!(
+            (m.from.as_str(), m.text.as_str(), m.partial),
+            ("+12025550123", "1", false)
+        );
+        assert_eq!(store.receive("sim0", &p, now).unwrap(), Received::Duplicate);
+        // The same PDU on another modem is another message.
+        assert!(matches!(
+            store.receive("sim1", &p, now).unwrap(),
+            Received::Stored(_)
+        ));
+        assert_eq!(store.inbound(&m.id).unwrap(), Some(*m));
+        // Garbage is kept as it came, marked.
+        let Received::Stored(g) = store.receive("sim0", &[0, 0x03, 0xFF], now).unwrap() else {
+            panic!("garbage not stored")
+        };
+        assert_eq!(g.encoding, "undecodable");
+        assert!(g.decode_error.is_some());
+        assert_eq!(g.pdus, vec!["0003FF".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn parts_out_of_order_interleaved_and_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let long = "Ça va? Je paierai la facture demain, merci 🙂 ".repeat(4);
+        let a = pdus("+12025550123", &long, true, 7);
+        let b = pdus(
+            "+12025550124",
+            &"second sender, also long. ".repeat(12),
+            false,
+            7,
+        );
+        assert!(a.len() >= 3 && b.len() >= 2);
+        {
+            let store = Store::open(dir.path(), 16).unwrap();
+            // Last part first, interleaved with the other sender's parts.
+            let last = a.len() - 1;
+            assert!(matches!(
+                store.receive("sim0", &a[last], now).unwrap(),
+                Received::Held { .. }
+            ));
+            assert!(matches!(
+                store.receive("sim0", &b[0], now).unwrap(),
+                Received::Held { part: 1, .. }
+            ));
+            assert!(matches!(
+                store.receive("sim0", &a[0], now).unwrap(),
+                Received::Held { part: 1, .. }
+            ));
+            // The same part again (the SIM offered it twice) changes nothing.
+            assert_eq!(
+                store.receive("sim0", &a[0], now).unwrap(),
+                Received::Duplicate
+            );
+            store.durable().await.unwrap();
+        }
+        let store = Store::open(dir.path(), 16).unwrap();
+        let mut whole = None;
+        for p in &a[1..a.len() - 1] {
+            if let Received::Stored(m) = store.receive("sim0", p, now).unwrap() {
+                whole = Some(m);
+            }
+        }
+        let m = whole.expect("reassembled after the restart");
+        assert_eq!(m.text, long);
+        assert_eq!((m.encoding.as_str(), m.partial), ("ucs2", false));
+        assert_eq!(usize::from(m.parts_received), a.len());
+        // The other sender's message is still waiting, and is released as partial.
+        assert_eq!(store.fragments_held(), 1);
+        assert!(
+            store
+                .release_stale_fragments(now - chrono::Duration::hours(1), now)
+                .unwrap()
+                .is_empty(),
+            "not stale yet"
+        );
+        let released = store
+            .release_stale_fragments(now + chrono::Duration::seconds(1), now)
+            .unwrap();
+        assert_eq!(released.len(), 1);
+        let p = &released[0];
+        assert!(p.partial);
+        assert_eq!((p.parts_received, usize::from(p.total_parts)), (1, b.len()));
+        assert!(p.text.starts_with("second sender") && p.text.ends_with("[…]"));
+        assert_eq!(store.fragments_held(), 0);
+        let listed = store
+            .list_inbound(&InboundFilter {
+                from: Some("+12025550124".into()),
+                limit: 10,
+                ..InboundFilter::default()
+            })
+            .unwrap();
+        assert_eq!(listed, vec![p.clone()]);
+        assert_eq!(
+            store
+                .list_inbound(&InboundFilter {
+                    limit: 10,
+                    ..InboundFilter::default()
+                })
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+}
