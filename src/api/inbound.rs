@@ -52,18 +52,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 1000"));
-    }
-    if let Some(c) = &q.cursor
-        && crate::store::id_key(c).is_none()
-    {
-        return Err(ApiError::field(
-            "cursor",
-            "is not a cursor returned by this API",
-        ));
-    }
+    let limit = super::page_limit(q.limit, q.cursor.as_deref())?;
     let page = state.store.list_inbound(&InboundFilter {
         from,
         since: q.since.map(|t| t.with_timezone(&Utc)),

@@ -123,6 +123,21 @@ where
     }
 }
 
+/// Checks a list's `limit` (1 to 1000, default 50) and `cursor` (an id this API returned).
+pub(crate) fn page_limit(limit: Option<usize>, cursor: Option<&str>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 1000"));
+    }
+    if cursor.is_some_and(|c| crate::store::id_key(c).is_none()) {
+        return Err(ApiError::field(
+            "cursor",
+            "is not a cursor returned by this API",
+        ));
+    }
+    Ok(limit)
+}
+
 /// Compares the presented token's hash with every key, in constant time per key and without
 /// stopping at the first match, so timing tells nothing about which key or how much matched.
 fn authenticate(keys: &[ApiKey], token: &str) -> Option<String> {
