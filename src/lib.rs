@@ -7,6 +7,8 @@
 //! ## Map of the crate
 //! - [`sms`]: the SMS codec. Text → SMS-SUBMIT PDUs (GSM 7-bit or UCS-2, segmentation with
 //!   concatenation headers) and received PDUs (SMS-DELIVER, SMS-STATUS-REPORT) → text. Pure.
+//! - [`webhook`]: signed callbacks (Standard Webhooks) from a durable outbox in the store:
+//!   retries with backoff, per-message ordering, dead deliveries kept for a retry on demand.
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
 //!
 //! ## Data flow
@@ -26,3 +28,4 @@ pub mod server;
 pub mod sim;
 pub mod sms;
 pub mod store;
+pub mod webhook;

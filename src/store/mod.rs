@@ -9,6 +9,7 @@
 //! | `to` | E.164 number · 0xFF · id (16) | empty: listing by recipient |
 //! | `events` | id (16) · sequence (4, BE) | JSON [`Event`], from sequence 1 |
 //! | `idempotency` | API key name · 0x00 · Idempotency-Key | JSON [`IdempotencyRecord`] |
+//! | `outbox` | sequence (8, BE) | JSON webhook delivery ([`outbox`]) |
 //! | `inbound` | inbound id (ULID, 16) | JSON [`inbound::InboundMessage`] |
 //! | `inbound_from` | E.164 sender · 0xFF · inbound id (16) | empty: listing by sender |
 //! | `inbound_seen` | SHA-256 of modem name · 0x00 · PDU | what the PDU became: dedupe across a crash |
@@ -27,6 +28,7 @@
 
 pub mod inbound;
 pub mod model;
+pub mod outbox;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,6 +103,7 @@ struct Inner {
     to: sled::Tree,
     events: sled::Tree,
     idempotency: sled::Tree,
+    outbox: sled::Tree,
     inbound: sled::Tree,
     inbound_from: sled::Tree,
     inbound_seen: sled::Tree,
@@ -215,6 +218,7 @@ impl Store {
             to: db.open_tree("to")?,
             events: db.open_tree("events")?,
             idempotency: db.open_tree("idempotency")?,
+            outbox: db.open_tree("outbox")?,
             inbound: db.open_tree("inbound")?,
             inbound_from: db.open_tree("inbound_from")?,
             inbound_seen: db.open_tree("inbound_seen")?,

@@ -1,0 +1,495 @@
+//! The webhook outbox: deliveries waiting, being retried, or given up.
+//!
+//! Every delivery (one event to one URL) is one entry in the `outbox` tree under its sequence
+//! number (8 bytes, big-endian), taken from sled's id generator, which stays monotonic across
+//! restarts and crashes. Entries are attempted oldest first, and entries to the same URL that
+//! share a non-empty ordering key (a message id) one at a time, in sequence order: an entry
+//! waits while an earlier pending entry with the same URL and key exists (one receiver that
+//! fails does not hold back another's events). Dead entries stay until retried and block
+//! nothing.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Store, StoreError, Tx, abort, encode};
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting for its next attempt (or being attempted).
+    Pending,
+    /// Given up after its maximum age; waits for a retry on demand.
+    Dead,
+}
+
+/// One webhook delivery: one event to one URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OutboxEntry {
+    /// Position in the outbox: deliveries with the same ordering key go in this order.
+    pub seq: u64,
+    /// The `webhook-id` header and the body's `id`, the same on every attempt (`evt_<ULID>`).
+    pub id: String,
+    /// Where the event is POSTed.
+    pub url: String,
+    /// The event type, e.g. `message.delivered`.
+    pub event_type: String,
+    /// The exact JSON body sent.
+    pub body: String,
+    /// Deliveries to one URL with the same non-empty key go one at a time, in order (the
+    /// message id).
+    pub ordering_key: String,
+    /// When the event happened.
+    pub created_at: DateTime<Utc>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (pending entries).
+    pub next_attempt_at: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The HTTP status of the last failed attempt, when there was an answer.
+    pub last_status: Option<u16>,
+    /// Pending or dead.
+    pub state: OutboxState,
+}
+
+/// A delivery to add with [`Store::enqueue_webhooks`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWebhook {
+    /// The `webhook-id`, unique per delivery.
+    pub id: String,
+    /// Where to POST.
+    pub url: String,
+    /// The event type.
+    pub event_type: String,
+    /// The exact JSON body to send.
+    pub body: String,
+    /// The ordering key (a message id), or empty for none.
+    pub ordering_key: String,
+    /// When the event happened; the delivery is due at once.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What [`Store::due_webhooks`] found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DueWebhooks {
+    /// Entries to attempt now, oldest first.
+    pub entries: Vec<OutboxEntry>,
+    /// When to look again: the earliest attempt time of an entry not returned that is not
+    /// waiting behind another; `now` when more entries were due than the limit allowed.
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// Serialises taking a sequence number with writing its entry, so that entries appear in the
+/// tree in sequence order and a scan never sees a later entry of a key without the earlier one.
+static ENQUEUE: Mutex<()> = Mutex::new(());
+
+/// Whether `e` is the first pending entry of its (URL, ordering key) seen so far in a scan;
+/// entries without a key always are.
+fn first_of_key(held: &mut HashSet<(String, String)>, e: &OutboxEntry) -> bool {
+    e.ordering_key.is_empty() || held.insert((e.url.clone(), e.ordering_key.clone()))
+}
+
+fn seq_of(key: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
+}
+
+fn decode_entry(seq: u64, v: &[u8]) -> Result<OutboxEntry, StoreError> {
+    let mut e: OutboxEntry = serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        key: format!("outbox/{seq}"),
+        detail: e.to_string(),
+    })?;
+    e.seq = seq;
+    Ok(e)
+}
+
+impl Store {
+    /// Adds deliveries to the outbox (all or none), due at once, and returns them with their
+    /// sequence numbers; call [`Store::durable`] before relying on them.
+    pub fn enqueue_webhooks(&self, new: &[NewWebhook]) -> Result<Vec<OutboxEntry>, StoreError> {
+        let _order = ENQUEUE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut batch = sled::Batch::default();
+        let mut out = Vec::with_capacity(new.len());
+        for n in new {
+            let seq = self.inner.db.generate_id()?;
+            let e = OutboxEntry {
+                seq,
+                id: n.id.clone(),
+                url: n.url.clone(),
+                event_type: n.event_type.clone(),
+                body: n.body.clone(),
+                ordering_key: n.ordering_key.clone(),
+                created_at: n.created_at,
+                attempts: 0,
+                next_attempt_at: n.created_at,
+                last_error: None,
+                last_status: None,
+                state: OutboxState::Pending,
+            };
+            batch.insert(&seq.to_be_bytes(), encode(&e)?);
+            out.push(e);
+        }
+        self.inner.outbox.apply_batch(batch)?;
+        Ok(out)
+    }
+
+    /// Every readable entry in sequence order, from `start`; unreadable ones are logged and
+    /// skipped so that one bad record cannot stop every delivery.
+    fn outbox_entries(
+        &self,
+        start: u64,
+    ) -> impl Iterator<Item = Result<OutboxEntry, StoreError>> + '_ {
+        self.inner
+            .outbox
+            .range(start.to_be_bytes()..)
+            .filter_map(|r| match r {
+                Err(e) => Some(Err(StoreError::from(e))),
+                Ok((k, v)) => {
+                    let seq = seq_of(&k)?;
+                    match decode_entry(seq, &v) {
+                        Ok(e) => Some(Ok(e)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "skipping an unreadable webhook delivery");
+                            None
+                        }
+                    }
+                }
+            })
+    }
+
+    /// Up to `limit` pending entries due at `now`, oldest first, none waiting behind an earlier
+    /// pending entry with the same URL and ordering key; entries for which `busy` is true (being
+    /// attempted) are not returned but still hold back later entries of their key.
+    pub fn due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        busy: impl Fn(u64) -> bool,
+    ) -> Result<DueWebhooks, StoreError> {
+        let mut held = HashSet::new();
+        let mut out = DueWebhooks::default();
+        for e in self.outbox_entries(0) {
+            let e = e?;
+            if e.state != OutboxState::Pending || !first_of_key(&mut held, &e) {
+                continue;
+            }
+            if busy(e.seq) {
+                continue;
+            }
+            if e.next_attempt_at <= now {
+                if out.entries.len() >= limit {
+                    out.next_at = Some(now);
+                    break;
+                }
+                out.entries.push(e);
+            } else {
+                out.next_at = Some(
+                    out.next_at
+                        .map_or(e.next_attempt_at, |t| t.min(e.next_attempt_at)),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest next attempt time among pending entries not waiting behind another one.
+    pub fn next_webhook_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut held = HashSet::new();
+        let mut next: Option<DateTime<Utc>> = None;
+        for e in self.outbox_entries(0) {
+            let e = e?;
+            if e.state == OutboxState::Pending && first_of_key(&mut held, &e) {
+                next = Some(next.map_or(e.next_attempt_at, |t| t.min(e.next_attempt_at)));
+            }
+        }
+        Ok(next)
+    }
+
+    /// Removes a delivered entry; returns whether it was there.
+    pub fn webhook_delivered(&self, seq: u64) -> Result<bool, StoreError> {
+        Ok(self.inner.outbox.remove(seq.to_be_bytes())?.is_some())
+    }
+
+    /// Records a failed attempt: one more attempt, its error and HTTP status, and either the
+    /// time of the next attempt or, with `None`, the entry is dead. Returns the entry after.
+    pub fn webhook_failed(
+        &self,
+        seq: u64,
+        status: Option<u16>,
+        error: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        self.update_webhook(seq, |e| {
+            e.attempts = e.attempts.saturating_add(1);
+            e.last_status = status;
+            e.last_error = Some(error.to_string());
+            match next_attempt_at {
+                Some(t) => e.next_attempt_at = t,
+                None => e.state = OutboxState::Dead,
+            }
+        })
+    }
+
+    /// Dead entries in sequence order, starting after sequence `after` (the previous page's
+    /// last), at most `limit` (1 to 1000).
+    pub fn dead_webhooks(
+        &self,
+        limit: usize,
+        after: Option<u64>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let start = match after {
+            Some(a) => match a.checked_add(1) {
+                Some(s) => s,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        let mut out = Vec::new();
+        for e in self.outbox_entries(start) {
+            let e = e?;
+            if e.state == OutboxState::Dead {
+                out.push(e);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entry with this `webhook-id`, pending or dead (delivered entries are gone).
+    pub fn webhook(&self, id: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        for e in self.outbox_entries(0) {
+            let e = e?;
+            if e.id == id {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes the entry with this `webhook-id` pending and due now, keeping its attempts;
+    /// returns it after, or `None` when there is no such entry.
+    pub fn retry_webhook(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        let Some(e) = self.webhook(id)? else {
+            return Ok(None);
+        };
+        self.update_webhook(e.seq, |e| {
+            e.state = OutboxState::Pending;
+            e.next_attempt_at = now;
+        })
+    }
+
+    /// Changes one entry in place, atomically; `None` when it is gone.
+    fn update_webhook<F>(&self, seq: u64, f: F) -> Result<Option<OutboxEntry>, StoreError>
+    where
+        F: Fn(&mut OutboxEntry),
+    {
+        let key = seq.to_be_bytes();
+        let r = self.inner.outbox.transaction(|t| {
+            let Some(v) = t.get(key)? else {
+                return Ok(None);
+            };
+            let mut e = decode_entry(seq, &v).map_err(abort)?;
+            f(&mut e);
+            t.insert(&key[..], encode(&e).map_err(abort)?)?;
+            Ok::<_, Tx>(Some(e))
+        })?;
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(key: &str, at: DateTime<Utc>) -> NewWebhook {
+        let id = format!("evt_{}", ulid::Ulid::generate());
+        NewWebhook {
+            body: format!(r#"{{"id":"{id}"}}"#),
+            id,
+            url: "http://127.0.0.1:9/hook".into(),
+            event_type: "message.sent".into(),
+            ordering_key: key.into(),
+            created_at: at,
+        }
+    }
+
+    fn seqs(d: &DueWebhooks) -> Vec<u64> {
+        d.entries.iter().map(|e| e.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn one_key_at_a_time_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let now = Utc::now();
+        let e = store
+            .enqueue_webhooks(&[
+                new("m1", now),
+                new("m1", now),
+                new("m2", now),
+                new("", now),
+                new("", now),
+            ])
+            .unwrap();
+        assert!(e.windows(2).all(|w| w[0].seq < w[1].seq));
+        let (a, b, c, d, f) = (e[0].seq, e[1].seq, e[2].seq, e[3].seq, e[4].seq);
+        let due = store.due_webhooks(now, 10, |_| false).unwrap();
+        assert_eq!(seqs(&due), vec![a, c, d, f], "the second of m1 waits");
+        assert_eq!(due.next_at, None);
+        // The limit stops the scan and says more is due.
+        let due = store.due_webhooks(now, 2, |_| false).unwrap();
+        assert_eq!((seqs(&due), due.next_at), (vec![a, c], Some(now)));
+        // Being attempted: not returned, still holds its key.
+        let due = store.due_webhooks(now, 10, |s| s == a).unwrap();
+        assert_eq!(seqs(&due), vec![c, d, f]);
+        // A failed first entry holds the second until its retry is delivered.
+        let later = now + chrono::Duration::seconds(30);
+        let failed = store
+            .webhook_failed(a, Some(500), "HTTP 500", Some(later))
+            .unwrap()
+            .unwrap();
+        assert_eq!((failed.attempts, failed.last_status), (1, Some(500)));
+        let due = store.due_webhooks(now, 10, |_| false).unwrap();
+        assert_eq!((seqs(&due), due.next_at), (vec![c, d, f], Some(later)));
+        assert_eq!(store.next_webhook_at().unwrap(), Some(now));
+        for s in [c, d, f] {
+            assert!(store.webhook_delivered(s).unwrap());
+        }
+        assert_eq!(store.next_webhook_at().unwrap(), Some(later));
+        assert_eq!(
+            seqs(&store.due_webhooks(later, 10, |_| false).unwrap()),
+            vec![a]
+        );
+        assert!(store.webhook_delivered(a).unwrap());
+        assert!(!store.webhook_delivered(a).unwrap());
+        assert_eq!(
+            seqs(&store.due_webhooks(now, 10, |_| false).unwrap()),
+            vec![b]
+        );
+        assert_eq!(store.webhook(&e[1].id).unwrap().unwrap().seq, b);
+        assert!(store.webhook(&e[0].id).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn one_url_does_not_hold_back_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let now = Utc::now();
+        let other = |mut n: NewWebhook| {
+            n.url = "https://billing.example/hook".into();
+            n
+        };
+        let e = store
+            .enqueue_webhooks(&[
+                new("m1", now),
+                other(new("m1", now)),
+                new("m1", now),
+                other(new("m1", now)),
+            ])
+            .unwrap();
+        let later = now + chrono::Duration::seconds(60);
+        store
+            .webhook_failed(e[1].seq, None, "connection refused", Some(later))
+            .unwrap();
+        let due = store.due_webhooks(now, 10, |_| false).unwrap();
+        assert_eq!(seqs(&due), vec![e[0].seq]);
+        store.webhook_delivered(e[0].seq).unwrap();
+        let due = store.due_webhooks(now, 10, |_| false).unwrap();
+        assert_eq!((seqs(&due), due.next_at), (vec![e[2].seq], Some(later)));
+    }
+
+    #[tokio::test]
+    async fn dead_entries_block_nothing_and_can_be_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let now = Utc::now();
+        let e = store
+            .enqueue_webhooks(&[new("m1", now), new("m1", now), new("m2", now)])
+            .unwrap();
+        for _ in 0..2 {
+            store
+                .webhook_failed(e[0].seq, None, "connection refused", Some(now))
+                .unwrap();
+        }
+        let dead = store
+            .webhook_failed(e[0].seq, Some(503), "HTTP 503", None)
+            .unwrap()
+            .unwrap();
+        assert_eq!((dead.state, dead.attempts), (OutboxState::Dead, 3));
+        let due = store.due_webhooks(now, 10, |_| false).unwrap();
+        assert_eq!(seqs(&due), vec![e[1].seq, e[2].seq], "dead does not block");
+        store
+            .webhook_failed(e[2].seq, None, "timed out", None)
+            .unwrap();
+        let listed: Vec<u64> = store
+            .dead_webhooks(10, None)
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect();
+        assert_eq!(listed, vec![e[0].seq, e[2].seq]);
+        let page2 = store.dead_webhooks(1, Some(e[0].seq)).unwrap();
+        assert_eq!(page2.len(), 1);
+        assert_eq!(page2[0].seq, e[2].seq);
+        assert!(store.dead_webhooks(10, Some(u64::MAX)).unwrap().is_empty());
+
+        let later = now + chrono::Duration::seconds(1);
+        let retried = store.retry_webhook(&e[0].id, later).unwrap().unwrap();
+        assert_eq!(retried.state, OutboxState::Pending);
+        assert_eq!(retried.attempts, 3, "attempts are kept");
+        assert_eq!(retried.next_attempt_at, later);
+        assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
+        // Pending again, it comes first for its key again.
+        let due = store.due_webhooks(later, 10, |_| false).unwrap();
+        assert_eq!(seqs(&due), vec![e[0].seq]);
+        assert_eq!(store.dead_webhooks(10, None).unwrap().len(), 1);
+        assert!(store.retry_webhook("evt_missing", now).unwrap().is_none());
+        assert!(
+            store
+                .webhook_failed(u64::MAX, None, "x", None)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn reopen_keeps_pending_entries_and_sequence_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let before: Vec<OutboxEntry>;
+        {
+            let store = Store::open(dir.path(), 16).unwrap();
+            before = store
+                .enqueue_webhooks(&[new("m1", now), new("m1", now), new("", now)])
+                .unwrap();
+            store
+                .webhook_failed(before[0].seq, Some(500), "HTTP 500", Some(now))
+                .unwrap();
+            store.durable().await.unwrap();
+        }
+        let store = Store::open(dir.path(), 16).unwrap();
+        let due = store.due_webhooks(now, 10, |_| false).unwrap();
+        assert_eq!(seqs(&due), vec![before[0].seq, before[2].seq]);
+        assert_eq!(due.entries[0].attempts, 1);
+        assert_eq!(due.entries[0].body, before[0].body);
+        let after = store.enqueue_webhooks(&[new("m1", now)]).unwrap();
+        assert!(after[0].seq > before[2].seq, "sequence keeps growing");
+        store.webhook_delivered(before[0].seq).unwrap();
+        let due = store.due_webhooks(now, 10, |_| false).unwrap();
+        assert_eq!(seqs(&due), vec![before[1].seq, before[2].seq]);
+        store.webhook_delivered(before[1].seq).unwrap();
+        let due = store.due_webhooks(now, 10, |_| false).unwrap();
+        assert_eq!(seqs(&due), vec![before[2].seq, after[0].seq]);
+    }
+}

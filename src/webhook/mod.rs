@@ -1,0 +1,619 @@
+//! Signed webhook delivery: events about messages are kept in the store's outbox and POSTed
+//! to callback URLs until they are acknowledged or too old.
+//!
+//! Each delivery is a POST of `{"id", "type", "created_at", "data"}` with the Standard Webhooks
+//! headers `webhook-id` (the same on every attempt: the receiver's dedupe key),
+//! `webhook-timestamp` (unix seconds of the attempt) and `webhook-signature` (see [`Signer`]).
+//! A 2xx answer acknowledges it; anything else, a redirect, a timeout or a connection error is
+//! retried with exponential backoff and jitter until the event is [`WebhookConfig::max_age`]
+//! old, then the delivery is dead: listed by [`Webhooks::dead`], retried by [`Webhooks::retry`].
+//!
+//! Deliveries to one URL about one message (one ordering key) go one at a time, in the order
+//! of the events; the others go concurrently, up to [`WebhookConfig::max_in_flight`].
+//!
+//! Delivery is at least once: an event is stored durably before [`Webhooks::enqueue`] returns,
+//! and a crash right after an acknowledged attempt may send it again, with the same
+//! `webhook-id`, for the receiver to recognise.
+
+mod config;
+mod sign;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use crate::store::outbox::{DueWebhooks, NewWebhook};
+pub use crate::store::outbox::{OutboxEntry, OutboxState};
+use crate::store::{Store, StoreError};
+pub use config::WebhookConfig;
+pub use sign::Signer;
+
+/// The `user-agent` of every delivery.
+pub const USER_AGENT: &str = concat!("smsgate/", env!("CARGO_PKG_VERSION"));
+
+/// The longest callback URL accepted, in bytes.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// What happened: the `type` of a webhook event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum EventType {
+    /// The network accepted a message.
+    #[serde(rename = "message.sent")]
+    MessageSent,
+    /// The recipient's phone received a message (status report).
+    #[serde(rename = "message.delivered")]
+    MessageDelivered,
+    /// A message will not be sent or was not delivered.
+    #[serde(rename = "message.failed")]
+    MessageFailed,
+    /// The recipient answered a message.
+    #[serde(rename = "message.reply")]
+    MessageReply,
+    /// A message was received that answers no message sent.
+    #[serde(rename = "inbound.unmatched")]
+    InboundUnmatched,
+    /// A number opted out or back in.
+    #[serde(rename = "optout.changed")]
+    OptoutChanged,
+}
+
+impl EventType {
+    /// Every event type.
+    pub const ALL: [EventType; 6] = [
+        EventType::MessageSent,
+        EventType::MessageDelivered,
+        EventType::MessageFailed,
+        EventType::MessageReply,
+        EventType::InboundUnmatched,
+        EventType::OptoutChanged,
+    ];
+
+    /// The name sent as the event's `type`, e.g. `message.sent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MessageSent => "message.sent",
+            EventType::MessageDelivered => "message.delivered",
+            EventType::MessageFailed => "message.failed",
+            EventType::MessageReply => "message.reply",
+            EventType::InboundUnmatched => "inbound.unmatched",
+            EventType::OptoutChanged => "optout.changed",
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A webhook failure that reaches the caller (failed deliveries are retried, not returned).
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// A callback URL that cannot be used.
+    #[error("invalid callback URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The configuration is unusable, or the HTTP client could not be built.
+    #[error("webhooks: {0}")]
+    Config(String),
+    /// The event's body could not be built.
+    #[error("cannot encode the webhook event: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The outbox could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks that a callback URL is an absolute `http://` or `https://` URL with a host.
+pub fn validate_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_URL_LEN {
+        return Err(format!("longer than {MAX_URL_LEN} bytes"));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme {:?} is not allowed: use http:// or https://",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    Ok(())
+}
+
+/// The URL as logged: scheme, host, port and path, without credentials or query.
+fn log_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            u.path()
+        ),
+        Err(_) => "<invalid URL>".into(),
+    }
+}
+
+/// The delay before a retry: `base` doubling with each failed attempt up to `cap`, of which a
+/// random half is taken off (so retries of many deliveries spread out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failed attempt, before jitter.
+    pub base: Duration,
+    /// Longest delay.
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_secs(5),
+            cap: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after `failures` failed attempts (1 for the first), jitter included.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        let full = self
+            .base
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.cap)
+            .min(self.cap);
+        full / 2 + full.mul_f64(fastrand::f64() / 2.0)
+    }
+}
+
+/// The JSON body of a delivery.
+#[derive(Serialize)]
+struct Body<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    created_at: String,
+    data: &'a serde_json::Value,
+}
+
+/// Why an attempt failed.
+struct Failure {
+    status: Option<u16>,
+    error: String,
+}
+
+/// The webhook sender: enqueues events and runs the delivery worker. Cheap to clone.
+#[derive(Clone)]
+pub struct Webhooks {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    client: reqwest::Client,
+    signer: Option<Signer>,
+    url: Option<String>,
+    all_events: bool,
+    timeout: Duration,
+    max_age: TimeDelta,
+    max_in_flight: usize,
+    backoff: Backoff,
+    notify: Notify,
+    /// Sequence numbers being attempted, by the worker or by [`Webhooks::deliver_due`].
+    busy: Mutex<HashSet<u64>>,
+    warned_unsigned: AtomicBool,
+}
+
+/// An entry being attempted: it is marked busy until this is dropped.
+struct Claim {
+    entry: OutboxEntry,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field("url", &self.inner.url)
+            .field("all_events", &self.inner.all_events)
+            .field("signed", &self.inner.signer.is_some())
+            .field("max_in_flight", &self.inner.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.shared.busy().remove(&self.entry.seq);
+    }
+}
+
+impl Shared {
+    fn busy(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Webhooks {
+    /// A sender for this configuration, with the default backoff (5 s doubling to 1 h).
+    pub fn new(store: Store, config: &WebhookConfig) -> Result<Webhooks, WebhookError> {
+        Webhooks::with_backoff(store, config, Backoff::default())
+    }
+
+    /// A sender for this configuration with another retry backoff.
+    pub fn with_backoff(
+        store: Store,
+        config: &WebhookConfig,
+        backoff: Backoff,
+    ) -> Result<Webhooks, WebhookError> {
+        config.validate().map_err(WebhookError::Config)?;
+        let signer = match &config.secret {
+            Some(s) => Some(Signer::from_secret(s).map_err(WebhookError::Config)?),
+            None => None,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| WebhookError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Webhooks {
+            inner: Arc::new(Shared {
+                store,
+                client,
+                signer,
+                url: config.url.clone(),
+                all_events: config.all_events,
+                timeout: config.timeout,
+                max_age: TimeDelta::from_std(config.max_age).unwrap_or(TimeDelta::MAX),
+                max_in_flight: config.max_in_flight.max(1),
+                backoff,
+                notify: Notify::new(),
+                busy: Mutex::new(HashSet::new()),
+                warned_unsigned: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The URLs an event goes to: the message's own callback URL, and the global URL when the
+    /// message has none, or for every event with `all_events`.
+    fn targets<'a>(&'a self, message_callback_url: Option<&'a str>) -> Vec<&'a str> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(own) = message_callback_url {
+            out.push(own);
+        }
+        if let Some(global) = self.inner.url.as_deref() {
+            let wanted = match message_callback_url {
+                None => true,
+                Some(own) => self.inner.all_events && own != global,
+            };
+            if wanted {
+                out.push(global);
+            }
+        }
+        out
+    }
+
+    /// Stores an event for delivery to its URLs (see [`WebhookConfig::all_events`]), durably,
+    /// and wakes the worker; returns one entry per URL, none when no URL applies. Events with
+    /// the same `ordering_key` (a message id; empty for none) reach each URL in call order.
+    pub async fn enqueue(
+        &self,
+        event_type: EventType,
+        data: serde_json::Value,
+        message_callback_url: Option<&str>,
+        ordering_key: &str,
+    ) -> Result<Vec<OutboxEntry>, WebhookError> {
+        let targets = self.targets(message_callback_url);
+        for url in &targets {
+            validate_url(url).map_err(|reason| WebhookError::InvalidUrl {
+                url: (*url).to_string(),
+                reason,
+            })?;
+        }
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.inner.signer.is_none() && !self.inner.warned_unsigned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!("webhooks.secret is not set: webhook deliveries are not signed");
+        }
+        // Millisecond precision, as in the body.
+        let now = Utc::now();
+        let created_at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let mut new = Vec::with_capacity(targets.len());
+        for url in targets {
+            let id = format!("evt_{}", ulid::Ulid::generate());
+            let body = serde_json::to_string(&Body {
+                id: &id,
+                event_type,
+                created_at: created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                data: &data,
+            })?;
+            new.push(NewWebhook {
+                id,
+                url: url.to_string(),
+                event_type: event_type.as_str().to_string(),
+                body,
+                ordering_key: ordering_key.to_string(),
+                created_at,
+            });
+        }
+        let entries = self.inner.store.enqueue_webhooks(&new)?;
+        self.inner.store.durable().await?;
+        self.inner.notify.notify_one();
+        Ok(entries)
+    }
+
+    /// Dead deliveries in sequence order after sequence `after`, at most `limit`.
+    pub fn dead(&self, limit: usize, after: Option<u64>) -> Result<Vec<OutboxEntry>, WebhookError> {
+        Ok(self.inner.store.dead_webhooks(limit, after)?)
+    }
+
+    /// Makes a delivery (by `webhook-id`) pending and due now, attempts kept, and wakes the
+    /// worker; `None` when there is no such delivery.
+    pub async fn retry(&self, id: &str) -> Result<Option<OutboxEntry>, WebhookError> {
+        let entry = self.inner.store.retry_webhook(id, Utc::now())?;
+        if entry.is_some() {
+            self.inner.store.durable().await?;
+            self.inner.notify.notify_one();
+        }
+        Ok(entry)
+    }
+
+    /// Takes up to `limit` due entries that nobody is attempting and that `skip` does not
+    /// exclude, and marks them busy.
+    fn claim(
+        &self,
+        limit: usize,
+        skip: &HashSet<u64>,
+    ) -> Result<(Vec<Claim>, Option<DateTime<Utc>>), StoreError> {
+        let mut busy = self.inner.busy();
+        let DueWebhooks { entries, next_at } =
+            self.inner.store.due_webhooks(Utc::now(), limit, |s| {
+                busy.contains(&s) || skip.contains(&s)
+            })?;
+        let claims = entries
+            .into_iter()
+            .map(|entry| {
+                busy.insert(entry.seq);
+                Claim {
+                    entry,
+                    shared: self.inner.clone(),
+                }
+            })
+            .collect();
+        Ok((claims, next_at))
+    }
+
+    /// Attempts every due delivery now, up to `max_in_flight` at a time, each at most once, and
+    /// returns how many attempts were made (for tests and tools; the worker does this itself).
+    pub async fn deliver_due(&self) -> usize {
+        let mut tried = HashSet::new();
+        loop {
+            let claims = match self.claim(self.inner.max_in_flight, &tried) {
+                Ok((claims, _)) => claims,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the webhook outbox");
+                    break;
+                }
+            };
+            if claims.is_empty() {
+                break;
+            }
+            tried.extend(claims.iter().map(|c| c.entry.seq));
+            futures_util::future::join_all(claims.into_iter().map(|c| self.attempt(c))).await;
+        }
+        tried.len()
+    }
+
+    /// Starts the delivery worker: it attempts due deliveries (pending ones left from before a
+    /// restart included) until `cancel`, then lets the attempts in flight finish or time out.
+    pub fn spawn_worker(&self, cancel: CancellationToken) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.run(cancel).await })
+    }
+
+    async fn run(self, cancel: CancellationToken) {
+        tracing::info!(
+            max_in_flight = self.inner.max_in_flight,
+            "webhook worker started"
+        );
+        let mut running: JoinSet<()> = JoinSet::new();
+        let none = HashSet::new();
+        loop {
+            let free = self.inner.max_in_flight.saturating_sub(running.len());
+            let mut wake = None;
+            if free > 0 {
+                match self.claim(free, &none) {
+                    Ok((claims, next_at)) => {
+                        for c in claims {
+                            let this = self.clone();
+                            running.spawn(async move { this.attempt(c).await });
+                        }
+                        wake = next_at;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the webhook outbox; trying again in 5s");
+                        wake = Some(Utc::now() + TimeDelta::seconds(5));
+                    }
+                }
+            }
+            let sleep = tokio::time::sleep_until(instant_at(wake));
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                Some(r) = running.join_next(), if !running.is_empty() => {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "a webhook delivery task failed");
+                    }
+                }
+                () = self.inner.notify.notified() => {}
+                () = sleep, if wake.is_some() => {}
+            }
+        }
+        if !running.is_empty() {
+            tracing::info!(
+                in_flight = running.len(),
+                "webhook worker stopping after the deliveries in flight"
+            );
+        }
+        while let Some(r) = running.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "a webhook delivery task failed");
+            }
+        }
+        tracing::info!("webhook worker stopped");
+    }
+
+    /// One attempt of one delivery, and its outcome recorded.
+    async fn attempt(&self, claim: Claim) {
+        let e = &claim.entry;
+        let attempt = e.attempts.saturating_add(1);
+        match self.post(e).await {
+            Ok(status) => {
+                tracing::debug!(id = %e.id, url = %log_url(&e.url), status, attempt, "webhook delivered");
+                if let Err(err) = self.inner.store.webhook_delivered(e.seq) {
+                    tracing::warn!(id = %e.id, error = %err, "cannot remove a delivered webhook from the outbox");
+                }
+            }
+            Err(f) => {
+                let now = Utc::now();
+                let deadline = e
+                    .created_at
+                    .checked_add_signed(self.inner.max_age)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                let next = if now >= deadline {
+                    None
+                } else {
+                    let delay = TimeDelta::from_std(self.inner.backoff.delay(attempt))
+                        .unwrap_or(TimeDelta::MAX);
+                    Some(
+                        now.checked_add_signed(delay)
+                            .unwrap_or(deadline)
+                            .min(deadline),
+                    )
+                };
+                let url = log_url(&e.url);
+                match next {
+                    Some(at) => tracing::warn!(
+                        id = %e.id, url = %url, status = ?f.status, attempt, error = %f.error,
+                        next_attempt_at = %at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                        "webhook delivery failed; will retry"
+                    ),
+                    None => {
+                        tracing::warn!(
+                            id = %e.id, url = %url, status = ?f.status, attempt, error = %f.error,
+                            "webhook delivery failed"
+                        );
+                        tracing::info!(
+                            id = %e.id, url = %url, event = %e.event_type, attempts = attempt,
+                            "webhook delivery is dead: retried for its maximum age"
+                        );
+                    }
+                }
+                if let Err(err) = self
+                    .inner
+                    .store
+                    .webhook_failed(e.seq, f.status, &f.error, next)
+                {
+                    tracing::warn!(id = %e.id, error = %err, "cannot record a failed webhook attempt");
+                }
+            }
+        }
+        drop(claim);
+    }
+
+    /// POSTs one delivery, signed for this attempt; the 2xx status or why it failed.
+    async fn post(&self, e: &OutboxEntry) -> Result<u16, Failure> {
+        let timestamp = Utc::now().timestamp();
+        let mut req = self
+            .inner
+            .client
+            .post(&e.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &e.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .body(e.body.clone());
+        if let Some(signer) = &self.inner.signer {
+            req = req.header("webhook-signature", signer.sign(&e.id, timestamp, &e.body));
+        }
+        let mut resp = req.send().await.map_err(|err| Failure {
+            status: None,
+            error: self.describe(err),
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(status.as_u16());
+        }
+        // A little of the answer helps whoever reads the error.
+        let mut head = Vec::new();
+        while head.len() < 512 {
+            match resp.chunk().await {
+                Ok(Some(c)) => head.extend_from_slice(&c),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let text: String = String::from_utf8_lossy(&head)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(200)
+            .collect();
+        let text = text.trim();
+        Err(Failure {
+            status: Some(status.as_u16()),
+            error: if text.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {text}")
+            },
+        })
+    }
+
+    /// A request error with its causes, e.g. "error sending request: … Connection refused".
+    fn describe(&self, err: reqwest::Error) -> String {
+        if err.is_timeout() {
+            return format!(
+                "timed out after {}",
+                humantime::format_duration(self.inner.timeout)
+            );
+        }
+        // The URL may hold credentials or tokens; the entry has it anyway.
+        let err = err.without_url();
+        let mut s = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            let c = cause.to_string();
+            if !s.contains(&c) {
+                s.push_str(": ");
+                s.push_str(&c);
+            }
+            source = cause.source();
+        }
+        s
+    }
+}
+
+/// The instant to wake at for a wall-clock time: now when it is past, and never more than a
+/// minute away (the outbox is looked at again then, whatever the clock did).
+fn instant_at(t: Option<DateTime<Utc>>) -> tokio::time::Instant {
+    let max = Duration::from_secs(60);
+    let d = t.map_or(max, |t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+    tokio::time::Instant::now() + d.min(max)
+}
