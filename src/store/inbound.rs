@@ -424,26 +424,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Records which message an inbound message answers.
-    pub fn set_in_reply_to(&self, id: &str, message_id: &str) -> Result<(), StoreError> {
-        let Some(key) = id_key(id) else {
-            return Ok(());
-        };
-        self.inner
-            .inbound
-            .transaction(|t| {
-                let Some(v) = t.get(key)? else {
-                    return Ok(());
-                };
-                let mut m: InboundMessage = decode(&key, &v).map_err(abort)?;
-                m.in_reply_to = Some(message_id.to_string());
-                t.insert(&key[..], encode(&m).map_err(abort)?)?;
-                Ok::<_, Tx>(())
-            })
-            .map_err(StoreError::from)?;
-        Ok(())
-    }
-
     /// Number of concatenated messages' parts held, waiting for the rest.
     pub fn fragments_held(&self) -> usize {
         self.inner.fragments.len()
