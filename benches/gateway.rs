@@ -51,7 +51,11 @@ async fn gateway(
             ..ApiConfig::default()
         },
         dispatch: DispatchConfig::default(),
-        reassembly_timeout: std::time::Duration::from_secs(3600),
+        inbound: smsgate::server::InboundPolicy {
+            reassembly_timeout: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        },
+        webhooks: smsgate::webhook::WebhookConfig::default(),
         clock: Clock::system(),
     };
     let stop = CancellationToken::new();

@@ -2,7 +2,8 @@
 //! checked as a whole. Every error names the file, the key and its line.
 //!
 //! Secrets may come from the environment instead of the file: `SMSGATE_API_KEY_<NAME>` (a key's
-//! token), `SMSGATE_MODEM_<NAME>_PIN` (a modem's PIN), where `<NAME>` is the configured name in
+//! token), `SMSGATE_MODEM_<NAME>_PIN` (a modem's PIN), `SMSGATE_WEBHOOK_SECRET` (the webhook
+//! signing secret), where `<NAME>` is the configured name in
 //! upper case with every other character than A–Z and 0–9 turned into `_`.
 
 use std::collections::HashSet;
@@ -39,6 +40,15 @@ pub struct Config {
     /// The modems.
     #[serde(default)]
     pub modems: Vec<ModemSection>,
+    /// Where events are POSTed.
+    #[serde(default)]
+    pub webhooks: crate::webhook::WebhookConfig,
+    /// How answers are matched to messages.
+    #[serde(default)]
+    pub replies: crate::replies::RepliesConfig,
+    /// Opt-out keywords and confirmations.
+    #[serde(default)]
+    pub optout: crate::replies::OptOutConfig,
 }
 
 /// `[inbound]`
@@ -303,6 +313,9 @@ impl Config {
                 m.pin = Some(p);
             }
         }
+        if let Some(s) = env("SMSGATE_WEBHOOK_SECRET") {
+            cfg.webhooks.secret = Some(s);
+        }
         cfg.check(src).map_err(err)?;
         Ok(cfg)
     }
@@ -384,6 +397,32 @@ impl Config {
         }
         if let Err(e) = self.national_languages() {
             return Err(at("sms", None, "national_languages", e));
+        }
+        if let Err(e) = self.webhooks.validate() {
+            let key = e
+                .strip_prefix("webhooks.")
+                .and_then(|r| r.split(':').next())
+                .unwrap_or("url")
+                .to_string();
+            let msg = e
+                .split_once(": ")
+                .map_or(e.as_str(), |(_, m)| m)
+                .to_string();
+            return Err(at("webhooks", None, &key, msg));
+        }
+        for (section, r) in [
+            ("replies", self.replies.validate()),
+            ("optout", self.optout.validate()),
+        ] {
+            if let Err(e) = r {
+                let (key, msg) = e.split_once(": ").unwrap_or(("", e.as_str()));
+                let key = if key.contains(' ') { "" } else { key };
+                return Err(if key.is_empty() {
+                    format!("[{section}]: {e}")
+                } else {
+                    at(section, None, key, msg.to_string())
+                });
+            }
         }
         if self.queue.max_attempts == 0 {
             return Err(at(

@@ -18,8 +18,31 @@ use crate::api::{self, ApiConfig, ApiKey, AppState};
 use crate::config::Config;
 use crate::dispatch::{Clock, DispatchConfig, Dispatcher};
 use crate::modem::{self, ModemConfig, ModemEvent};
+use crate::replies::{OptOutConfig, RepliesConfig};
 use crate::store::Store;
 use crate::store::inbound::Received;
+use crate::webhook::{WebhookConfig, Webhooks};
+
+/// What is done with inbound messages.
+#[derive(Debug, Clone)]
+pub struct InboundPolicy {
+    /// How long parts of a concatenated inbound message wait for the rest.
+    pub reassembly_timeout: std::time::Duration,
+    /// How answers are matched to messages.
+    pub replies: RepliesConfig,
+    /// Opt-out keywords and confirmations.
+    pub optout: OptOutConfig,
+}
+
+impl Default for InboundPolicy {
+    fn default() -> Self {
+        InboundPolicy {
+            reassembly_timeout: std::time::Duration::from_secs(3600),
+            replies: RepliesConfig::default(),
+            optout: OptOutConfig::default(),
+        }
+    }
+}
 
 /// Everything the gateway needs, from a config file or from `demo`.
 pub struct Gateway {
@@ -37,8 +60,10 @@ pub struct Gateway {
     pub api: ApiConfig,
     /// Dispatch policy.
     pub dispatch: DispatchConfig,
-    /// How long parts of a concatenated inbound message wait for the rest.
-    pub reassembly_timeout: std::time::Duration,
+    /// What is done with inbound messages.
+    pub inbound: InboundPolicy,
+    /// Where events are POSTed.
+    pub webhooks: WebhookConfig,
     /// The clock.
     pub clock: Clock,
 }
@@ -84,9 +109,16 @@ impl Gateway {
                 max_parts: cfg.sms.max_parts,
                 validity: cfg.sms.validity,
                 national_languages: langs,
+                reply_window: cfg.replies.window,
+                hold_ambiguous: cfg.replies.hold_ambiguous,
                 ..DispatchConfig::default()
             },
-            reassembly_timeout: cfg.inbound.reassembly_timeout,
+            inbound: InboundPolicy {
+                reassembly_timeout: cfg.inbound.reassembly_timeout,
+                replies: cfg.replies.clone(),
+                optout: cfg.optout.clone(),
+            },
+            webhooks: cfg.webhooks.clone(),
             clock: Clock::system(),
         })
     }
@@ -104,6 +136,11 @@ impl Gateway {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.listen))?;
         let store =
             Store::open(&self.store_path, self.cache_mb).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let webhooks =
+            Webhooks::new(store.clone(), &self.webhooks).map_err(|e| anyhow::anyhow!("{e}"))?;
+        store.set_notifier(Some(webhooks.notifier()));
+        let webhook_cancel = CancellationToken::new();
+        let webhook_task = webhooks.spawn_worker(webhook_cancel.clone());
         let dispatcher = Dispatcher::new(store.clone(), self.dispatch.clone(), self.clock.clone());
         let unknown = dispatcher
             .recover()
@@ -131,7 +168,7 @@ impl Gateway {
             events_rx,
             store.clone(),
             self.clock.clone(),
-            self.reassembly_timeout,
+            self.inbound.reassembly_timeout,
         ));
         let workers: Vec<_> = handles
             .iter()
@@ -146,6 +183,7 @@ impl Gateway {
             cfg: Arc::new(self.api),
             clock: self.clock,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
+            webhooks: webhooks.clone(),
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
@@ -168,6 +206,9 @@ impl Gateway {
             let _ = t.await;
         }
         let _ = events_task.await;
+        webhook_cancel.cancel();
+        let _ = webhook_task.await;
+        store.set_notifier(None);
         store.durable().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         tracing::info!("stopped cleanly");
         Ok(())

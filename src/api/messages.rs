@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::{ApiError, ApiJson, AppState, Caller, FieldError};
 use crate::sms::TextPlan;
 use crate::store::{
-    Attempt, Event, IdempotencyRecord, ListFilter, Message, Part, Priority, Status,
+    Attempt, Event, IdempotencyRecord, ListFilter, Message, Note, Part, Priority, Status,
 };
 
 /// Most messages in one batch.
@@ -238,23 +238,32 @@ fn build(
             err("expires_at", "is not after send_at".into());
         }
     }
-    if let Some(url) = &input.callback_url {
-        let ok = url.len() <= 2048
-            && (url.starts_with("https://") || url.starts_with("http://"))
-            && url.split("://").nth(1).is_some_and(|r| !r.is_empty());
-        if !ok {
-            err("callback_url", "must be an http:// or https:// URL".into());
-        }
+    if let Some(url) = &input.callback_url
+        && let Err(e) = crate::webhook::validate_url(url)
+    {
+        err(
+            "callback_url",
+            format!("must be an http:// or https:// URL: {e}"),
+        );
     }
     if let Some(opts) = &input.reply_options {
         if opts.is_empty() || opts.len() > 10 {
             err("reply_options", "must have 1 to 10 entries".into());
         }
+        let mut seen = std::collections::HashSet::new();
         for (k, v) in opts {
-            if k.trim().is_empty() || k.len() > 20 || v.trim().is_empty() || v.len() > 64 {
+            let n = crate::replies::normalise(k);
+            if n.is_empty() || k.len() > 20 || v.trim().is_empty() || v.len() > 64 {
                 err(
                     "reply_options",
-                    format!("{k:?}: keys of 1–20 and actions of 1–64 characters"),
+                    format!(
+                        "{k:?}: keys of 1–20 characters with a letter or digit, actions of 1–64 characters"
+                    ),
+                );
+            } else if !seen.insert(n) {
+                err(
+                    "reply_options",
+                    format!("{k:?}: another key reads the same (case and punctuation are ignored)"),
                 );
             }
         }
@@ -316,6 +325,8 @@ fn build(
         history_len: 0,
         requeued_at: None,
         accepted_as: status,
+        replies: Vec::new(),
+        history_hash: None,
     })
 }
 
@@ -684,7 +695,7 @@ pub async fn cancel(
             m.status.is_waiting().then(|| {
                 m.status = Status::Cancelled;
                 m.status_reason = Some("cancelled".into());
-                "cancelled through the API".to_string()
+                Note::from("cancelled through the API")
             })
         })?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;

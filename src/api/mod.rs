@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod messages;
 pub mod openapi;
 pub mod system;
+pub mod webhooks;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -101,6 +102,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Idempotency keys being processed now (a concurrent retry gets 409, not a duplicate).
     pub in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Webhook deliveries: dead ones listed and retried.
+    pub webhooks: crate::webhook::Webhooks,
 }
 
 /// The authenticated caller.
@@ -198,6 +201,8 @@ pub fn router(state: AppState) -> Router {
         .route("/inbound/{id}", get(inbound::get_one))
         .route("/modems", get(system::modems))
         .route("/stats", get(system::stats))
+        .route("/webhooks/failed", get(webhooks::failed))
+        .route("/webhooks/{id}/retry", post(webhooks::retry))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let docs = Router::new()
         .route("/openapi.json", get(openapi::serve))

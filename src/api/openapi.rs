@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, inbound, messages, system};
+use super::{error, inbound, messages, system, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -14,7 +14,7 @@ use super::{error, inbound, messages, system};
     paths(
         messages::create, messages::create_batch, messages::list, messages::get_one,
         messages::cancel, messages::requeue, inbound::list, inbound::get_one,
-        system::modems, system::stats,
+        system::modems, system::stats, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
     ),
     components(schemas(error::Problem, error::FieldError)),
@@ -23,6 +23,7 @@ use super::{error, inbound, messages, system};
         (name = "messages", description = "Send and track messages"),
         (name = "inbound", description = "Messages customers sent"),
         (name = "gateway", description = "Modems and queue"),
+        (name = "webhooks", description = "Event deliveries that failed"),
         (name = "health", description = "Liveness and readiness, without a token"),
     )
 )]

@@ -203,7 +203,11 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             modems: vec![ModemConfig::new("simulated", sim.path().display().to_string())],
             api: ApiConfig::default(),
             dispatch: DispatchConfig::default(),
-            reassembly_timeout: std::time::Duration::from_secs(3600),
+            inbound: crate::server::InboundPolicy {
+                reassembly_timeout: std::time::Duration::from_secs(3600),
+                ..Default::default()
+            },
+            webhooks: crate::webhook::WebhookConfig::default(),
             clock: Clock::system(),
         };
         let shutdown = shutdown_signal();

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::modem::{ModemHandle, ModemState, PartOutcome, Retry};
 use crate::sms::{self, NationalLanguage, SubmitOptions};
-use crate::store::{Attempt, Message, NextDue, Part, Status, Store, StoreError};
+use crate::store::{Attempt, Message, NextDue, Note, Part, Status, Store, StoreError};
 
 /// The time source: the real clock, or one tests move.
 #[derive(Clone)]
@@ -63,6 +63,11 @@ pub struct DispatchConfig {
     pub national_languages: Vec<NationalLanguage>,
     /// Wait before retrying when no modem is up.
     pub modem_wait: Duration,
+    /// How long after sending a message with `reply_options` an answer is matched to it.
+    pub reply_window: Duration,
+    /// Hold a message with `reply_options` while an earlier one to the same number is still
+    /// unanswered within its reply window.
+    pub hold_ambiguous: bool,
 }
 
 impl Default for DispatchConfig {
@@ -75,6 +80,8 @@ impl Default for DispatchConfig {
             validity: None,
             national_languages: Vec::new(),
             modem_wait: Duration::from_secs(2),
+            reply_window: Duration::from_secs(7 * 24 * 3600),
+            hold_ambiguous: true,
         }
     }
 }
@@ -124,7 +131,7 @@ impl Dispatcher {
                 (m.status == Status::Sending).then(|| {
                     m.status = Status::Unknown;
                     m.status_reason = Some("daemon_stopped_while_sending".into());
-                    "the daemon stopped while this message was being sent; it may have been delivered".into()
+                    Note::from("the daemon stopped while this message was being sent; it may have been delivered")
                 })
             })?;
         }

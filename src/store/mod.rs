@@ -14,6 +14,7 @@
 //! | `inbound_from` | E.164 sender · 0xFF · inbound id (16) | empty: listing by sender |
 //! | `inbound_seen` | SHA-256 of modem name · 0x00 · PDU | what the PDU became: dedupe across a crash |
 //! | `fragments` | modem · 0x00 · sender · 0x00 · reference (2) · total (1) · sequence (1) | JSON part of a concatenated message still incomplete |
+//! | `reports` | modem · 0x00 · TP-MR (1) · id (16) · part (1) | sent time ms (8, BE): parts of sent messages that await a status report |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -40,7 +41,21 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
-pub use model::{Attempt, Event, Message, Part, Priority, Status};
+pub use model::{Attempt, Event, Message, Note, Part, Priority, Reply, Status};
+
+/// Turns a message's new history entry into webhook deliveries, written in the same
+/// transaction as the change, so an event is never lost between the two.
+pub trait Notifier: Send + Sync {
+    /// The deliveries for `event`, just recorded on `message` (which was in `old_status`).
+    fn deliveries(
+        &self,
+        message: &Message,
+        event: &Event,
+        old_status: Status,
+    ) -> Vec<outbox::NewWebhook>;
+    /// New deliveries are on disk.
+    fn wake(&self);
+}
 
 /// A store failure. The API answers 503 for these: nothing was acknowledged that is not stored.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -108,8 +123,10 @@ struct Inner {
     inbound_from: sled::Tree,
     inbound_seen: sled::Tree,
     fragments: sled::Tree,
+    reports: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
+    notifier: std::sync::RwLock<Option<Arc<dyn Notifier>>>,
     path: PathBuf,
     /// The flusher gets a handle to the database with each request and keeps none between
     /// them, so dropping the store releases its lock on the directory.
@@ -223,7 +240,9 @@ impl Store {
             inbound_from: db.open_tree("inbound_from")?,
             inbound_seen: db.open_tree("inbound_seen")?,
             fragments: db.open_tree("fragments")?,
+            reports: db.open_tree("reports")?,
             counts: Default::default(),
+            notifier: std::sync::RwLock::new(None),
             db,
             path: path.to_path_buf(),
             flush_tx,
@@ -262,7 +281,28 @@ impl Store {
             .flush_tx
             .send((self.inner.db.clone(), tx))
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        rx.await.map_err(|_| StoreError::Closed)??;
+        if let Some(n) = self.notifier() {
+            n.wake();
+        }
+        Ok(())
+    }
+
+    /// Sets what turns history entries into webhook deliveries (see [`Notifier`]).
+    pub fn set_notifier(&self, n: Option<Arc<dyn Notifier>>) {
+        *self
+            .inner
+            .notifier
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = n;
+    }
+
+    fn notifier(&self) -> Option<Arc<dyn Notifier>> {
+        self.inner
+            .notifier
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Inserts new messages (all or none) and the idempotency record when given. Call
@@ -358,12 +398,7 @@ impl Store {
         let Some(key) = id_key(id) else {
             return Ok(Vec::new());
         };
-        let mut out = vec![Event {
-            seq: 0,
-            at: m.created_at,
-            status: m.accepted_as,
-            reason: Some("accepted".into()),
-        }];
+        let mut out = vec![first_event(&m)];
         for r in self.inner.events.scan_prefix(key) {
             let (k, v) = r?;
             let e: Event = decode(&k, &v)?;
@@ -377,19 +412,30 @@ impl Store {
         Ok(out)
     }
 
-    /// Changes a message in one transaction: `f` gets the current record and returns the
-    /// reason for the event to record, or `None` to leave it unchanged. Indexes follow.
-    /// Returns the message after the change (or unchanged), `None` when there is no such id.
-    pub fn update<F>(&self, id: &str, f: F) -> Result<Option<(Message, bool)>, StoreError>
+    /// Changes a message in one transaction: `f` gets the current record and returns what to
+    /// record in its history (a reason, or a [`Note`]), or `None` to leave it unchanged.
+    /// Indexes, the history's hash chain and the webhook deliveries of the [`Notifier`] follow
+    /// in the same transaction. Returns the message after the change (or unchanged) and whether
+    /// it changed, `None` when there is no such id.
+    pub fn update<F, N>(&self, id: &str, f: F) -> Result<Option<(Message, bool)>, StoreError>
     where
-        F: Fn(&mut Message) -> Option<String>,
+        F: Fn(&mut Message) -> Option<N>,
+        N: Into<Note>,
     {
         let Some(key) = id_key(id) else {
             return Ok(None);
         };
         let i = &self.inner;
-        let r = (&i.messages, &i.due, &i.status, &i.events)
-            .transaction(|(tm, td, ts, te)| update_in(tm, td, ts, te, &key, &f))?;
+        let notifier = self.notifier();
+        let trees = Trees {
+            messages: &i.messages,
+            due: &i.due,
+            status: &i.status,
+            events: &i.events,
+            outbox: &i.outbox,
+            reports: &i.reports,
+        };
+        let r = trees.transaction(|tx| update_in(tx, &key, &f, notifier.as_deref()))?;
         Ok(r.map(|(old, new, changed)| {
             if old != new.status {
                 self.count(old, -1);
@@ -598,41 +644,174 @@ pub enum NextDue {
     Empty,
 }
 
-fn update_in<F>(
-    tm: &TransactionalTree,
-    td: &TransactionalTree,
-    ts: &TransactionalTree,
-    te: &TransactionalTree,
+/// The trees a change to a message touches.
+struct Trees<'a> {
+    messages: &'a sled::Tree,
+    due: &'a sled::Tree,
+    status: &'a sled::Tree,
+    events: &'a sled::Tree,
+    outbox: &'a sled::Tree,
+    reports: &'a sled::Tree,
+}
+
+impl Trees<'_> {
+    fn transaction<A>(
+        &self,
+        f: impl Fn(&TxTrees<'_>) -> Result<A, Tx>,
+    ) -> Result<A, TransactionError<StoreError>> {
+        (
+            self.messages,
+            self.due,
+            self.status,
+            self.events,
+            self.outbox,
+            self.reports,
+        )
+            .transaction(|(messages, due, status, events, outbox, reports)| {
+                f(&TxTrees {
+                    messages,
+                    due,
+                    status,
+                    events,
+                    outbox,
+                    reports,
+                })
+            })
+    }
+}
+
+struct TxTrees<'a> {
+    messages: &'a TransactionalTree,
+    due: &'a TransactionalTree,
+    status: &'a TransactionalTree,
+    events: &'a TransactionalTree,
+    outbox: &'a TransactionalTree,
+    reports: &'a TransactionalTree,
+}
+
+/// The `reports` key of a sent part: modem · 0x00 · TP-MR · id · part.
+pub(crate) fn report_key(modem: &str, mr: u8, id: &[u8; 16], part: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(modem.len() + 19);
+    k.extend_from_slice(modem.as_bytes());
+    k.push(0);
+    k.push(mr);
+    k.extend_from_slice(id);
+    k.push(part);
+    k
+}
+
+/// SHA-256 in lower-case hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The first history entry, implied by the record: what was accepted.
+fn first_event(m: &Message) -> Event {
+    Event {
+        seq: 0,
+        at: m.created_at,
+        status: m.accepted_as,
+        reason: Some("accepted".into()),
+        kind: "accepted".into(),
+        data: Some(serde_json::json!({
+            "to": m.to,
+            "text": m.text,
+            "encoding": m.encoding,
+            "parts": m.parts,
+            "priority": m.priority,
+            "send_at": m.send_at,
+            "expires_at": m.expires_at,
+            "reply_options": m.reply_options,
+            "status_report": m.status_report,
+            "created_by": m.created_by,
+        })),
+        prev: None,
+    }
+}
+
+/// The hash of the implied first entry: the start of the chain.
+fn first_event_hash(m: &Message) -> Result<String, StoreError> {
+    Ok(sha256_hex(&encode(&first_event(m))?))
+}
+
+fn update_in<F, N>(
+    t: &TxTrees<'_>,
     key: &[u8; 16],
     f: &F,
+    notifier: Option<&dyn Notifier>,
 ) -> Result<Option<(Status, Message, bool)>, Tx>
 where
-    F: Fn(&mut Message) -> Option<String>,
+    F: Fn(&mut Message) -> Option<N>,
+    N: Into<Note>,
 {
-    let Some(v) = tm.get(key)? else {
+    let Some(v) = t.messages.get(key)? else {
         return Ok(None);
     };
     let old = decode_message(key, &v).map_err(abort)?;
     let mut new = old.clone();
-    let Some(reason) = f(&mut new) else {
+    let Some(note) = f(&mut new).map(Into::into) else {
         return Ok(Some((old.status, old, false)));
     };
     new.updated_at = Utc::now();
     new.history_len = old.history_len + 1;
-    if old.status.is_waiting() {
-        td.remove(due_key(&old, key))?;
-    } else {
-        ts.remove(status_key(old.status, key))?;
+    if old.status != new.status || old.due_at != new.due_at || old.priority != new.priority {
+        if old.status.is_waiting() {
+            t.due.remove(due_key(&old, key))?;
+        } else {
+            t.status.remove(status_key(old.status, key))?;
+        }
+        index_status(t.due, t.status, &new, key)?;
     }
-    index_status(td, ts, &new, key)?;
+    let prev = match (&old.history_hash, old.history_len) {
+        (_, 0) => Some(first_event_hash(&old).map_err(abort)?),
+        (h, _) => h.clone(),
+    };
     let event = Event {
         seq: new.history_len,
         at: new.updated_at,
         status: new.status,
-        reason: Some(reason),
+        reason: Some(note.reason),
+        kind: note.kind.to_string(),
+        data: note.data,
+        prev,
     };
-    te.insert(event_key(key, event.seq), encode(&event).map_err(abort)?)?;
-    tm.insert(&key[..], encode(&new).map_err(abort)?)?;
+    if new.status == Status::Sent
+        && old.status != Status::Sent
+        && new.status_report
+        && let Some(modem) = &new.modem
+    {
+        // The parts wait for their status reports, found by modem and TP-MR.
+        let sent = new
+            .sent_at
+            .unwrap_or(new.updated_at)
+            .timestamp_millis()
+            .max(0) as u64;
+        for p in &new.part_status {
+            if let Some(mr) = p.message_reference {
+                t.reports
+                    .insert(report_key(modem, mr, key, p.part), &sent.to_be_bytes())?;
+            }
+        }
+    }
+    let bytes = encode(&event).map_err(abort)?;
+    new.history_hash = Some(sha256_hex(&bytes));
+    t.events.insert(event_key(key, event.seq), bytes)?;
+    t.messages.insert(&key[..], encode(&new).map_err(abort)?)?;
+    if let Some(n) = notifier {
+        for w in n.deliveries(&new, &event, old.status) {
+            let seq = t.outbox.generate_id()?;
+            let entry = outbox::new_entry(seq, &w);
+            t.outbox
+                .insert(&seq.to_be_bytes(), encode(&entry).map_err(abort)?)?;
+        }
+    }
     Ok(Some((old.status, new, true)))
 }
 
@@ -722,6 +901,8 @@ mod tests {
             history_len: 0,
             requeued_at: None,
             accepted_as: status,
+            replies: Vec::new(),
+            history_hash: None,
         }
     }
 
@@ -756,7 +937,7 @@ mod tests {
         let (m, changed) = store
             .update(&normal.id, |m| {
                 m.status = Status::Sending;
-                Some("dispatched".into())
+                Some("dispatched")
             })
             .unwrap()
             .unwrap();
@@ -766,7 +947,7 @@ mod tests {
         store
             .update(&low.id, |m| {
                 m.status = Status::Cancelled;
-                Some("cancelled".into())
+                Some("cancelled")
             })
             .unwrap();
         assert_eq!(
@@ -789,7 +970,7 @@ mod tests {
             vec![normal.id.clone()]
         );
         // Unchanged update writes nothing.
-        let (_, changed) = store.update(&normal.id, |_| None).unwrap().unwrap();
+        let (_, changed) = store.update(&normal.id, |_| None::<Note>).unwrap().unwrap();
         assert!(!changed);
         assert_eq!(store.events(&normal.id).unwrap().len(), 2);
     }
@@ -872,7 +1053,7 @@ mod tests {
             store
                 .update(&queued[0].id, |m| {
                     m.status = Status::Cancelled;
-                    Some("cancelled".into())
+                    Some("cancelled")
                 })
                 .unwrap();
             store.durable().await.unwrap();

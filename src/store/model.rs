@@ -215,9 +215,35 @@ pub struct Message {
     /// is not stored separately.
     #[serde(default = "Status::queued")]
     pub accepted_as: Status,
+    /// The recipient's answers, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<Reply>,
+    /// SHA-256 (hex) of the latest stored history entry: the head of the hash chain. `None`
+    /// while the history holds only the implied first entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_hash: Option<String>,
 }
 
-/// One entry of a message's history.
+/// A recipient's answer to a message with `reply_options`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Reply {
+    /// The option the text named (a key of `reply_options`), or `null` when it named none.
+    pub choice: Option<String>,
+    /// The option's action, or `unrecognised`.
+    pub action: String,
+    /// The text as received.
+    pub text: String,
+    /// When it was received.
+    pub at: DateTime<Utc>,
+    /// The inbound message (`GET /v1/inbound/{id}`).
+    pub inbound_id: String,
+    /// Why the reply was linked to this message.
+    pub matched_by: String,
+}
+
+/// One entry of a message's history. Entries form a hash chain: each stored entry carries
+/// the SHA-256 of the one before it (`prev`), so an entry changed, removed or inserted after
+/// the fact shows (see [`crate::store::Store::verify_history`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Order within the message, from 0.
@@ -226,6 +252,62 @@ pub struct Event {
     pub at: DateTime<Utc>,
     /// The status after the event.
     pub status: Status,
-    /// Why.
+    /// Why, in words.
     pub reason: Option<String>,
+    /// What happened: `accepted`, `status` (a status change), `sent` (parts, TP-MRs, modem),
+    /// `delivery_report`, `reply`, `opt_out`, `requeued`, `cancelled`.
+    #[serde(default = "Event::status_kind")]
+    pub kind: String,
+    /// The facts of the event (the text and encoding on `accepted`, TP-MRs on `sent`, the
+    /// report's TP-ST on `delivery_report`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// SHA-256 (hex) of the previous entry as stored; `None` on the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+}
+
+impl Event {
+    fn status_kind() -> String {
+        "status".into()
+    }
+}
+
+/// What a change to a message records in its history: see [`crate::store::Store::update`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// The event's kind (see [`Event::kind`]).
+    pub kind: &'static str,
+    /// Why, in words.
+    pub reason: String,
+    /// The facts.
+    pub data: Option<serde_json::Value>,
+}
+
+impl Note {
+    /// A note of a kind with facts.
+    pub fn new(kind: &'static str, reason: impl Into<String>, data: serde_json::Value) -> Note {
+        Note {
+            kind,
+            reason: reason.into(),
+            data: Some(data),
+        }
+    }
+}
+
+impl From<String> for Note {
+    fn from(reason: String) -> Note {
+        Note {
+            kind: "status",
+            reason,
+            data: None,
+        }
+    }
+}
+
+impl From<&str> for Note {
+    fn from(reason: &str) -> Note {
+        Note::from(reason.to_string())
+    }
 }

@@ -9,7 +9,8 @@
 //! nothing.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+
+use sled::Transactional;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -84,14 +85,28 @@ pub struct DueWebhooks {
     pub next_at: Option<DateTime<Utc>>,
 }
 
-/// Serialises taking a sequence number with writing its entry, so that entries appear in the
-/// tree in sequence order and a scan never sees a later entry of a key without the earlier one.
-static ENQUEUE: Mutex<()> = Mutex::new(());
-
 /// Whether `e` is the first pending entry of its (URL, ordering key) seen so far in a scan;
 /// entries without a key always are.
 fn first_of_key(held: &mut HashSet<(String, String)>, e: &OutboxEntry) -> bool {
     e.ordering_key.is_empty() || held.insert((e.url.clone(), e.ordering_key.clone()))
+}
+
+/// The entry for a new delivery, due at once.
+pub(crate) fn new_entry(seq: u64, n: &NewWebhook) -> OutboxEntry {
+    OutboxEntry {
+        seq,
+        id: n.id.clone(),
+        url: n.url.clone(),
+        event_type: n.event_type.clone(),
+        body: n.body.clone(),
+        ordering_key: n.ordering_key.clone(),
+        created_at: n.created_at,
+        attempts: 0,
+        next_attempt_at: n.created_at,
+        last_error: None,
+        last_status: None,
+        state: OutboxState::Pending,
+    }
 }
 
 fn seq_of(key: &[u8]) -> Option<u64> {
@@ -111,29 +126,18 @@ impl Store {
     /// Adds deliveries to the outbox (all or none), due at once, and returns them with their
     /// sequence numbers; call [`Store::durable`] before relying on them.
     pub fn enqueue_webhooks(&self, new: &[NewWebhook]) -> Result<Vec<OutboxEntry>, StoreError> {
-        let _order = ENQUEUE.lock().unwrap_or_else(|e| e.into_inner());
-        let mut batch = sled::Batch::default();
-        let mut out = Vec::with_capacity(new.len());
-        for n in new {
-            let seq = self.inner.db.generate_id()?;
-            let e = OutboxEntry {
-                seq,
-                id: n.id.clone(),
-                url: n.url.clone(),
-                event_type: n.event_type.clone(),
-                body: n.body.clone(),
-                ordering_key: n.ordering_key.clone(),
-                created_at: n.created_at,
-                attempts: 0,
-                next_attempt_at: n.created_at,
-                last_error: None,
-                last_status: None,
-                state: OutboxState::Pending,
-            };
-            batch.insert(&seq.to_be_bytes(), encode(&e)?);
-            out.push(e);
-        }
-        self.inner.outbox.apply_batch(batch)?;
+        // A transaction, like every other write to the outbox: sled runs transactions one at
+        // a time, so sequence numbers are taken and written in the same order, and a scan
+        // never sees a later entry of a key without the earlier one.
+        let out = (&self.inner.outbox,).transaction(|(t,)| {
+            let mut out = Vec::with_capacity(new.len());
+            for n in new {
+                let e = new_entry(t.generate_id()?, n);
+                t.insert(&e.seq.to_be_bytes(), encode(&e).map_err(abort)?)?;
+                out.push(e);
+            }
+            Ok::<_, Tx>(out)
+        })?;
         Ok(out)
     }
 

@@ -34,7 +34,7 @@ use utoipa::ToSchema;
 
 use crate::store::outbox::{DueWebhooks, NewWebhook};
 pub use crate::store::outbox::{OutboxEntry, OutboxState};
-use crate::store::{Store, StoreError};
+use crate::store::{Event, Message, Notifier, Status, Store, StoreError};
 pub use config::WebhookConfig;
 pub use sign::Signer;
 
@@ -56,6 +56,17 @@ pub enum EventType {
     /// A message will not be sent or was not delivered.
     #[serde(rename = "message.failed")]
     MessageFailed,
+    /// A message was not sent: past its `expires_at`, or it could only have gone out too late.
+    #[serde(rename = "message.expired")]
+    MessageExpired,
+    /// A message may or may not have gone out (the modem stopped answering mid-send, or the
+    /// daemon stopped while sending): it is not re-sent automatically.
+    #[serde(rename = "message.unknown")]
+    MessageUnknown,
+    /// A message was cancelled before it was sent (through the API, or because the number
+    /// opted out).
+    #[serde(rename = "message.cancelled")]
+    MessageCancelled,
     /// The recipient answered a message.
     #[serde(rename = "message.reply")]
     MessageReply,
@@ -69,10 +80,13 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 9] = [
         EventType::MessageSent,
         EventType::MessageDelivered,
         EventType::MessageFailed,
+        EventType::MessageExpired,
+        EventType::MessageUnknown,
+        EventType::MessageCancelled,
         EventType::MessageReply,
         EventType::InboundUnmatched,
         EventType::OptoutChanged,
@@ -84,6 +98,9 @@ impl EventType {
             EventType::MessageSent => "message.sent",
             EventType::MessageDelivered => "message.delivered",
             EventType::MessageFailed => "message.failed",
+            EventType::MessageExpired => "message.expired",
+            EventType::MessageUnknown => "message.unknown",
+            EventType::MessageCancelled => "message.cancelled",
             EventType::MessageReply => "message.reply",
             EventType::InboundUnmatched => "inbound.unmatched",
             EventType::OptoutChanged => "optout.changed",
@@ -199,6 +216,155 @@ struct Failure {
     error: String,
 }
 
+/// Where events go and what is sent: the message's own callback URL, and the global URL when
+/// the message has none, or for every event with `all_events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Router {
+    /// The global URL.
+    pub url: Option<String>,
+    /// Whether the global URL gets every event.
+    pub all_events: bool,
+}
+
+impl Router {
+    /// The URLs an event goes to.
+    fn targets<'a>(&'a self, message_callback_url: Option<&'a str>) -> Vec<&'a str> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(own) = message_callback_url {
+            out.push(own);
+        }
+        if let Some(global) = self.url.as_deref() {
+            let wanted = match message_callback_url {
+                None => true,
+                Some(own) => self.all_events && own != global,
+            };
+            if wanted {
+                out.push(global);
+            }
+        }
+        out
+    }
+
+    /// One delivery per URL the event goes to, each with its own `webhook-id`.
+    pub fn build(
+        &self,
+        event_type: EventType,
+        data: &serde_json::Value,
+        message_callback_url: Option<&str>,
+        ordering_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<NewWebhook>, WebhookError> {
+        let targets = self.targets(message_callback_url);
+        for url in &targets {
+            validate_url(url).map_err(|reason| WebhookError::InvalidUrl {
+                url: (*url).to_string(),
+                reason,
+            })?;
+        }
+        // Millisecond precision, as in the body.
+        let created_at = DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at);
+        let mut new = Vec::with_capacity(targets.len());
+        for url in targets {
+            let id = format!("evt_{}", ulid::Ulid::generate());
+            let body = serde_json::to_string(&Body {
+                id: &id,
+                event_type,
+                created_at: created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                data,
+            })?;
+            new.push(NewWebhook {
+                id,
+                url: url.to_string(),
+                event_type: event_type.as_str().to_string(),
+                body,
+                ordering_key: ordering_key.to_string(),
+                created_at,
+            });
+        }
+        Ok(new)
+    }
+}
+
+/// The event a message's history entry makes, if any: a change of status to one the caller
+/// wants to hear about, or a reply.
+pub fn event_for(message: &Message, event: &Event, old_status: Status) -> Option<EventType> {
+    if event.kind == "reply" {
+        return Some(EventType::MessageReply);
+    }
+    if old_status == message.status {
+        return None;
+    }
+    Some(match message.status {
+        Status::Sent => EventType::MessageSent,
+        Status::Delivered => EventType::MessageDelivered,
+        Status::Failed => EventType::MessageFailed,
+        Status::Expired => EventType::MessageExpired,
+        Status::Unknown => EventType::MessageUnknown,
+        Status::Cancelled => EventType::MessageCancelled,
+        Status::Queued | Status::Scheduled | Status::Sending => return None,
+    })
+}
+
+/// The `data` of an event about a message: the message as it is after the event, the event's
+/// reason, and the event's facts (the reply, the delivery report).
+pub fn message_data(message: &Message, event: &Event) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "message_id": message.id,
+        "to": message.to,
+        "status": message.status,
+        "status_reason": message.status_reason,
+        "parts": message.parts,
+        "modem": message.modem,
+        "sent_at": message.sent_at,
+        "delivered_at": message.delivered_at,
+        "metadata": message.metadata,
+        "reason": event.reason,
+        "history_seq": event.seq,
+    });
+    if let (Some(obj), Some(facts)) = (data.as_object_mut(), &event.data) {
+        let key = if event.kind == "reply" {
+            "reply"
+        } else {
+            "details"
+        };
+        obj.insert(key.into(), facts.clone());
+    }
+    data
+}
+
+/// The store's [`Notifier`]: deliveries for message events, written in the change's
+/// transaction; the worker is woken once they are on disk.
+struct Hook {
+    router: Router,
+    notify: Arc<Notify>,
+}
+
+impl Notifier for Hook {
+    fn deliveries(&self, message: &Message, event: &Event, old_status: Status) -> Vec<NewWebhook> {
+        let Some(t) = event_for(message, event, old_status) else {
+            return Vec::new();
+        };
+        match self.router.build(
+            t,
+            &message_data(message, event),
+            message.callback_url.as_deref(),
+            &message.id,
+            event.at,
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                // The URL was checked when the message was accepted; nothing to deliver to.
+                tracing::warn!(message_id = %message.id, event = %t, error = %e, "no webhook for this event");
+                Vec::new()
+            }
+        }
+    }
+
+    fn wake(&self) {
+        self.notify.notify_one();
+    }
+}
+
 /// The webhook sender: enqueues events and runs the delivery worker. Cheap to clone.
 #[derive(Clone)]
 pub struct Webhooks {
@@ -209,13 +375,12 @@ struct Shared {
     store: Store,
     client: reqwest::Client,
     signer: Option<Signer>,
-    url: Option<String>,
-    all_events: bool,
+    router: Router,
     timeout: Duration,
     max_age: TimeDelta,
     max_in_flight: usize,
     backoff: Backoff,
-    notify: Notify,
+    notify: Arc<Notify>,
     /// Sequence numbers being attempted, by the worker or by [`Webhooks::deliver_due`].
     busy: Mutex<HashSet<u64>>,
     warned_unsigned: AtomicBool,
@@ -230,8 +395,8 @@ struct Claim {
 impl std::fmt::Debug for Webhooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhooks")
-            .field("url", &self.inner.url)
-            .field("all_events", &self.inner.all_events)
+            .field("url", &self.inner.router.url)
+            .field("all_events", &self.inner.router.all_events)
             .field("signed", &self.inner.signer.is_some())
             .field("max_in_flight", &self.inner.max_in_flight)
             .finish_non_exhaustive()
@@ -279,41 +444,35 @@ impl Webhooks {
                 store,
                 client,
                 signer,
-                url: config.url.clone(),
-                all_events: config.all_events,
+                router: Router {
+                    url: config.url.clone(),
+                    all_events: config.all_events,
+                },
                 timeout: config.timeout,
                 max_age: TimeDelta::from_std(config.max_age).unwrap_or(TimeDelta::MAX),
                 max_in_flight: config.max_in_flight.max(1),
                 backoff,
-                notify: Notify::new(),
+                notify: Arc::new(Notify::new()),
                 busy: Mutex::new(HashSet::new()),
                 warned_unsigned: AtomicBool::new(false),
             }),
         })
     }
 
-    /// The URLs an event goes to: the message's own callback URL, and the global URL when the
-    /// message has none, or for every event with `all_events`.
-    fn targets<'a>(&'a self, message_callback_url: Option<&'a str>) -> Vec<&'a str> {
-        let mut out = Vec::with_capacity(2);
-        if let Some(own) = message_callback_url {
-            out.push(own);
-        }
-        if let Some(global) = self.inner.url.as_deref() {
-            let wanted = match message_callback_url {
-                None => true,
-                Some(own) => self.inner.all_events && own != global,
-            };
-            if wanted {
-                out.push(global);
-            }
-        }
-        out
+    /// What turns a message's history entries into deliveries, in the same transaction as
+    /// the change (see [`Store::set_notifier`]), and wakes this sender's worker.
+    pub fn notifier(&self) -> Arc<dyn Notifier> {
+        Arc::new(Hook {
+            router: self.inner.router.clone(),
+            notify: self.inner.notify.clone(),
+        })
     }
 
     /// Stores an event for delivery to its URLs (see [`WebhookConfig::all_events`]), durably,
     /// and wakes the worker; returns one entry per URL, none when no URL applies. Events with
     /// the same `ordering_key` (a message id; empty for none) reach each URL in call order.
+    /// Events about a message are written by the store with the change itself (see
+    /// [`Webhooks::notifier`]); this is for the others.
     pub async fn enqueue(
         &self,
         event_type: EventType,
@@ -321,45 +480,28 @@ impl Webhooks {
         message_callback_url: Option<&str>,
         ordering_key: &str,
     ) -> Result<Vec<OutboxEntry>, WebhookError> {
-        let targets = self.targets(message_callback_url);
-        for url in &targets {
-            validate_url(url).map_err(|reason| WebhookError::InvalidUrl {
-                url: (*url).to_string(),
-                reason,
-            })?;
-        }
-        if targets.is_empty() {
+        let new = self.inner.router.build(
+            event_type,
+            &data,
+            message_callback_url,
+            ordering_key,
+            Utc::now(),
+        )?;
+        if new.is_empty() {
             return Ok(Vec::new());
         }
-        if self.inner.signer.is_none() && !self.inner.warned_unsigned.swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!("webhooks.secret is not set: webhook deliveries are not signed");
-        }
-        // Millisecond precision, as in the body.
-        let now = Utc::now();
-        let created_at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
-        let mut new = Vec::with_capacity(targets.len());
-        for url in targets {
-            let id = format!("evt_{}", ulid::Ulid::generate());
-            let body = serde_json::to_string(&Body {
-                id: &id,
-                event_type,
-                created_at: created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                data: &data,
-            })?;
-            new.push(NewWebhook {
-                id,
-                url: url.to_string(),
-                event_type: event_type.as_str().to_string(),
-                body,
-                ordering_key: ordering_key.to_string(),
-                created_at,
-            });
-        }
+        self.warn_unsigned();
         let entries = self.inner.store.enqueue_webhooks(&new)?;
         self.inner.store.durable().await?;
         self.inner.notify.notify_one();
         Ok(entries)
+    }
+
+    fn warn_unsigned(&self) {
+        if self.inner.signer.is_none() && !self.inner.warned_unsigned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!("webhooks.secret is not set: webhook deliveries are not signed");
+        }
     }
 
     /// Dead deliveries in sequence order after sequence `after`, at most `limit`.

@@ -471,14 +471,14 @@ async fn the_worker_delivers_retries_and_stops() {
         .await
         .unwrap()
         .remove(0);
-    let cancel = CancellationToken::new();
-    let worker = hooks.spawn_worker(cancel.clone());
     let first = hooks
         .enqueue(EventType::MessageSent, json!({"n": 1}), None, "m1")
         .await
         .unwrap()
         .remove(0);
     rx.answer(&first.id, &[500]);
+    let cancel = CancellationToken::new();
+    let worker = hooks.spawn_worker(cancel.clone());
     let second = hooks
         .enqueue(EventType::MessageDelivered, json!({"n": 2}), None, "m1")
         .await

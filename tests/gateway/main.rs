@@ -50,7 +50,11 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
             modem_wait: Duration::from_millis(200),
             ..DispatchConfig::default()
         },
-        reassembly_timeout: std::time::Duration::from_secs(3600),
+        inbound: smsgate::server::InboundPolicy {
+            reassembly_timeout: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        },
+        webhooks: smsgate::webhook::WebhookConfig::default(),
         clock: Clock::system(),
     };
     tweak(&mut gw);

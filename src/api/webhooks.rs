@@ -1,0 +1,80 @@
+//! `/v1/webhooks`: deliveries given up on, and retrying them.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::webhook::{OutboxEntry, WebhookError};
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Store(s) => s.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// Paging of `GET /v1/webhooks/failed`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FailedQuery {
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    cursor: Option<u64>,
+}
+
+/// One page of dead deliveries.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FailedPage {
+    /// Oldest first.
+    pub webhooks: Vec<OutboxEntry>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<u64>,
+}
+
+/// `GET /v1/webhooks/failed`: deliveries retried for `[webhooks] max_age` without a 2xx
+/// answer, oldest first, with the last error.
+#[utoipa::path(get, path = "/v1/webhooks/failed", tag = "webhooks", params(FailedQuery),
+    responses((status = 200, body = FailedPage), (status = 400, body = super::error::Problem),
+        (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn failed(
+    State(state): State<AppState>,
+    query: Result<Query<FailedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = super::page_limit(q.limit, None)?;
+    let page = state.webhooks.dead(limit, q.cursor)?;
+    let next_cursor = (page.len() == limit)
+        .then(|| page.last().map(|e| e.seq))
+        .flatten();
+    Ok(axum::Json(FailedPage {
+        webhooks: page,
+        next_cursor,
+    })
+    .into_response())
+}
+
+/// `POST /v1/webhooks/{id}/retry`: a delivery (by its `webhook-id`) is attempted again now,
+/// and retried with backoff for another `max_age` if that fails too.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/retry", tag = "webhooks",
+    params(("id" = String, Path, description = "The delivery's webhook-id (evt_…)")),
+    responses((status = 200, body = OutboxEntry), (status = 401, body = super::error::Problem),
+        (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let e = state.webhooks.retry(&id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no webhook delivery {id} (delivered ones are not kept)"
+        ))
+    })?;
+    Ok(axum::Json(e).into_response())
+}

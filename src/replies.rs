@@ -1,0 +1,328 @@
+//! What an inbound text means: an opt-out keyword (`STOP`, `START`, `HELP`), or an answer to a
+//! message's `reply_options`, read the forgiving way people type (`1`, ` 1 `, `1.`, `"1"`, `#1`,
+//! `one`, any case).
+//!
+//! The configuration sections `[replies]` and `[optout]` live here too.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[replies]`: how answers are matched to the messages that asked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepliesConfig {
+    /// How long after a message was sent an answer is still matched to it (e.g. "7d").
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// Hold a second message with `reply_options` to a number while an earlier one to the same
+    /// number is still unanswered within its window, so that a "1" cannot mean either. When
+    /// false, both go out and an answer goes to the most recent one.
+    #[serde(default = "default_true")]
+    pub hold_ambiguous: bool,
+    /// Words read as an option, e.g. `one = "1"` (compared without case).
+    #[serde(default = "default_aliases")]
+    pub aliases: BTreeMap<String, String>,
+}
+
+impl Default for RepliesConfig {
+    fn default() -> Self {
+        RepliesConfig {
+            window: default_window(),
+            hold_ambiguous: true,
+            aliases: default_aliases(),
+        }
+    }
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_aliases() -> BTreeMap<String, String> {
+    [
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, w)| ((*w).to_string(), (i + 1).to_string()))
+    .collect()
+}
+
+/// `[optout]`: the keywords that opt a number out and back in, and the texts sent back.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutConfig {
+    /// A whole message of one of these opts the number out.
+    #[serde(default = "default_stop_words")]
+    pub stop_words: Vec<String>,
+    /// A whole message of one of these opts an opted-out number back in.
+    #[serde(default = "default_start_words")]
+    pub start_words: Vec<String>,
+    /// A whole message of one of these gets `help_reply`.
+    #[serde(default = "default_help_words")]
+    pub help_words: Vec<String>,
+    /// Sent once when a number opts out ("" sends nothing).
+    #[serde(default = "default_stop_reply")]
+    pub stop_reply: String,
+    /// Sent once when a number opts back in ("" sends nothing).
+    #[serde(default = "default_start_reply")]
+    pub start_reply: String,
+    /// Sent for a help keyword ("" sends nothing).
+    #[serde(default = "default_help_reply")]
+    pub help_reply: String,
+}
+
+impl Default for OptOutConfig {
+    fn default() -> Self {
+        OptOutConfig {
+            stop_words: default_stop_words(),
+            start_words: default_start_words(),
+            help_words: default_help_words(),
+            stop_reply: default_stop_reply(),
+            start_reply: default_start_reply(),
+            help_reply: default_help_reply(),
+        }
+    }
+}
+
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| (*s).to_string()).collect()
+}
+
+fn default_stop_words() -> Vec<String> {
+    words(&[
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "REVOKE",
+        "OPTOUT",
+    ])
+}
+
+fn default_start_words() -> Vec<String> {
+    words(&["START", "UNSTOP", "YES"])
+}
+
+fn default_help_words() -> Vec<String> {
+    words(&["HELP", "INFO"])
+}
+
+fn default_stop_reply() -> String {
+    "You have been unsubscribed and will get no more messages from this number. Reply START to subscribe again.".into()
+}
+
+fn default_start_reply() -> String {
+    "You are subscribed again. Reply STOP to unsubscribe.".into()
+}
+
+fn default_help_reply() -> String {
+    "Reply STOP to unsubscribe, START to subscribe again.".into()
+}
+
+impl OptOutConfig {
+    /// Checks the section; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, list) in [
+            ("stop_words", &self.stop_words),
+            ("start_words", &self.start_words),
+            ("help_words", &self.help_words),
+        ] {
+            if let Some(w) = list.iter().find(|w| normalise(w).is_empty()) {
+                return Err(format!("{key}: {w:?} has no letters or digits"));
+            }
+        }
+        let lists = [&self.stop_words, &self.start_words, &self.help_words];
+        for (i, a) in lists.iter().enumerate() {
+            for b in lists.iter().skip(i + 1) {
+                if let Some(w) = a
+                    .iter()
+                    .find(|w| b.iter().any(|x| normalise(x) == normalise(w)))
+                {
+                    return Err(format!("{w:?} is in more than one keyword list"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The keyword a whole message is, if any.
+    pub fn keyword(&self, text: &str) -> Option<Keyword> {
+        let t = normalise(text);
+        if t.is_empty() {
+            return None;
+        }
+        let has = |list: &[String]| list.iter().any(|w| normalise(w) == t);
+        if has(&self.stop_words) {
+            Some(Keyword::Stop)
+        } else if has(&self.start_words) {
+            Some(Keyword::Start)
+        } else if has(&self.help_words) {
+            Some(Keyword::Help)
+        } else {
+            None
+        }
+    }
+}
+
+/// An opt-out keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyword {
+    /// Opt out.
+    Stop,
+    /// Opt back in.
+    Start,
+    /// Send the help text.
+    Help,
+}
+
+/// A text as compared: no surrounding spaces, punctuation, quotes or symbols (`#1`, `"1"`,
+/// `1.`, `STOP!`), inner runs of space as one, lower case.
+pub fn normalise(text: &str) -> String {
+    let t = text.trim_matches(|c: char| !c.is_alphanumeric());
+    let mut out = String::with_capacity(t.len());
+    let mut space = false;
+    for c in t.chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+impl RepliesConfig {
+    /// Checks the section; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.window.is_zero() {
+            return Err("window: must be more than 0s".into());
+        }
+        if self.window > Duration::from_secs(366 * 24 * 3600) {
+            return Err("window: must be at most a year".into());
+        }
+        if let Some((w, _)) = self.aliases.iter().find(|(w, _)| normalise(w).is_empty()) {
+            return Err(format!("aliases: {w:?} has no letters or digits"));
+        }
+        Ok(())
+    }
+
+    /// Which of `options` (e.g. `{"1": "call_me"}`) a text names: its key, or `None` when it
+    /// names none of them. An option's key, or a configured alias of it, is the whole text.
+    pub fn choice(&self, text: &str, options: &BTreeMap<String, String>) -> Option<String> {
+        let t = normalise(text);
+        if t.is_empty() {
+            return None;
+        }
+        if let Some(k) = options.keys().find(|k| normalise(k) == t) {
+            return Some(k.clone());
+        }
+        let aliased = self
+            .aliases
+            .iter()
+            .find(|(w, _)| normalise(w) == t)
+            .map(|(_, k)| normalise(k))?;
+        options.keys().find(|k| normalise(k) == aliased).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> BTreeMap<String, String> {
+        [("1", "call_me"), ("2", "pay_minimum")]
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn choices_are_read_the_way_people_type() {
+        let r = RepliesConfig::default();
+        let o = options();
+        for t in [
+            "1", " 1 ", "1.", "\"1\"", "#1", "one", "ONE", "One!", "(1)", "“1”", "1\n",
+        ] {
+            assert_eq!(r.choice(t, &o).as_deref(), Some("1"), "{t:?}");
+        }
+        assert_eq!(r.choice("2", &o).as_deref(), Some("2"));
+        assert_eq!(r.choice("Two", &o).as_deref(), Some("2"));
+        for t in ["3", "three", "12", "1 2", "call me", "", "  ", "?"] {
+            assert_eq!(r.choice(t, &o), None, "{t:?}");
+        }
+        // Words only where configured.
+        let none = RepliesConfig {
+            aliases: BTreeMap::new(),
+            ..RepliesConfig::default()
+        };
+        assert_eq!(none.choice("one", &o), None);
+        // Keys that are words match without case.
+        let yn: BTreeMap<String, String> = [("Y".to_string(), "confirm".to_string())].into();
+        assert_eq!(r.choice(" y. ", &yn).as_deref(), Some("Y"));
+    }
+
+    #[test]
+    fn keywords_are_whole_messages_in_any_case() {
+        let c = OptOutConfig::default();
+        for t in [
+            "STOP", "stop", " Stop. ", "STOP!", "\"stop\"", "OptOut", "end",
+        ] {
+            assert_eq!(c.keyword(t), Some(Keyword::Stop), "{t:?}");
+        }
+        for t in ["start", "UNSTOP", "yes"] {
+            assert_eq!(c.keyword(t), Some(Keyword::Start), "{t:?}");
+        }
+        assert_eq!(c.keyword("help?"), Some(Keyword::Help));
+        assert_eq!(c.keyword("INFO"), Some(Keyword::Help));
+        for t in ["please stop", "stop it", "stopp", "1", "", "don't stop"] {
+            assert_eq!(c.keyword(t), None, "{t:?}");
+        }
+        let custom = OptOutConfig {
+            stop_words: vec!["ARRET".into()],
+            ..OptOutConfig::default()
+        };
+        assert_eq!(custom.keyword("arret"), Some(Keyword::Stop));
+        assert_eq!(custom.keyword("stop"), None);
+    }
+
+    #[test]
+    fn sections_are_checked() {
+        assert!(OptOutConfig::default().validate().is_ok());
+        assert!(RepliesConfig::default().validate().is_ok());
+        let clash = OptOutConfig {
+            start_words: vec!["stop".into()],
+            ..OptOutConfig::default()
+        };
+        assert!(clash.validate().unwrap_err().contains("more than one"));
+        let empty = OptOutConfig {
+            help_words: vec!["?!".into()],
+            ..OptOutConfig::default()
+        };
+        assert!(empty.validate().unwrap_err().contains("help_words"));
+        let zero = RepliesConfig {
+            window: Duration::ZERO,
+            ..RepliesConfig::default()
+        };
+        assert!(zero.validate().unwrap_err().starts_with("window"));
+    }
+
+    #[test]
+    fn normalising() {
+        assert_eq!(normalise("  Hello,   World!  "), "hello, world");
+        assert_eq!(normalise("#1"), "1");
+        assert_eq!(normalise("...."), "");
+    }
+}
