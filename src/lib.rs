@@ -9,6 +9,8 @@
 //!   concatenation headers) and received PDUs (SMS-DELIVER, SMS-STATUS-REPORT) → text. Pure.
 //! - [`webhook`]: signed callbacks (Standard Webhooks) from a durable outbox in the store:
 //!   retries with backoff, per-message ordering, dead deliveries kept for a retry on demand.
+//! - [`inbound`]: what is done with a received message: opt-out keywords obeyed, answers
+//!   matched to the message that asked, the rest passed on as `inbound.unmatched`.
 //! - [`replies`]: what an inbound text means: an opt-out keyword or an answer to a message's
 //!   `reply_options`.
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
@@ -25,6 +27,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod inbound;
 pub mod modem;
 pub mod replies;
 pub mod server;

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiConfig, ApiKey, AppState};
 use crate::config::Config;
 use crate::dispatch::{Clock, DispatchConfig, Dispatcher};
+use crate::inbound::Inbox;
 use crate::modem::{self, ModemConfig, ModemEvent};
 use crate::replies::{OptOutConfig, RepliesConfig};
 use crate::store::Store;
@@ -164,9 +165,26 @@ impl Gateway {
             driver_tasks.push(t);
         }
         drop(events_tx);
+        let inbox = Inbox::new(
+            store.clone(),
+            webhooks.clone(),
+            dispatcher.clone(),
+            self.inbound.replies.clone(),
+            self.inbound.optout.clone(),
+            self.api.clone(),
+            self.clock.clone(),
+        );
+        let handled = inbox.handle_pending().await;
+        if handled > 0 {
+            tracing::info!(
+                handled,
+                "acted on inbound messages stored before an unclean stop"
+            );
+        }
         let events_task = tokio::spawn(consume_events(
             events_rx,
             store.clone(),
+            inbox.clone(),
             self.clock.clone(),
             self.inbound.reassembly_timeout,
         ));
@@ -184,6 +202,7 @@ impl Gateway {
             clock: self.clock,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             webhooks: webhooks.clone(),
+            inbox,
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
@@ -222,6 +241,7 @@ impl Gateway {
 async fn consume_events(
     mut rx: mpsc::Receiver<ModemEvent>,
     store: Store,
+    inbox: Inbox,
     clock: Clock,
     reassembly_timeout: std::time::Duration,
 ) {
@@ -241,6 +261,8 @@ async fn consume_events(
                         for m in released {
                             tracing::warn!(id = %m.id, from = %m.from, parts = m.parts_received, total = m.total_parts, "inbound message released incomplete");
                         }
+                        // Whatever is still to act on (released ones, or a failure before).
+                        inbox.handle_pending().await;
                     }
                     Err(e) => tracing::error!(error = %e, "cannot release incomplete inbound messages"),
                 }
@@ -260,18 +282,27 @@ async fn consume_events(
                 };
                 match stored {
                     Ok(r) => {
-                        match r {
+                        let stored = match r {
                             Received::Stored(im) => {
-                                tracing::info!(id = %im.id, modem = %im.modem, from = %im.from, parts = im.parts_received, "inbound message stored")
+                                tracing::info!(id = %im.id, modem = %im.modem, from = %im.from, parts = im.parts_received, "inbound message stored");
+                                Some(im)
                             }
                             Received::Held { part, total } => {
-                                tracing::debug!(modem = %m.modem, part, total, "inbound part held")
+                                tracing::debug!(modem = %m.modem, part, total, "inbound part held");
+                                None
                             }
                             Received::Duplicate => {
-                                tracing::debug!(modem = %m.modem, "inbound PDU already stored")
+                                tracing::debug!(modem = %m.modem, "inbound PDU already stored");
+                                None
                             }
-                        }
+                        };
                         m.ack();
+                        if let Some(im) = stored
+                            && let Err(e) = inbox.handle(&im).await
+                        {
+                            // It stays pending and is acted on at the next sweep or start.
+                            tracing::error!(inbound_id = %im.id, error = %e, "cannot act on an inbound message yet");
+                        }
                     }
                     Err(e) => {
                         // Not acknowledged: it stays on the SIM and is offered again.

@@ -82,6 +82,14 @@ impl ApiError {
         }
     }
 
+    /// 422: the recipients at fault opted out of messages.
+    pub fn opted_out(errors: Vec<FieldError>) -> Self {
+        let mut e = ApiError::validation(errors);
+        e.kind = "opted_out";
+        e.title = "Recipient opted out";
+        e
+    }
+
     /// 422 for one field.
     pub fn field(field: &str, detail: impl Into<String>) -> Self {
         ApiError::validation(vec![FieldError {

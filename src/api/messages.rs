@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::{ApiError, ApiJson, AppState, Caller, FieldError};
 use crate::sms::TextPlan;
 use crate::store::{
-    Attempt, Event, IdempotencyRecord, ListFilter, Message, Note, Part, Priority, Status,
+    Attempt, Event, IdempotencyRecord, ListFilter, Message, Note, Part, Priority, Reply, Status,
 };
 
 /// Most messages in one batch.
@@ -109,6 +109,8 @@ pub struct MessageView {
     pub part_status: Vec<Part>,
     /// Every try.
     pub attempts: Vec<Attempt>,
+    /// The recipient's answers, oldest first.
+    pub replies: Vec<Reply>,
 }
 
 /// A message with its history.
@@ -356,6 +358,7 @@ pub fn view(m: &Message) -> MessageView {
         delivered_at: m.delivered_at,
         part_status: m.part_status.clone(),
         attempts: m.attempts.clone(),
+        replies: m.replies.clone(),
     }
 }
 
@@ -512,6 +515,9 @@ pub async fn create(
         |idem| async move {
             let now = st.clock.now();
             let m = build(&st, &caller, &input, "", now).map_err(ApiError::validation)?;
+            if let Some(e) = opted_out(&st, &m, "")? {
+                return Err(ApiError::opted_out(vec![e]));
+            }
             let out = to_json(&view(&m))?;
             let rec = idempotency_record(idem, &out, now);
             st.store.insert(
@@ -525,6 +531,27 @@ pub async fn create(
         },
     )
     .await
+}
+
+/// The error for a message to a number that opted out, if it did.
+fn opted_out(st: &AppState, m: &Message, prefix: &str) -> Result<Option<FieldError>, ApiError> {
+    let Some(o) = st.store.optout(&m.to)? else {
+        return Ok(None);
+    };
+    let how = match (&o.source[..], &o.keyword) {
+        ("keyword", Some(k)) => format!("texted {k:?}"),
+        _ => "opted out through the API".to_string(),
+    };
+    Ok(Some(FieldError {
+        field: format!("{prefix}to"),
+        detail: format!(
+            "{} opted out of messages ({how} on {}); nothing is sent to it until it opts back in (texts START, or DELETE /v1/opt-outs/{})",
+            m.to,
+            o.opted_out_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            m.to
+        ),
+    }))
 }
 
 fn json_field_error(e: &serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> ApiError {
@@ -568,14 +595,25 @@ pub async fn create_batch(
         let now = st.clock.now();
         let mut records = Vec::with_capacity(batch.messages.len());
         let mut errors = Vec::new();
+        let mut refused = Vec::new();
         for (i, m) in batch.messages.iter().enumerate() {
-            match build(&st, &caller, m, &format!("messages[{i}]."), now) {
-                Ok(r) => records.push(r),
+            let prefix = format!("messages[{i}].");
+            match build(&st, &caller, m, &prefix, now) {
+                Ok(r) => {
+                    if let Some(e) = opted_out(&st, &r, &prefix)? {
+                        refused.push(e);
+                    }
+                    records.push(r);
+                }
                 Err(e) => errors.extend(e),
             }
         }
         if !errors.is_empty() {
+            errors.extend(refused);
             return Err(ApiError::validation(errors));
+        }
+        if !refused.is_empty() {
+            return Err(ApiError::opted_out(refused));
         }
         let out = to_json(&BatchCreated {
             messages: records.iter().map(view).collect(),

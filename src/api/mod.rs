@@ -3,9 +3,11 @@
 //! Every write is on disk (flushed and fsynced, group commit) before its 2xx answer.
 
 pub mod error;
+pub mod history;
 pub mod inbound;
 pub mod messages;
 pub mod openapi;
+pub mod optouts;
 pub mod system;
 pub mod webhooks;
 
@@ -104,6 +106,8 @@ pub struct AppState {
     pub in_flight: Arc<Mutex<HashSet<String>>>,
     /// Webhook deliveries: dead ones listed and retried.
     pub webhooks: crate::webhook::Webhooks,
+    /// Opt-outs and what is done with inbound messages.
+    pub inbox: crate::inbound::Inbox,
 }
 
 /// The authenticated caller.
@@ -197,6 +201,13 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{id}", get(messages::get_one))
         .route("/messages/{id}/cancel", post(messages::cancel))
         .route("/messages/{id}/requeue", post(messages::requeue))
+        .route("/messages/{id}/history", get(history::one))
+        .route("/history/export", get(history::export))
+        .route("/opt-outs", get(optouts::list).post(optouts::add))
+        .route(
+            "/opt-outs/{number}",
+            get(optouts::get_one).delete(optouts::remove),
+        )
         .route("/inbound", get(inbound::list))
         .route("/inbound/{id}", get(inbound::get_one))
         .route("/modems", get(system::modems))

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, inbound, messages, system, webhooks};
+use super::{error, history, inbound, messages, optouts, system, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -13,7 +13,9 @@ use super::{error, inbound, messages, system, webhooks};
     info(title = "smsgate", description = "Self-hosted SMS gateway: queue, send and track SMS through your own GSM modem."),
     paths(
         messages::create, messages::create_batch, messages::list, messages::get_one,
-        messages::cancel, messages::requeue, inbound::list, inbound::get_one,
+        messages::cancel, messages::requeue, history::one, history::export,
+        inbound::list, inbound::get_one,
+        optouts::list, optouts::get_one, optouts::add, optouts::remove,
         system::modems, system::stats, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
     ),
@@ -22,6 +24,7 @@ use super::{error, inbound, messages, system, webhooks};
     tags(
         (name = "messages", description = "Send and track messages"),
         (name = "inbound", description = "Messages customers sent"),
+        (name = "opt-outs", description = "Numbers that get no messages"),
         (name = "gateway", description = "Modems and queue"),
         (name = "webhooks", description = "Event deliveries that failed"),
         (name = "health", description = "Liveness and readiness, without a token"),

@@ -205,11 +205,73 @@ impl Dispatcher {
             NextDue::Ready(id) => id,
             _ => return Ok(false),
         };
+        if self.hold_or_drop(&id, now).await? {
+            return Ok(true);
+        }
         let msg = match self.claim(&id, modem.name(), now).await? {
             Claim::Send(m) => m,
             Claim::Expired | Claim::Lost => return Ok(true),
         };
         self.send(*msg, modem).await?;
+        Ok(true)
+    }
+
+    /// Before a message goes out: one to a number that opted out is cancelled, and one with
+    /// `reply_options` waits while an earlier question to the same number is unanswered within
+    /// its reply window (a "1" could not tell which it answers). `true` when it does not go now.
+    async fn hold_or_drop(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Some(m) = self.store.get(id)? else {
+            return Ok(false);
+        };
+        if m.created_by != crate::inbound::SYSTEM && self.store.is_opted_out(&m.to)? {
+            let to = m.to.clone();
+            self.store.update(id, |msg| {
+                msg.status.is_waiting().then(|| {
+                    msg.status = Status::Cancelled;
+                    msg.status_reason = Some("opted_out".into());
+                    Note::new(
+                        "cancelled",
+                        format!("cancelled: {to} opted out"),
+                        serde_json::json!({ "reason": "opted_out" }),
+                    )
+                })
+            })?;
+            self.store.durable().await?;
+            return Ok(true);
+        }
+        if !self.cfg.hold_ambiguous || m.reply_options.as_ref().is_none_or(|o| o.is_empty()) {
+            return Ok(false);
+        }
+        let window =
+            chrono::Duration::from_std(self.cfg.reply_window).unwrap_or(chrono::Duration::MAX);
+        let Some(open) = self
+            .store
+            .reply_target(&m.to, now, window, true, Some(id))?
+        else {
+            return Ok(false);
+        };
+        let until = open.sent_at.unwrap_or(now) + window;
+        let r = self.store.update(id, |msg| {
+            if !msg.status.is_waiting() || msg.due_at > now {
+                return None;
+            }
+            msg.due_at = until;
+            msg.requeued_at = Some(until);
+            msg.status_reason = Some(crate::inbound::AWAITING_REPLY.into());
+            Some(Note::new(
+                "held",
+                format!(
+                    "held: message {} to the same number awaits an answer; this one goes when it is answered or at {}, when its reply window closes",
+                    open.id,
+                    until.to_rfc3339()
+                ),
+                serde_json::json!({ "awaiting": open.id, "until": until }),
+            ))
+        })?;
+        if r.is_some_and(|(_, changed)| changed) {
+            self.store.durable().await?;
+            tracing::info!(message_id = %id, awaiting = %open.id, until = %until.to_rfc3339(), "message held: an earlier question to the same number is unanswered");
+        }
         Ok(true)
     }
 
@@ -275,6 +337,25 @@ impl Dispatcher {
             }
         };
         let modem_name = modem.name().to_string();
+        // What went out, and through which SIM: the history's record of the send.
+        let sim = {
+            let st = modem.watch().borrow().clone();
+            serde_json::json!({
+                "modem": modem_name,
+                "imei": st.info.imei,
+                "imsi": st.info.imsi,
+                "sim": st.info.sim,
+                "own_number": st.info.own_number,
+                "operator": st.info.operator,
+                "encoding": msg.encoding,
+                "parts": msg.parts,
+                "status_report": msg.status_report,
+                "message_references": result.as_ref().ok().map(|o| o.iter().map(|p| match p {
+                    PartOutcome::Sent { message_reference } => Some(*message_reference),
+                    _ => None,
+                }).collect::<Vec<_>>()),
+            })
+        };
         let max_attempts = self.cfg.max_attempts;
         let backoff = |attempt: u32| -> chrono::Duration {
             let base = self.cfg.backoff.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
@@ -346,13 +427,21 @@ impl Dispatcher {
                             m.status = Status::Sent;
                             m.status_reason = None;
                             m.sent_at = Some(now);
-                            Some(format!("sent via {modem_name}, TP-MR {refs:?}"))
+                            Some(Note::new(
+                                "sent",
+                                format!("sent via {modem_name}, TP-MR {refs:?}"),
+                                sim.clone(),
+                            ))
                         }
                         Some((e, true)) => {
                             m.status = Status::Unknown;
                             m.status_reason = Some("no_answer_after_submit".into());
-                            Some(format!(
-                                "unknown: {e}; the network may have it, so it is not re-sent automatically"
+                            Some(Note::new(
+                                "attempt",
+                                format!(
+                                    "unknown: {e}; the network may have it, so it is not re-sent automatically"
+                                ),
+                                sim.clone(),
                             ))
                         }
                         Some((e, false)) => {
@@ -361,18 +450,26 @@ impl Dispatcher {
                                 m.status = Status::Queued;
                                 m.status_reason = Some(e.to_string());
                                 m.due_at = now + backoff(attempts);
-                                Some(format!(
-                                    "retry {attempts}/{max_attempts} after {e}, next at {}",
-                                    m.due_at.to_rfc3339()
+                                Some(Note::new(
+                                    "attempt",
+                                    format!(
+                                        "retry {attempts}/{max_attempts} after {e}, next at {}",
+                                        m.due_at.to_rfc3339()
+                                    ),
+                                    sim.clone(),
                                 ))
                             } else {
                                 m.status = Status::Failed;
                                 m.status_reason = Some(e.to_string());
-                                Some(if e.retry() == Retry::Permanent {
-                                    format!("failed: {e}")
-                                } else {
-                                    format!("failed after {attempts} attempts: {e}")
-                                })
+                                Some(Note::new(
+                                    "attempt",
+                                    if e.retry() == Retry::Permanent {
+                                        format!("failed: {e}")
+                                    } else {
+                                        format!("failed after {attempts} attempts: {e}")
+                                    },
+                                    sim.clone(),
+                                ))
                             }
                         }
                     }
@@ -382,9 +479,10 @@ impl Dispatcher {
         }
     }
 
-    async fn finish<F>(&self, id: &str, f: F) -> Result<(), StoreError>
+    async fn finish<F, N>(&self, id: &str, f: F) -> Result<(), StoreError>
     where
-        F: Fn(&mut Message) -> Option<String>,
+        F: Fn(&mut Message) -> Option<N>,
+        N: Into<Note>,
     {
         self.store.update(id, |m| {
             if m.status != Status::Sending {

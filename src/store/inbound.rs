@@ -48,6 +48,11 @@ pub struct InboundMessage {
     /// The message this answers, when reply matching found one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
+    /// What the gateway did with it: `reply` (matched, see `in_reply_to`), `unmatched`,
+    /// `opt_out`, `opt_in`, `help`, `repeat_opt_out` (already opted out), or `ignored`
+    /// (nothing readable). Absent while it has not been acted on yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handling: Option<String>,
 }
 
 /// What [`Store::receive`] did with a PDU.
@@ -181,6 +186,7 @@ fn assemble(
         pdus,
         decode_error: None,
         in_reply_to: None,
+        handling: None,
     }
 }
 
@@ -241,8 +247,14 @@ impl Store {
             pdu: hex,
             received_at: now,
         })?;
-        let r = (&i.fragments, &i.inbound_seen, &i.inbound, &i.inbound_from).transaction(
-            |(tf, ts, ti, tfrom)| {
+        let r = (
+            &i.fragments,
+            &i.inbound_seen,
+            &i.inbound,
+            &i.inbound_from,
+            &i.inbound_pending,
+        )
+            .transaction(|(tf, ts, ti, tfrom, tp)| {
                 ts.insert(&seen[..], &[])?;
                 let key = part_key(c.part);
                 if tf.get(&key)?.is_none() {
@@ -271,12 +283,12 @@ impl Store {
                 })?;
                 ti.insert(&id[..], encode(&m).map_err(abort)?)?;
                 tfrom.insert(from_key(&m.from, &id), &[])?;
+                tp.insert(&id[..], &[])?;
                 for n in 1..=c.total {
                     tf.remove(part_key(n))?;
                 }
                 Ok::<_, Tx>(Received::Stored(Box::new(m)))
-            },
-        )?;
+            })?;
         Ok(r)
     }
 
@@ -293,10 +305,17 @@ impl Store {
             detail: "not a ULID".into(),
         })?;
         let json = encode(m)?;
-        (&i.inbound, &i.inbound_from, &i.inbound_seen, &i.fragments).transaction(
-            |(ti, tfrom, ts, tf)| {
+        (
+            &i.inbound,
+            &i.inbound_from,
+            &i.inbound_seen,
+            &i.fragments,
+            &i.inbound_pending,
+        )
+            .transaction(|(ti, tfrom, ts, tf, tp)| {
                 ti.insert(&id[..], json.as_slice())?;
                 tfrom.insert(from_key(&m.from, &id), &[])?;
+                tp.insert(&id[..], &[])?;
                 for s in seen {
                     ts.insert(s.as_slice(), &[])?;
                 }
@@ -304,8 +323,7 @@ impl Store {
                     tf.remove(f.as_slice())?;
                 }
                 Ok::<_, Tx>(())
-            },
-        )?;
+            })?;
         Ok(())
     }
 

@@ -14,6 +14,8 @@
 //! | `inbound_from` | E.164 sender · 0xFF · inbound id (16) | empty: listing by sender |
 //! | `inbound_seen` | SHA-256 of modem name · 0x00 · PDU | what the PDU became: dedupe across a crash |
 //! | `fragments` | modem · 0x00 · sender · 0x00 · reference (2) · total (1) · sequence (1) | JSON part of a concatenated message still incomplete |
+//! | `optouts` | E.164 number | JSON [`optout::OptOut`] while the number is opted out |
+//! | `inbound_pending` | inbound id (16) | empty: stored, not yet acted on (reply, keyword, event) |
 //! | `reports` | modem · 0x00 · TP-MR (1) · id (16) · part (1) | sent time ms (8, BE): parts of sent messages that await a status report |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
@@ -27,9 +29,12 @@
 //! Linux, so after it the data file is fsynced too; concurrent callers share one flush (group
 //! commit), which keeps durability cheap under load.
 
+pub mod history;
 pub mod inbound;
 pub mod model;
+pub mod optout;
 pub mod outbox;
+pub mod replies;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,6 +129,8 @@ struct Inner {
     inbound_seen: sled::Tree,
     fragments: sled::Tree,
     reports: sled::Tree,
+    optouts: sled::Tree,
+    inbound_pending: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     notifier: std::sync::RwLock<Option<Arc<dyn Notifier>>>,
@@ -241,6 +248,8 @@ impl Store {
             inbound_seen: db.open_tree("inbound_seen")?,
             fragments: db.open_tree("fragments")?,
             reports: db.open_tree("reports")?,
+            optouts: db.open_tree("optouts")?,
+            inbound_pending: db.open_tree("inbound_pending")?,
             counts: Default::default(),
             notifier: std::sync::RwLock::new(None),
             db,
@@ -712,7 +721,9 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         })
 }
 
-/// The first history entry, implied by the record: what was accepted.
+/// The first history entry, implied by the record: what was accepted. Built only from fields
+/// that never change after acceptance (the chain starts with its hash); a later change of
+/// anything else is an entry of its own.
 fn first_event(m: &Message) -> Event {
     Event {
         seq: 0,
@@ -725,11 +736,7 @@ fn first_event(m: &Message) -> Event {
             "text": m.text,
             "encoding": m.encoding,
             "parts": m.parts,
-            "priority": m.priority,
-            "send_at": m.send_at,
-            "expires_at": m.expires_at,
             "reply_options": m.reply_options,
-            "status_report": m.status_report,
             "created_by": m.created_by,
         })),
         prev: None,

@@ -32,6 +32,12 @@ pub struct WebhookConfig {
     /// How many deliveries may be in flight at once (to different messages).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Delay before the first retry (doubling with each failure, half of it random).
+    #[serde(default = "default_retry_backoff", with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Longest delay between retries.
+    #[serde(default = "default_retry_backoff_max", with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -43,6 +49,8 @@ impl std::fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("max_age", &self.max_age)
             .field("max_in_flight", &self.max_in_flight)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("retry_backoff_max", &self.retry_backoff_max)
             .finish()
     }
 }
@@ -56,6 +64,8 @@ impl Default for WebhookConfig {
             timeout: default_timeout(),
             max_age: default_max_age(),
             max_in_flight: default_max_in_flight(),
+            retry_backoff: default_retry_backoff(),
+            retry_backoff_max: default_retry_backoff_max(),
         }
     }
 }
@@ -70,6 +80,14 @@ fn default_max_age() -> Duration {
 
 fn default_max_in_flight() -> usize {
     8
+}
+
+fn default_retry_backoff() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_retry_backoff_max() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// The largest `max_in_flight` accepted.
@@ -95,6 +113,12 @@ impl WebhookConfig {
         }
         if self.max_age > Duration::from_secs(30 * 24 * 3600) {
             return Err("webhooks.max_age: must be at most 30 days".into());
+        }
+        if self.retry_backoff.is_zero() {
+            return Err("webhooks.retry_backoff: must be more than 0s".into());
+        }
+        if self.retry_backoff_max < self.retry_backoff {
+            return Err("webhooks.retry_backoff_max: must be at least retry_backoff".into());
         }
         if !(1..=MAX_IN_FLIGHT).contains(&self.max_in_flight) {
             return Err(format!(

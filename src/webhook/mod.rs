@@ -416,9 +416,13 @@ impl Shared {
 }
 
 impl Webhooks {
-    /// A sender for this configuration, with the default backoff (5 s doubling to 1 h).
+    /// A sender for this configuration, with its retry backoff.
     pub fn new(store: Store, config: &WebhookConfig) -> Result<Webhooks, WebhookError> {
-        Webhooks::with_backoff(store, config, Backoff::default())
+        let backoff = Backoff {
+            base: config.retry_backoff,
+            cap: config.retry_backoff_max,
+        };
+        Webhooks::with_backoff(store, config, backoff)
     }
 
     /// A sender for this configuration with another retry backoff.

@@ -258,3 +258,90 @@ async fn sigterm_finishes_the_send_in_flight_and_exits_0() {
     let _ = daemon.wait().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_keeps_pending_callbacks_and_inbound_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimConfig {
+        status_reports: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    // The receiver is down at first: its port is free, nobody listens.
+    let hook_port = free_port();
+    let extra = format!(
+        "[webhooks]\nurl = \"http://127.0.0.1:{hook_port}/global\"\nsecret = \"{}\"\nretry_backoff = \"100ms\"\nretry_backoff_max = \"300ms\"\n",
+        crate::replies::SECRET
+    );
+    let (config, base, mut daemon) = daemon_with(dir.path(), &sim, &extra, &http).await;
+    let v: Value = http
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"to": "+12025550123", "text": "Invoice INV-7 is due."}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    sim.inject_inbound("+12025550124", "who is this?", false)
+        .unwrap();
+    // Sent and stored (so both events wait in the outbox), then kill -9.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m: Value = http
+            .get(format!("{base}/v1/messages/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if m["status"] == "sent" && sim.stored().is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{m}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+    // A message arrives while the daemon is down: it waits on the SIM.
+    sim.inject_inbound("+12025550125", "hello", false).unwrap();
+    let rx =
+        crate::replies::Receiver::start_on(format!("127.0.0.1:{hook_port}").parse().unwrap()).await;
+    let mut daemon = spawn_daemon(&config);
+    wait_ready(&http, &base).await;
+    rx.wait_for("message.sent", |g| g.body["type"] == "message.sent")
+        .await;
+    for text in ["who is this?", "hello"] {
+        rx.wait_for(text, |g| {
+            g.body["type"] == "inbound.unmatched" && g.body["data"]["text"] == text
+        })
+        .await;
+    }
+    assert!(rx.got().iter().all(|g| g.verified));
+    let page: Value = http
+        .get(format!("{base}/v1/inbound"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts.contains(&"hello") && texts.contains(&"who is this?"));
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+    sim.shutdown().await;
+}

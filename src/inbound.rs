@@ -1,0 +1,436 @@
+//! What happens to a received message once it is stored: an opt-out keyword is obeyed, an
+//! answer is matched to the message that asked for it, anything else is passed on as an
+//! `inbound.unmatched` event.
+//!
+//! A stored message waits in the store's `inbound_pending` tree until it has been acted on, so
+//! a crash in between only delays it: [`Inbox::handle_pending`] runs at start. Each step is
+//! safe to repeat (a reply already recorded is not recorded twice; an opted-out number is not
+//! opted out again, nor sent a second confirmation).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::api::ApiConfig;
+use crate::dispatch::{Clock, Dispatcher};
+use crate::replies::{Keyword, OptOutConfig, RepliesConfig};
+use crate::sms::TextPlan;
+use crate::store::inbound::InboundMessage;
+use crate::store::optout::OptOut;
+use crate::store::{Message, Note, Priority, Reply, Status, Store, StoreError};
+use crate::webhook::{EventType, WebhookError, Webhooks};
+
+/// The `created_by` of messages the gateway sends on its own (opt-out confirmations, help
+/// texts). They go to opted-out numbers too: the confirmation of a STOP must.
+pub const SYSTEM: &str = "smsgate";
+
+/// The `status_reason` of a message held while an earlier question to the same number awaits
+/// its answer.
+pub const AWAITING_REPLY: &str = "awaiting_reply";
+
+/// Acts on inbound messages and opt-outs. Cheap to clone.
+#[derive(Clone)]
+pub struct Inbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    webhooks: Webhooks,
+    dispatcher: Dispatcher,
+    replies: RepliesConfig,
+    optout: OptOutConfig,
+    api: ApiConfig,
+    clock: Clock,
+}
+
+/// An opt-out or opt-in as asked.
+#[derive(Debug, Clone)]
+pub struct OptOutRequest {
+    /// E.164.
+    pub number: String,
+    /// `keyword` or `api`.
+    pub source: &'static str,
+    /// The keyword as received.
+    pub keyword: Option<String>,
+    /// The inbound message that asked.
+    pub inbound_id: Option<String>,
+    /// The caller's note.
+    pub note: Option<String>,
+}
+
+impl Inbox {
+    /// An inbox over `store`; events go through `webhooks`, texts it sends are queued for
+    /// `dispatcher` and encoded per `api`.
+    pub fn new(
+        store: Store,
+        webhooks: Webhooks,
+        dispatcher: Dispatcher,
+        replies: RepliesConfig,
+        optout: OptOutConfig,
+        api: ApiConfig,
+        clock: Clock,
+    ) -> Inbox {
+        Inbox {
+            inner: Arc::new(Inner {
+                store,
+                webhooks,
+                dispatcher,
+                replies,
+                optout,
+                api,
+                clock,
+            }),
+        }
+    }
+
+    /// Acts on every stored message not acted on yet (left by a crash); returns how many.
+    pub async fn handle_pending(&self) -> usize {
+        let pending = match self.inner.store.pending_inbound() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the inbound messages still to act on");
+                return 0;
+            }
+        };
+        let mut n = 0;
+        for m in pending {
+            match self.handle(&m).await {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    tracing::error!(inbound_id = %m.id, error = %e, "cannot act on an inbound message; trying again later");
+                }
+            }
+        }
+        n
+    }
+
+    /// Acts on one stored message and records what was done; returns it (see
+    /// [`InboundMessage::handling`]).
+    pub async fn handle(&self, m: &InboundMessage) -> Result<String, WebhookError> {
+        let i = &self.inner;
+        let now = i.clock.now();
+        let readable = m.decode_error.is_none() && !m.from.is_empty();
+        let keyword = if readable {
+            i.optout.keyword(&m.text)
+        } else {
+            None
+        };
+        let (handling, in_reply_to) = match keyword {
+            Some(Keyword::Stop) => {
+                let newly = self
+                    .opt_out(OptOutRequest {
+                        number: m.from.clone(),
+                        source: "keyword",
+                        keyword: Some(m.text.trim().to_string()),
+                        inbound_id: Some(m.id.clone()),
+                        note: None,
+                    })
+                    .await?;
+                if newly {
+                    self.send_system(&m.from, &i.optout.stop_reply, "opt_out_confirmation", now)
+                        .await?;
+                    ("opt_out", None)
+                } else {
+                    ("repeat_opt_out", None)
+                }
+            }
+            Some(Keyword::Start) if i.store.is_opted_out(&m.from)? => {
+                self.opt_in(&m.from, "keyword", Some(&m.id)).await?;
+                self.send_system(&m.from, &i.optout.start_reply, "opt_in_confirmation", now)
+                    .await?;
+                ("opt_in", None)
+            }
+            Some(Keyword::Help) => {
+                self.send_system(&m.from, &i.optout.help_reply, "help", now)
+                    .await?;
+                ("help", None)
+            }
+            _ if readable => match self.record_reply(m, now).await? {
+                Some(id) => ("reply", Some(id)),
+                None => {
+                    self.unmatched(m).await?;
+                    ("unmatched", None)
+                }
+            },
+            _ => {
+                self.unmatched(m).await?;
+                ("unmatched", None)
+            }
+        };
+        i.store
+            .inbound_handled(&m.id, handling, in_reply_to.as_deref())?;
+        i.store.durable().await?;
+        tracing::info!(inbound_id = %m.id, from = %m.from, handling, in_reply_to = ?in_reply_to, "inbound message handled");
+        Ok(handling.to_string())
+    }
+
+    /// Links an answer to the message it answers; that message's id, or `None` when no
+    /// message awaits an answer from this number.
+    async fn record_reply(
+        &self,
+        m: &InboundMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, WebhookError> {
+        let i = &self.inner;
+        let window = chrono::Duration::from_std(i.replies.window).unwrap_or(chrono::Duration::MAX);
+        // The window is counted back from when the answer arrived, not from now: one acted on
+        // after a restart still finds its message.
+        let at = m.received_at.min(now);
+        let Some(target) = i.store.reply_target(&m.from, at, window, false, None)? else {
+            return Ok(None);
+        };
+        let options = target.reply_options.clone().unwrap_or_default();
+        let choice = i.replies.choice(&m.text, &options);
+        let action = choice
+            .as_ref()
+            .and_then(|c| options.get(c).cloned())
+            .unwrap_or_else(|| "unrecognised".into());
+        let sent = target.sent_at.unwrap_or(target.created_at);
+        let matched_by = format!(
+            "the most recent message with reply_options sent to {} ({} before the answer), within the reply window of {}",
+            m.from,
+            humantime::format_duration(
+                (at - sent)
+                    .to_std()
+                    .map(|d| std::time::Duration::from_secs(d.as_secs()))
+                    .unwrap_or_default()
+            ),
+            humantime::format_duration(i.replies.window),
+        );
+        let reply = Reply {
+            choice: choice.clone(),
+            action: action.clone(),
+            text: m.text.clone(),
+            at: m.received_at,
+            inbound_id: m.id.clone(),
+            matched_by,
+        };
+        let data = serde_json::to_value(&reply)?;
+        i.store.update(&target.id, |msg| {
+            if msg.replies.iter().any(|r| r.inbound_id == reply.inbound_id) {
+                return None;
+            }
+            msg.replies.push(reply.clone());
+            let what = match &reply.choice {
+                Some(c) => format!("reply {c:?} ({})", reply.action),
+                None => "reply naming none of the options (unrecognised)".to_string(),
+            };
+            Some(Note::new("reply", what, data.clone()))
+        })?;
+        self.release_held(&m.from, &target.id, now)?;
+        Ok(Some(target.id))
+    }
+
+    /// Messages held because `answered` awaited its answer go out now.
+    fn release_held(
+        &self,
+        to: &str,
+        answered: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let i = &self.inner;
+        let mut n = 0;
+        for m in i.store.messages_to(to, usize::MAX)? {
+            if !m.status.is_waiting() || m.status_reason.as_deref() != Some(AWAITING_REPLY) {
+                continue;
+            }
+            let r = i.store.update(&m.id, |msg| {
+                if !msg.status.is_waiting() || msg.status_reason.as_deref() != Some(AWAITING_REPLY)
+                {
+                    return None;
+                }
+                msg.status_reason = None;
+                msg.due_at = now;
+                msg.requeued_at = Some(now);
+                Some(Note::new(
+                    "released",
+                    format!("released: message {answered} to the same number was answered"),
+                    json!({ "answered": answered }),
+                ))
+            })?;
+            if r.is_some_and(|(_, changed)| changed) {
+                n += 1;
+            }
+        }
+        if n > 0 {
+            i.dispatcher.notify();
+        }
+        Ok(n)
+    }
+
+    async fn unmatched(&self, m: &InboundMessage) -> Result<(), WebhookError> {
+        self.inner
+            .webhooks
+            .enqueue(
+                EventType::InboundUnmatched,
+                json!({
+                    "inbound_id": m.id,
+                    "from": m.from,
+                    "text": m.text,
+                    "modem": m.modem,
+                    "received_at": m.received_at,
+                    "partial": m.partial,
+                    "decode_error": m.decode_error,
+                }),
+                None,
+                "",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Opts a number out: recorded, its waiting messages cancelled (reason `opted_out`), an
+    /// `optout.changed` event sent. `false` when it was already opted out (nothing else done).
+    pub async fn opt_out(&self, r: OptOutRequest) -> Result<bool, WebhookError> {
+        let i = &self.inner;
+        let now = i.clock.now();
+        let rec = OptOut {
+            number: r.number.clone(),
+            opted_out_at: now,
+            source: r.source.to_string(),
+            keyword: r.keyword.clone(),
+            inbound_id: r.inbound_id.clone(),
+            note: r.note.clone(),
+        };
+        let newly = i.store.opt_out(&rec)?;
+        // Also when it was already opted out: a message accepted meanwhile is cancelled too.
+        let cancelled = self.cancel_waiting(&r.number)?;
+        if newly {
+            i.webhooks
+                .enqueue(
+                    EventType::OptoutChanged,
+                    json!({
+                        "number": r.number,
+                        "opted_out": true,
+                        "source": r.source,
+                        "keyword": r.keyword,
+                        "inbound_id": r.inbound_id,
+                        "at": now,
+                        "cancelled_messages": cancelled,
+                    }),
+                    None,
+                    "",
+                )
+                .await?;
+            tracing::info!(number = %r.number, source = r.source, cancelled = cancelled.len(), "number opted out");
+        }
+        i.store.durable().await?;
+        Ok(newly)
+    }
+
+    /// Opts a number back in; the opt-out removed, `None` when it was not opted out.
+    pub async fn opt_in(
+        &self,
+        number: &str,
+        source: &str,
+        inbound_id: Option<&str>,
+    ) -> Result<Option<OptOut>, WebhookError> {
+        let i = &self.inner;
+        let Some(old) = i.store.opt_in(number)? else {
+            return Ok(None);
+        };
+        i.webhooks
+            .enqueue(
+                EventType::OptoutChanged,
+                json!({
+                    "number": number,
+                    "opted_out": false,
+                    "source": source,
+                    "inbound_id": inbound_id,
+                    "at": i.clock.now(),
+                    "opted_out_since": old.opted_out_at,
+                }),
+                None,
+                "",
+            )
+            .await?;
+        i.store.durable().await?;
+        tracing::info!(number, source, "number opted back in");
+        Ok(Some(old))
+    }
+
+    /// Cancels the waiting messages to a number that opted out; their ids.
+    fn cancel_waiting(&self, number: &str) -> Result<Vec<String>, StoreError> {
+        let i = &self.inner;
+        let mut out = Vec::new();
+        for m in i.store.messages_to(number, usize::MAX)? {
+            if !m.status.is_waiting() || m.created_by == SYSTEM {
+                continue;
+            }
+            let r = i.store.update(&m.id, |msg| {
+                msg.status.is_waiting().then(|| {
+                    msg.status = Status::Cancelled;
+                    msg.status_reason = Some("opted_out".into());
+                    Note::new(
+                        "cancelled",
+                        format!("cancelled: {number} opted out"),
+                        json!({ "reason": "opted_out" }),
+                    )
+                })
+            })?;
+            if r.is_some_and(|(_, changed)| changed) {
+                out.push(m.id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Queues a text the gateway sends on its own ("" sends nothing).
+    async fn send_system(
+        &self,
+        to: &str,
+        text: &str,
+        purpose: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, WebhookError> {
+        let i = &self.inner;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let plan = match TextPlan::new(text, &i.api.national_languages, i.api.max_parts) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(purpose, error = %e, "the configured text cannot be sent");
+                return Ok(None);
+            }
+        };
+        let m = Message {
+            id: ulid::Ulid::generate().to_string(),
+            to: to.to_string(),
+            text: text.to_string(),
+            encoding: plan.encoding.as_str().to_string(),
+            parts: plan.parts.len() as u8,
+            status: Status::Queued,
+            status_reason: None,
+            priority: Priority::High,
+            created_at: now,
+            updated_at: now,
+            send_at: None,
+            expires_at: Some(now + chrono::Duration::days(1)),
+            max_lateness_secs: 3600,
+            due_at: now,
+            reply_options: None,
+            callback_url: None,
+            metadata: Some(json!({ "smsgate": purpose })),
+            status_report: false,
+            attempts: Vec::new(),
+            part_status: Vec::new(),
+            modem: None,
+            sent_at: None,
+            delivered_at: None,
+            created_by: SYSTEM.to_string(),
+            history_len: 0,
+            requeued_at: None,
+            accepted_as: Status::Queued,
+            replies: Vec::new(),
+            history_hash: None,
+        };
+        i.store.insert(std::slice::from_ref(&m), None)?;
+        i.store.durable().await?;
+        i.dispatcher.notify();
+        tracing::info!(message_id = %m.id, to, purpose, "gateway text queued");
+        Ok(Some(m.id))
+    }
+}
