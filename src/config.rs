@@ -352,6 +352,17 @@ impl Config {
                     "must be non-empty and unique".into(),
                 ));
             }
+            if k.name == crate::inbound::SYSTEM {
+                return Err(at(
+                    "api_keys",
+                    Some(i),
+                    "name",
+                    format!(
+                        "{:?} is reserved for the texts the gateway sends itself",
+                        crate::inbound::SYSTEM
+                    ),
+                ));
+            }
             match (&k.token, &k.token_sha256) {
                 (Some(t), None) if t.chars().count() < 16 => {
                     return Err(at(

@@ -60,8 +60,8 @@ pub async fn failed(
     .into_response())
 }
 
-/// `POST /v1/webhooks/{id}/retry`: a delivery (by its `webhook-id`) is attempted again now,
-/// and retried with backoff for another `max_age` if that fails too.
+/// `POST /v1/webhooks/{id}/retry`: a delivery (by its `webhook-id`) is attempted once more,
+/// now; if that fails too it is dead again.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/retry", tag = "webhooks",
     params(("id" = String, Path, description = "The delivery's webhook-id (evt_…)")),
     responses((status = 200, body = OutboxEntry), (status = 401, body = super::error::Problem),

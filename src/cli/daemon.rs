@@ -63,6 +63,12 @@ pub struct DemoArgs {
     /// API token to use (default: a new random one).
     #[arg(long, env = "SMSGATE_DEMO_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Where to POST events (message.sent, message.reply, …), e.g. a local receiver.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// Webhook signing secret (`whsec_…`; default: a new random one, printed).
+    #[arg(long, env = "SMSGATE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
     /// Simulated network time per message.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub latency: std::time::Duration,
@@ -195,6 +201,19 @@ pub fn demo(args: DemoArgs) -> ExitCode {
         let token = args.token.clone().unwrap_or_else(|| {
             (0..24).map(|_| format!("{:02x}", fastrand::u8(..))).collect()
         });
+        let webhook_secret = args
+            .webhook_secret
+            .clone()
+            .unwrap_or_else(crate::webhook::Signer::generate_secret);
+        let webhooks = crate::webhook::WebhookConfig {
+            url: args.webhook_url.clone(),
+            secret: Some(webhook_secret.clone()),
+            ..crate::webhook::WebhookConfig::default()
+        };
+        if let Err(e) = webhooks.validate() {
+            eprintln!("error: {e}");
+            return ExitCode::from(super::EXIT_BAD_INPUT);
+        }
         let gw = Gateway {
             listen: args.listen,
             store_path: data.join("store"),
@@ -207,7 +226,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
                 reassembly_timeout: std::time::Duration::from_secs(3600),
                 ..Default::default()
             },
-            webhooks: crate::webhook::WebhookConfig::default(),
+            webhooks,
             clock: Clock::system(),
         };
         let shutdown = shutdown_signal();
@@ -229,6 +248,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             "smsgate demo: the gateway with a simulated modem on {}\n\
              API: {base}/v1\n\
              token: {token}\n\
+             webhook secret: {webhook_secret}{hook}\n\
              data: {} (messages the simulated network delivered: {})\n\n\
              Try it:\n\
              curl -s -X POST {base}/v1/messages \\\n  -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  -d '{{\"to\": \"+12025550123\", \"text\": \"Invoice INV-1042: $120.50 due Dec 1. Reply 1 for a call.\"}}'\n\
@@ -237,6 +257,11 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             sim.path().display(),
             data.display(),
             log.display(),
+            hook = args
+                .webhook_url
+                .as_deref()
+                .map(|u| format!(" (events to {u})"))
+                .unwrap_or_default(),
         );
         drop(out);
         let code = match run.await {

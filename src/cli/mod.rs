@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod daemon;
+pub mod history;
 pub mod modem;
 pub mod pdu;
 pub mod simulate;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Talk to a modem directly, without the daemon: find it, send a test message.
     #[command(subcommand)]
     Modem(modem::ModemCommand),
+    /// Check or export the tamper-evident message history (on the store, daemon stopped).
+    #[command(subcommand)]
+    History(history::HistoryCommand),
     /// Run the built-in modem simulator on a pseudo-terminal (for tests, demos and trying things out).
     Simulate(simulate::SimulateArgs),
 }
@@ -70,5 +74,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pdu(cmd) => pdu::run(cmd),
         Command::Modem(cmd) => modem::run(cmd),
         Command::Simulate(args) => simulate::run(args),
+        Command::History(cmd) => history::run(cmd),
     }
 }

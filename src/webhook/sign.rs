@@ -22,6 +22,12 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// A new random secret (32 bytes), as `whsec_<base64>`.
+    pub fn generate_secret() -> String {
+        let key: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
+        format!("whsec_{}", STANDARD.encode(key))
+    }
+
     /// A signer from a `whsec_<base64>` secret; the error says what is wrong without quoting it.
     pub fn from_secret(secret: &str) -> Result<Signer, String> {
         let Some(encoded) = secret.trim().strip_prefix("whsec_") else {

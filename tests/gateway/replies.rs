@@ -653,3 +653,62 @@ async fn dead_deliveries_are_listed_and_retried() {
     r.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_verify_finds_a_changed_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let sim = sim().await;
+    let r = start(store.clone(), &sim, |_| {}).await;
+    wait_modem_up(&r).await;
+    let id = send(&r, json!({"to": CUSTOMER, "text": "Invoice INV-9: $10 due Dec 1.", "metadata": {"invoice": "INV-9"}})).await;
+    assert_eq!(
+        r.wait_status(&id, "sent", Duration::from_secs(10)).await,
+        "sent"
+    );
+    r.stop().await;
+    sim.shutdown().await;
+
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let s = store.to_str().unwrap();
+    let ok = cli(&["history", "verify", "--store", s]);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("1 message(s)") && out.contains("every chain holds"),
+        "{out}"
+    );
+    let export = cli(&[
+        "history",
+        "export",
+        "--store",
+        s,
+        "--invoice",
+        "INV-9",
+        "--format",
+        "csv",
+    ]);
+    let csv = String::from_utf8_lossy(&export.stdout);
+    assert!(csv.lines().count() >= 4, "{csv}");
+    assert!(csv.contains("Invoice INV-9: $10 due Dec 1."));
+
+    // Someone edits an entry in the store: verify says which message and exits 3.
+    {
+        let db = sled::open(&store).unwrap();
+        let events = db.open_tree("events").unwrap();
+        let (k, v) = events.iter().next().unwrap().unwrap();
+        let mut e: Value = serde_json::from_slice(&v).unwrap();
+        e["reason"] = json!("nothing happened here");
+        events.insert(k, serde_json::to_vec(&e).unwrap()).unwrap();
+        db.flush().unwrap();
+    }
+    let bad = cli(&["history", "verify", "--store", s]);
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(3), "{out}");
+    assert!(out.contains(&format!("BROKEN {id}")), "{out}");
+}
