@@ -11,6 +11,8 @@
 //!   retries with backoff, per-message ordering, dead deliveries kept for a retry on demand.
 //! - [`replies`]: what an inbound text means: an opt-out keyword or an answer to a message's
 //!   `reply_options`.
+//! - [`reports`]: delivery reports (`+CDS` / `+CDSI`) matched to the parts of sent messages by
+//!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
 //!
 //! ## Data flow
@@ -27,6 +29,7 @@ pub mod config;
 pub mod dispatch;
 pub mod modem;
 pub mod replies;
+pub mod reports;
 pub mod server;
 pub mod sim;
 pub mod sms;

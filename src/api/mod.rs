@@ -6,6 +6,7 @@ pub mod error;
 pub mod inbound;
 pub mod messages;
 pub mod openapi;
+pub mod reports;
 pub mod system;
 pub mod webhooks;
 
@@ -199,6 +200,7 @@ pub fn router(state: AppState) -> Router {
         .route("/messages/{id}/requeue", post(messages::requeue))
         .route("/inbound", get(inbound::list))
         .route("/inbound/{id}", get(inbound::get_one))
+        .route("/reports/unmatched", get(reports::unmatched))
         .route("/modems", get(system::modems))
         .route("/stats", get(system::stats))
         .route("/webhooks/failed", get(webhooks::failed))

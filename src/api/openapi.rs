@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, inbound, messages, system, webhooks};
+use super::{error, inbound, messages, reports, system, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -14,6 +14,7 @@ use super::{error, inbound, messages, system, webhooks};
     paths(
         messages::create, messages::create_batch, messages::list, messages::get_one,
         messages::cancel, messages::requeue, inbound::list, inbound::get_one,
+        reports::unmatched,
         system::modems, system::stats, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
     ),
@@ -22,6 +23,7 @@ use super::{error, inbound, messages, system, webhooks};
     tags(
         (name = "messages", description = "Send and track messages"),
         (name = "inbound", description = "Messages customers sent"),
+        (name = "reports", description = "Delivery reports that matched no sent message"),
         (name = "gateway", description = "Modems and queue"),
         (name = "webhooks", description = "Event deliveries that failed"),
         (name = "health", description = "Liveness and readiness, without a token"),
@@ -85,6 +87,7 @@ mod tests {
             "/v1/messages/{id}/requeue",
             "/v1/modems",
             "/v1/stats",
+            "/v1/reports/unmatched",
             "/healthz",
             "/readyz",
         ] {

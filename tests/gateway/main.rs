@@ -5,6 +5,7 @@ mod crash;
 mod flows;
 mod inbound;
 mod input;
+mod reports;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
