@@ -13,6 +13,8 @@
 //!   matched to the message that asked, the rest passed on as `inbound.unmatched`.
 //! - [`replies`]: what an inbound text means: an opt-out keyword or an answer to a message's
 //!   `reply_options`.
+//! - [`reports`]: delivery reports (`+CDS` / `+CDSI`) matched to the parts of sent messages by
+//!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
 //!
 //! ## Data flow
@@ -30,6 +32,7 @@ pub mod dispatch;
 pub mod inbound;
 pub mod modem;
 pub mod replies;
+pub mod reports;
 pub mod server;
 pub mod sim;
 pub mod sms;

@@ -22,6 +22,7 @@ use crate::modem::{self, ModemConfig, ModemEvent};
 use crate::replies::{OptOutConfig, RepliesConfig};
 use crate::store::Store;
 use crate::store::inbound::Received;
+use crate::store::reports::REPORT_MAX_AGE;
 use crate::webhook::{WebhookConfig, Webhooks};
 
 /// What is done with inbound messages.
@@ -234,10 +235,11 @@ impl Gateway {
     }
 }
 
-/// Modem events. An inbound message is stored and made durable before the driver may delete
-/// it from the SIM; status reports are not acknowledged yet, so they stay on the SIM. Once a
-/// minute, concatenated messages whose parts waited longer than `reassembly_timeout` are
-/// released as partial.
+/// Modem events. An inbound message or a status report is stored and made durable before the
+/// driver may delete it from the SIM (a report is matched to its message by
+/// [`crate::reports::handle`]). Once a minute, concatenated messages whose parts waited longer
+/// than `reassembly_timeout` are released as partial, and sent parts that waited longer than
+/// [`REPORT_MAX_AGE`] stop waiting for their status report.
 async fn consume_events(
     mut rx: mpsc::Receiver<ModemEvent>,
     store: Store,
@@ -265,6 +267,11 @@ async fn consume_events(
                         inbox.handle_pending().await;
                     }
                     Err(e) => tracing::error!(error = %e, "cannot release incomplete inbound messages"),
+                }
+                match store.sweep_reports(now - REPORT_MAX_AGE) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(parts = n, "sent parts stopped waiting for a status report"),
+                    Err(e) => tracing::error!(error = %e, "cannot sweep the status report index"),
                 }
                 continue;
             }
@@ -311,7 +318,8 @@ async fn consume_events(
                 }
             }
             ModemEvent::StatusReport(m) => {
-                tracing::info!(modem = %m.modem, source = ?m.source, "status report left on the modem");
+                // Logged inside; on an error the report stays on the SIM.
+                let _ = crate::reports::handle(&store, m, clock.now()).await;
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod inbound;
 pub mod messages;
 pub mod openapi;
 pub mod optouts;
+pub mod reports;
 pub mod system;
 pub mod webhooks;
 
@@ -210,6 +211,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/inbound", get(inbound::list))
         .route("/inbound/{id}", get(inbound::get_one))
+        .route("/reports/unmatched", get(reports::unmatched))
         .route("/modems", get(system::modems))
         .route("/stats", get(system::stats))
         .route("/webhooks/failed", get(webhooks::failed))

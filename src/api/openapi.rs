@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, history, inbound, messages, optouts, system, webhooks};
+use super::{error, history, inbound, messages, optouts, reports, system, webhooks};
 
 /// The document.
 #[derive(OpenApi)]
@@ -16,6 +16,7 @@ use super::{error, history, inbound, messages, optouts, system, webhooks};
         messages::cancel, messages::requeue, history::one, history::export,
         inbound::list, inbound::get_one,
         optouts::list, optouts::get_one, optouts::add, optouts::remove,
+        reports::unmatched,
         system::modems, system::stats, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
     ),
@@ -25,6 +26,7 @@ use super::{error, history, inbound, messages, optouts, system, webhooks};
         (name = "messages", description = "Send and track messages"),
         (name = "inbound", description = "Messages customers sent"),
         (name = "opt-outs", description = "Numbers that get no messages"),
+        (name = "reports", description = "Delivery reports that matched no sent message"),
         (name = "gateway", description = "Modems and queue"),
         (name = "webhooks", description = "Event deliveries that failed"),
         (name = "health", description = "Liveness and readiness, without a token"),
@@ -88,6 +90,7 @@ mod tests {
             "/v1/messages/{id}/requeue",
             "/v1/modems",
             "/v1/stats",
+            "/v1/reports/unmatched",
             "/healthz",
             "/readyz",
         ] {

@@ -75,6 +75,8 @@ pub struct Stats {
     pub modems_up: usize,
     /// Modems configured.
     pub modems: usize,
+    /// Status reports that matched no sent message (`GET /v1/reports/unmatched`).
+    pub unmatched_reports: usize,
 }
 
 /// `/healthz` answer.
@@ -172,6 +174,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
             .filter(|m| m.status().state == ModemState::Up)
             .count(),
         modems: state.modems.len(),
+        unmatched_reports: state.store.unmatched_report_count(),
     })
     .into_response())
 }

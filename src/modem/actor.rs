@@ -298,6 +298,8 @@ pub fn spawn(
         reads: VecDeque::new(),
         awaiting_ack: HashSet::new(),
         memory: None,
+        receive_memory: None,
+        sr_listable: true,
         cnma: false,
         last_send: None,
         sweep_due: false,
@@ -360,6 +362,11 @@ struct Actor {
     awaiting_ack: HashSet<(String, u32)>,
     /// The memory `AT+CPMS` last selected for reading.
     memory: Option<String>,
+    /// The memory selected at initialisation, where inbound messages are stored: the one the
+    /// sweep lists (and leaves selected).
+    receive_memory: Option<String>,
+    /// The status report store `SR` can be selected for reading (until a modem refuses).
+    sr_listable: bool,
     /// Direct deliveries need `AT+CNMA` (`AT+CSMS` service 1).
     cnma: bool,
     last_send: Option<Instant>,
@@ -509,6 +516,8 @@ impl Actor {
         init::identify(at, t, &mut info).await?;
         init::network(at, t, &mut info).await?;
         self.memory = info.storage.as_ref().and_then(|s| s.memory.clone());
+        self.receive_memory = self.memory.clone();
+        self.sr_listable = true;
         tracing::info!(
             modem = %self.cfg.name,
             manufacturer = info.manufacturer.as_deref().unwrap_or("?"),
@@ -902,18 +911,55 @@ impl Actor {
         self.process_urcs(at).await
     }
 
-    /// Lists everything in the message store (`AT+CMGL=4`) and hands over what is not already
-    /// with the consumer.
+    /// Lists everything in the message stores (`AT+CMGL=4`) and hands over what is not already
+    /// with the consumer: the status report store `SR` first (a report whose `+CDSI` was missed,
+    /// while the daemon was down, is found only there), then the receive store, left selected.
     async fn sweep<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         at: &mut AtPort<S>,
     ) -> Result<(), ModemError> {
+        if self.sr_listable && self.receive_memory.as_deref().is_some_and(|m| m != "SR") {
+            match self.select_memory(at, "SR").await {
+                Ok(()) => self.sweep_memory(at, "SR", true).await?,
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(e) => {
+                    // Reports kept elsewhere (in the receive store, or not at all).
+                    tracing::debug!(modem = %self.cfg.name, error = %e, "no status report store to list");
+                    self.sr_listable = false;
+                }
+            }
+        }
+        if let Some(m) = self.receive_memory.clone() {
+            match self.select_memory(at, &m).await {
+                Ok(()) => {}
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(modem = %self.cfg.name, memory = m, error = %e, "cannot select the receive store to list it");
+                    return self.process_urcs(at).await;
+                }
+            }
+        }
         let memory = self.memory.clone().unwrap_or_else(|| "SM".to_string());
+        self.sweep_memory(at, &memory, false).await?;
+        if let Ok(r) = at.command("AT+CPMS?", self.cfg.command_timeout).await {
+            let storage = r.value("+CPMS:").and_then(info::parse_cpms);
+            self.update_info(|i| i.storage = storage.or(i.storage.take()));
+        }
+        self.process_urcs(at).await
+    }
+
+    /// Lists the selected store, `memory`, and hands over what is not already with the consumer.
+    async fn sweep_memory<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        memory: &str,
+        reports: bool,
+    ) -> Result<(), ModemError> {
         let resp = match at.command("AT+CMGL=4", self.cfg.command_timeout * 6).await {
             Ok(r) => r,
             Err(e) if is_fatal(&e) => return Err(e),
             Err(e) => {
-                tracing::debug!(modem = %self.cfg.name, error = %e, "AT+CMGL=4 refused");
+                tracing::debug!(modem = %self.cfg.name, memory, error = %e, "AT+CMGL=4 refused");
                 return Ok(());
             }
         };
@@ -921,27 +967,23 @@ impl Actor {
             let Some(index) = index else { continue };
             match pdu {
                 Ok(pdu) => {
-                    let key = (memory.clone(), index);
+                    let key = (memory.to_string(), index);
                     if self.awaiting_ack.contains(&key) {
                         continue;
                     }
                     self.awaiting_ack.insert(key);
                     let source = Source::Stored {
-                        memory: memory.clone(),
+                        memory: memory.to_string(),
                         index,
                     };
-                    self.deliver(pdu, source, false).await;
+                    self.deliver(pdu, source, reports).await;
                 }
                 Err(e) => {
-                    tracing::warn!(modem = %self.cfg.name, index, error = ?e, "unreadable stored message left on the SIM")
+                    tracing::warn!(modem = %self.cfg.name, memory, index, error = ?e, "unreadable stored message left on the SIM")
                 }
             }
         }
-        if let Ok(r) = at.command("AT+CPMS?", self.cfg.command_timeout).await {
-            let storage = r.value("+CPMS:").and_then(info::parse_cpms);
-            self.update_info(|i| i.storage = storage.or(i.storage.take()));
-        }
-        self.process_urcs(at).await
+        Ok(())
     }
 
     async fn poll_health<S: AsyncRead + AsyncWrite + Unpin>(

@@ -412,6 +412,7 @@ impl Actor {
                 }
             }
             Control::Raw(bytes) => self.emit(&bytes),
+            Control::StatusReport(pdu) => self.deliver_report(pdu),
             Control::Kick => {
                 self.check_frozen();
                 self.deliver_held();

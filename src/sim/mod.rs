@@ -53,7 +53,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::sms::{Address, encode_deliver};
+use crate::sms::{Address, encode_deliver, encode_status_report};
 
 use state::{Mem, REC_UNREAD, Stores};
 
@@ -315,6 +315,8 @@ pub(crate) enum Control {
     Stored(Vec<(Mem, u32)>),
     /// Write these bytes to the line now.
     Raw(Vec<u8>),
+    /// A status report from the network: deliver it per `AT+CNMI` `<ds>`.
+    StatusReport(Vec<u8>),
     /// Something in the knobs changed that may release held-back work (storage no longer full,
     /// unfrozen).
     Kick,
@@ -365,6 +367,12 @@ impl SimHandle {
     /// The SIM store ("SM"): (index, PDU in upper-case hex with the SMSC field), by index.
     pub fn stored(&self) -> Vec<(u32, String)> {
         self.shared.lock().stores.sm.hex_list()
+    }
+
+    /// The status report store ("SR"): (index, PDU in upper-case hex with the SMSC field), by
+    /// index. Reports land here with `AT+CNMI=…,2,…` until the client deletes them.
+    pub fn stored_reports(&self) -> Vec<(u32, String)> {
+        self.shared.lock().stores.sr.hex_list()
     }
 
     /// Sets the network time of each following `AT+CMGS`.
@@ -459,6 +467,30 @@ impl SimHandle {
             let _ = self.control(Control::Kick);
         }
         Ok(())
+    }
+
+    /// Hands the modem a status report "from the network" about the message with TP-MR
+    /// `message_reference` sent to `recipient`, with TP-ST `code`, delivered per `AT+CNMI`
+    /// (`+CDS`, or stored with `+CDSI`; dropped while unplugged or with `<ds>` 0, as a real
+    /// modem does). Fails for an invalid number or a full control channel.
+    pub fn inject_status_report(
+        &self,
+        message_reference: u8,
+        recipient: &str,
+        code: u8,
+    ) -> std::io::Result<()> {
+        let invalid = |e: crate::sms::EncodeError| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+        };
+        let to = Address::parse_number("recipient", recipient).map_err(invalid)?;
+        let smsc = if self.shared.smsc.is_empty() {
+            None
+        } else {
+            Some(Address::parse_number("smsc", &self.shared.smsc).map_err(invalid)?)
+        };
+        let now = Utc::now().fixed_offset();
+        let pdu = encode_status_report(smsc.as_ref(), message_reference, &to, &now, &now, code);
+        self.control(Control::StatusReport(pdu))
     }
 
     /// Writes arbitrary bytes (garbage, URCs) to the line now, unframed.

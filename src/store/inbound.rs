@@ -95,7 +95,8 @@ pub struct InboundFilter {
     pub limit: usize,
 }
 
-fn fingerprint(modem: &str, pdu: &[u8]) -> [u8; 32] {
+/// SHA-256 of modem name · 0x00 · PDU: a PDU seen before on that modem (`inbound_seen`).
+pub(super) fn fingerprint(modem: &str, pdu: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(modem.as_bytes());
     h.update([0]);

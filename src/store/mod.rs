@@ -12,11 +12,12 @@
 //! | `outbox` | sequence (8, BE) | JSON webhook delivery ([`outbox`]) |
 //! | `inbound` | inbound id (ULID, 16) | JSON [`inbound::InboundMessage`] |
 //! | `inbound_from` | E.164 sender · 0xFF · inbound id (16) | empty: listing by sender |
-//! | `inbound_seen` | SHA-256 of modem name · 0x00 · PDU | what the PDU became: dedupe across a crash |
+//! | `inbound_seen` | SHA-256 of modem name · 0x00 · PDU | empty, or `report` for a status report: a PDU already stored, deduped across a crash |
 //! | `fragments` | modem · 0x00 · sender · 0x00 · reference (2) · total (1) · sequence (1) | JSON part of a concatenated message still incomplete |
 //! | `optouts` | E.164 number | JSON [`optout::OptOut`] while the number is opted out |
 //! | `inbound_pending` | inbound id (16) | empty: stored, not yet acted on (reply, keyword, event) |
-//! | `reports` | modem · 0x00 · TP-MR (1) · id (16) · part (1) | sent time ms (8, BE): parts of sent messages that await a status report |
+//! | `reports` | modem · 0x00 · TP-MR (1) · id (16) · part (1) | sent time ms (8, BE): parts of sent messages that await a status report ([`reports`]) |
+//! | `reports_unmatched` | report id (ULID, 16) | JSON [`reports::UnmatchedReport`]: status reports that matched no sent part |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -35,6 +36,7 @@ pub mod model;
 pub mod optout;
 pub mod outbox;
 pub mod replies;
+pub mod reports;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,6 +133,7 @@ struct Inner {
     reports: sled::Tree,
     optouts: sled::Tree,
     inbound_pending: sled::Tree,
+    reports_unmatched: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     notifier: std::sync::RwLock<Option<Arc<dyn Notifier>>>,
@@ -250,6 +253,7 @@ impl Store {
             reports: db.open_tree("reports")?,
             optouts: db.open_tree("optouts")?,
             inbound_pending: db.open_tree("inbound_pending")?,
+            reports_unmatched: db.open_tree("reports_unmatched")?,
             counts: Default::default(),
             notifier: std::sync::RwLock::new(None),
             db,
@@ -804,6 +808,26 @@ where
             if let Some(mr) = p.message_reference {
                 t.reports
                     .insert(report_key(modem, mr, key, p.part), &sent.to_be_bytes())?;
+            }
+        }
+    }
+    if old.status != new.status
+        && matches!(
+            old.status,
+            Status::Sent | Status::Delivered | Status::Failed
+        )
+        && !matches!(
+            new.status,
+            Status::Sent | Status::Delivered | Status::Failed
+        )
+        && let Some(modem) = &old.modem
+    {
+        // A new attempt (requeue): reports on the old parts no longer apply. A message that
+        // became delivered or failed keeps its remaining entries, so the other parts' late
+        // reports are still recorded in its history (see `reports`).
+        for p in &old.part_status {
+            if let Some(mr) = p.message_reference {
+                t.reports.remove(report_key(modem, mr, key, p.part))?;
             }
         }
     }

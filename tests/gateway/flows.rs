@@ -266,7 +266,7 @@ async fn queued_work_survives_a_restart() {
 }
 
 /// Every key of real responses is a documented property, and every required one is present.
-fn conforms(doc: &serde_json::Value, schema: &str, v: &serde_json::Value) {
+pub(crate) fn conforms(doc: &serde_json::Value, schema: &str, v: &serde_json::Value) {
     let s = &doc["components"]["schemas"][schema];
     let props = s["properties"]
         .as_object()

@@ -6,6 +6,7 @@ mod flows;
 mod inbound;
 mod input;
 mod replies;
+mod reports;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

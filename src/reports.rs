@@ -1,0 +1,68 @@
+//! Delivery reports from the modems: applied to the store, made durable, and only then deleted
+//! from the SIM.
+//!
+//! The matching rules live with the data in [`crate::store::reports`]; this is the step between
+//! the modem driver's [`ModemEvent::StatusReport`](crate::modem::ModemEvent::StatusReport) and
+//! the store. A report the store cannot take is not acknowledged: it stays on the SIM and is
+//! offered again (after a restart at the latest), and the store's fingerprint of the PDU makes
+//! sure a report stored just before a crash is not applied twice.
+
+use chrono::{DateTime, Utc};
+
+use crate::modem::Inbound;
+use crate::sms::Pdu;
+use crate::store::reports::ReportOutcome;
+use crate::store::{Store, StoreError};
+
+/// Applies one status report from a modem, makes it durable, then acknowledges it so the
+/// driver deletes it from the SIM. On a store error nothing is acknowledged.
+#[tracing::instrument(skip_all, fields(modem = %report.modem))]
+pub async fn handle(
+    store: &Store,
+    report: Inbound,
+    now: DateTime<Utc>,
+) -> Result<ReportOutcome, StoreError> {
+    let modem = report.modem.as_str();
+    let applied = match &report.decoded {
+        Ok(Pdu::StatusReport(r)) => store.apply_status_report(modem, r, &report.pdu, now),
+        Ok(_) => store.keep_unreadable_report(modem, &report.pdu, "not an SMS-STATUS-REPORT", now),
+        Err(e) => store.keep_unreadable_report(
+            modem,
+            &report.pdu,
+            &format!("cannot decode the status report: {e}"),
+            now,
+        ),
+    };
+    let outcome = match applied {
+        Ok(o) => store.durable().await.map(|()| o),
+        Err(e) => Err(e),
+    };
+    match &outcome {
+        Ok(ReportOutcome::Matched {
+            message_id,
+            part,
+            status,
+            changed,
+            ..
+        }) => {
+            let tp_st = match &report.decoded {
+                Ok(Pdu::StatusReport(r)) => Some(r.status.code),
+                _ => None,
+            };
+            tracing::info!(message_id = %message_id, modem, part, tp_st, status = status.as_str(), changed, "status report applied");
+        }
+        Ok(ReportOutcome::Unmatched { id, reason }) => {
+            tracing::warn!(report_id = %id, modem, reason = %reason, "status report matched no sent message; kept as unmatched");
+        }
+        Ok(ReportOutcome::Duplicate) => {
+            tracing::debug!(modem, "status report already stored");
+        }
+        Err(e) => {
+            tracing::error!(modem, error = %e, "cannot store a status report; it stays on the SIM");
+        }
+    }
+    if outcome.is_ok() {
+        report.ack();
+    }
+    outcome
+}

@@ -1,0 +1,1036 @@
+//! Delivery reports (TS 23.040 §9.2.2.3 SMS-STATUS-REPORT) matched to the parts they report on.
+//!
+//! When a message becomes `sent`, each part that asked for a report is indexed in the `reports`
+//! tree under modem · 0x00 · TP-MR · message id · part, with its sent time. A report names only
+//! its TP-MR (one octet: it wraps after 256 sends) and its recipient, so it is matched by
+//! (modem, TP-MR) in the index, then by recipient, then to the most recently sent part among
+//! those left, ignoring parts sent more than [`REPORT_MAX_AGE`] ago. The part's status and the
+//! message's history change in the same transaction as the PDU's fingerprint is recorded, so a
+//! report offered again after a crash (stored, not yet deleted from the SIM) changes nothing
+//! twice. A report that matches nothing, or cannot be read, is kept in `reports_unmatched`.
+//!
+//! A message is `delivered` once every part is; one part's final failure (TP-ST 0x40–0x7F) makes
+//! it `failed` with the network's reason. The other parts' index entries stay until their own
+//! final report or [`REPORT_MAX_AGE`], so their reports are still recorded in the message's
+//! history (a late report never moves a message's status back).
+
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+
+use super::inbound::fingerprint;
+use super::{
+    Message, Note, Status, Store, StoreError, Tx, TxTrees, decode, encode, id_key, update_in,
+};
+use crate::sms::{self, StatusCategory, StatusReport};
+
+/// How long a sent part waits for its report. Older index entries are ignored when matching
+/// and removed by [`Store::sweep_reports`]: an SMSC retries for at most the validity period
+/// (commonly 1–7 days), and beyond a week a TP-MR has surely been reused.
+pub const REPORT_MAX_AGE: TimeDelta = TimeDelta::days(7);
+
+/// The fewest trailing digits two numbers must share to be taken as the same recipient when
+/// the network gives one of them in national or unknown format.
+const MIN_SHARED_DIGITS: usize = 7;
+
+/// What [`Store::apply_status_report`] did with a report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportOutcome {
+    /// The same PDU from the same modem was handled before: only delete it from the SIM.
+    Duplicate,
+    /// The report was matched to a part of a message.
+    Matched {
+        /// The message.
+        message_id: String,
+        /// The part (from 1).
+        part: u8,
+        /// The message's status after the report.
+        status: Status,
+        /// Whether the message changed (a late report that changes nothing is not recorded).
+        changed: bool,
+        /// The report was final for the part (delivered or failed): its index entry is gone.
+        final_for_part: bool,
+    },
+    /// Nothing matched, or the PDU could not be read: kept in `reports_unmatched`.
+    Unmatched {
+        /// The stored record's id.
+        id: String,
+        /// Why it did not match.
+        reason: String,
+    },
+}
+
+/// A status report that matched no sent part, as kept for an admin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UnmatchedReport {
+    /// ULID: sorts by arrival.
+    pub id: String,
+    /// The modem (SIM) it came in on.
+    pub modem: String,
+    /// When the gateway stored it.
+    pub received_at: DateTime<Utc>,
+    /// TP-MR of the message it reports on, when the PDU could be read.
+    pub message_reference: Option<u8>,
+    /// TP-RA, the recipient: E.164 with `+` when international, else as the network gave it.
+    pub recipient: Option<String>,
+    /// TP-ST, the status value.
+    pub tp_st: Option<u8>,
+    /// `delivered`, `pending`, `failed` or `unknown` (reserved TP-ST values).
+    pub category: Option<String>,
+    /// What TS 23.040 says the TP-ST means.
+    pub description: Option<String>,
+    /// TP-DT: when the SMSC reached that status, with the SMSC's offset.
+    #[schema(value_type = Option<String>)]
+    pub discharge_time: Option<DateTime<FixedOffset>>,
+    /// TP-SCTS: when the SMSC received the message, with the SMSC's offset.
+    #[schema(value_type = Option<String>)]
+    pub smsc_timestamp: Option<DateTime<FixedOffset>>,
+    /// The raw PDU (SMSC field first), hex.
+    pub pdu: String,
+    /// Why it matched nothing.
+    pub reason: String,
+}
+
+/// A part indexed in `reports`, from its key and value.
+#[derive(Debug, Clone)]
+struct Candidate {
+    key: Vec<u8>,
+    id: [u8; 16],
+    part: u8,
+    sent_ms: u64,
+}
+
+/// Whether `report` (the network's TP-RA, as [`sms::Address`] prints it) names `to` (E.164
+/// with `+`). Equal digits match. When either is not international, the network may have
+/// dropped the country code or a trunk prefix: the shorter number's digits, at least
+/// [`MIN_SHARED_DIGITS`] of them, must end the longer one.
+pub(crate) fn same_recipient(to: &str, report: &str) -> bool {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let (a, b) = (digits(to), digits(report));
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    if a == b {
+        return true;
+    }
+    if to.starts_with('+') && report.starts_with('+') {
+        // Both international and different: two different numbers.
+        return false;
+    }
+    // A national number may carry a trunk prefix (`0` in most countries) that the E.164
+    // form does not have.
+    let national = |s: &str, d: String| {
+        if s.starts_with('+') {
+            d
+        } else {
+            d.trim_start_matches('0').to_string()
+        }
+    };
+    let (a, b) = (national(to, a), national(report, b));
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.len() >= MIN_SHARED_DIGITS && long.ends_with(&short)
+}
+
+/// `0x61`.
+fn hex_code(code: u8) -> String {
+    format!("0x{code:02X}")
+}
+
+fn category_name(c: StatusCategory) -> &'static str {
+    match c {
+        StatusCategory::Delivered => "delivered",
+        StatusCategory::Pending => "pending",
+        StatusCategory::Failed => "failed",
+        StatusCategory::Unknown => "unknown",
+    }
+}
+
+/// How a report changes a message (see [`Store::apply_status_report`]); `None` when it
+/// changes nothing. Pure: a transaction may run it more than once.
+fn apply_to_message(
+    m: &mut Message,
+    part: u8,
+    r: &StatusReport,
+    now: DateTime<Utc>,
+) -> Option<Note> {
+    let total = m.part_status.len();
+    let p = m
+        .part_status
+        .iter_mut()
+        .find(|p| p.part == part && p.message_reference == Some(r.message_reference))?;
+    let code = r.status.code;
+    let category = r.status.category();
+    let description = r.status.description();
+    let data = serde_json::json!({
+        "part": part,
+        "message_reference": r.message_reference,
+        "tp_st": code,
+        "category": category,
+        "description": description,
+        "discharge_time": r.discharge_time,
+        "smsc_timestamp": r.timestamp,
+    });
+    let part_final = matches!(p.status.as_str(), "delivered" | "failed");
+    let new_part = match category {
+        StatusCategory::Delivered if !part_final => "delivered",
+        StatusCategory::Failed if !part_final => "failed",
+        _ => p.status.as_str(),
+    }
+    .to_string();
+    let of = if total > 1 {
+        format!("part {part}/{total}: ")
+    } else {
+        String::new()
+    };
+    let failure = format!("delivery failed: {description} (TP-ST {})", hex_code(code));
+    if m.status != Status::Sent {
+        // Already delivered or failed: a late report is history only, and only when it tells
+        // something new about its part; the message's status never moves back.
+        if new_part == p.status {
+            return None;
+        }
+        p.status = new_part;
+        let what = if category == StatusCategory::Delivered {
+            "delivered".to_string()
+        } else {
+            failure
+        };
+        let reason = format!(
+            "{of}{what}, reported after the message became {}",
+            m.status.as_str()
+        );
+        return Some(Note::new("delivery_report", reason, data));
+    }
+    p.status = new_part;
+    let reason = match category {
+        StatusCategory::Delivered => {
+            if m.part_status.iter().all(|p| p.status == "delivered") {
+                m.status = Status::Delivered;
+                m.status_reason = None;
+                m.delivered_at = Some(now);
+            }
+            format!("{of}delivered ({description}, TP-ST {})", hex_code(code))
+        }
+        StatusCategory::Failed => {
+            m.status = Status::Failed;
+            m.status_reason = Some(failure.clone());
+            format!("{of}{failure}")
+        }
+        StatusCategory::Pending => format!(
+            "{of}delivery pending: {description} (TP-ST {}); the network keeps trying",
+            hex_code(code)
+        ),
+        StatusCategory::Unknown => format!(
+            "{of}status report with a reserved TP-ST {}; the part stays sent",
+            hex_code(code)
+        ),
+    };
+    Some(Note::new("delivery_report", reason, data))
+}
+
+/// What the report transaction found.
+enum Applied {
+    Duplicate,
+    /// The index entry went away since it was chosen (swept, or the message requeued).
+    Gone,
+    Done {
+        old: Status,
+        message: Box<Message>,
+        changed: bool,
+    },
+}
+
+impl Store {
+    /// Applies a status report that arrived on `modem` (`pdu`: the raw PDU, SMSC field first,
+    /// for deduplication and for the unmatched record). Call [`Store::durable`] before deleting
+    /// it from the SIM. See the [module](self) for the matching rules.
+    pub fn apply_status_report(
+        &self,
+        modem: &str,
+        report: &StatusReport,
+        pdu: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<ReportOutcome, StoreError> {
+        let seen = fingerprint(modem, pdu);
+        if self.inner.inbound_seen.contains_key(seen)? {
+            return Ok(ReportOutcome::Duplicate);
+        }
+        if report.status_report_qualifier {
+            return self.keep_unmatched(
+                modem,
+                Some(report),
+                pdu,
+                "reports on an SMS-COMMAND, which this gateway never sends",
+                now,
+            );
+        }
+        // The index may change between the choice and the transaction (a sweep, a requeue):
+        // then choose again. Two rounds are plenty; the third gives up matching.
+        for _ in 0..3 {
+            let chosen = match self.choose_candidate(modem, report, now)? {
+                Ok(c) => c,
+                Err(reason) => return self.keep_unmatched(modem, Some(report), pdu, &reason, now),
+            };
+            let category = report.status.category();
+            let final_for_part =
+                matches!(category, StatusCategory::Delivered | StatusCategory::Failed);
+            let i = &self.inner;
+            let notifier = self.notifier();
+            let f = |m: &mut Message| apply_to_message(m, chosen.part, report, now);
+            let r = (
+                &i.messages,
+                &i.due,
+                &i.status,
+                &i.events,
+                &i.outbox,
+                &i.reports,
+                &i.inbound_seen,
+            )
+                .transaction(
+                    |(messages, due, status, events, outbox, reports, tseen)| {
+                        if tseen.get(&seen[..])?.is_some() {
+                            return Ok(Applied::Duplicate);
+                        }
+                        if reports.get(&chosen.key)?.is_none() {
+                            return Ok(Applied::Gone);
+                        }
+                        let t = TxTrees {
+                            messages,
+                            due,
+                            status,
+                            events,
+                            outbox,
+                            reports,
+                        };
+                        let Some((old, message, changed)) =
+                            update_in(&t, &chosen.id, &f, notifier.as_deref())?
+                        else {
+                            return Ok(Applied::Gone);
+                        };
+                        if final_for_part {
+                            reports.remove(chosen.key.as_slice())?;
+                        }
+                        tseen.insert(&seen[..], b"report".as_slice())?;
+                        Ok::<_, Tx>(Applied::Done {
+                            old,
+                            message: Box::new(message),
+                            changed,
+                        })
+                    },
+                )?;
+            match r {
+                Applied::Duplicate => return Ok(ReportOutcome::Duplicate),
+                Applied::Gone => continue,
+                Applied::Done {
+                    old,
+                    message,
+                    changed,
+                } => {
+                    if old != message.status {
+                        self.count(old, -1);
+                        self.count(message.status, 1);
+                    }
+                    return Ok(ReportOutcome::Matched {
+                        message_id: message.id,
+                        part: chosen.part,
+                        status: message.status,
+                        changed,
+                        final_for_part,
+                    });
+                }
+            }
+        }
+        self.keep_unmatched(
+            modem,
+            Some(report),
+            pdu,
+            "the matching sent part changed while the report was applied",
+            now,
+        )
+    }
+
+    /// Keeps a PDU that arrived as a status report but cannot be read as one, with `reason`.
+    /// Deduplicated like [`Store::apply_status_report`].
+    pub fn keep_unreadable_report(
+        &self,
+        modem: &str,
+        pdu: &[u8],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ReportOutcome, StoreError> {
+        if self
+            .inner
+            .inbound_seen
+            .contains_key(fingerprint(modem, pdu))?
+        {
+            return Ok(ReportOutcome::Duplicate);
+        }
+        self.keep_unmatched(modem, None, pdu, reason, now)
+    }
+
+    /// The sent part this report is about, or why there is none.
+    fn choose_candidate(
+        &self,
+        modem: &str,
+        report: &StatusReport,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Candidate, String>, StoreError> {
+        let mut prefix = Vec::with_capacity(modem.len() + 2);
+        prefix.extend_from_slice(modem.as_bytes());
+        prefix.push(0);
+        prefix.push(report.message_reference);
+        let oldest = (now - REPORT_MAX_AGE).timestamp_millis().max(0) as u64;
+        let recipient = report.recipient.to_string();
+        let mut best: Option<Candidate> = None;
+        let (mut recent, mut other_recipient) = (0usize, 0usize);
+        for r in self.inner.reports.scan_prefix(&prefix) {
+            let (k, v) = r?;
+            let (Some(rest), Ok(sent)) = (k.get(prefix.len()..), <[u8; 8]>::try_from(&v[..]))
+            else {
+                continue;
+            };
+            let sent_ms = u64::from_be_bytes(sent);
+            if rest.len() != 17 || sent_ms < oldest {
+                continue;
+            }
+            recent += 1;
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&rest[..16]);
+            let part = rest[16];
+            let Some(v) = self.inner.messages.get(id)? else {
+                continue;
+            };
+            let m: Message = decode(&id, &v)?;
+            let consistent = m.modem.as_deref() == Some(modem)
+                && matches!(m.status, Status::Sent | Status::Delivered | Status::Failed)
+                && m.part_status.iter().any(|p| {
+                    p.part == part && p.message_reference == Some(report.message_reference)
+                });
+            if !consistent {
+                continue;
+            }
+            if !same_recipient(&m.to, &recipient) {
+                other_recipient += 1;
+                continue;
+            }
+            let c = Candidate {
+                key: k.to_vec(),
+                id,
+                part,
+                sent_ms,
+            };
+            // The most recent send wins: the TP-MR wrapped since any older one.
+            if best
+                .as_ref()
+                .is_none_or(|b| (c.sent_ms, &c.key) > (b.sent_ms, &b.key))
+            {
+                best = Some(c);
+            }
+        }
+        let mr = report.message_reference;
+        let days = REPORT_MAX_AGE.num_days();
+        Ok(best.ok_or_else(|| {
+            if other_recipient > 0 {
+                format!(
+                    "TP-MR {mr} on {modem} belongs to parts sent to another recipient than {recipient}"
+                )
+            } else if recent > 0 {
+                format!("TP-MR {mr} on {modem}: no sent part awaits a report from {recipient}")
+            } else {
+                format!("no part sent on {modem} in the last {days} days awaits a report with TP-MR {mr}")
+            }
+        }))
+    }
+
+    /// Stores an unmatched report with its fingerprint, once.
+    fn keep_unmatched(
+        &self,
+        modem: &str,
+        report: Option<&StatusReport>,
+        pdu: &[u8],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ReportOutcome, StoreError> {
+        let seen = fingerprint(modem, pdu);
+        let mut id = ulid::Ulid::from_parts(now.timestamp_millis().max(0) as u64, rand_bits());
+        // Ids sort by arrival, also within one millisecond (reports come from one task).
+        if let Some((last, _)) = self.inner.reports_unmatched.last()?
+            && let Ok(last) = <[u8; 16]>::try_from(&last[..])
+        {
+            let last = u128::from_be_bytes(last);
+            if id.0 <= last {
+                id = ulid::Ulid(last.saturating_add(1));
+            }
+        }
+        let record = UnmatchedReport {
+            id: id.to_string(),
+            modem: modem.to_string(),
+            received_at: now,
+            message_reference: report.map(|r| r.message_reference),
+            recipient: report.map(|r| r.recipient.to_string()),
+            tp_st: report.map(|r| r.status.code),
+            category: report.map(|r| category_name(r.status.category()).to_string()),
+            description: report.map(|r| r.status.description().to_string()),
+            discharge_time: report.map(|r| r.discharge_time),
+            smsc_timestamp: report.map(|r| r.timestamp),
+            pdu: sms::to_hex(pdu),
+            reason: reason.to_string(),
+        };
+        let json = encode(&record)?;
+        let key = id.0.to_be_bytes();
+        let i = &self.inner;
+        let stored = (&i.inbound_seen, &i.reports_unmatched).transaction(|(ts, tu)| {
+            if ts.get(&seen[..])?.is_some() {
+                return Ok(false);
+            }
+            ts.insert(&seen[..], b"report".as_slice())?;
+            tu.insert(&key[..], json.as_slice())?;
+            Ok::<_, Tx>(true)
+        })?;
+        Ok(if stored {
+            ReportOutcome::Unmatched {
+                id: record.id,
+                reason: record.reason,
+            }
+        } else {
+            ReportOutcome::Duplicate
+        })
+    }
+
+    /// Removes the index entries of parts sent before `cutoff` (normally now minus
+    /// [`REPORT_MAX_AGE`]): their reports will not come, or would no longer be matched.
+    /// Returns how many were removed.
+    pub fn sweep_reports(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = cutoff.timestamp_millis().max(0) as u64;
+        let mut removed = 0;
+        for r in self.inner.reports.iter() {
+            let (k, v) = r?;
+            let stale =
+                <[u8; 8]>::try_from(&v[..]).map_or(true, |b| u64::from_be_bytes(b) < cutoff);
+            if stale && self.inner.reports.remove(&k)?.is_some() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Unmatched reports newest first, one page: those stored before `after` (the previous
+    /// page's last id) when given.
+    pub fn unmatched_reports(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<UnmatchedReport>, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let tree = &self.inner.reports_unmatched;
+        let iter = match after.and_then(id_key) {
+            Some(a) => tree.range(..a),
+            None => tree.range::<&[u8], _>(..),
+        };
+        let mut out = Vec::new();
+        for r in iter.rev() {
+            let (k, v) = r?;
+            out.push(decode(&k, &v)?);
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many unmatched reports are kept.
+    pub fn unmatched_report_count(&self) -> usize {
+        self.inner.reports_unmatched.len()
+    }
+
+    /// How many sent parts await a status report.
+    pub fn reports_awaited(&self) -> usize {
+        self.inner.reports.len()
+    }
+}
+
+fn rand_bits() -> u128 {
+    u128::from(fastrand::u64(..)) << 16 | u128::from(fastrand::u16(..))
+}
+
+/// The `reports` index entries of `m`.
+#[cfg(test)]
+fn index_keys(m: &Message) -> Vec<Vec<u8>> {
+    use super::report_key;
+    let (Some(modem), Some(id)) = (m.modem.as_deref(), id_key(&m.id)) else {
+        return Vec::new();
+    };
+    m.part_status
+        .iter()
+        .filter_map(|p| Some(report_key(modem, p.message_reference?, &id, p.part)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sms::{Address, Pdu, encode_status_report};
+    use crate::store::{Part, Priority};
+
+    const TO: &str = "+12025550123";
+
+    fn message(to: &str, parts: u8) -> Message {
+        let now = Utc::now();
+        Message {
+            id: ulid::Ulid::generate().to_string(),
+            to: to.into(),
+            text: "Your invoice is due".into(),
+            encoding: "gsm7".into(),
+            parts,
+            status: Status::Queued,
+            status_reason: None,
+            priority: Priority::Normal,
+            created_at: now,
+            updated_at: now,
+            send_at: None,
+            expires_at: None,
+            max_lateness_secs: 3600,
+            due_at: now,
+            reply_options: None,
+            callback_url: None,
+            metadata: None,
+            status_report: true,
+            attempts: vec![],
+            part_status: vec![],
+            modem: None,
+            sent_at: None,
+            delivered_at: None,
+            created_by: "test".into(),
+            history_len: 0,
+            requeued_at: None,
+            accepted_as: Status::Queued,
+            replies: Vec::new(),
+            history_hash: None,
+        }
+    }
+
+    /// Inserts a message and moves it to `sent` on `modem` with these TP-MRs, at `sent_at`.
+    fn sent(store: &Store, to: &str, mrs: &[u8], sent_at: DateTime<Utc>) -> Message {
+        let m = message(to, mrs.len() as u8);
+        store.insert(std::slice::from_ref(&m), None).unwrap();
+        let mrs = mrs.to_vec();
+        store
+            .update(&m.id, |m| {
+                m.status = Status::Sent;
+                m.modem = Some("sim0".into());
+                m.sent_at = Some(sent_at);
+                m.part_status = mrs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, mr)| Part {
+                        part: i as u8 + 1,
+                        message_reference: Some(*mr),
+                        status: "sent".into(),
+                    })
+                    .collect();
+                Some("sent")
+            })
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    /// A report PDU as the modem gives it, and its decoding.
+    fn report(mr: u8, to: &str, code: u8, second: u32) -> (Vec<u8>, StatusReport) {
+        let ra = Address::parse_number("to", to).unwrap();
+        let smsc = Address::parse_number("smsc", "+15550000000").unwrap();
+        let scts = DateTime::parse_from_rfc3339("2026-03-02T10:00:00+01:00").unwrap();
+        let dt = scts + TimeDelta::seconds(i64::from(second));
+        let pdu = encode_status_report(Some(&smsc), mr, &ra, &scts, &dt, code);
+        let Ok(Pdu::StatusReport(r)) = sms::decode(&pdu, true) else {
+            panic!("not a status report")
+        };
+        (pdu, r)
+    }
+
+    fn apply(store: &Store, mr: u8, to: &str, code: u8, second: u32) -> ReportOutcome {
+        let (pdu, r) = report(mr, to, code, second);
+        store
+            .apply_status_report("sim0", &r, &pdu, Utc::now())
+            .unwrap()
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn single_part_delivered() {
+        let (_dir, store) = open();
+        let m = sent(&store, TO, &[17], Utc::now());
+        assert_eq!(index_keys(&m).len(), 1);
+        assert_eq!(store.reports_awaited(), 1);
+        let out = apply(&store, 17, TO, 0x00, 5);
+        assert_eq!(
+            out,
+            ReportOutcome::Matched {
+                message_id: m.id.clone(),
+                part: 1,
+                status: Status::Delivered,
+                changed: true,
+                final_for_part: true,
+            }
+        );
+        let got = store.get(&m.id).unwrap().unwrap();
+        assert_eq!(got.status, Status::Delivered);
+        assert!(got.delivered_at.is_some());
+        assert_eq!(got.part_status[0].status, "delivered");
+        let events = store.events(&m.id).unwrap();
+        let last = events.last().unwrap();
+        assert_eq!(last.kind, "delivery_report");
+        assert_eq!(last.status, Status::Delivered);
+        let data = last.data.as_ref().unwrap();
+        assert_eq!(data["tp_st"], 0);
+        assert_eq!(data["message_reference"], 17);
+        assert_eq!(data["part"], 1);
+        assert_eq!(data["category"], "delivered");
+        assert!(data["discharge_time"].is_string() && data["smsc_timestamp"].is_string());
+        assert_eq!(
+            store.reports_awaited(),
+            0,
+            "a final report removes the entry"
+        );
+        let counts: std::collections::HashMap<_, _> = store.counts().unwrap().into_iter().collect();
+        assert_eq!((counts[&Status::Sent], counts[&Status::Delivered]), (0, 1));
+    }
+
+    #[test]
+    fn the_newest_send_with_a_wrapped_reference_gets_the_report() {
+        let (_dir, store) = open();
+        let now = Utc::now();
+        // 256 sends apart, both TP-MR 5, same recipient.
+        let old = sent(&store, TO, &[5], now - TimeDelta::hours(3));
+        let new = sent(&store, TO, &[5], now - TimeDelta::minutes(1));
+        let out = apply(&store, 5, TO, 0x00, 1);
+        assert!(matches!(&out, ReportOutcome::Matched { message_id, .. } if *message_id == new.id));
+        assert_eq!(
+            store.get(&new.id).unwrap().unwrap().status,
+            Status::Delivered
+        );
+        assert_eq!(store.get(&old.id).unwrap().unwrap().status, Status::Sent);
+        // A part sent longer ago than REPORT_MAX_AGE is not matched, and the sweep removes it.
+        let ancient = sent(&store, "+12025550999", &[9], now - TimeDelta::days(8));
+        let out = apply(&store, 9, "+12025550999", 0x00, 1);
+        assert!(matches!(out, ReportOutcome::Unmatched { .. }), "{out:?}");
+        assert_eq!(
+            store.get(&ancient.id).unwrap().unwrap().status,
+            Status::Sent
+        );
+        assert_eq!(store.sweep_reports(now - REPORT_MAX_AGE).unwrap(), 1);
+        assert_eq!(store.reports_awaited(), 1, "the recent one stays");
+    }
+
+    #[test]
+    fn another_recipient_is_unmatched_and_kept() {
+        let (_dir, store) = open();
+        let m = sent(&store, TO, &[42], Utc::now());
+        let out = apply(&store, 42, "+12025550999", 0x00, 1);
+        let ReportOutcome::Unmatched { id, reason } = out else {
+            panic!("{out:?}")
+        };
+        assert!(reason.contains("another recipient"), "{reason}");
+        assert_eq!(store.get(&m.id).unwrap().unwrap().status, Status::Sent);
+        assert_eq!(store.unmatched_report_count(), 1);
+        let list = store.unmatched_reports(10, None).unwrap();
+        assert_eq!(list.len(), 1);
+        let u = &list[0];
+        assert_eq!(u.id, id);
+        assert_eq!(
+            (u.modem.as_str(), u.message_reference, u.tp_st),
+            ("sim0", Some(42), Some(0))
+        );
+        assert_eq!(u.recipient.as_deref(), Some("+12025550999"));
+        assert_eq!(u.category.as_deref(), Some("delivered"));
+        assert!(u.pdu.starts_with("07915155"), "{}", u.pdu);
+        // No candidate at all.
+        let out = apply(&store, 43, TO, 0x00, 1);
+        assert!(
+            matches!(&out, ReportOutcome::Unmatched { reason, .. } if reason.contains("TP-MR 43")),
+            "{out:?}"
+        );
+        // Undecodable.
+        let out = store
+            .keep_unreadable_report("sim0", &[0x00, 0x06, 0x01], "cut short", Utc::now())
+            .unwrap();
+        assert!(matches!(out, ReportOutcome::Unmatched { .. }));
+        assert_eq!(store.unmatched_report_count(), 3);
+        // Newest first, paged.
+        let page1 = store.unmatched_reports(2, None).unwrap();
+        let page2 = store.unmatched_reports(2, Some(&page1[1].id)).unwrap();
+        assert_eq!(page1.len(), 2);
+        assert_eq!(page2.len(), 1);
+        assert_eq!(page1[0].reason, "cut short");
+        assert_eq!(page1[0].message_reference, None);
+        assert_eq!(page2[0].id, id);
+    }
+
+    #[test]
+    fn national_format_recipients_match_by_trailing_digits() {
+        assert!(same_recipient("+12025550123", "+12025550123"));
+        assert!(same_recipient("+12025550123", "2025550123"));
+        assert!(same_recipient("+447700900123", "07700900123"));
+        assert!(!same_recipient("+447700900123", "+17700900123"));
+        assert!(!same_recipient("+12025550123", "2025550124"));
+        assert!(!same_recipient("+12025550123", "550123"), "too few digits");
+        assert!(
+            !same_recipient("+12025550123", "0000550123"),
+            "too few digits"
+        );
+        assert!(!same_recipient("+12025550123", "MyBank"));
+        let (_dir, store) = open();
+        let m = sent(&store, TO, &[3], Utc::now());
+        assert!(matches!(
+            apply(&store, 3, "2025550123", 0x00, 1),
+            ReportOutcome::Matched { .. }
+        ));
+        assert_eq!(store.get(&m.id).unwrap().unwrap().status, Status::Delivered);
+    }
+
+    #[test]
+    fn three_parts_are_delivered_when_all_three_are() {
+        let (_dir, store) = open();
+        let m = sent(&store, TO, &[254, 255, 0], Utc::now());
+        assert_eq!(store.reports_awaited(), 3);
+        for (i, mr) in [(0, 0u8), (1, 254)] {
+            let out = apply(&store, mr, TO, 0x00, i);
+            assert!(
+                matches!(
+                    out,
+                    ReportOutcome::Matched {
+                        status: Status::Sent,
+                        changed: true,
+                        ..
+                    }
+                ),
+                "{out:?}"
+            );
+        }
+        let mid = store.get(&m.id).unwrap().unwrap();
+        assert_eq!(mid.status, Status::Sent);
+        assert!(mid.delivered_at.is_none());
+        let statuses: Vec<_> = mid.part_status.iter().map(|p| p.status.as_str()).collect();
+        assert_eq!(statuses, ["delivered", "sent", "delivered"]);
+        let out = apply(&store, 255, TO, 0x00, 2);
+        assert!(matches!(
+            out,
+            ReportOutcome::Matched {
+                part: 2,
+                status: Status::Delivered,
+                ..
+            }
+        ));
+        let done = store.get(&m.id).unwrap().unwrap();
+        assert_eq!(done.status, Status::Delivered);
+        assert!(done.part_status.iter().all(|p| p.status == "delivered"));
+        let reports = store
+            .events(&m.id)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "delivery_report")
+            .count();
+        assert_eq!(reports, 3);
+        assert_eq!(store.reports_awaited(), 0);
+    }
+
+    #[test]
+    fn a_permanent_failure_fails_the_message_with_the_reason() {
+        let (_dir, store) = open();
+        let m = sent(&store, TO, &[10, 11], Utc::now());
+        let out = apply(&store, 11, TO, 0x61, 1);
+        assert!(matches!(
+            out,
+            ReportOutcome::Matched {
+                part: 2,
+                status: Status::Failed,
+                final_for_part: true,
+                ..
+            }
+        ));
+        let failed = store.get(&m.id).unwrap().unwrap();
+        assert_eq!(failed.status, Status::Failed);
+        assert_eq!(
+            failed.status_reason.as_deref(),
+            Some("delivery failed: recipient busy (TP-ST 0x61)")
+        );
+        assert_eq!(failed.part_status[1].status, "failed");
+        // The other part's report still lands in the history; the status stays failed.
+        let out = apply(&store, 10, TO, 0x00, 2);
+        assert!(matches!(
+            out,
+            ReportOutcome::Matched {
+                part: 1,
+                status: Status::Failed,
+                changed: true,
+                ..
+            }
+        ));
+        let after = store.get(&m.id).unwrap().unwrap();
+        assert_eq!(after.status, Status::Failed);
+        assert_eq!(after.status_reason, failed.status_reason);
+        assert_eq!(after.part_status[0].status, "delivered");
+        assert!(after.delivered_at.is_none());
+        let last = store.events(&m.id).unwrap().pop().unwrap();
+        assert_eq!(last.kind, "delivery_report");
+        assert!(
+            last.reason
+                .unwrap()
+                .contains("after the message became failed")
+        );
+        // Validity expired: the same kind of failure, another reason.
+        let m2 = sent(&store, TO, &[20], Utc::now());
+        let out = apply(&store, 20, TO, 0x46, 1);
+        assert!(matches!(
+            out,
+            ReportOutcome::Matched {
+                status: Status::Failed,
+                ..
+            }
+        ));
+        assert_eq!(
+            store.get(&m2.id).unwrap().unwrap().status_reason.as_deref(),
+            Some("delivery failed: validity period expired (TP-ST 0x46)")
+        );
+    }
+
+    #[test]
+    fn requeue_drops_the_old_attempts_index_entries() {
+        let (_dir, store) = open();
+        let m = sent(&store, TO, &[30, 31, 32], Utc::now());
+        apply(&store, 30, TO, 0x41, 1);
+        assert_eq!(
+            store.reports_awaited(),
+            2,
+            "the other parts still await theirs"
+        );
+        store
+            .update(&m.id, |m| {
+                m.status = Status::Queued;
+                Some("requeued")
+            })
+            .unwrap();
+        assert_eq!(store.reports_awaited(), 0);
+        assert!(matches!(
+            apply(&store, 31, TO, 0x00, 1),
+            ReportOutcome::Unmatched { .. }
+        ));
+    }
+
+    #[test]
+    fn a_pending_report_is_history_and_the_message_stays_sent() {
+        let (_dir, store) = open();
+        let m = sent(&store, TO, &[7], Utc::now());
+        let out = apply(&store, 7, TO, 0x21, 1);
+        assert!(matches!(
+            out,
+            ReportOutcome::Matched {
+                status: Status::Sent,
+                changed: true,
+                final_for_part: false,
+                ..
+            }
+        ));
+        let got = store.get(&m.id).unwrap().unwrap();
+        assert_eq!(
+            (got.status, got.part_status[0].status.as_str()),
+            (Status::Sent, "sent")
+        );
+        let last = store.events(&m.id).unwrap().pop().unwrap();
+        assert_eq!(last.kind, "delivery_report");
+        assert_eq!(last.data.as_ref().unwrap()["category"], "pending");
+        assert!(last.reason.unwrap().contains("recipient busy"));
+        assert_eq!(
+            store.reports_awaited(),
+            1,
+            "still waiting for the final report"
+        );
+        // The final one follows.
+        assert!(matches!(
+            apply(&store, 7, TO, 0x00, 9),
+            ReportOutcome::Matched {
+                status: Status::Delivered,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_same_pdu_twice_is_counted_once() {
+        let (_dir, store) = open();
+        let m = sent(&store, TO, &[1, 2], Utc::now());
+        let (pdu, r) = report(1, TO, 0x00, 1);
+        let now = Utc::now();
+        assert!(matches!(
+            store.apply_status_report("sim0", &r, &pdu, now).unwrap(),
+            ReportOutcome::Matched { .. }
+        ));
+        let len = store.get(&m.id).unwrap().unwrap().history_len;
+        assert_eq!(
+            store.apply_status_report("sim0", &r, &pdu, now).unwrap(),
+            ReportOutcome::Duplicate
+        );
+        assert_eq!(store.get(&m.id).unwrap().unwrap().history_len, len);
+        // An unmatched one, twice: stored once.
+        let (pdu, r) = report(99, TO, 0x00, 1);
+        assert!(matches!(
+            store.apply_status_report("sim0", &r, &pdu, now).unwrap(),
+            ReportOutcome::Unmatched { .. }
+        ));
+        assert_eq!(
+            store.apply_status_report("sim0", &r, &pdu, now).unwrap(),
+            ReportOutcome::Duplicate
+        );
+        assert_eq!(
+            store
+                .keep_unreadable_report("sim0", &pdu, "again", now)
+                .unwrap(),
+            ReportOutcome::Duplicate
+        );
+        assert_eq!(store.unmatched_report_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_index_and_the_unmatched_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, pdu, r) = {
+            let store = Store::open(dir.path(), 16).unwrap();
+            let m = sent(&store, TO, &[50, 51], Utc::now());
+            assert!(matches!(
+                apply(&store, 50, TO, 0x00, 1),
+                ReportOutcome::Matched { .. }
+            ));
+            let (pdu, r) = report(52, TO, 0x00, 1);
+            store
+                .apply_status_report("sim0", &r, &pdu, Utc::now())
+                .unwrap();
+            store.durable().await.unwrap();
+            (m.id, pdu, r)
+        };
+        let store = Store::open(dir.path(), 16).unwrap();
+        assert_eq!(store.reports_awaited(), 1);
+        assert_eq!(store.unmatched_report_count(), 1);
+        // Offered again after the restart (it was never deleted from the SIM): not twice.
+        assert_eq!(
+            store
+                .apply_status_report("sim0", &r, &pdu, Utc::now())
+                .unwrap(),
+            ReportOutcome::Duplicate
+        );
+        assert!(matches!(
+            apply(&store, 51, TO, 0x00, 2),
+            ReportOutcome::Matched {
+                status: Status::Delivered,
+                ..
+            }
+        ));
+        assert_eq!(store.get(&id).unwrap().unwrap().status, Status::Delivered);
+        let counts: std::collections::HashMap<_, _> = store.counts().unwrap().into_iter().collect();
+        assert_eq!(counts[&Status::Delivered], 1);
+    }
+}
