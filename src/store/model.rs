@@ -200,7 +200,8 @@ pub struct Message {
     /// When the network accepted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
-    /// When the last part was delivered.
+    /// When the report of the last part to be delivered arrived (the network's own time is in
+    /// the `delivery_report` history entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<DateTime<Utc>>,
     /// The API key that created it.

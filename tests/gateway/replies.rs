@@ -712,3 +712,53 @@ async fn history_verify_finds_a_changed_entry() {
     assert_eq!(bad.status.code(), Some(3), "{out}");
     assert!(out.contains(&format!("BROKEN {id}")), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_and_failure_reports_reach_the_callback_after_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    sim.set_status_reports(Some(Duration::from_millis(100)), 0x00);
+    let rx = Receiver::start().await;
+    let cfg = hooks(&rx);
+    let r = start(dir.path().join("store"), &sim, |g| g.webhooks = cfg).await;
+    wait_modem_up(&r).await;
+    let long = "Invoice INV-5 for unit 4B: $120.50 is due on December 1. ".repeat(4);
+    let ok = send(
+        &r,
+        json!({"to": CUSTOMER, "text": long, "callback_url": rx.url("billing")}),
+    )
+    .await;
+    rx.wait_for("message.delivered", |g| {
+        g.body["type"] == "message.delivered"
+    })
+    .await;
+    assert_eq!(
+        rx.types_for("billing", &ok),
+        ["message.sent", "message.delivered"]
+    );
+    // recipient busy, given up: a permanent failure report.
+    sim.set_status_reports(Some(Duration::from_millis(100)), 0x61);
+    let bad = send(
+        &r,
+        json!({"to": "+12025550124", "text": "Reminder", "callback_url": rx.url("billing")}),
+    )
+    .await;
+    let g = rx
+        .wait_for("message.failed", |g| g.body["type"] == "message.failed")
+        .await;
+    assert_eq!(
+        rx.types_for("billing", &bad),
+        ["message.sent", "message.failed"]
+    );
+    assert!(
+        g.body["data"]["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("TP-ST 0x61"),
+        "{:#}",
+        g.body
+    );
+    assert!(rx.got().iter().all(|g| g.verified));
+    r.stop().await;
+    sim.shutdown().await;
+}
