@@ -263,42 +263,13 @@ pub fn export_csv(rows: &[(Message, History)]) -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Note, Priority, Status};
-    use chrono::Utc;
+    use crate::store::{Note, Status};
 
     fn msg(to: &str, invoice: Option<&str>) -> Message {
-        let now = Utc::now();
-        Message {
-            id: ulid::Ulid::generate().to_string(),
-            to: to.into(),
-            text: "Invoice due".into(),
-            encoding: "gsm7".into(),
-            parts: 1,
-            status: Status::Queued,
-            status_reason: None,
-            priority: Priority::Normal,
-            created_at: now,
-            updated_at: now,
-            send_at: None,
-            expires_at: None,
-            max_lateness_secs: 3600,
-            due_at: now,
-            reply_options: None,
-            callback_url: None,
-            metadata: invoice.map(|i| serde_json::json!({ "invoice": i })),
-            status_report: false,
-            attempts: vec![],
-            part_status: vec![],
-            modem: None,
-            sent_at: None,
-            delivered_at: None,
-            created_by: "test".into(),
-            history_len: 0,
-            requeued_at: None,
-            accepted_as: Status::Queued,
-            replies: vec![],
-            history_hash: None,
-        }
+        let mut m = crate::store::test_message(to);
+        m.text = "Invoice due".into();
+        m.metadata = invoice.map(|i| serde_json::json!({ "invoice": i }));
+        m
     }
 
     #[tokio::test]

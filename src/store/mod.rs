@@ -861,6 +861,43 @@ fn index_status(
     Ok(())
 }
 
+/// A queued one-part message to `to`, for tests to adjust.
+#[cfg(test)]
+pub(crate) fn test_message(to: &str) -> Message {
+    let now = Utc::now();
+    Message {
+        id: ulid::Ulid::generate().to_string(),
+        to: to.into(),
+        text: "hello".into(),
+        encoding: "gsm7".into(),
+        parts: 1,
+        status: Status::Queued,
+        status_reason: None,
+        priority: Priority::Normal,
+        created_at: now,
+        updated_at: now,
+        send_at: None,
+        expires_at: None,
+        max_lateness_secs: 3600,
+        due_at: now,
+        reply_options: None,
+        callback_url: None,
+        metadata: None,
+        status_report: false,
+        attempts: Vec::new(),
+        part_status: Vec::new(),
+        modem: None,
+        sent_at: None,
+        delivered_at: None,
+        created_by: "test".into(),
+        history_len: 0,
+        requeued_at: None,
+        accepted_as: Status::Queued,
+        replies: Vec::new(),
+        history_hash: None,
+    }
+}
+
 /// How long the flusher gathers writers when the previous flush served more than one.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -903,38 +940,12 @@ mod tests {
     use super::*;
 
     fn msg(to: &str, status: Status, due: DateTime<Utc>, prio: Priority) -> Message {
-        let now = Utc::now();
-        Message {
-            id: ulid::Ulid::generate().to_string(),
-            to: to.into(),
-            text: "hello".into(),
-            encoding: "gsm7".into(),
-            parts: 1,
-            status,
-            status_reason: None,
-            priority: prio,
-            created_at: now,
-            updated_at: now,
-            send_at: None,
-            expires_at: None,
-            max_lateness_secs: 3600,
-            due_at: due,
-            reply_options: None,
-            callback_url: None,
-            metadata: None,
-            status_report: false,
-            attempts: vec![],
-            part_status: vec![],
-            modem: None,
-            sent_at: None,
-            delivered_at: None,
-            created_by: "test".into(),
-            history_len: 0,
-            requeued_at: None,
-            accepted_as: status,
-            replies: Vec::new(),
-            history_hash: None,
-        }
+        let mut m = test_message(to);
+        m.status = status;
+        m.accepted_as = status;
+        m.due_at = due;
+        m.priority = prio;
+        m
     }
 
     #[tokio::test]

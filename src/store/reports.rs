@@ -570,43 +570,16 @@ fn index_keys(m: &Message) -> Vec<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::sms::{Address, Pdu, encode_status_report};
-    use crate::store::{Part, Priority};
+    use crate::store::Part;
 
     const TO: &str = "+12025550123";
 
     fn message(to: &str, parts: u8) -> Message {
-        let now = Utc::now();
-        Message {
-            id: ulid::Ulid::generate().to_string(),
-            to: to.into(),
-            text: "Your invoice is due".into(),
-            encoding: "gsm7".into(),
-            parts,
-            status: Status::Queued,
-            status_reason: None,
-            priority: Priority::Normal,
-            created_at: now,
-            updated_at: now,
-            send_at: None,
-            expires_at: None,
-            max_lateness_secs: 3600,
-            due_at: now,
-            reply_options: None,
-            callback_url: None,
-            metadata: None,
-            status_report: true,
-            attempts: vec![],
-            part_status: vec![],
-            modem: None,
-            sent_at: None,
-            delivered_at: None,
-            created_by: "test".into(),
-            history_len: 0,
-            requeued_at: None,
-            accepted_as: Status::Queued,
-            replies: Vec::new(),
-            history_hash: None,
-        }
+        let mut m = crate::store::test_message(to);
+        m.text = "Your invoice is due".into();
+        m.parts = parts;
+        m.status_report = true;
+        m
     }
 
     /// Inserts a message and moves it to `sent` on `modem` with these TP-MRs, at `sent_at`.
