@@ -298,6 +298,15 @@ impl Inbox {
         // Also when it was already opted out: a message accepted meanwhile is cancelled too.
         let cancelled = self.cancel_waiting(&r.number)?;
         if newly {
+            let how = match (&r.keyword, r.source) {
+                (Some(k), _) => format!("{} opted out: texted {k:?}", r.number),
+                (None, s) => format!("{} opted out ({s})", r.number),
+            };
+            self.note_on_last_sent(
+                &r.number,
+                &how,
+                json!({"opted_out": true, "source": r.source, "keyword": r.keyword, "inbound_id": r.inbound_id}),
+            )?;
             i.webhooks
                 .enqueue(
                     EventType::OptoutChanged,
@@ -331,6 +340,11 @@ impl Inbox {
         let Some(old) = i.store.opt_in(number)? else {
             return Ok(None);
         };
+        self.note_on_last_sent(
+            number,
+            &format!("{number} opted back in ({source})"),
+            json!({"opted_out": false, "source": source, "inbound_id": inbound_id}),
+        )?;
         i.webhooks
             .enqueue(
                 EventType::OptoutChanged,
@@ -349,6 +363,29 @@ impl Inbox {
         i.store.durable().await?;
         tracing::info!(number, source, "number opted back in");
         Ok(Some(old))
+    }
+
+    /// Records an opt-out or opt-in in the history of the last message that went out to the
+    /// number: the message a dispute is likely about.
+    fn note_on_last_sent(
+        &self,
+        number: &str,
+        reason: &str,
+        data: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let i = &self.inner;
+        let last = i
+            .store
+            .messages_to(number, 100)?
+            .into_iter()
+            .filter(|m| m.sent_at.is_some())
+            .max_by_key(|m| m.sent_at);
+        if let Some(m) = last {
+            i.store.update(&m.id, |_| {
+                Some(Note::new("opt_out", reason.to_string(), data.clone()))
+            })?;
+        }
+        Ok(())
     }
 
     /// Cancels the waiting messages to a number that opted out; their ids.

@@ -344,6 +344,17 @@ async fn stop_blocks_and_start_allows_again() {
         .await;
     let m = wait_message(&r, &later, "cancelled", |m| m["status"] == "cancelled").await;
     assert_eq!(m["status_reason"], "opted_out");
+    // The opt-out is in the history of the message that went out before it.
+    let (_, h) = r.get(&format!("/v1/messages/{first}/history")).await;
+    assert_eq!(h["verified"], true);
+    let opt = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "opt_out")
+        .cloned()
+        .unwrap_or_else(|| panic!("no opt_out entry: {h:#}"));
+    assert_eq!(opt["data"]["keyword"], "Stop!");
     // Confirmed once, even when STOP comes again.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while texts_to(&sim, CUSTOMER).len() < 2 {
