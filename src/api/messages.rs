@@ -639,11 +639,10 @@ pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let m = state
+    let (m, events) = state
         .store
-        .get(&id)?
+        .get_with_events(&id)?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
-    let events = state.store.events(&id)?;
     Ok(axum::Json(MessageWithEvents {
         message: view(&m),
         events,

@@ -59,7 +59,19 @@ impl Store {
             return Ok(None);
         };
         let m = decode_message(&key, &v)?;
-        Ok(Some(self.history_of(&m, &key)?))
+        let h = self.history_of(&m, &key)?;
+        if h.verified {
+            return Ok(Some(h));
+        }
+        // An entry appended between reading the record and its entries looks like a break:
+        // read both again before saying so.
+        match self.inner.messages.get(key)? {
+            Some(v) => {
+                let m = decode_message(&key, &v)?;
+                Ok(Some(self.history_of(&m, &key)?))
+            }
+            None => Ok(Some(h)),
+        }
     }
 
     fn history_of(&self, m: &Message, key: &[u8; 16]) -> Result<History, StoreError> {

@@ -405,16 +405,28 @@ impl Store {
 
     /// A message's history, oldest first. The first event (accepted) comes from the record.
     pub fn events(&self, id: &str) -> Result<Vec<Event>, StoreError> {
+        Ok(self
+            .get_with_events(id)?
+            .map(|(_, events)| events)
+            .unwrap_or_default())
+    }
+
+    /// A message and its history as of the same moment: entries written after the record was
+    /// read are left out.
+    pub fn get_with_events(&self, id: &str) -> Result<Option<(Message, Vec<Event>)>, StoreError> {
         let Some(m) = self.get(id)? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let Some(key) = id_key(id) else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let mut out = vec![first_event(&m)];
         for r in self.inner.events.scan_prefix(key) {
             let (k, v) = r?;
             let e: Event = decode(&k, &v)?;
+            if e.seq > m.history_len {
+                break;
+            }
             if e.seq == 0 {
                 // Stores written before the first event was implied hold it explicitly.
                 out[0] = e;
@@ -422,7 +434,7 @@ impl Store {
                 out.push(e);
             }
         }
-        Ok(out)
+        Ok(Some((m, out)))
     }
 
     /// Changes a message in one transaction: `f` gets the current record and returns what to

@@ -206,7 +206,8 @@ async fn a_failure_report_fails_the_message_with_the_networks_reason() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|p| p["status"] == "failed")
+            .all(|p| p["status"] == "failed"),
+        "{m:#}"
     );
     wait_reports_deleted(&sim).await;
     let (_, stats) = r.get("/v1/stats").await;
