@@ -59,9 +59,7 @@ pub async fn list(
         after: q.cursor.clone(),
         limit,
     })?;
-    let next_cursor = (page.len() == limit)
-        .then(|| page.last().map(|m| m.id.clone()))
-        .flatten();
+    let next_cursor = super::next_cursor(&page, limit, |m| m.id.clone());
     Ok(axum::Json(InboundPage {
         messages: page,
         next_cursor,

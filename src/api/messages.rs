@@ -705,9 +705,7 @@ pub async fn list(
         after: q.cursor.clone(),
         limit,
     })?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|m| m.id.clone()))
-        .flatten();
+    let next = super::next_cursor(&page, limit, |m| m.id.clone());
     Ok(axum::Json(MessagePage {
         messages: page.iter().map(view).collect(),
         next_cursor: next,

@@ -146,6 +146,13 @@ pub(crate) fn page_limit(limit: Option<usize>, cursor: Option<&str>) -> Result<u
     Ok(limit)
 }
 
+/// The cursor of the next page: the last item's key when the page is full, else none.
+pub(crate) fn next_cursor<T, K>(page: &[T], limit: usize, key: impl Fn(&T) -> K) -> Option<K> {
+    (page.len() == limit)
+        .then(|| page.last().map(key))
+        .flatten()
+}
+
 /// Compares the presented token's hash with every key, in constant time per key and without
 /// stopping at the first match, so timing tells nothing about which key or how much matched.
 fn authenticate(keys: &[ApiKey], token: &str) -> Option<String> {

@@ -69,9 +69,7 @@ pub async fn list(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = super::page_limit(q.limit, None)?;
     let page = state.store.list_optouts(q.cursor.as_deref(), limit)?;
-    let next_cursor = (page.len() == limit)
-        .then(|| page.last().map(|o| o.number.clone()))
-        .flatten();
+    let next_cursor = super::next_cursor(&page, limit, |o| o.number.clone());
     Ok(axum::Json(OptOutPage {
         opt_outs: page,
         next_cursor,

@@ -40,9 +40,7 @@ pub async fn unmatched(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = super::page_limit(q.limit, q.cursor.as_deref())?;
     let page = state.store.unmatched_reports(limit, q.cursor.as_deref())?;
-    let next_cursor = (page.len() == limit)
-        .then(|| page.last().map(|r| r.id.clone()))
-        .flatten();
+    let next_cursor = super::next_cursor(&page, limit, |r| r.id.clone());
     Ok(axum::Json(UnmatchedPage {
         reports: page,
         next_cursor,

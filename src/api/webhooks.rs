@@ -50,9 +50,7 @@ pub async fn failed(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = super::page_limit(q.limit, None)?;
     let page = state.webhooks.dead(limit, q.cursor)?;
-    let next_cursor = (page.len() == limit)
-        .then(|| page.last().map(|e| e.seq))
-        .flatten();
+    let next_cursor = super::next_cursor(&page, limit, |e| e.seq);
     Ok(axum::Json(FailedPage {
         webhooks: page,
         next_cursor,

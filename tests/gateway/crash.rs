@@ -31,6 +31,18 @@ fn spawn_daemon(config: &std::path::Path) -> tokio::process::Child {
         .expect("daemon starts")
 }
 
+/// GET with the token, the answer as JSON.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..300 {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await
@@ -131,15 +143,7 @@ async fn kill_9_during_a_batch_loses_nothing_and_doubles_nothing() {
     // Wait until nothing is waiting or sending.
     let mut settled = false;
     for _ in 0..400 {
-        let v: Value = http
-            .get(format!("{base}/v1/stats"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&http, format!("{base}/v1/stats")).await;
         let c = &v["counts"];
         if c["queued"] == 0 && c["scheduled"] == 0 && c["sending"] == 0 {
             settled = true;
@@ -156,15 +160,7 @@ async fn kill_9_during_a_batch_loses_nothing_and_doubles_nothing() {
     let mut unknown = 0;
     let mut sent = 0;
     for (id, text) in &accepted {
-        let v: Value = http
-            .get(format!("{base}/v1/messages/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&http, format!("{base}/v1/messages/{id}")).await;
         let status = v["status"].as_str().unwrap_or("missing");
         let copies = on_network.get(text).copied().unwrap_or(0);
         assert!(copies <= 1, "{text} reached the network {copies} times");
@@ -215,15 +211,7 @@ async fn sigterm_finishes_the_send_in_flight_and_exits_0() {
     let id = m["id"].as_str().unwrap().to_string();
     // Wait until it is being sent (the simulator takes 1.5 s to answer).
     for _ in 0..100 {
-        let v: Value = http
-            .get(format!("{base}/v1/messages/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&http, format!("{base}/v1/messages/{id}")).await;
         if v["status"] == "sending" {
             break;
         }
@@ -244,15 +232,7 @@ async fn sigterm_finishes_the_send_in_flight_and_exits_0() {
     // After a restart the message is `sent`, not `unknown`: the outcome was recorded before exit.
     let mut daemon = spawn_daemon(&config);
     wait_ready(&http, &base).await;
-    let v: Value = http
-        .get(format!("{base}/v1/messages/{id}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&http, format!("{base}/v1/messages/{id}")).await;
     assert_eq!(v["status"], "sent", "{v}");
     daemon.start_kill().unwrap();
     let _ = daemon.wait().await;
@@ -292,15 +272,7 @@ async fn kill_9_keeps_pending_callbacks_and_inbound_messages() {
     // Sent and stored (so both events wait in the outbox), then kill -9.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let m: Value = http
-            .get(format!("{base}/v1/messages/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let m: Value = get_json(&http, format!("{base}/v1/messages/{id}")).await;
         if m["status"] == "sent" && sim.stored().is_empty() {
             break;
         }
@@ -324,15 +296,7 @@ async fn kill_9_keeps_pending_callbacks_and_inbound_messages() {
         .await;
     }
     assert!(rx.got().iter().all(|g| g.verified));
-    let page: Value = http
-        .get(format!("{base}/v1/inbound"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(&http, format!("{base}/v1/inbound")).await;
     let texts: Vec<&str> = page["messages"]
         .as_array()
         .unwrap()
