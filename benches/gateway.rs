@@ -56,6 +56,7 @@ async fn gateway(
             ..Default::default()
         },
         webhooks: smsgate::webhook::WebhookConfig::default(),
+        reminders: Default::default(),
         clock: Clock::system(),
     };
     let stop = CancellationToken::new();

@@ -49,6 +49,18 @@ pub struct Config {
     /// Opt-out keywords and confirmations.
     #[serde(default)]
     pub optout: crate::replies::OptOutConfig,
+    /// Reminder plans: time zone, locale, schedule, precheck.
+    #[serde(default)]
+    pub reminders: crate::reminders::config::RemindersConfig,
+    /// The hours of the recipient's day texts go out in.
+    #[serde(default)]
+    pub send_window: crate::reminders::config::SendWindowConfig,
+    /// Per-recipient caps of reminder texts.
+    #[serde(default)]
+    pub caps: crate::reminders::config::CapsConfig,
+    /// Templates by name (they override the shipped ones).
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, String>,
 }
 
 /// `[inbound]`
@@ -435,6 +447,15 @@ impl Config {
                 });
             }
         }
+        if let Err(e) = self.reminders_policy() {
+            // "section: key: what" or "key: what" for [reminders].
+            let (section, rest) = match e.split_once(": ") {
+                Some((s @ ("send_window" | "caps" | "templates"), rest)) => (s, rest.to_string()),
+                _ => ("reminders", e.clone()),
+            };
+            let (key, msg) = rest.split_once(": ").unwrap_or(("", rest.as_str()));
+            return Err(at(section, None, key, msg.to_string()));
+        }
         if self.queue.max_attempts == 0 {
             return Err(at(
                 "queue",
@@ -478,6 +499,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The checked reminder policy of `[reminders]`, `[send_window]`, `[caps]` and
+    /// `[templates]`.
+    pub fn reminders_policy(&self) -> Result<crate::reminders::Policy, String> {
+        crate::reminders::Policy::from_config(
+            &self.reminders,
+            &self.send_window,
+            &self.caps,
+            &self.templates,
+        )
     }
 
     /// The national languages named in `[sms]`.
@@ -617,6 +649,40 @@ port = "tcp://127.0.0.1:7000"
             .unwrap_err()
             .to_string();
         assert!(e.contains("unique"), "{e}");
+    }
+
+    #[test]
+    fn reminder_sections_are_checked_with_key_and_line() {
+        let with = |extra: &str| parse(&format!("{GOOD}{extra}"));
+        let c = with("[reminders]\ntimezone = \"Europe/Paris\"\nlocale = \"fr-FR\"\n[caps]\nmax_per_recipient = 2\n")
+            .unwrap();
+        let p = c.reminders_policy().unwrap();
+        assert_eq!(p.timezone, chrono_tz::Tz::Europe__Paris);
+        assert_eq!(p.cap, 2);
+        assert_eq!(p.schedule.len(), 6, "the shipped schedule");
+        let e = with("[send_window]\nstart = \"25:00\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[send_window] `start` (line 17)"), "{e}");
+        let e = with("[reminders]\ntimezone = \"Mars/Olympus\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[reminders] `timezone` (line 17)"), "{e}");
+        let e = with("[reminders]\nschedule = [{ offset = \"-3x\", template = \"upcoming\" }]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[reminders] `schedule`") && e.contains("-3x"),
+            "{e}"
+        );
+        let e = with("[send_window]\nquiet_weekdays = [\"funday\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("funday"), "{e}");
+        let e = with("[templates]\nupcoming = \"{{ amount | nosuchfilter }}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[templates] `upcoming` (line 17)"), "{e}");
     }
 
     #[test]

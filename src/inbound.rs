@@ -463,6 +463,8 @@ impl Inbox {
             accepted_as: Status::Queued,
             replies: Vec::new(),
             history_hash: None,
+            send_window: None,
+            reminder: None,
         };
         i.store.insert(std::slice::from_ref(&m), None)?;
         i.store.durable().await?;

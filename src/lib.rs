@@ -11,6 +11,8 @@
 //!   retries with backoff, per-message ordering, dead deliveries kept for a retry on demand.
 //! - [`inbound`]: what is done with a received message: opt-out keywords obeyed, answers
 //!   matched to the message that asked, the rest passed on as `inbound.unmatched`.
+//! - [`reminders`]: reminder plans: an invoice's schedule of texts rendered from templates,
+//!   in the recipient's local time and send window, with per-recipient caps and a precheck.
 //! - [`replies`]: what an inbound text means: an opt-out keyword or an answer to a message's
 //!   `reply_options`.
 //! - [`reports`]: delivery reports (`+CDS` / `+CDSI`) matched to the parts of sent messages by
@@ -31,6 +33,7 @@ pub mod config;
 pub mod dispatch;
 pub mod inbound;
 pub mod modem;
+pub mod reminders;
 pub mod replies;
 pub mod reports;
 pub mod server;

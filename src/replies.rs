@@ -238,6 +238,33 @@ impl RepliesConfig {
     }
 }
 
+/// Checks a message's `reply_options`: 1 to 10 entries, keys that read differently once
+/// normalised (case and punctuation ignored), actions of 1–64 characters. The problems, joined.
+pub fn check_reply_options(opts: &BTreeMap<String, String>) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if opts.is_empty() || opts.len() > 10 {
+        problems.push("must have 1 to 10 entries".to_string());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in opts {
+        let n = normalise(k);
+        if n.is_empty() || k.len() > 20 || v.trim().is_empty() || v.len() > 64 {
+            problems.push(format!(
+                "{k:?}: keys of 1–20 characters with a letter or digit, actions of 1–64 characters"
+            ));
+        } else if !seen.insert(n) {
+            problems.push(format!(
+                "{k:?}: another key reads the same (case and punctuation are ignored)"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,8 @@ pub struct Gateway {
     pub inbound: InboundPolicy,
     /// Where events are POSTed.
     pub webhooks: WebhookConfig,
+    /// Reminder plans, send windows, caps and prechecks.
+    pub reminders: crate::reminders::Policy,
     /// The clock.
     pub clock: Clock,
 }
@@ -90,6 +92,7 @@ impl Gateway {
             }
         }
         let langs = cfg.national_languages()?;
+        let reminders = cfg.reminders_policy()?;
         Ok(Gateway {
             listen,
             store_path: cfg.storage.path.clone(),
@@ -121,6 +124,7 @@ impl Gateway {
                 optout: cfg.optout.clone(),
             },
             webhooks: cfg.webhooks.clone(),
+            reminders,
             clock: Clock::system(),
         })
     }
@@ -143,7 +147,21 @@ impl Gateway {
         store.set_notifier(Some(webhooks.notifier()));
         let webhook_cancel = CancellationToken::new();
         let webhook_task = webhooks.spawn_worker(webhook_cancel.clone());
-        let dispatcher = Dispatcher::new(store.clone(), self.dispatch.clone(), self.clock.clone());
+        let reminders = Arc::new(self.reminders);
+        let prechecker = crate::reminders::precheck::Prechecker::new(
+            reminders.precheck_timeout,
+            webhooks.signer(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            DispatchConfig {
+                reminders: reminders.clone(),
+                ..self.dispatch.clone()
+            },
+            self.clock.clone(),
+        )
+        .with_precheck(prechecker);
         let unknown = dispatcher
             .recover()
             .await
@@ -204,6 +222,7 @@ impl Gateway {
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             webhooks: webhooks.clone(),
             inbox,
+            reminders,
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");

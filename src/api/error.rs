@@ -156,6 +156,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Conflict(why) = e {
+            return ApiError::conflict("conflict", why);
+        }
         tracing::error!(error = %e, "store error");
         ApiError::unavailable(
             "the message store cannot be written or read right now (disk full, read-only or failing); nothing was accepted. Try again later",

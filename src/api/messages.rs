@@ -49,6 +49,12 @@ pub struct NewMessage {
     /// Longest acceptable delay past the due time, e.g. `"6h"`.
     #[schema(example = "6h")]
     max_lateness: Option<String>,
+    /// Local hours it may go out in (outside them it waits); default none, or `[send_window]`
+    /// with `all_messages = true`.
+    send_window: Option<crate::reminders::plan::WindowTimes>,
+    /// The recipient's IANA time zone, for `send_window` (default `[reminders] timezone`).
+    #[schema(example = "America/New_York")]
+    timezone: Option<String>,
 }
 
 /// `POST /v1/messages/batch` body.
@@ -111,6 +117,10 @@ pub struct MessageView {
     pub attempts: Vec<Attempt>,
     /// The recipient's answers, oldest first.
     pub replies: Vec<Reply>,
+    /// The hours it may go out in, in the recipient's time zone.
+    pub send_window: Option<crate::reminders::window::WindowSpec>,
+    /// The reminder plan step it is the text of.
+    pub reminder: Option<crate::store::ReminderLink>,
 }
 
 /// A message with its history.
@@ -248,27 +258,10 @@ fn build(
             format!("must be an http:// or https:// URL: {e}"),
         );
     }
-    if let Some(opts) = &input.reply_options {
-        if opts.is_empty() || opts.len() > 10 {
-            err("reply_options", "must have 1 to 10 entries".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (k, v) in opts {
-            let n = crate::replies::normalise(k);
-            if n.is_empty() || k.len() > 20 || v.trim().is_empty() || v.len() > 64 {
-                err(
-                    "reply_options",
-                    format!(
-                        "{k:?}: keys of 1–20 characters with a letter or digit, actions of 1–64 characters"
-                    ),
-                );
-            } else if !seen.insert(n) {
-                err(
-                    "reply_options",
-                    format!("{k:?}: another key reads the same (case and punctuation are ignored)"),
-                );
-            }
-        }
+    if let Some(opts) = &input.reply_options
+        && let Err(e) = crate::replies::check_reply_options(opts)
+    {
+        err("reply_options", e);
     }
     if let Some(m) = &input.metadata {
         if !m.is_object() {
@@ -287,13 +280,45 @@ fn build(
         },
         None => state.cfg.max_lateness.as_secs(),
     };
+    let policy = &state.reminders;
+    let timezone = input
+        .timezone
+        .clone()
+        .unwrap_or_else(|| policy.timezone.name().to_string());
+    if input.timezone.is_some()
+        && let Err(e) = crate::reminders::window::parse_timezone(&timezone)
+    {
+        err("timezone", e);
+    }
+    let send_window = match &input.send_window {
+        Some(w) => Some(crate::reminders::window::WindowSpec {
+            start: w.start.clone(),
+            end: w.end.clone(),
+            timezone,
+        }),
+        None if policy.window_all_messages => Some(policy.window_in(&timezone)),
+        None => None,
+    };
+    let window = match &send_window {
+        Some(spec) => match crate::reminders::window::Window::parse(spec) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                err("send_window", e);
+                None
+            }
+        },
+        None => None,
+    };
     let (Some(to), Some(plan)) = (to, plan) else {
         return Err(errors);
     };
     if !errors.is_empty() {
         return Err(errors);
     }
-    let scheduled = send_at.is_some_and(|s| s > now);
+    // Due when the window next opens at or after its time.
+    let due_at = send_at.unwrap_or(now).max(now);
+    let due_at = window.map_or(due_at, |w| w.next_open(due_at, &policy.quiet));
+    let scheduled = due_at > now;
     let status = if scheduled {
         Status::Scheduled
     } else {
@@ -313,7 +338,7 @@ fn build(
         send_at,
         expires_at,
         max_lateness_secs: max_lateness,
-        due_at: send_at.unwrap_or(now).max(now),
+        due_at,
         reply_options: input.reply_options.clone(),
         callback_url: input.callback_url.clone(),
         metadata: input.metadata.clone(),
@@ -325,10 +350,13 @@ fn build(
         delivered_at: None,
         created_by: caller.to_string(),
         history_len: 0,
-        requeued_at: None,
+        // Held to its window: lateness counts from when the window opens.
+        requeued_at: (due_at > send_at.unwrap_or(now).max(now)).then_some(due_at),
         accepted_as: status,
         replies: Vec::new(),
         history_hash: None,
+        send_window,
+        reminder: None,
     })
 }
 
@@ -359,10 +387,12 @@ pub fn view(m: &Message) -> MessageView {
         part_status: m.part_status.clone(),
         attempts: m.attempts.clone(),
         replies: m.replies.clone(),
+        send_window: m.send_window.clone(),
+        reminder: m.reminder.clone(),
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(v).map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
 }
 
@@ -405,7 +435,7 @@ impl Drop for InFlight<'_> {
 
 /// Runs `work` once per idempotency key: a retry with the same body gets the first answer, one
 /// with another body gets 409.
-async fn idempotent<F, Fut>(
+pub(crate) async fn idempotent<F, Fut>(
     state: &AppState,
     headers: &HeaderMap,
     caller: &str,
@@ -467,7 +497,7 @@ where
 }
 
 /// The record that makes a retry with the same key get this `201` answer again.
-fn idempotency_record(
+pub(crate) fn idempotency_record(
     idem: Option<(String, String)>,
     body: &[u8],
     now: DateTime<Utc>,
@@ -515,7 +545,7 @@ pub async fn create(
         |idem| async move {
             let now = st.clock.now();
             let m = build(&st, &caller, &input, "", now).map_err(ApiError::validation)?;
-            if let Some(e) = opted_out(&st, &m, "")? {
+            if let Some(e) = opted_out(&st, &m.to, "")? {
                 return Err(ApiError::opted_out(vec![e]));
             }
             let out = to_json(&view(&m))?;
@@ -534,8 +564,12 @@ pub async fn create(
 }
 
 /// The error for a message to a number that opted out, if it did.
-fn opted_out(st: &AppState, m: &Message, prefix: &str) -> Result<Option<FieldError>, ApiError> {
-    let Some(o) = st.store.optout(&m.to)? else {
+pub(crate) fn opted_out(
+    st: &AppState,
+    to: &str,
+    prefix: &str,
+) -> Result<Option<FieldError>, ApiError> {
+    let Some(o) = st.store.optout(to)? else {
         return Ok(None);
     };
     let how = match (&o.source[..], &o.keyword) {
@@ -546,15 +580,18 @@ fn opted_out(st: &AppState, m: &Message, prefix: &str) -> Result<Option<FieldErr
         field: format!("{prefix}to"),
         detail: format!(
             "{} opted out of messages ({how} on {}); nothing is sent to it until it opts back in (texts START, or DELETE /v1/opt-outs/{})",
-            m.to,
+            to,
             o.opted_out_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            m.to
+            to
         ),
     }))
 }
 
-fn json_field_error(e: &serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> ApiError {
+pub(crate) fn json_field_error(
+    e: &serde_path_to_error::Error<serde_json::Error>,
+    prefix: &str,
+) -> ApiError {
     let path = e.path().to_string();
     let field = if path == "." {
         "body".to_string()
@@ -600,7 +637,7 @@ pub async fn create_batch(
             let prefix = format!("messages[{i}].");
             match build(&st, &caller, m, &prefix, now) {
                 Ok(r) => {
-                    if let Some(e) = opted_out(&st, &r, &prefix)? {
+                    if let Some(e) = opted_out(&st, &r.to, &prefix)? {
                         refused.push(e);
                     }
                     records.push(r);

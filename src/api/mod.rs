@@ -8,8 +8,10 @@ pub mod inbound;
 pub mod messages;
 pub mod openapi;
 pub mod optouts;
+pub mod reminders;
 pub mod reports;
 pub mod system;
+pub mod templates;
 pub mod webhooks;
 
 use std::collections::HashSet;
@@ -109,6 +111,8 @@ pub struct AppState {
     pub webhooks: crate::webhook::Webhooks,
     /// Opt-outs and what is done with inbound messages.
     pub inbox: crate::inbound::Inbox,
+    /// Reminder plans, templates and send windows.
+    pub reminders: Arc<crate::reminders::Policy>,
 }
 
 /// The authenticated caller.
@@ -215,6 +219,25 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/opt-outs/{number}",
             get(optouts::get_one).delete(optouts::remove),
+        )
+        .route("/reminders", post(reminders::create).get(reminders::list))
+        .route(
+            "/reminders/{id}",
+            get(reminders::get_one)
+                .patch(reminders::patch)
+                .delete(reminders::cancel),
+        )
+        .route("/reminders/{id}/paid", post(reminders::paid))
+        .route(
+            "/reminders/{id}/payment-failed",
+            post(reminders::payment_failed),
+        )
+        .route("/templates", get(templates::list))
+        .route(
+            "/templates/{name}",
+            get(templates::get_one)
+                .put(templates::put)
+                .delete(templates::remove),
         )
         .route("/inbound", get(inbound::list))
         .route("/inbound/{id}", get(inbound::get_one))

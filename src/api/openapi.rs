@@ -5,7 +5,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, history, inbound, messages, optouts, reports, system, webhooks};
+use super::{
+    error, history, inbound, messages, optouts, reminders, reports, system, templates, webhooks,
+};
 
 /// The document.
 #[derive(OpenApi)]
@@ -14,6 +16,9 @@ use super::{error, history, inbound, messages, optouts, reports, system, webhook
     paths(
         messages::create, messages::create_batch, messages::list, messages::get_one,
         messages::cancel, messages::requeue, history::one, history::export,
+        reminders::create, reminders::list, reminders::get_one, reminders::patch,
+        reminders::cancel, reminders::paid, reminders::payment_failed,
+        templates::list, templates::get_one, templates::put, templates::remove,
         inbound::list, inbound::get_one,
         optouts::list, optouts::get_one, optouts::add, optouts::remove,
         reports::unmatched,
@@ -24,6 +29,7 @@ use super::{error, history, inbound, messages, optouts, reports, system, webhook
     modifiers(&BearerAuth),
     tags(
         (name = "messages", description = "Send and track messages"),
+        (name = "reminders", description = "Invoice reminder plans and their templates"),
         (name = "inbound", description = "Messages customers sent"),
         (name = "opt-outs", description = "Numbers that get no messages"),
         (name = "reports", description = "Delivery reports that matched no sent message"),

@@ -227,6 +227,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
                 ..Default::default()
             },
             webhooks,
+            reminders: Default::default(),
             clock: Clock::system(),
         };
         let shutdown = shutdown_signal();

@@ -15,34 +15,92 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod rules;
+
 use crate::modem::{ModemHandle, ModemState, PartOutcome, Retry};
 use crate::sms::{self, NationalLanguage, SubmitOptions};
 use crate::store::{Attempt, Message, NextDue, Note, Part, Status, Store, StoreError};
 
-/// The time source: the real clock, or one tests move.
+/// The time source: the real clock, or one tests move ([`ManualClock`]). The dispatcher sleeps
+/// until the next due time by this clock and wakes early when a manual clock is moved.
 #[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+pub struct Clock {
+    now: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    moved: Arc<Notify>,
+}
 
 impl Clock {
     /// The system clock.
     pub fn system() -> Clock {
-        Clock(Arc::new(Utc::now))
+        Clock::from_fn(Utc::now)
     }
 
     /// A clock from a function.
     pub fn from_fn(f: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(f))
+        Clock {
+            now: Arc::new(f),
+            moved: Arc::new(Notify::new()),
+        }
     }
 
     /// Now.
     pub fn now(&self) -> DateTime<Utc> {
-        (self.0)()
+        (self.now)()
+    }
+
+    /// Resolves when the clock is moved by hand (never for the system clock). Enable it
+    /// before looking at the time, so a move in between is not missed.
+    pub fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.moved.notified()
     }
 }
 
 impl Default for Clock {
     fn default() -> Self {
         Clock::system()
+    }
+}
+
+/// A clock that stands still until it is moved: lets a test run a plan spanning weeks without
+/// waiting days for a reminder to fall due.
+#[derive(Clone)]
+pub struct ManualClock {
+    millis: Arc<std::sync::atomic::AtomicI64>,
+    clock: Clock,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: DateTime<Utc>) -> ManualClock {
+        let millis = Arc::new(std::sync::atomic::AtomicI64::new(start.timestamp_millis()));
+        let m = millis.clone();
+        let clock = Clock::from_fn(move || {
+            DateTime::from_timestamp_millis(m.load(std::sync::atomic::Ordering::SeqCst))
+                .unwrap_or_default()
+        });
+        ManualClock { millis, clock }
+    }
+
+    /// The [`Clock`] to hand to the gateway.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
+    /// Now, as this clock stands.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Moves the clock to `t` (forwards or back) and wakes whoever sleeps on it.
+    pub fn set(&self, t: DateTime<Utc>) {
+        self.millis
+            .store(t.timestamp_millis(), std::sync::atomic::Ordering::SeqCst);
+        self.clock.moved.notify_waiters();
+    }
+
+    /// Moves the clock forwards by `d`.
+    pub fn advance(&self, d: chrono::Duration) {
+        self.set(self.now() + d);
     }
 }
 
@@ -68,6 +126,8 @@ pub struct DispatchConfig {
     /// Hold a message with `reply_options` while an earlier one to the same number is still
     /// unanswered within its reply window.
     pub hold_ambiguous: bool,
+    /// Send windows, quiet days, per-recipient caps and prechecks.
+    pub reminders: Arc<crate::reminders::Policy>,
 }
 
 impl Default for DispatchConfig {
@@ -82,6 +142,7 @@ impl Default for DispatchConfig {
             modem_wait: Duration::from_secs(2),
             reply_window: Duration::from_secs(7 * 24 * 3600),
             hold_ambiguous: true,
+            reminders: Arc::default(),
         }
     }
 }
@@ -93,6 +154,7 @@ pub struct Dispatcher {
     notify: Arc<Notify>,
     clock: Clock,
     cfg: Arc<DispatchConfig>,
+    precheck: Option<Arc<crate::reminders::precheck::Prechecker>>,
 }
 
 /// What happened to a claimed message.
@@ -114,7 +176,14 @@ impl Dispatcher {
             notify: Arc::new(Notify::new()),
             clock,
             cfg: Arc::new(cfg),
+            precheck: None,
         }
+    }
+
+    /// Asks precheck URLs with this client before reminder steps go out.
+    pub fn with_precheck(mut self, p: crate::reminders::precheck::Prechecker) -> Dispatcher {
+        self.precheck = Some(Arc::new(p));
+        self
     }
 
     /// Wakes the workers: new or changed work is in the store.
@@ -169,6 +238,9 @@ impl Dispatcher {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let moved = self.clock.moved();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
             match self.try_dispatch_one(&modem).await {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -192,6 +264,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = &mut notified => {}
+                _ = &mut moved => {}
                 _ = tokio::time::sleep(wait) => {}
                 r = status.changed() => if r.is_err() { return },
             }
@@ -239,6 +312,18 @@ impl Dispatcher {
             self.store.durable().await?;
             return Ok(true);
         }
+        if self.window_hold(&m, now).await? || self.cap_hold(&m, now).await? {
+            return Ok(true);
+        }
+        if self.ambiguity_hold(&m, now).await? {
+            return Ok(true);
+        }
+        self.precheck(&m, now).await
+    }
+
+    /// One with `reply_options` waits while an earlier question to the same number is
+    /// unanswered within its reply window.
+    async fn ambiguity_hold(&self, m: &Message, now: DateTime<Utc>) -> Result<bool, StoreError> {
         if !self.cfg.hold_ambiguous || m.reply_options.as_ref().is_none_or(|o| o.is_empty()) {
             return Ok(false);
         }
@@ -246,31 +331,30 @@ impl Dispatcher {
             chrono::Duration::from_std(self.cfg.reply_window).unwrap_or(chrono::Duration::MAX);
         let Some(open) = self
             .store
-            .reply_target(&m.to, now, window, true, Some(id))?
+            .reply_target(&m.to, now, window, true, Some(&m.id))?
         else {
             return Ok(false);
         };
         let until = open.sent_at.unwrap_or(now) + window;
-        let r = self.store.update(id, |msg| {
-            if !msg.status.is_waiting() || msg.due_at > now {
-                return None;
-            }
-            msg.due_at = until;
-            msg.requeued_at = Some(until);
-            msg.status_reason = Some(crate::inbound::AWAITING_REPLY.into());
-            Some(Note::new(
-                "held",
-                format!(
-                    "held: message {} to the same number awaits an answer; this one goes when it is answered or at {}, when its reply window closes",
-                    open.id,
-                    until.to_rfc3339()
+        let held = self
+            .defer(
+                &m.id,
+                now,
+                until,
+                crate::inbound::AWAITING_REPLY,
+                Note::new(
+                    "held",
+                    format!(
+                        "held: message {} to the same number awaits an answer; this one goes when it is answered or at {}, when its reply window closes",
+                        open.id,
+                        until.to_rfc3339()
+                    ),
+                    serde_json::json!({ "awaiting": open.id, "until": until }),
                 ),
-                serde_json::json!({ "awaiting": open.id, "until": until }),
-            ))
-        })?;
-        if r.is_some_and(|(_, changed)| changed) {
-            self.store.durable().await?;
-            tracing::info!(message_id = %id, awaiting = %open.id, until = %until.to_rfc3339(), "message held: an earlier question to the same number is unanswered");
+            )
+            .await?;
+        if held {
+            tracing::info!(message_id = %m.id, awaiting = %open.id, until = %until.to_rfc3339(), "message held: an earlier question to the same number is unanswered");
         }
         Ok(true)
     }

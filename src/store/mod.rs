@@ -18,6 +18,9 @@
 //! | `inbound_pending` | inbound id (16) | empty: stored, not yet acted on (reply, keyword, event) |
 //! | `reports` | modem · 0x00 · TP-MR (1) · id (16) · part (1) | sent time ms (8, BE): parts of sent messages that await a status report ([`reports`]) |
 //! | `reports_unmatched` | report id (ULID, 16) | JSON [`reports::UnmatchedReport`]: status reports that matched no sent part |
+//! | `plans` | plan id (ULID, 16) | JSON [`plans::Plan`]: an invoice's reminder plan |
+//! | `plan_invoices` | invoice reference | plan id (16): one plan per invoice |
+//! | `templates` | template name | JSON [`plans::StoredTemplate`]: templates set through the API |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -35,6 +38,7 @@ pub mod inbound;
 pub mod model;
 pub mod optout;
 pub mod outbox;
+pub mod plans;
 pub mod replies;
 pub mod reports;
 
@@ -48,7 +52,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
-pub use model::{Attempt, Event, Message, Note, Part, Priority, Reply, Status};
+pub use model::{
+    Attempt, Event, Message, Note, Part, Priority, ReminderLink, Reply, Status, StepKind,
+};
 
 /// Turns a message's new history entry into webhook deliveries, written in the same
 /// transaction as the change, so an event is never lost between the two.
@@ -81,6 +87,9 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("store closed")]
     Closed,
+    /// A record changed while a change to it was being made; computed again, it gave up.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl From<sled::Error> for StoreError {
@@ -134,6 +143,9 @@ struct Inner {
     optouts: sled::Tree,
     inbound_pending: sled::Tree,
     reports_unmatched: sled::Tree,
+    plans: sled::Tree,
+    plan_invoices: sled::Tree,
+    templates: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     notifier: std::sync::RwLock<Option<Arc<dyn Notifier>>>,
@@ -254,6 +266,9 @@ impl Store {
             optouts: db.open_tree("optouts")?,
             inbound_pending: db.open_tree("inbound_pending")?,
             reports_unmatched: db.open_tree("reports_unmatched")?,
+            plans: db.open_tree("plans")?,
+            plan_invoices: db.open_tree("plan_invoices")?,
+            templates: db.open_tree("templates")?,
             counts: Default::default(),
             notifier: std::sync::RwLock::new(None),
             db,
@@ -641,6 +656,16 @@ impl Store {
 
     /// The idempotency record for a key.
     pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.idempotency_record(key)
+    }
+
+    /// Replaces the answer kept for an Idempotency-Key (call [`Store::durable`] after).
+    pub fn put_idempotency(&self, key: &str, r: &IdempotencyRecord) -> Result<(), StoreError> {
+        self.inner.idempotency.insert(key.as_bytes(), encode(r)?)?;
+        Ok(())
+    }
+
+    fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         match self.inner.idempotency.get(key.as_bytes())? {
             Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
             None => Ok(None),
@@ -907,6 +932,8 @@ pub(crate) fn test_message(to: &str) -> Message {
         accepted_as: Status::Queued,
         replies: Vec::new(),
         history_hash: None,
+        send_window: None,
+        reminder: None,
     }
 }
 

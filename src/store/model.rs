@@ -223,6 +223,40 @@ pub struct Message {
     /// while the history holds only the implied first entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_hash: Option<String>,
+    /// The hours it may go out in, in the recipient's time zone (outside them it waits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_window: Option<crate::reminders::window::WindowSpec>,
+    /// The reminder plan step it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder: Option<ReminderLink>,
+}
+
+/// Which reminder plan and step a message is the text of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReminderLink {
+    /// The plan's id.
+    pub plan_id: String,
+    /// The invoice reference.
+    pub invoice: String,
+    /// The step's index in the plan's `steps`.
+    pub step: u32,
+    /// `reminder` (a scheduled step: counted by the per-recipient cap and prechecked),
+    /// `payment_received` or `payment_failed`.
+    pub kind: StepKind,
+    /// The template it was rendered from.
+    pub template: String,
+}
+
+/// What a plan step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// A scheduled reminder (invoice issued, upcoming, past due…).
+    Reminder,
+    /// The confirmation sent when the invoice is paid.
+    PaymentReceived,
+    /// The text sent when a payment failed.
+    PaymentFailed,
 }
 
 /// A recipient's answer to a message with `reply_options`.

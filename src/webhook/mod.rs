@@ -463,6 +463,11 @@ impl Webhooks {
         })
     }
 
+    /// The signer of deliveries (and of reminder prechecks), when a secret is configured.
+    pub fn signer(&self) -> Option<Signer> {
+        self.inner.signer.clone()
+    }
+
     /// What turns a message's history entries into deliveries, in the same transaction as
     /// the change (see [`Store::set_notifier`]), and wakes this sender's worker.
     pub fn notifier(&self) -> Arc<dyn Notifier> {
@@ -740,20 +745,25 @@ impl Webhooks {
                 humantime::format_duration(self.inner.timeout)
             );
         }
-        // The URL may hold credentials or tokens; the entry has it anyway.
-        let err = err.without_url();
-        let mut s = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            let c = cause.to_string();
-            if !s.contains(&c) {
-                s.push_str(": ");
-                s.push_str(&c);
-            }
-            source = cause.source();
-        }
-        s
+        error_chain(err)
     }
+}
+
+/// A request error with its causes, without the URL (it may hold credentials or tokens), e.g.
+/// "error sending request: … Connection refused".
+pub fn error_chain(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut s = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
 }
 
 /// The instant to wake at for a wall-clock time: now when it is past, and never more than a

@@ -5,6 +5,7 @@ mod crash;
 mod flows;
 mod inbound;
 mod input;
+mod reminders;
 mod replies;
 mod reports;
 
@@ -57,6 +58,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
             ..Default::default()
         },
         webhooks: smsgate::webhook::WebhookConfig::default(),
+        reminders: Default::default(),
         clock: Clock::system(),
     };
     tweak(&mut gw);

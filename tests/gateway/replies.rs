@@ -31,8 +31,12 @@ pub struct Got {
 pub struct Receiver {
     got: Arc<Mutex<Vec<Got>>>,
     fail_first: Arc<Mutex<usize>>,
+    answer: Arc<Mutex<Option<Answer>>>,
     pub addr: SocketAddr,
 }
+
+/// A scripted answer: status and JSON body for a request body.
+type Answer = Box<dyn Fn(&Value) -> (u16, Value) + Send>;
 
 impl Receiver {
     pub async fn start() -> Receiver {
@@ -45,6 +49,7 @@ impl Receiver {
         let rx = Receiver {
             got: Arc::default(),
             fail_first: Arc::default(),
+            answer: Arc::default(),
             addr,
         };
         let verifier = Arc::new(standardwebhooks::Webhook::new(SECRET).unwrap());
@@ -63,18 +68,24 @@ impl Receiver {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("")
                             .to_string();
+                        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let scripted = state.answer.lock().unwrap().as_ref().map(|f| f(&body));
                         let mut got = state.got.lock().unwrap();
                         let seen = got.iter().filter(|g| g.webhook_id == webhook_id).count();
                         got.push(Got {
                             path,
                             webhook_id,
-                            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                            body,
                             verified,
                         });
-                        if seen < *state.fail_first.lock().unwrap() {
-                            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                        use axum::response::IntoResponse;
+                        if let Some((code, json)) = scripted {
+                            let code = axum::http::StatusCode::from_u16(code).unwrap();
+                            (code, axum::Json(json)).into_response()
+                        } else if seen < *state.fail_first.lock().unwrap() {
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
                         } else {
-                            axum::http::StatusCode::NO_CONTENT
+                            axum::http::StatusCode::NO_CONTENT.into_response()
                         }
                     }
                 },
@@ -88,6 +99,11 @@ impl Receiver {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
+    }
+
+    /// Answers every request with `f(body)` from now on.
+    pub fn answer(&self, f: impl Fn(&Value) -> (u16, Value) + Send + 'static) {
+        *self.answer.lock().unwrap() = Some(Box::new(f));
     }
 
     pub fn fail_first(&self, n: usize) {

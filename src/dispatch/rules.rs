@@ -1,0 +1,364 @@
+//! What is checked just before a due message is taken: its send window and quiet days, the
+//! per-recipient cap of reminder texts, and for a reminder step, that its plan still stands
+//! and (with a precheck URL) that the billing system still wants it sent.
+//!
+//! A message held by one of these stays waiting with a later due time, a `status_reason`
+//! (`send_window`, `cap`, `precheck_unavailable`) and a `held` history entry that says until
+//! when and why; one that cannot go out any more is expired or cancelled, with a reason.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::Dispatcher;
+use crate::reminders::config::{CapPolicy, PrecheckPolicy};
+use crate::reminders::precheck::Answer;
+use crate::reminders::window::Window;
+use crate::store::plans::PlanStatus;
+use crate::store::{Message, Note, Status, StepKind, StoreError};
+
+/// How many of a number's latest messages the cap looks at.
+const CAP_SCAN: usize = 500;
+
+impl Dispatcher {
+    /// Moves a waiting, due message's due time to `until`, recording why. `false` when it was
+    /// no longer waiting and due.
+    pub(super) async fn defer(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        reason: &str,
+        note: Note,
+    ) -> Result<bool, StoreError> {
+        let r = self.store.update(id, |msg| {
+            if !msg.status.is_waiting() || msg.due_at > now {
+                return None;
+            }
+            msg.due_at = until;
+            // Lateness counts from when it may go, not from the original time.
+            msg.requeued_at = Some(until);
+            msg.status_reason = Some(reason.to_string());
+            Some(note.clone())
+        })?;
+        let changed = r.is_some_and(|(_, c)| c);
+        if changed {
+            self.store.durable().await?;
+        }
+        Ok(changed)
+    }
+
+    /// Ends a waiting message as `status` (expired or cancelled) with `reason`.
+    async fn end(
+        &self,
+        id: &str,
+        status: Status,
+        reason: &str,
+        note: Note,
+    ) -> Result<(), StoreError> {
+        self.store.update(id, |msg| {
+            msg.status.is_waiting().then(|| {
+                msg.status = status;
+                msg.status_reason = Some(reason.to_string());
+                note.clone()
+            })
+        })?;
+        self.store.durable().await
+    }
+
+    /// Outside its send window (or on a quiet day) a message waits for the window to open; one
+    /// that would expire first is expired, never sent at night.
+    pub(super) async fn window_hold(
+        &self,
+        m: &Message,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let policy = &self.cfg.reminders;
+        let spec = match &m.send_window {
+            Some(w) => w.clone(),
+            None if policy.window_all_messages && m.created_by != crate::inbound::SYSTEM => {
+                policy.window_in(policy.timezone.name())
+            }
+            None => return Ok(false),
+        };
+        let w = match Window::parse(&spec) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(message_id = %m.id, error = %e, "ignoring a send window that does not parse");
+                return Ok(false);
+            }
+        };
+        let open = w.next_open(now, &policy.quiet);
+        if open <= now {
+            return Ok(false);
+        }
+        let local = open.with_timezone(&w.tz).format("%Y-%m-%d %H:%M %Z");
+        if let Some(exp) = m.expires_at
+            && exp <= open
+        {
+            self.end(
+                &m.id,
+                Status::Expired,
+                "send_window",
+                Note::new(
+                    "expired",
+                    format!(
+                        "not sent: outside the send window ({}–{} {}), and it expires at {} before the window opens again ({local})",
+                        spec.start, spec.end, spec.timezone, exp.to_rfc3339()
+                    ),
+                    json!({ "reason": "send_window", "window": spec, "opens": open }),
+                ),
+            )
+            .await?;
+            return Ok(true);
+        }
+        self.defer(
+            &m.id,
+            now,
+            open,
+            "send_window",
+            Note::new(
+                "held",
+                format!(
+                    "held: outside the send window ({}–{} {}); it goes when the window opens, {local}",
+                    spec.start, spec.end, spec.timezone
+                ),
+                json!({ "reason": "send_window", "window": spec, "until": open }),
+            ),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// A reminder step to a number that already got `cap` reminder texts within the cap's
+    /// period waits until the oldest of them leaves the period, or is cancelled (`drop`).
+    pub(super) async fn cap_hold(
+        &self,
+        m: &Message,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let policy = &self.cfg.reminders;
+        if policy.cap == 0
+            || !m
+                .reminder
+                .as_ref()
+                .is_some_and(|r| r.kind == StepKind::Reminder)
+        {
+            return Ok(false);
+        }
+        let since = now - policy.cap_period;
+        let mut sent: Vec<DateTime<Utc>> = self
+            .store
+            .messages_to(&m.to, CAP_SCAN)?
+            .into_iter()
+            .filter(|x| {
+                x.id != m.id
+                    && x.reminder
+                        .as_ref()
+                        .is_some_and(|r| r.kind == StepKind::Reminder)
+            })
+            .filter_map(|x| match x.status {
+                // One being sent now counts as sent now.
+                Status::Sending => Some(now),
+                Status::Sent | Status::Delivered | Status::Failed | Status::Unknown => {
+                    x.sent_at.or(x.attempts.last().map(|a| a.at))
+                }
+                _ => None,
+            })
+            .filter(|t| *t > since)
+            .collect();
+        let max = policy.cap as usize;
+        if sent.len() < max {
+            return Ok(false);
+        }
+        sent.sort();
+        let free_at = sent[sent.len() - max] + policy.cap_period;
+        let period = humantime::format_duration(policy.cap_period.to_std().unwrap_or_default());
+        let words = format!(
+            "{} reminder texts went to {} in the last {period} (cap {})",
+            sent.len(),
+            m.to,
+            policy.cap
+        );
+        let data = json!({ "reason": "cap", "sent_in_period": sent.len(), "cap": policy.cap, "period": period.to_string(), "until": free_at });
+        match policy.cap_policy {
+            CapPolicy::Drop => {
+                self.end(
+                    &m.id,
+                    Status::Cancelled,
+                    "cap",
+                    Note::new("cancelled", format!("cancelled: {words}"), data),
+                )
+                .await?
+            }
+            CapPolicy::Wait => {
+                if m.expires_at.is_some_and(|e| e <= free_at) {
+                    self.end(
+                        &m.id,
+                        Status::Expired,
+                        "cap",
+                        Note::new(
+                            "expired",
+                            format!("not sent: {words}, and it expires before the cap allows it"),
+                            data,
+                        ),
+                    )
+                    .await?
+                } else {
+                    self.defer(
+                        &m.id,
+                        now,
+                        free_at,
+                        "cap",
+                        Note::new(
+                            "held",
+                            format!("held: {words}; it may go at {}", free_at.to_rfc3339()),
+                            data,
+                        ),
+                    )
+                    .await?;
+                }
+            }
+        }
+        tracing::info!(message_id = %m.id, to = %m.to, "reminder held back by the per-recipient cap");
+        Ok(true)
+    }
+
+    /// A reminder step goes only while its plan is active, and, with a precheck URL, only if
+    /// the billing system says it still applies.
+    pub(super) async fn precheck(
+        &self,
+        m: &Message,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Some(link) = &m.reminder else {
+            return Ok(false);
+        };
+        if link.kind != StepKind::Reminder {
+            return Ok(false);
+        }
+        let Some(plan) = self.store.plan(&link.plan_id)? else {
+            return Ok(false);
+        };
+        if plan.status != PlanStatus::Active {
+            // The plan's change cancels its waiting steps in the same transaction; this is the
+            // guard for one it could not see.
+            let reason = if plan.status == PlanStatus::Paid {
+                "paid"
+            } else {
+                "plan_cancelled"
+            };
+            self.end(
+                &m.id,
+                Status::Cancelled,
+                reason,
+                Note::new(
+                    "cancelled",
+                    format!(
+                        "cancelled: the plan of invoice {} is {reason}",
+                        plan.invoice
+                    ),
+                    json!({ "reason": reason, "plan_id": plan.id }),
+                ),
+            )
+            .await?;
+            return Ok(true);
+        }
+        let policy = &self.cfg.reminders;
+        let Some(url) = plan
+            .precheck_url
+            .clone()
+            .or_else(|| policy.precheck_url.clone())
+        else {
+            return Ok(false);
+        };
+        let Some(client) = &self.precheck else {
+            return Ok(false);
+        };
+        let answer = client.ask(&url, &plan, m, link.step as usize).await;
+        tracing::info!(message_id = %m.id, invoice = %plan.invoice, answer = ?answer, "precheck");
+        match answer {
+            Answer::Send => {
+                // Recorded: the history shows the billing system was asked and said yes.
+                self.store.update(&m.id, |msg| {
+                    msg.status.is_waiting().then(|| {
+                        Note::new(
+                            "precheck",
+                            "precheck: the billing system confirmed the step still applies",
+                            json!({ "send": true }),
+                        )
+                    })
+                })?;
+                Ok(false)
+            }
+            Answer::Skip(reason) => {
+                self.end(
+                    &m.id,
+                    Status::Cancelled,
+                    "precheck",
+                    Note::new(
+                        "cancelled",
+                        format!(
+                            "cancelled: the billing system said not to send it{}",
+                            reason
+                                .as_deref()
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default()
+                        ),
+                        json!({ "reason": "precheck", "send": false, "answer_reason": reason }),
+                    ),
+                )
+                .await?;
+                Ok(true)
+            }
+            Answer::Unavailable(why) => {
+                match policy.precheck_on_error {
+                    PrecheckPolicy::Send => {
+                        self.store.update(&m.id, |msg| {
+                            msg.status.is_waiting().then(|| {
+                                Note::new(
+                                    "precheck",
+                                    format!("precheck failed ({why}); sent anyway, as configured"),
+                                    json!({ "error": why, "policy": "send" }),
+                                )
+                            })
+                        })?;
+                        Ok(false)
+                    }
+                    PrecheckPolicy::Hold => {
+                        let until = now + policy.precheck_retry;
+                        if m.expires_at.is_some_and(|e| e <= until) {
+                            self.end(
+                            &m.id,
+                            Status::Expired,
+                            "precheck_unavailable",
+                            Note::new(
+                                "expired",
+                                format!("not sent: the precheck failed ({why}) until the step expired"),
+                                json!({ "error": why, "policy": "hold" }),
+                            ),
+                        )
+                        .await?;
+                        } else {
+                            self.defer(
+                                &m.id,
+                                now,
+                                until,
+                                "precheck_unavailable",
+                                Note::new(
+                                    "held",
+                                    format!(
+                                        "held: the precheck failed ({why}); asking again at {}",
+                                        until.to_rfc3339()
+                                    ),
+                                    json!({ "error": why, "policy": "hold", "until": until }),
+                                ),
+                            )
+                            .await?;
+                        }
+                        Ok(true)
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! `[reminders]`, `[send_window]`, `[caps]` and `[templates]`: the configuration of reminder
+//! plans, and the policy the dispatcher applies to the texts they create.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::window::{self, QuietDays, WindowSpec};
+
+/// One step of a reminder schedule: when, relative to the due date, and which template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// Days from the due date: `-7d`, `0d`, `+3d` (weeks: `-1w`), or `now` (when the plan is
+    /// made: the "invoice issued" text).
+    #[schema(example = "-7d")]
+    pub offset: String,
+    /// The template's name.
+    #[schema(example = "upcoming")]
+    pub template: String,
+    /// Local time of day it goes out, `HH:MM` (default `[reminders] send_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "10:00")]
+    pub time: Option<String>,
+    /// Reply choices the text offers, e.g. `{"1": "call_me", "2": "pay_minimum"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_options: Option<BTreeMap<String, String>>,
+}
+
+/// What is done with the steps of a new plan whose time has already passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PastSteps {
+    /// Skipped (recorded as `skipped`).
+    #[default]
+    Skip,
+    /// The latest of them is sent now (inside the send window); the older ones are skipped.
+    /// Never more than one: a plan created late is not a burst of texts.
+    SendLatest,
+}
+
+/// What is done when the precheck URL cannot be asked (timeout, error, bad answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrecheckPolicy {
+    /// The step waits `precheck_retry` and asks again (until the step expires).
+    #[default]
+    Hold,
+    /// The step is sent anyway; the history records that the check failed.
+    Send,
+}
+
+/// What is done with a text over the per-recipient cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapPolicy {
+    /// It waits until the cap allows it (or it expires).
+    #[default]
+    Wait,
+    /// It is cancelled with reason `cap`.
+    Drop,
+}
+
+/// `[reminders]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemindersConfig {
+    /// Recipients' time zone unless a plan or message gives one (IANA name). Default: this
+    /// machine's time zone.
+    #[serde(default = "window::system_timezone")]
+    pub timezone: String,
+    /// Locale of money and dates in texts (`en-US`, `en-GB`, `fr-FR`, `de-DE`, …).
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    /// Local time of day a step goes out unless it says otherwise.
+    #[serde(default = "default_send_time")]
+    pub send_time: String,
+    /// Steps of a new plan whose time has passed: `skip` or `send_latest`.
+    #[serde(default)]
+    pub past_steps: PastSteps,
+    /// Appended by the shipped templates (`{{ opt_out_hint }}`), e.g. "Reply STOP to opt out.".
+    #[serde(default)]
+    pub opt_out_hint: String,
+    /// How long the last step of a plan may wait (send window, cap, precheck, modem outage)
+    /// before it is expired; every other step expires when the next one falls due.
+    #[serde(default = "default_last_step_expiry", with = "humantime_serde")]
+    pub last_step_expiry: Duration,
+    /// The schedule of a plan that brings none.
+    #[serde(default = "default_schedule")]
+    pub schedule: Vec<StepSpec>,
+    /// Asked just before each step goes out whether it still applies (a plan may name its own).
+    pub precheck_url: Option<String>,
+    /// How long to wait for the precheck's answer.
+    #[serde(default = "default_precheck_timeout", with = "humantime_serde")]
+    pub precheck_timeout: Duration,
+    /// `hold` (wait and ask again) or `send` when the precheck cannot be asked.
+    #[serde(default)]
+    pub precheck_on_error: PrecheckPolicy,
+    /// Wait before asking again after a failed precheck.
+    #[serde(default = "default_precheck_retry", with = "humantime_serde")]
+    pub precheck_retry: Duration,
+}
+
+impl Default for RemindersConfig {
+    fn default() -> Self {
+        RemindersConfig {
+            timezone: window::system_timezone(),
+            locale: default_locale(),
+            send_time: default_send_time(),
+            past_steps: PastSteps::Skip,
+            opt_out_hint: String::new(),
+            last_step_expiry: default_last_step_expiry(),
+            schedule: default_schedule(),
+            precheck_url: None,
+            precheck_timeout: default_precheck_timeout(),
+            precheck_on_error: PrecheckPolicy::Hold,
+            precheck_retry: default_precheck_retry(),
+        }
+    }
+}
+
+fn default_locale() -> String {
+    "en-US".into()
+}
+
+fn default_send_time() -> String {
+    "10:00".into()
+}
+
+fn default_last_step_expiry() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+
+fn default_precheck_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_precheck_retry() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// The shipped schedule: when the invoice is issued (the plan is made), three days before, on
+/// the day, three and ten days after (with reply options), and a final notice at twenty days.
+pub fn default_schedule() -> Vec<StepSpec> {
+    let step = |offset: &str, template: &str| StepSpec {
+        offset: offset.into(),
+        template: template.into(),
+        time: None,
+        reply_options: None,
+    };
+    vec![
+        step("now", "invoice_issued"),
+        step("-3d", "upcoming"),
+        step("0d", "due_today"),
+        step("+3d", "past_due"),
+        StepSpec {
+            reply_options: Some(BTreeMap::from([
+                ("1".to_string(), "call_me".to_string()),
+                ("2".to_string(), "pay_minimum".to_string()),
+            ])),
+            ..step("+10d", "second_notice")
+        },
+        step("+20d", "final_notice"),
+    ]
+}
+
+/// `[send_window]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendWindowConfig {
+    /// Local time texts may start going out.
+    #[serde(default = "default_window_start")]
+    pub start: String,
+    /// Local time they stop.
+    #[serde(default = "default_window_end")]
+    pub end: String,
+    /// Dates nothing windowed goes out (public holidays), `YYYY-MM-DD`.
+    #[serde(default)]
+    pub quiet_dates: Vec<String>,
+    /// Weekdays nothing windowed goes out (`sun`, …).
+    #[serde(default)]
+    pub quiet_weekdays: Vec<String>,
+    /// Also hold plain `POST /v1/messages` texts to the window (reminder plans always are).
+    #[serde(default)]
+    pub all_messages: bool,
+}
+
+impl Default for SendWindowConfig {
+    fn default() -> Self {
+        SendWindowConfig {
+            start: default_window_start(),
+            end: default_window_end(),
+            quiet_dates: Vec::new(),
+            quiet_weekdays: Vec::new(),
+            all_messages: false,
+        }
+    }
+}
+
+fn default_window_start() -> String {
+    "08:00".into()
+}
+
+fn default_window_end() -> String {
+    "21:00".into()
+}
+
+/// `[caps]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapsConfig {
+    /// Most reminder texts one number gets within `period` (0: no cap).
+    #[serde(default = "default_cap")]
+    pub max_per_recipient: u32,
+    /// The sliding period of the cap.
+    #[serde(default = "default_cap_period", with = "humantime_serde")]
+    pub period: Duration,
+    /// `wait` or `drop` a text over the cap.
+    #[serde(default)]
+    pub policy: CapPolicy,
+}
+
+impl Default for CapsConfig {
+    fn default() -> Self {
+        CapsConfig {
+            max_per_recipient: default_cap(),
+            period: default_cap_period(),
+            policy: CapPolicy::Wait,
+        }
+    }
+}
+
+fn default_cap() -> u32 {
+    3
+}
+
+fn default_cap_period() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+/// The checked policy of reminder plans and send windows, shared by the API and the
+/// dispatcher.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Default time zone.
+    pub timezone: Tz,
+    /// Default locale.
+    pub locale: String,
+    /// Default local send time of a step.
+    pub send_time: NaiveTime,
+    /// Past steps of a new plan.
+    pub past_steps: PastSteps,
+    /// `{{ opt_out_hint }}`.
+    pub opt_out_hint: String,
+    /// Expiry of a plan's last step after its time.
+    pub last_step_expiry: chrono::Duration,
+    /// Default schedule.
+    pub schedule: Vec<StepSpec>,
+    /// Global precheck URL.
+    pub precheck_url: Option<String>,
+    /// Precheck timeout.
+    pub precheck_timeout: Duration,
+    /// When the precheck cannot be asked.
+    pub precheck_on_error: PrecheckPolicy,
+    /// Wait before asking again.
+    pub precheck_retry: chrono::Duration,
+    /// Default window (local start and end; the zone comes from the plan or message).
+    pub window_start: String,
+    /// See `window_start`.
+    pub window_end: String,
+    /// Quiet dates and weekdays.
+    pub quiet: QuietDays,
+    /// Window for plain messages too.
+    pub window_all_messages: bool,
+    /// Per-recipient cap (0: none).
+    pub cap: u32,
+    /// Cap period.
+    pub cap_period: chrono::Duration,
+    /// Over the cap.
+    pub cap_policy: CapPolicy,
+    /// Templates from the config file, by name (they override the shipped ones).
+    pub templates: BTreeMap<String, String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        // The defaults are valid by construction.
+        Policy::from_config(
+            &RemindersConfig::default(),
+            &SendWindowConfig::default(),
+            &CapsConfig::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap_or_else(|_| Policy::fallback())
+    }
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Policy {
+    fn fallback() -> Policy {
+        Policy {
+            timezone: Tz::UTC,
+            locale: default_locale(),
+            send_time: NaiveTime::from_hms_opt(10, 0, 0).unwrap_or_default(),
+            past_steps: PastSteps::Skip,
+            opt_out_hint: String::new(),
+            last_step_expiry: chrono_duration(default_last_step_expiry()),
+            schedule: default_schedule(),
+            precheck_url: None,
+            precheck_timeout: default_precheck_timeout(),
+            precheck_on_error: PrecheckPolicy::Hold,
+            precheck_retry: chrono_duration(default_precheck_retry()),
+            window_start: default_window_start(),
+            window_end: default_window_end(),
+            quiet: QuietDays::default(),
+            window_all_messages: false,
+            cap: default_cap(),
+            cap_period: chrono_duration(default_cap_period()),
+            cap_policy: CapPolicy::Wait,
+            templates: BTreeMap::new(),
+        }
+    }
+
+    /// Checks the sections; errors read `key: what is wrong`.
+    pub fn from_config(
+        r: &RemindersConfig,
+        w: &SendWindowConfig,
+        c: &CapsConfig,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<Policy, String> {
+        let timezone = window::parse_timezone(&r.timezone).map_err(|e| format!("timezone: {e}"))?;
+        let locale =
+            super::templates::check_locale(&r.locale).map_err(|e| format!("locale: {e}"))?;
+        let send_time = window::parse_time(&r.send_time).map_err(|e| format!("send_time: {e}"))?;
+        for (i, s) in r.schedule.iter().enumerate() {
+            check_step(s).map_err(|e| format!("schedule: step {}: {e}", i + 1))?;
+        }
+        if let Some(u) = &r.precheck_url {
+            crate::webhook::validate_url(u).map_err(|e| format!("precheck_url: {e}"))?;
+        }
+        window::parse_time(&w.start).map_err(|e| format!("send_window: start: {e}"))?;
+        let spec = WindowSpec {
+            start: w.start.clone(),
+            end: w.end.clone(),
+            timezone: "UTC".into(),
+        };
+        window::Window::parse(&spec).map_err(|e| format!("send_window: end: {e}"))?;
+        QuietDays::parse(&w.quiet_dates, &[])
+            .map_err(|e| format!("send_window: quiet_dates: {e}"))?;
+        let quiet = QuietDays::parse(&w.quiet_dates, &w.quiet_weekdays)
+            .map_err(|e| format!("send_window: quiet_weekdays: {e}"))?;
+        if c.period.is_zero() {
+            return Err("caps: period: must be longer than zero".into());
+        }
+        for (name, text) in templates {
+            super::templates::check_name(name).map_err(|e| format!("templates: {name}: {e}"))?;
+            super::templates::check(text, &serde_json::json!({}))
+                .map_err(|e| format!("templates: {name}: {e}"))?;
+        }
+        Ok(Policy {
+            timezone,
+            locale,
+            send_time,
+            past_steps: r.past_steps,
+            opt_out_hint: r.opt_out_hint.trim().to_string(),
+            last_step_expiry: chrono_duration(r.last_step_expiry),
+            schedule: r.schedule.clone(),
+            precheck_url: r.precheck_url.clone(),
+            precheck_timeout: r.precheck_timeout,
+            precheck_on_error: r.precheck_on_error,
+            precheck_retry: chrono_duration(r.precheck_retry),
+            window_start: w.start.trim().to_string(),
+            window_end: w.end.trim().to_string(),
+            quiet,
+            window_all_messages: w.all_messages,
+            cap: c.max_per_recipient,
+            cap_period: chrono_duration(c.period),
+            cap_policy: c.policy,
+            templates: templates.clone(),
+        })
+    }
+
+    /// The default window in a time zone.
+    pub fn window_in(&self, timezone: &str) -> WindowSpec {
+        WindowSpec {
+            start: self.window_start.clone(),
+            end: self.window_end.clone(),
+            timezone: timezone.to_string(),
+        }
+    }
+}
+
+/// Checks one step's offset, time, template name and reply options.
+pub fn check_step(s: &StepSpec) -> Result<(), String> {
+    if !s.offset.trim().eq_ignore_ascii_case("now") {
+        window::parse_offset(&s.offset).map_err(|e| format!("offset: {e}"))?;
+    }
+    if let Some(t) = &s.time {
+        window::parse_time(t).map_err(|e| format!("time: {e}"))?;
+    }
+    super::templates::check_name(&s.template).map_err(|e| format!("template: {e}"))?;
+    if let Some(opts) = &s.reply_options {
+        crate::replies::check_reply_options(opts).map_err(|e| format!("reply_options: {e}"))?;
+    }
+    Ok(())
+}

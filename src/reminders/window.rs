@@ -1,0 +1,307 @@
+//! Send windows: the hours of the recipient's day in which a text may go out, in their time
+//! zone, less quiet dates (public holidays) and quiet weekdays. Also the local-time arithmetic of
+//! plans: "10:00 on the due date minus 7 days, in America/New_York" as an instant, the same
+//! wall-clock time on both sides of a daylight-saving change.
+
+use std::collections::BTreeSet;
+
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc, Weekday,
+};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// A send window as stored with a message: local start and end times and the time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WindowSpec {
+    /// Local time the window opens, `HH:MM`.
+    #[schema(example = "08:00")]
+    pub start: String,
+    /// Local time the window closes, `HH:MM` (after `start`).
+    #[schema(example = "21:00")]
+    pub end: String,
+    /// IANA time zone of the recipient.
+    #[schema(example = "America/New_York")]
+    pub timezone: String,
+}
+
+/// A checked send window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// Opens at (local).
+    pub start: NaiveTime,
+    /// Closes at (local).
+    pub end: NaiveTime,
+    /// The recipient's time zone.
+    pub tz: Tz,
+}
+
+/// Days on which nothing with a send window goes out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuietDays {
+    /// Dates (public holidays), in the recipient's local calendar.
+    pub dates: BTreeSet<NaiveDate>,
+    /// Weekdays (e.g. Sunday).
+    pub weekdays: Vec<Weekday>,
+}
+
+impl QuietDays {
+    /// Parses `YYYY-MM-DD` dates and weekday names (`sun`, `Sunday`).
+    pub fn parse(dates: &[String], weekdays: &[String]) -> Result<QuietDays, String> {
+        let mut q = QuietDays::default();
+        for d in dates {
+            q.dates.insert(
+                NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                    .map_err(|_| format!("quiet date {d:?} is not YYYY-MM-DD"))?,
+            );
+        }
+        for w in weekdays {
+            let day: Weekday = w
+                .trim()
+                .parse()
+                .map_err(|_| format!("{w:?} is not a weekday (mon, tue, … sun)"))?;
+            if !q.weekdays.contains(&day) {
+                q.weekdays.push(day);
+            }
+        }
+        if q.weekdays.len() >= 7 {
+            return Err("every weekday is quiet: nothing could ever be sent".into());
+        }
+        Ok(q)
+    }
+
+    /// Whether nothing goes out on this local date.
+    pub fn is_quiet(&self, d: NaiveDate) -> bool {
+        self.dates.contains(&d) || self.weekdays.contains(&d.weekday())
+    }
+}
+
+/// Parses `HH:MM` (or `HH:MM:SS`).
+pub fn parse_time(s: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(s.trim(), "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(s.trim(), "%H:%M:%S"))
+        .map_err(|_| format!("{s:?} is not a time of day such as \"08:00\""))
+}
+
+/// Parses an IANA time zone name (`America/New_York`, `Europe/Paris`, `UTC`).
+pub fn parse_timezone(s: &str) -> Result<Tz, String> {
+    s.trim()
+        .parse::<Tz>()
+        .map_err(|_| format!("{s:?} is not an IANA time zone such as \"America/New_York\""))
+}
+
+/// This machine's time zone (`/etc/localtime`, `TZ`), or `UTC` when it cannot be told.
+pub fn system_timezone() -> String {
+    iana_time_zone::get_timezone()
+        .ok()
+        .filter(|z| parse_timezone(z).is_ok())
+        .unwrap_or_else(|| "UTC".into())
+}
+
+/// A plan step's offset from the due date in whole days: `-7d`, `0d`, `+3d` (also `-1w`).
+pub fn parse_offset(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let bad = || format!("{s:?} is not an offset in days such as \"-7d\", \"0d\" or \"+3d\"");
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'-') => (-1, &t[1..]),
+        Some(b'+') => (1, &t[1..]),
+        _ => (1, t),
+    };
+    let (num, unit) = rest.split_at(rest.len().saturating_sub(1));
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let days = match unit {
+        "d" | "D" => n,
+        "w" | "W" => n * 7,
+        _ => return Err(bad()),
+    };
+    if days.abs() > 366 {
+        return Err(format!("{s:?} is more than a year from the due date"));
+    }
+    Ok(sign * days)
+}
+
+/// The instant a local wall-clock time happens. A time skipped by a daylight-saving jump
+/// (02:30 on the spring-forward night) is taken as the same time an hour later; a time that
+/// happens twice (the autumn night) as its first occurrence.
+pub fn local_instant(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+    let naive = date.and_time(time);
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+        LocalResult::None => {
+            let later = naive + Duration::hours(1);
+            match tz.from_local_datetime(&later) {
+                LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+                // No zone skips two hours; fall back to reading the time as UTC offset-free.
+                LocalResult::None => Utc.from_utc_datetime(&naive),
+            }
+        }
+    }
+}
+
+/// The local date of an instant in a zone.
+pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&tz).date_naive()
+}
+
+impl Window {
+    /// From its stored form.
+    pub fn parse(spec: &WindowSpec) -> Result<Window, String> {
+        let w = Window {
+            start: parse_time(&spec.start)?,
+            end: parse_time(&spec.end)?,
+            tz: parse_timezone(&spec.timezone)?,
+        };
+        if w.start >= w.end {
+            return Err(format!(
+                "the window must open before it closes ({} to {})",
+                spec.start, spec.end
+            ));
+        }
+        Ok(w)
+    }
+
+    /// Whether `t` is inside the window on a day that is not quiet.
+    pub fn contains(&self, t: DateTime<Utc>, quiet: &QuietDays) -> bool {
+        self.next_open(t, quiet) == t
+    }
+
+    /// `t` when it is inside the window, else the next time the window opens (skipping quiet
+    /// days).
+    pub fn next_open(&self, t: DateTime<Utc>, quiet: &QuietDays) -> DateTime<Utc> {
+        let mut day = local_date(self.tz, t);
+        // Quiet weekdays leave at least one open day a week; quiet dates are finite. Two
+        // years of days is far more than either can take.
+        for _ in 0..800 {
+            if !quiet.is_quiet(day) {
+                let open = local_instant(self.tz, day, self.start);
+                let close = local_instant(self.tz, day, self.end);
+                if t < open {
+                    return open;
+                }
+                if t < close {
+                    return t;
+                }
+            }
+            match day.succ_opt() {
+                Some(d) => day = d,
+                None => break,
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ny() -> Window {
+        Window::parse(&WindowSpec {
+            start: "08:00".into(),
+            end: "21:00".into(),
+            timezone: "America/New_York".into(),
+        })
+        .unwrap()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn inside_the_window_is_now_outside_is_the_next_opening() {
+        let w = ny();
+        let q = QuietDays::default();
+        // 12:00 EST is inside.
+        let noon = utc("2026-12-01T17:00:00Z");
+        assert_eq!(w.next_open(noon, &q), noon);
+        assert!(w.contains(noon, &q));
+        // 23:00 EST goes to 08:00 EST the next day.
+        assert_eq!(
+            w.next_open(utc("2026-12-02T04:00:00Z"), &q),
+            utc("2026-12-02T13:00:00Z")
+        );
+        // 06:00 EST goes to 08:00 the same day.
+        assert_eq!(
+            w.next_open(utc("2026-12-01T11:00:00Z"), &q),
+            utc("2026-12-01T13:00:00Z")
+        );
+        // 21:00 sharp is closed.
+        assert_eq!(
+            w.next_open(utc("2026-12-02T02:00:00Z"), &q),
+            utc("2026-12-02T13:00:00Z")
+        );
+    }
+
+    #[test]
+    fn quiet_days_are_skipped() {
+        let w = ny();
+        let q = QuietDays::parse(&["2026-12-25".into()], &["sun".into()]).unwrap();
+        // Thursday Dec 24, 22:00 EST: Friday 25 is a holiday, Saturday 26 opens.
+        assert_eq!(
+            w.next_open(utc("2026-12-25T03:00:00Z"), &q),
+            utc("2026-12-26T13:00:00Z")
+        );
+        // Saturday Dec 26, 22:00: Sunday is quiet, Monday 28 opens.
+        assert_eq!(
+            w.next_open(utc("2026-12-27T03:00:00Z"), &q),
+            utc("2026-12-28T13:00:00Z")
+        );
+        assert!(
+            QuietDays::parse(
+                &[],
+                &["mon", "tue", "wed", "thu", "fri", "sat", "sun"].map(String::from)
+            )
+            .is_err()
+        );
+        assert!(QuietDays::parse(&["25/12/2026".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn local_times_keep_their_wall_clock_across_dst() {
+        let tz = parse_timezone("America/New_York").unwrap();
+        let ten = parse_time("10:00").unwrap();
+        // Before and after the end of DST (2026-11-01).
+        let before = local_instant(tz, NaiveDate::from_ymd_opt(2026, 10, 29).unwrap(), ten);
+        let after = local_instant(tz, NaiveDate::from_ymd_opt(2026, 11, 8).unwrap(), ten);
+        assert_eq!(before, utc("2026-10-29T14:00:00Z"));
+        assert_eq!(after, utc("2026-11-08T15:00:00Z"));
+        // 02:30 does not exist on 2026-03-08: taken as 03:30 EDT.
+        let gap = local_instant(
+            tz,
+            NaiveDate::from_ymd_opt(2026, 3, 8).unwrap(),
+            parse_time("02:30").unwrap(),
+        );
+        assert_eq!(gap, utc("2026-03-08T07:30:00Z"));
+        // 01:30 happens twice on 2026-11-01: the first (EDT).
+        let twice = local_instant(
+            tz,
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            parse_time("01:30").unwrap(),
+        );
+        assert_eq!(twice, utc("2026-11-01T05:30:00Z"));
+    }
+
+    #[test]
+    fn offsets_and_bad_input() {
+        assert_eq!(parse_offset("-7d"), Ok(-7));
+        assert_eq!(parse_offset("0d"), Ok(0));
+        assert_eq!(parse_offset("+3d"), Ok(3));
+        assert_eq!(parse_offset("10d"), Ok(10));
+        assert_eq!(parse_offset("-2w"), Ok(-14));
+        for bad in ["", "d", "-7", "7h", "+-3d", "x3d", "400d"] {
+            assert!(parse_offset(bad).is_err(), "{bad}");
+        }
+        assert!(parse_timezone("Mars/Olympus").is_err());
+        assert!(parse_time("25:00").is_err());
+        let bad = WindowSpec {
+            start: "21:00".into(),
+            end: "08:00".into(),
+            timezone: "UTC".into(),
+        };
+        assert!(Window::parse(&bad).is_err());
+    }
+}
