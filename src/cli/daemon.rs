@@ -227,9 +227,10 @@ pub fn demo(args: DemoArgs) -> ExitCode {
                 ..Default::default()
             },
             webhooks,
-            reminders: Default::default(),
+            reminders: crate::reminders::Policy::default(),
             clock: Clock::system(),
         };
+        let reminders_tz = gw.reminders.timezone.name().to_string();
         let shutdown = shutdown_signal();
         let (tx, rx) = oneshot::channel();
         let run = tokio::spawn(gw.run(shutdown.clone(), Some(tx)));
@@ -254,10 +255,14 @@ pub fn demo(args: DemoArgs) -> ExitCode {
              Try it:\n\
              curl -s -X POST {base}/v1/messages \\\n  -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  -d '{{\"to\": \"+12025550123\", \"text\": \"Invoice INV-1042: $120.50 due Dec 1. Reply 1 for a call.\"}}'\n\
              curl -s {base}/v1/messages -H 'Authorization: Bearer {token}'\n\n\
+             A reminder plan (texts between 08:00 and 21:00, {tz} time; see docs/reminders.md):\n\
+             curl -s -X POST {base}/v1/reminders \\\n  -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  -d '{{\"to\": \"+12025550123\", \"invoice\": \"INV-1042\", \"amount\": \"120.50\", \"currency\": \"USD\", \"due_date\": \"{due}\", \"name\": \"Ana\"}}'\n\n\
              Ctrl-C stops it.",
             sim.path().display(),
             data.display(),
             log.display(),
+            tz = reminders_tz,
+            due = (chrono::Utc::now().date_naive() + chrono::Duration::days(10)),
             hook = args
                 .webhook_url
                 .as_deref()

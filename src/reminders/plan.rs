@@ -570,7 +570,7 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
     let latest_past = planned.iter().rposition(|t| *t <= ctx.now);
     let status_report = req.status_report.unwrap_or(ctx.api.status_report);
     let mut messages = Vec::new();
-    for (i, ((offset, time, spec), at)) in steps.iter().zip(&planned).enumerate() {
+    for (i, ((offset, _, spec), at)) in steps.iter().zip(&planned).enumerate() {
         let mut step = PlanStep {
             kind: StepKind::Reminder,
             template: spec.template.clone(),
@@ -582,7 +582,6 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
             skipped: None,
             replaced: Vec::new(),
         };
-        let _ = time;
         let past = *offset != Offset::Now && *at <= ctx.now;
         let send_now = past && past_steps == PastSteps::SendLatest && latest_past == Some(i);
         // Rendered even when skipped: a template that fails is refused now, not later.

@@ -341,14 +341,7 @@ impl Store {
         idempotency: Option<(&str, &IdempotencyRecord)>,
     ) -> Result<(), StoreError> {
         let i = &self.inner;
-        let mut rows = Vec::with_capacity(messages.len());
-        for m in messages {
-            let id = id_key(&m.id).ok_or_else(|| StoreError::Corrupt {
-                key: m.id.clone(),
-                detail: "not a ULID".into(),
-            })?;
-            rows.push((id, encode(m)?));
-        }
+        let rows = message_rows(messages)?;
         if idempotency.is_none() {
             // Nothing else to keep atomic with the messages: write the index entries one by
             // one, then the records in one atomic step, the commit point. Cheaper than a
@@ -378,17 +371,10 @@ impl Store {
             }
             return Ok(());
         }
-        let idem = match idempotency {
-            Some((k, r)) => Some((k.as_bytes().to_vec(), encode(r)?)),
-            None => None,
-        };
+        let idem = idempotency_row(idempotency)?;
         (&i.messages, &i.due, &i.status, &i.to, &i.idempotency).transaction(
             |(tm, td, ts, tt, ti)| {
-                for (m, (id, json)) in messages.iter().zip(&rows) {
-                    tm.insert(&id[..], json.as_slice())?;
-                    index_status(td, ts, m, id)?;
-                    tt.insert(to_key(&m.to, id), &[])?;
-                }
+                insert_in(tm, td, ts, tt, messages, &rows)?;
                 if let Some((k, v)) = &idem {
                     ti.insert(k.as_slice(), v.as_slice())?;
                 }
@@ -881,6 +867,50 @@ where
         }
     }
     Ok(Some((old.status, new, true)))
+}
+
+/// A record ready to write: its key and its JSON.
+type Row<K> = (K, Vec<u8>);
+
+/// New messages as (key, JSON) rows.
+fn message_rows(messages: &[Message]) -> Result<Vec<Row<[u8; 16]>>, StoreError> {
+    messages
+        .iter()
+        .map(|m| {
+            let id = id_key(&m.id).ok_or_else(|| StoreError::Corrupt {
+                key: m.id.clone(),
+                detail: "not a ULID".into(),
+            })?;
+            Ok((id, encode(m)?))
+        })
+        .collect()
+}
+
+/// An Idempotency-Key's record as a (key, JSON) row.
+fn idempotency_row(
+    idempotency: Option<(&str, &IdempotencyRecord)>,
+) -> Result<Option<Row<Vec<u8>>>, StoreError> {
+    idempotency
+        .map(|(k, r)| Ok((k.as_bytes().to_vec(), encode(r)?)))
+        .transpose()
+}
+
+/// Writes new messages (`rows` from [`message_rows`]) and their index entries in a
+/// transaction.
+fn insert_in(
+    tm: &TransactionalTree,
+    td: &TransactionalTree,
+    ts: &TransactionalTree,
+    tt: &TransactionalTree,
+    messages: &[Message],
+    rows: &[Row<[u8; 16]>],
+) -> Result<(), Tx> {
+    for (m, (id, json)) in messages.iter().zip(rows) {
+        tm.insert(&id[..], json.as_slice())?;
+        index_status(td, ts, m, id)?;
+        tt.insert(to_key(&m.to, id), &[])?;
+    }
+    Ok(())
 }
 
 /// Adds a message's status entry: in `due` while it waits, in `status` otherwise.

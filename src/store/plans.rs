@@ -20,7 +20,7 @@ use sled::Transactional;
 
 use super::{
     IdempotencyRecord, Message, Note, Status, StepKind, Store, StoreError, Tx, TxTrees, abort,
-    decode, encode, id_key, id_string, index_status, to_key, update_in,
+    decode, encode, id_key, id_string, idempotency_row, insert_in, message_rows, update_in,
 };
 use crate::reminders::window::WindowSpec;
 
@@ -171,14 +171,8 @@ impl Store {
     ) -> Result<Created, StoreError> {
         let pid = key_of(&plan.id)?;
         let rec = encode(plan)?;
-        let mut rows = Vec::with_capacity(messages.len());
-        for m in messages {
-            rows.push((key_of(&m.id)?, encode(m)?));
-        }
-        let idem = match idempotency {
-            Some((k, r)) => Some((k.as_bytes().to_vec(), encode(r)?)),
-            None => None,
-        };
+        let rows = message_rows(messages)?;
+        let idem = idempotency_row(idempotency)?;
         let i = &self.inner;
         let r = (
             &i.plans,
@@ -203,11 +197,7 @@ impl Store {
                 }
                 tp.insert(&pid[..], rec.as_slice())?;
                 ti.insert(plan.invoice.as_bytes(), &pid[..])?;
-                for (m, (id, json)) in messages.iter().zip(&rows) {
-                    tm.insert(&id[..], json.as_slice())?;
-                    index_status(td, ts, m, id)?;
-                    tt.insert(to_key(&m.to, id), &[])?;
-                }
+                insert_in(tm, td, ts, tt, messages, &rows)?;
                 if let Some((k, v)) = &idem {
                     tidem.insert(k.as_slice(), v.as_slice())?;
                 }
@@ -320,14 +310,8 @@ impl Store {
         idempotency: Option<(&str, &IdempotencyRecord)>,
     ) -> Result<(), StoreError> {
         let rec = encode(plan)?;
-        let idem = match idempotency {
-            Some((k, r)) => Some((k.as_bytes().to_vec(), encode(r)?)),
-            None => None,
-        };
-        let mut rows = Vec::with_capacity(change.insert.len());
-        for m in &change.insert {
-            rows.push((key_of(&m.id)?, encode(m)?));
-        }
+        let idem = idempotency_row(idempotency)?;
+        let rows = message_rows(&change.insert)?;
         let mut cancels = Vec::with_capacity(change.cancel.len());
         for c in &change.cancel {
             cancels.push((key_of(&c.id)?, c));
@@ -386,11 +370,7 @@ impl Store {
                             _ => {}
                         }
                     }
-                    for (m, (id, json)) in change.insert.iter().zip(&rows) {
-                        messages.insert(&id[..], json.as_slice())?;
-                        index_status(due, status, m, id)?;
-                        tt.insert(to_key(&m.to, id), &[])?;
-                    }
+                    insert_in(messages, due, status, tt, &change.insert, &rows)?;
                     tp.insert(&pid[..], rec.as_slice())?;
                     if let Some((k, v)) = &idem {
                         tidem.insert(k.as_slice(), v.as_slice())?;

@@ -614,3 +614,120 @@ async fn templates_are_checked_when_set_and_when_a_plan_is_made() {
     assert_eq!(code, 404);
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_days_the_drop_policy_windows_on_plain_messages_and_answers_to_a_step() {
+    let rig = rig("2026-12-24T15:00:00Z", |gw| {
+        gw.reminders.quiet =
+            smsgate::reminders::window::QuietDays::parse(&["2026-12-25".into()], &[]).unwrap();
+        gw.reminders.cap = 1;
+        gw.reminders.cap_policy = smsgate::reminders::config::CapPolicy::Drop;
+    })
+    .await;
+    // A step on a public holiday goes on the next open day, when the window opens.
+    let (code, xmas) = rig
+        .r
+        .post(
+            "/v1/reminders",
+            &plan_body(
+                "INV-Q",
+                "2026-12-25",
+                json!([{"offset": "0d", "template": "due_today"}]),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{xmas}");
+    assert_eq!(step(&xmas, 0)["send_at"], "2026-12-26T08:00:00-05:00");
+
+    // A plain message may bring its own window; at 22:00 local it waits for 09:00.
+    rig.set("2026-12-24T03:00:00Z").await;
+    let (code, m) = rig
+        .r
+        .post(
+            "/v1/messages",
+            &json!({"to": "+12025550124", "text": "Office closed tomorrow.",
+                    "send_window": {"start": "09:00", "end": "17:00"}, "timezone": NY}),
+        )
+        .await;
+    assert_eq!(code, 201, "{m}");
+    assert_eq!(m["status"], "scheduled");
+    assert_eq!(m["next_attempt_at"], "2026-12-24T14:00:00Z");
+    assert_eq!(m["send_window"]["timezone"], NY);
+    let (code, e) = rig
+        .r
+        .post(
+            "/v1/messages",
+            &json!({"to": "+12025550124", "text": "x", "send_window": {"start": "17:00", "end": "09:00"}}),
+        )
+        .await;
+    assert_eq!(code, 422, "{e}");
+    assert_eq!(e["errors"][0]["field"], "send_window");
+
+    // Two plans to one number, cap 1 with `drop`: the second step is cancelled, not sent.
+    rig.set("2026-12-28T12:00:00Z").await;
+    for (invoice, time) in [("INV-D1", "10:00"), ("INV-D2", "10:30")] {
+        let body = plan_body(
+            invoice,
+            "2026-12-30",
+            json!([{"offset": "0d", "template": "second_notice", "time": time,
+                    "reply_options": {"1": "call_me", "2": "pay_minimum"}}]),
+        );
+        let (code, p) = rig.r.post("/v1/reminders", &body).await;
+        assert_eq!(code, 201, "{p}");
+    }
+    rig.set("2026-12-30T15:00:00Z").await;
+    assert_eq!(rig.sent(1).await.len(), 1);
+    rig.set("2026-12-30T15:30:00Z").await;
+    let p = rig.plan("INV-D2").await;
+    assert_eq!(step(&p, 0)["status"], "cancelled");
+    assert_eq!(step(&p, 0)["status_reason"], "cap");
+    assert_eq!(rig.sim.sent().len(), 1);
+
+    // The customer answers "1": the plan shows it on the step and for the whole plan.
+    rig.sim.inject_inbound(TO, "1", false).unwrap();
+    let mut p = Value::Null;
+    for _ in 0..100 {
+        p = rig.plan("INV-D1").await;
+        if !p["replies"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(p["replies"][0]["action"], "call_me", "{p}");
+    assert_eq!(p["replies"][0]["step"], 0);
+    assert_eq!(step(&p, 0)["replies"][0]["choice"], "1");
+
+    // A failed payment: one text per Idempotency-Key, however often the call is retried.
+    let fail = || {
+        rig.r
+            .http
+            .post(format!("{}/v1/reminders/INV-D1/payment-failed", rig.r.base))
+            .bearer_auth(crate::TOKEN)
+            .header("idempotency-key", "bounce-1")
+            .json(&json!({"reason": "card declined"}))
+            .send()
+    };
+    let first = fail().await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let first: Value = first.json().await.unwrap();
+    let again = fail().await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+    let p = rig.plan("INV-D1").await;
+    assert_eq!(
+        p["steps"].as_array().unwrap().len(),
+        2,
+        "one payment_failed step: {p}"
+    );
+    assert_eq!(step(&p, 1)["kind"], "payment_failed");
+    assert_eq!(step(&first, 1)["message_id"], step(&p, 1)["message_id"]);
+    assert!(step(&p, 1)["text"].as_str().unwrap().contains("INV-D1"));
+    assert_eq!(rig.sent(2).await.len(), 2, "payment texts are not capped");
+    rig.stop().await;
+}
