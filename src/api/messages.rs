@@ -318,6 +318,17 @@ fn build(
     // Due when the window next opens at or after its time.
     let due_at = send_at.unwrap_or(now).max(now);
     let due_at = window.map_or(due_at, |w| w.next_open(due_at, &policy.quiet));
+    if let (Some(e), Some(w)) = (expires_at, window)
+        && due_at >= e
+    {
+        return Err(vec![FieldError {
+            field: format!("{prefix}expires_at"),
+            detail: format!(
+                "is before its send window opens ({}); it could never be sent",
+                due_at.with_timezone(&w.tz).format("%Y-%m-%d %H:%M %Z")
+            ),
+        }]);
+    }
     let scheduled = due_at > now;
     let status = if scheduled {
         Status::Scheduled

@@ -662,6 +662,25 @@ async fn quiet_days_the_drop_policy_windows_on_plain_messages_and_answers_to_a_s
         .await;
     assert_eq!(code, 422, "{e}");
     assert_eq!(e["errors"][0]["field"], "send_window");
+    // One that would expire before its window opens is refused, not accepted to expire.
+    let (code, e) = rig
+        .r
+        .post(
+            "/v1/messages",
+            &json!({"to": "+12025550124", "text": "x", "timezone": NY,
+                    "send_window": {"start": "09:00", "end": "17:00"},
+                    "expires_at": "2026-12-24T08:30:00-05:00"}),
+        )
+        .await;
+    assert_eq!(code, 422, "{e}");
+    assert_eq!(e["errors"][0]["field"], "expires_at");
+    assert!(
+        e["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2026-12-24 09:00 EST"),
+        "{e}"
+    );
 
     // Two plans to one number, cap 1 with `drop`: the second step is cancelled, not sent.
     rig.set("2026-12-28T12:00:00Z").await;
@@ -729,5 +748,43 @@ async fn quiet_days_the_drop_policy_windows_on_plain_messages_and_answers_to_a_s
     assert_eq!(step(&first, 1)["message_id"], step(&p, 1)["message_id"]);
     assert!(step(&p, 1)["text"].as_str().unwrap().contains("INV-D1"));
     assert_eq!(rig.sent(2).await.len(), 2, "payment texts are not capped");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_and_its_pending_steps_survive_a_restart() {
+    let Rig {
+        r,
+        sim,
+        clock,
+        _dir: dir,
+    } = rig("2026-11-21T15:00:00Z", |_| {}).await;
+    let body = plan_body(
+        "INV-R",
+        "2026-12-01",
+        json!([{"offset": "-7d", "template": "upcoming"}, {"offset": "0d", "template": "due_today"}]),
+    );
+    let (code, plan) = r.post("/v1/reminders", &body).await;
+    assert_eq!(code, 201, "{plan}");
+    r.stop().await;
+    let c = clock.clock();
+    let r = start(dir.path().join("store"), &sim, |gw| gw.clock = c).await;
+    wait_modem_up(&r).await;
+    let rig = Rig {
+        r,
+        sim,
+        clock,
+        _dir: dir,
+    };
+    // The plan is there as it was, and its invoice still maps to it.
+    let p = rig.plan("INV-R").await;
+    assert_eq!(p["id"], plan["id"]);
+    assert_eq!(statuses(&p), ["scheduled", "scheduled"]);
+    let (code, _) = rig.r.post("/v1/reminders", &body).await;
+    assert_eq!(code, 200, "still one plan per invoice");
+    rig.set("2026-11-24T15:00:00Z").await;
+    let sent = rig.sent(1).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, step(&plan, 0)["text"].as_str().unwrap());
     rig.stop().await;
 }
