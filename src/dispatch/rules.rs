@@ -325,7 +325,15 @@ impl Dispatcher {
                         Ok(false)
                     }
                     PrecheckPolicy::Hold => {
-                        let until = now + policy.precheck_retry;
+                        // `precheck_retry`, growing with the time the step has waited (half of
+                        // it), up to an hour: a billing system down for a day is asked a few
+                        // dozen times, not hundreds.
+                        let waited = now - m.send_at.unwrap_or(m.created_at);
+                        let retry = policy.precheck_retry;
+                        let until = now
+                            + retry
+                                .max(waited / 2)
+                                .min(retry.max(chrono::Duration::hours(1)));
                         if m.expires_at.is_some_and(|e| e <= until) {
                             self.end(
                             &m.id,

@@ -99,7 +99,8 @@ pub struct RemindersConfig {
     /// `hold` (wait and ask again) or `send` when the precheck cannot be asked.
     #[serde(default)]
     pub precheck_on_error: PrecheckPolicy,
-    /// Wait before asking again after a failed precheck.
+    /// Wait before asking again after a failed precheck (it grows to half the time the step
+    /// has waited, up to an hour).
     #[serde(default = "default_precheck_retry", with = "humantime_serde")]
     pub precheck_retry: Duration,
 }
