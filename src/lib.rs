@@ -17,6 +17,8 @@
 //!   `reply_options`.
 //! - [`reports`]: delivery reports (`+CDS` / `+CDSI`) matched to the parts of sent messages by
 //!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
+//! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
+//!   is alive.
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
 //!
 //! ## Data flow
@@ -40,4 +42,5 @@ pub mod server;
 pub mod sim;
 pub mod sms;
 pub mod store;
+pub mod systemd;
 pub mod webhook;

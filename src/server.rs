@@ -229,6 +229,13 @@ impl Gateway {
         if let Some(tx) = bound {
             let _ = tx.send(addr);
         }
+        crate::systemd::ready(&format!("listening on {addr}, {} modem(s)", workers.len()));
+        let watchdog_cancel = CancellationToken::new();
+        let watchdog = crate::systemd::spawn_watchdog(
+            dispatcher.heartbeat(),
+            !workers.is_empty(),
+            watchdog_cancel.clone(),
+        );
         let app = api::router(state);
         let stop = shutdown.clone();
         axum::serve(listener, app)
@@ -236,6 +243,11 @@ impl Gateway {
             .await?;
 
         tracing::info!("shutting down: finishing the message in hand");
+        crate::systemd::stopping();
+        watchdog_cancel.cancel();
+        if let Some(w) = watchdog {
+            let _ = w.await;
+        }
         worker_cancel.cancel();
         for w in workers {
             let _ = w.await;

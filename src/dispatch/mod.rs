@@ -155,6 +155,7 @@ pub struct Dispatcher {
     clock: Clock,
     cfg: Arc<DispatchConfig>,
     precheck: Option<Arc<crate::reminders::precheck::Prechecker>>,
+    heartbeat: crate::systemd::Heartbeat,
 }
 
 /// What happened to a claimed message.
@@ -177,7 +178,14 @@ impl Dispatcher {
             clock,
             cfg: Arc::new(cfg),
             precheck: None,
+            heartbeat: crate::systemd::Heartbeat::default(),
         }
+    }
+
+    /// The workers' heartbeat: each beats it at least once a minute and around every send
+    /// (see [`crate::systemd`]).
+    pub fn heartbeat(&self) -> crate::systemd::Heartbeat {
+        self.heartbeat.clone()
     }
 
     /// Asks precheck URLs with this client before reminder steps go out.
@@ -224,14 +232,16 @@ impl Dispatcher {
     async fn worker(self, modem: ModemHandle, cancel: CancellationToken) {
         let mut status = modem.watch();
         loop {
+            self.heartbeat.beat();
             if cancel.is_cancelled() {
                 return;
             }
-            // Only take work while the modem is up.
+            // Only take work while the modem is up (beating once a minute while it is not).
             if status.borrow().state != ModemState::Up {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     r = status.changed() => if r.is_err() { return },
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
                 }
                 continue;
             }

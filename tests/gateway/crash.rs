@@ -309,3 +309,86 @@ async fn kill_9_keeps_pending_callbacks_and_inbound_messages() {
     let _ = daemon.wait().await;
     sim.shutdown().await;
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): the real binary says READY once it answers,
+/// feeds the watchdog while its dispatcher is alive, and says STOPPING on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_then_the_watchdog_then_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimConfig {
+        status_reports: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let port = free_port();
+    let config = dir.path().join("smsgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n[[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
+            dir.path().join("store").display(),
+            sim.path().display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut heard = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while heard
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 3
+    {
+        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+            .await
+            .expect("notifications in time")
+            .unwrap();
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(heard[0].contains("READY=1"), "READY first: {heard:?}");
+    assert!(heard[0].contains("STATUS=listening on"), "{heard:?}");
+    // READY came after the API answers.
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    loop {
+        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+            .await
+            .expect("STOPPING in time")
+            .unwrap();
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            break;
+        }
+    }
+    let status = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "clean exit after SIGTERM: {status}");
+    sim.shutdown().await;
+}
