@@ -163,6 +163,8 @@ impl Inbox {
             .inbound_handled(&m.id, handling, in_reply_to.as_deref())?;
         i.store.durable().await?;
         tracing::info!(inbound_id = %m.id, from = %m.from, handling, in_reply_to = ?in_reply_to, "inbound message handled");
+        metrics::counter!(crate::metrics::INBOUND_HANDLED, "handling" => handling.to_string())
+            .increment(1);
         Ok(handling.to_string())
     }
 

@@ -17,6 +17,7 @@
 //!   `reply_options`.
 //! - [`reports`]: delivery reports (`+CDS` / `+CDSI`) matched to the parts of sent messages by
 //!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
+//! - [`metrics`]: Prometheus metrics for `GET /metrics`.
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
 //!   is alive.
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod inbound;
+pub mod metrics;
 pub mod modem;
 pub mod reminders;
 pub mod replies;

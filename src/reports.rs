@@ -61,7 +61,13 @@ pub async fn handle(
             tracing::error!(modem, error = %e, "cannot store a status report; it stays on the SIM");
         }
     }
-    if outcome.is_ok() {
+    if let Ok(o) = &outcome {
+        let kind = match o {
+            ReportOutcome::Matched { .. } => "matched",
+            ReportOutcome::Unmatched { .. } => "unmatched",
+            ReportOutcome::Duplicate => "duplicate",
+        };
+        metrics::counter!(crate::metrics::REPORTS, "outcome" => kind).increment(1);
         report.ack();
     }
     outcome

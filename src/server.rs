@@ -136,6 +136,8 @@ impl Gateway {
         shutdown: CancellationToken,
         bound: Option<oneshot::Sender<SocketAddr>>,
     ) -> anyhow::Result<()> {
+        // The process's metrics recorder (GET /metrics).
+        crate::metrics::handle();
         // Bind first: a busy port is reported before anything else starts.
         let listener = TcpListener::bind(self.listen)
             .await
@@ -323,6 +325,8 @@ async fn consume_events(
                         let stored = match r {
                             Received::Stored(im) => {
                                 tracing::info!(id = %im.id, modem = %im.modem, from = %im.from, parts = im.parts_received, "inbound message stored");
+                                metrics::counter!(crate::metrics::INBOUND, "modem" => im.modem.clone())
+                                    .increment(1);
                                 Some(im)
                             }
                             Received::Held { part, total } => {

@@ -568,6 +568,7 @@ pub async fn create(
             st.store.durable().await?;
             st.dispatcher.notify();
             tracing::info!(message_id = %m.id, to = %m.to, parts = m.parts, "message accepted");
+            metrics::counter!(crate::metrics::ACCEPTED).increment(1);
             Ok((StatusCode::CREATED, out))
         },
     )
@@ -672,6 +673,7 @@ pub async fn create_batch(
         st.store.durable().await?;
         st.dispatcher.notify();
         tracing::info!(count = records.len(), "batch accepted");
+        metrics::counter!(crate::metrics::ACCEPTED).increment(records.len() as u64);
         Ok((StatusCode::CREATED, out))
     })
     .await

@@ -249,6 +249,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let docs = Router::new()
         .route("/openapi.json", get(openapi::serve))
+        .route("/metrics", get(system::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .nest("/v1", v1)

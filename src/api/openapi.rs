@@ -22,7 +22,7 @@ use super::{
         inbound::list, inbound::get_one,
         optouts::list, optouts::get_one, optouts::add, optouts::remove,
         reports::unmatched,
-        system::modems, system::stats, webhooks::failed, webhooks::retry,
+        system::modems, system::stats, system::metrics, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
     ),
     components(schemas(error::Problem, error::FieldError)),

@@ -149,6 +149,24 @@ pub async fn modems(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// `GET /metrics`: Prometheus text format (every metric is described in `docs/metrics.md`).
+#[utoipa::path(get, path = "/metrics", tag = "gateway",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
+        (status = 401, body = super::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let modems: Vec<_> = state.modems.iter().map(|m| m.status()).collect();
+    let body = crate::metrics::render(&state.store, &modems, state.clock.now());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// `GET /v1/stats`
 #[utoipa::path(get, path = "/v1/stats", tag = "gateway",
     responses((status = 200, body = Stats), (status = 401, body = super::error::Problem),

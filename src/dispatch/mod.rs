@@ -408,6 +408,7 @@ impl Dispatcher {
 
     async fn send(&self, msg: Message, modem: &ModemHandle) -> Result<(), StoreError> {
         let started = self.clock.now();
+        let timer = std::time::Instant::now();
         let opts = SubmitOptions {
             status_report: msg.status_report,
             validity: self.cfg.validity,
@@ -431,6 +432,7 @@ impl Dispatcher {
             }
         };
         let modem_name = modem.name().to_string();
+        record_send(&modem_name, &result, timer.elapsed());
         // What went out, and through which SIM: the history's record of the send.
         let sim = {
             let st = modem.watch().borrow().clone();
@@ -585,5 +587,33 @@ impl Dispatcher {
             f(m)
         })?;
         self.store.durable().await
+    }
+}
+
+/// Counts a send attempt: its result, its error code, and how long the modem took.
+fn record_send(
+    modem: &str,
+    result: &Result<Vec<PartOutcome>, crate::modem::error::ModemError>,
+    took: Duration,
+) {
+    let m = modem.to_string();
+    let outcome = match result {
+        Err(_) => "modem_unavailable",
+        Ok(parts) => match parts.iter().find_map(|p| match p {
+            PartOutcome::Failed { error, maybe_sent } => Some((error, *maybe_sent)),
+            _ => None,
+        }) {
+            None => "sent",
+            Some((e, maybe)) => {
+                metrics::counter!(crate::metrics::SEND_ERRORS, "modem" => m.clone(), "code" => crate::metrics::error_code(e))
+                    .increment(1);
+                if maybe { "maybe_sent" } else { "failed" }
+            }
+        },
+    };
+    metrics::counter!(crate::metrics::SEND_ATTEMPTS, "modem" => m.clone(), "result" => outcome)
+        .increment(1);
+    if result.is_ok() {
+        metrics::histogram!(crate::metrics::SEND_SECONDS, "modem" => m).record(took.as_secs_f64());
     }
 }

@@ -43,6 +43,7 @@ impl Dispatcher {
         let changed = r.is_some_and(|(_, c)| c);
         if changed {
             self.store.durable().await?;
+            metrics::counter!(crate::metrics::HELD, "reason" => reason.to_string()).increment(1);
         }
         Ok(changed)
     }
@@ -55,14 +56,18 @@ impl Dispatcher {
         reason: &str,
         note: Note,
     ) -> Result<(), StoreError> {
-        self.store.update(id, |msg| {
+        let r = self.store.update(id, |msg| {
             msg.status.is_waiting().then(|| {
                 msg.status = status;
                 msg.status_reason = Some(reason.to_string());
                 note.clone()
             })
         })?;
-        self.store.durable().await
+        self.store.durable().await?;
+        if r.is_some_and(|(_, c)| c) {
+            metrics::counter!(crate::metrics::HELD, "reason" => reason.to_string()).increment(1);
+        }
+        Ok(())
     }
 
     /// Outside its send window (or on a quiet day) a message waits for the window to open; one

@@ -640,6 +640,7 @@ impl Webhooks {
         match self.post(e).await {
             Ok(status) => {
                 tracing::debug!(id = %e.id, url = %log_url(&e.url), status, attempt, "webhook delivered");
+                metrics::counter!(crate::metrics::WEBHOOKS, "result" => "delivered").increment(1);
                 if let Err(err) = self.inner.store.webhook_delivered(e.seq) {
                     tracing::warn!(id = %e.id, error = %err, "cannot remove a delivered webhook from the outbox");
                 }
@@ -662,6 +663,8 @@ impl Webhooks {
                     )
                 };
                 let url = log_url(&e.url);
+                let result = if next.is_some() { "failed" } else { "dead" };
+                metrics::counter!(crate::metrics::WEBHOOKS, "result" => result).increment(1);
                 match next {
                     Some(at) => tracing::warn!(
                         id = %e.id, url = %url, status = ?f.status, attempt, error = %f.error,

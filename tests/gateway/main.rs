@@ -5,6 +5,7 @@ mod crash;
 mod flows;
 mod inbound;
 mod input;
+mod metrics;
 mod reminders;
 mod replies;
 mod reports;

@@ -1,0 +1,128 @@
+//! `GET /metrics`: the Prometheus text exposition, behind the token, with the send, queue and
+//! modem series after a real send through the simulated modem.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{TOKEN, sim, start, wait_modem_up};
+
+/// The value of the first sample line of `series` (exact name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_sends_the_queue_and_the_modem() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let r = start(dir.path().join("store"), &sim, |_| {}).await;
+    wait_modem_up(&r).await;
+    let (code, m) = r
+        .post(
+            "/v1/messages",
+            &json!({"to": "+12025550123", "text": "metrics"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{m}");
+    let id = m["id"].as_str().unwrap();
+    assert_eq!(
+        r.wait_status(id, "sent", Duration::from_secs(5)).await,
+        "sent"
+    );
+    // A scheduled one keeps the queue non-empty.
+    let (code, _) = r
+        .post(
+            "/v1/messages",
+            &json!({"to": "+12025550123", "text": "later", "send_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(code, 201);
+
+    let anon = r
+        .http
+        .get(format!("{}/metrics", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status().as_u16(), 401, "metrics need the token");
+    let resp = r
+        .http
+        .get(format!("{}/metrics", r.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.text().await.unwrap();
+    // Counters are per process (tests share one), so at least this test's own events.
+    assert!(
+        sample(
+            &text,
+            r#"smsgate_send_attempts_total{modem="sim0",result="sent"}"#
+        )
+        .unwrap()
+            >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "smsgate_messages_accepted_total").unwrap() >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"smsgate_modem_up{modem="sim0"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"smsgate_modem_registered{modem="sim0"}"#),
+        Some(1.0)
+    );
+    assert!(
+        sample(&text, r#"smsgate_modem_signal_dbm{modem="sim0"}"#).is_some(),
+        "{text}"
+    );
+    // Gauges read from this gateway's store.
+    assert_eq!(
+        sample(&text, r#"smsgate_messages{status="sent"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"smsgate_messages{status="scheduled"}"#),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "smsgate_queue_depth"), Some(1.0));
+    assert_eq!(
+        sample(&text, "smsgate_queue_oldest_due_age_seconds"),
+        Some(0.0)
+    );
+    assert!(
+        text.contains("# HELP smsgate_send_duration_seconds"),
+        "{text}"
+    );
+    assert!(text.contains(r#"smsgate_send_duration_seconds_bucket{modem="sim0",le="1"}"#));
+    // Every sample line is `name{labels} value`.
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        assert!(series.starts_with("smsgate_"), "{line}");
+    }
+    r.stop().await;
+    sim.shutdown().await;
+}
