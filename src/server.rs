@@ -225,6 +225,7 @@ impl Gateway {
             webhooks: webhooks.clone(),
             inbox,
             reminders,
+            shutdown: shutdown.clone(),
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
@@ -327,6 +328,7 @@ async fn consume_events(
                                 tracing::info!(id = %im.id, modem = %im.modem, from = %im.from, parts = im.parts_received, "inbound message stored");
                                 metrics::counter!(crate::metrics::INBOUND, "modem" => im.modem.clone())
                                     .increment(1);
+                                store.publish_inbound(&im);
                                 Some(im)
                             }
                             Received::Held { part, total } => {

@@ -3,6 +3,7 @@
 //! Every write is on disk (flushed and fsynced, group commit) before its 2xx answer.
 
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod inbound;
 pub mod messages;
@@ -113,6 +114,8 @@ pub struct AppState {
     pub inbox: crate::inbound::Inbox,
     /// Reminder plans, templates and send windows.
     pub reminders: Arc<crate::reminders::Policy>,
+    /// Fires when the daemon stops: long-lived answers (`/v1/events`) end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The authenticated caller.
@@ -244,6 +247,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/unmatched", get(reports::unmatched))
         .route("/modems", get(system::modems))
         .route("/stats", get(system::stats))
+        .route("/events", get(events::stream))
         .route("/webhooks/failed", get(webhooks::failed))
         .route("/webhooks/{id}/retry", post(webhooks::retry))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));

@@ -35,6 +35,7 @@
 
 pub mod history;
 pub mod inbound;
+pub mod live;
 pub mod model;
 pub mod optout;
 pub mod outbox;
@@ -149,6 +150,8 @@ struct Inner {
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     notifier: std::sync::RwLock<Option<Arc<dyn Notifier>>>,
+    /// Live events for subscribers ([`live`]).
+    live: tokio::sync::broadcast::Sender<live::LiveEvent>,
     path: PathBuf,
     /// The flusher gets a handle to the database with each request and keeps none between
     /// them, so dropping the store releases its lock on the directory.
@@ -271,6 +274,7 @@ impl Store {
             templates: db.open_tree("templates")?,
             counts: Default::default(),
             notifier: std::sync::RwLock::new(None),
+            live: live::channel(),
             db,
             path: path.to_path_buf(),
             flush_tx,
@@ -368,6 +372,7 @@ impl Store {
             }
             for m in messages {
                 self.count(m.status, 1);
+                self.publish(m);
             }
             return Ok(());
         }
@@ -383,6 +388,7 @@ impl Store {
         )?;
         for m in messages {
             self.count(m.status, 1);
+            self.publish(m);
         }
         Ok(())
     }
@@ -466,6 +472,9 @@ impl Store {
             if old != new.status {
                 self.count(old, -1);
                 self.count(new.status, 1);
+            }
+            if changed {
+                self.publish(&new);
             }
             (new, changed)
         }))

@@ -206,6 +206,7 @@ impl Store {
         if matches!(r, Created::New) {
             for m in messages {
                 self.count(m.status, 1);
+                self.publish(m);
             }
         }
         Ok(r)
@@ -361,7 +362,7 @@ impl Store {
                             })
                         };
                         match update_in(&t, key, &f, notifier.as_deref())? {
-                            Some((old, m, true)) => moved.push((old, m.status)),
+                            Some((old, m, true)) => moved.push((old, m)),
                             _ if c.must => {
                                 return Err(abort(StoreError::Conflict(
                                     "a step's message left the queue".into(),
@@ -380,10 +381,12 @@ impl Store {
             )?;
         for (old, new) in changed {
             self.count(old, -1);
-            self.count(new, 1);
+            self.count(new.status, 1);
+            self.publish(&new);
         }
         for m in &change.insert {
             self.count(m.status, 1);
+            self.publish(m);
         }
         Ok(())
     }

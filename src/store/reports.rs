@@ -330,6 +330,9 @@ impl Store {
                         self.count(old, -1);
                         self.count(message.status, 1);
                     }
+                    if changed {
+                        self.publish(&message);
+                    }
                     return Ok(ReportOutcome::Matched {
                         message_id: message.id,
                         part: chosen.part,

@@ -126,3 +126,72 @@ async fn metrics_show_sends_the_queue_and_the_modem() {
     r.stop().await;
     sim.shutdown().await;
 }
+
+/// `GET /v1/events` streams each history entry as it happens, and ends when the daemon stops
+/// (an open stream does not hold the shutdown up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_stream_history_entries_and_end_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let r = start(dir.path().join("store"), &sim, |_| {}).await;
+    wait_modem_up(&r).await;
+    let anon = r
+        .http
+        .get(format!("{}/v1/events", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status().as_u16(), 401);
+    let resp = r
+        .http
+        .get(format!("{}/v1/events", r.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = resp;
+    let (code, m) = r
+        .post(
+            "/v1/messages",
+            &json!({"to": "+12025550123", "text": "live"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{m}");
+    let id = m["id"].as_str().unwrap().to_string();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let kinds = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+            .filter(|v| v["message_id"] == id.as_str())
+            .map(|v| format!("{}:{}", v["seq"], v["status"].as_str().unwrap_or("")))
+            .collect()
+    };
+    while !kinds(&text).iter().any(|k| k.ends_with(":sent")) {
+        let chunk = tokio::time::timeout_at(deadline, body.chunk())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: message"), "{text}");
+    assert_eq!(kinds(&text), ["0:queued", "1:sending", "2:sent"], "{text}");
+    // Stopping the daemon ends the stream; the stop is not held up by it.
+    let stop = tokio::spawn(r.stop());
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = body.chunk().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ends at shutdown");
+    stop.await.unwrap();
+    sim.shutdown().await;
+}
