@@ -19,7 +19,8 @@
 //!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
 //!   is alive.
-//! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
+//! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`), and
+//!   the client of a running daemon's HTTP API (`smsgate status|send|messages|tail …`).
 //!
 //! ## Data flow
 //! ```text
