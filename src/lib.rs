@@ -20,7 +20,8 @@
 //! - [`metrics`]: Prometheus metrics for `GET /metrics`.
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
 //!   is alive.
-//! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`).
+//! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`), and
+//!   the client of a running daemon's HTTP API (`smsgate status|send|messages|tail …`).
 //!
 //! ## Data flow
 //! ```text

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod client;
 pub mod daemon;
 pub mod history;
 pub mod modem;
@@ -13,7 +14,13 @@ pub mod simulate;
 
 /// smsgate: a self-hosted SMS gateway that drives a USB GSM/LTE modem.
 #[derive(Debug, Parser)]
-#[command(name = "smsgate", version, about, long_about = None)]
+#[command(
+    name = "smsgate",
+    version,
+    about,
+    long_about = None,
+    after_help = "status, send, messages, inbound, reminders, optout and tail talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -41,6 +48,27 @@ pub enum Command {
     History(history::HistoryCommand),
     /// Run the built-in modem simulator on a pseudo-terminal (for tests, demos and trying things out).
     Simulate(simulate::SimulateArgs),
+    /// Show a running daemon's modems and queue; exit 1 when no modem is up.
+    #[command(long_about = client::long_about::STATUS)]
+    Status(client::StatusArgs),
+    /// Send one SMS through a running daemon.
+    #[command(long_about = client::long_about::SEND)]
+    Send(client::SendArgs),
+    /// List, show, cancel or requeue a running daemon's messages.
+    #[command(subcommand, long_about = client::long_about::MESSAGES)]
+    Messages(client::MessagesCommand),
+    /// List the messages customers sent.
+    #[command(subcommand, long_about = client::long_about::INBOUND)]
+    Inbound(client::InboundCommand),
+    /// Reminder plans: make one, show one, mark one paid.
+    #[command(subcommand, long_about = client::long_about::REMINDERS)]
+    Reminders(client::RemindersCommand),
+    /// Add, remove or list opted-out numbers.
+    #[command(subcommand, long_about = client::long_about::OPTOUT)]
+    Optout(client::OptoutCommand),
+    /// Follow a running daemon's events live (message status changes, received texts).
+    #[command(long_about = client::long_about::TAIL)]
+    Tail(client::TailArgs),
 }
 
 /// Exit code for bad input (unparseable PDU, invalid number, text too long): the same code clap
@@ -75,5 +103,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Modem(cmd) => modem::run(cmd),
         Command::Simulate(args) => simulate::run(args),
         Command::History(cmd) => history::run(cmd),
+        Command::Status(args) => client::status(args),
+        Command::Send(args) => client::send(args),
+        Command::Messages(cmd) => client::messages(cmd),
+        Command::Inbound(cmd) => client::inbound(cmd),
+        Command::Reminders(cmd) => client::reminders(cmd),
+        Command::Optout(cmd) => client::optout(cmd),
+        Command::Tail(args) => client::tail(args),
     }
 }

@@ -1,0 +1,1217 @@
+//! The commands that talk to a running daemon over its HTTP API: `status`, `send`, `messages`,
+//! `inbound`, `reminders`, `optout` and `tail`. People get aligned tables (coloured on a
+//! terminal); `--json` prints the API's answers as they are, for scripts. Exit codes say what
+//! went wrong: see [`remote`].
+
+pub mod remote;
+pub mod show;
+pub mod tail;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use self::remote::{Answer, Api, Failure, REQUEST_TIMEOUT, Remote, path_segment};
+use self::show::{Cell, Table, fields, out, present, print_raw, s, status_colour};
+use crate::store::Status;
+
+/// The exit codes and where the URL and token come from, for each command's `--help`.
+macro_rules! about_remote {
+    () => {
+        "Exit codes:
+  0  done
+  1  the daemon refused the request (e.g. 409: the message is past cancelling); `status`: no
+     modem is up
+  2  bad input: a wrong argument, or the API's 422 (each `field: detail` is printed)
+  3  not found (404)
+  4  the daemon cannot be reached (connection refused, timeout) or refused the token (401);
+     the URL tried is printed
+  5  the daemon failed (5xx; 503: its store cannot be written)
+
+URL and token: --url and --token (or SMSGATE_URL and SMSGATE_TOKEN); otherwise they are read
+from the daemon's configuration (--config, SMSGATE_CONFIG, or /etc/smsgate/smsgate.toml):
+http:// + `[http] listen`, and the first `[[api_keys]]` entry with a plain `token`."
+    };
+}
+
+/// Arguments of `smsgate status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The daemon and the output.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// Arguments of `smsgate send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Destination: +E.164, or national digits with the daemon's `[sms] default_region`.
+    #[arg(long, value_name = "NUMBER")]
+    pub to: String,
+    /// The text; `-` reads it from standard input (one trailing newline is dropped).
+    #[arg(long)]
+    pub text: String,
+    /// Not before this time (RFC 3339, e.g. 2026-11-28T15:00:00-05:00).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
+    pub send_at: Option<String>,
+    /// A reply choice the text offers, e.g. `1=call_me`; repeat for each.
+    #[arg(long = "reply-option", value_name = "KEY=ACTION", value_parser = parse_pair)]
+    pub reply_options: Vec<(String, String)>,
+    /// A JSON object kept with the message and returned as given, e.g. '{"invoice":"INV-1042"}'.
+    #[arg(long, value_name = "JSON", value_parser = parse_object)]
+    pub metadata: Option<Value>,
+    /// Idempotency-Key: the same key and text again returns the first message instead of a
+    /// second one (safe retries from scripts).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// The daemon and the output.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// Paging of a list.
+#[derive(Debug, Args)]
+pub struct Paging {
+    /// Page size, 1 to 1000 (the daemon's default: 50).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: Option<u16>,
+    /// Start after this cursor (a page's `next_cursor`).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Every page, following `next_cursor` (pages of `--limit`, default 1000).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// One message id.
+#[derive(Debug, Args)]
+pub struct MessageId {
+    /// The message id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The daemon and the output.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// Arguments of `smsgate messages list`.
+#[derive(Debug, Args)]
+pub struct MessageListArgs {
+    /// Only messages in this status (queued, scheduled, sending, sent, delivered, failed,
+    /// expired, cancelled, unknown).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only messages to this number (any form).
+    #[arg(long, value_name = "NUMBER")]
+    pub to: Option<String>,
+    /// Only messages created at or after this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
+    pub since: Option<String>,
+    /// Paging.
+    #[command(flatten)]
+    pub paging: Paging,
+    /// The daemon and the output.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `smsgate messages …`
+#[derive(Debug, Subcommand)]
+pub enum MessagesCommand {
+    /// List messages, newest first (`GET /v1/messages`).
+    #[command(long_about = concat!("List messages, newest first (`GET /v1/messages`).\n\n", about_remote!()))]
+    List(MessageListArgs),
+    /// Show one message with its history (`GET /v1/messages/{id}`).
+    #[command(long_about = concat!("Show one message: its fields, attempts, replies and history (`GET /v1/messages/{id}`).\n\n", about_remote!()))]
+    Show(MessageId),
+    /// Cancel a queued or scheduled message (`POST /v1/messages/{id}/cancel`).
+    #[command(long_about = concat!("Cancel a queued or scheduled message (`POST /v1/messages/{id}/cancel`). A message already sending or sent cannot be cancelled: exit 1 with the daemon's reason.\n\n", about_remote!()))]
+    Cancel(MessageId),
+    /// Send an unknown, failed, expired or cancelled message again
+    /// (`POST /v1/messages/{id}/requeue`).
+    #[command(long_about = concat!("Send an unknown, failed, expired or cancelled message again (`POST /v1/messages/{id}/requeue`). An `unknown` message may already be on the phone: decide first.\n\n", about_remote!()))]
+    Requeue(MessageId),
+}
+
+/// `smsgate inbound …`
+#[derive(Debug, Subcommand)]
+pub enum InboundCommand {
+    /// List received messages, newest first (`GET /v1/inbound`).
+    #[command(long_about = concat!("List received messages, newest first (`GET /v1/inbound`).\n\n", about_remote!()))]
+    List {
+        /// Only messages from this number (any form), short code or sender name.
+        #[arg(long, value_name = "NUMBER")]
+        from: Option<String>,
+        /// Only messages received at or after this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
+        since: Option<String>,
+        /// Paging.
+        #[command(flatten)]
+        paging: Paging,
+        /// The daemon and the output.
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Arguments of `smsgate reminders create`.
+#[derive(Debug, Args)]
+pub struct ReminderCreateArgs {
+    /// Recipient: +E.164, or national digits with `[sms] default_region`.
+    #[arg(long, value_name = "NUMBER", required_unless_present = "json_body")]
+    pub to: Option<String>,
+    /// The invoice reference (one plan per invoice).
+    #[arg(long, required_unless_present = "json_body")]
+    pub invoice: Option<String>,
+    /// Amount due, a decimal such as 120.50.
+    #[arg(long, required_unless_present = "json_body")]
+    pub amount: Option<String>,
+    /// ISO 4217 currency code, e.g. USD.
+    #[arg(long, required_unless_present = "json_body")]
+    pub currency: Option<String>,
+    /// Due date in the recipient's calendar.
+    #[arg(long, value_name = "YYYY-MM-DD", required_unless_present = "json_body")]
+    pub due_date: Option<String>,
+    /// The recipient's IANA time zone, e.g. America/New_York (default `[reminders] timezone`).
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// Locale of money and dates in the texts, e.g. en-US (default `[reminders] locale`).
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// The customer's name (`{{ name }}`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A payment link (`{{ pay_url }}`).
+    #[arg(long, value_name = "URL")]
+    pub pay_url: Option<String>,
+    /// Unit (`{{ unit }}`).
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Property (`{{ property }}`).
+    #[arg(long)]
+    pub property: Option<String>,
+    /// Another template variable; repeat for each.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub vars: Vec<(String, String)>,
+    /// The request body (JSON) from a file, or `-` for standard input: for a `schedule`, a
+    /// `send_window`, `metadata` and anything else. The options above override its fields.
+    #[arg(long, value_name = "FILE")]
+    pub json_body: Option<String>,
+    /// The daemon and the output.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// A reminder plan's id or its invoice reference.
+#[derive(Debug, Args)]
+pub struct PlanId {
+    /// The plan's id or its invoice reference.
+    #[arg(value_name = "ID_OR_INVOICE")]
+    pub id: String,
+    /// The daemon and the output.
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `smsgate reminders …`
+#[derive(Debug, Subcommand)]
+pub enum RemindersCommand {
+    /// Make an invoice's reminder plan (`POST /v1/reminders`).
+    #[command(long_about = concat!("Make an invoice's reminder plan (`POST /v1/reminders`): its texts are rendered and scheduled at once, and every step is shown. The same request again shows the plan made the first time; other values for the same invoice are refused (exit 1).\n\n", about_remote!()))]
+    Create(Box<ReminderCreateArgs>),
+    /// Show a plan: every step with its status, send time and text (`GET /v1/reminders/{id}`).
+    #[command(long_about = concat!("Show a plan: every step with its template, status, send time and text, and the customer's replies (`GET /v1/reminders/{id}`).\n\n", about_remote!()))]
+    Show(PlanId),
+    /// Mark the invoice paid: pending steps are cancelled and the confirmation is sent once
+    /// (`POST /v1/reminders/{id}/paid`).
+    #[command(long_about = concat!("Mark the invoice paid (`POST /v1/reminders/{id}/paid`): pending steps are cancelled and the `payment_received` text is sent once. Again on a paid plan: nothing changes.\n\n", about_remote!()))]
+    Paid {
+        /// The plan and daemon.
+        #[command(flatten)]
+        plan: PlanId,
+        /// The amount received (`{{ amount_paid }}`; default the amount due).
+        #[arg(long, value_name = "AMOUNT")]
+        amount_paid: Option<String>,
+        /// Send no confirmation text.
+        #[arg(long)]
+        no_confirm: bool,
+    },
+}
+
+/// `smsgate optout …`
+#[derive(Debug, Subcommand)]
+pub enum OptoutCommand {
+    /// Opt a number out: it gets no messages, its waiting ones are cancelled; nothing is sent to
+    /// it (`POST /v1/opt-outs`).
+    #[command(long_about = concat!("Opt a number out (`POST /v1/opt-outs`): it gets no messages and its waiting ones are cancelled. Nothing is sent to it.\n\n", about_remote!()))]
+    Add {
+        /// The number (any form).
+        #[arg(value_name = "NUMBER")]
+        number: String,
+        /// Why, for the record.
+        #[arg(long)]
+        note: Option<String>,
+        /// The daemon and the output.
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Let a number get messages again; nothing is sent to it (`DELETE /v1/opt-outs/{number}`).
+    #[command(long_about = concat!("Let a number get messages again (`DELETE /v1/opt-outs/{number}`). Nothing is sent to it. Exit 3 when it was not opted out.\n\n", about_remote!()))]
+    Remove {
+        /// The number (any form).
+        #[arg(value_name = "NUMBER")]
+        number: String,
+        /// The daemon and the output.
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List opted-out numbers, in number order (`GET /v1/opt-outs`).
+    #[command(long_about = concat!("List opted-out numbers, in number order (`GET /v1/opt-outs`).\n\n", about_remote!()))]
+    List {
+        /// Paging.
+        #[command(flatten)]
+        paging: Paging,
+        /// The daemon and the output.
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Arguments of `smsgate tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The daemon and the output (`--json`: each event's JSON on one line).
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `--help` texts of the top-level commands (the exit codes are added to each).
+pub mod long_about {
+    /// `smsgate status`
+    pub const STATUS: &str = concat!(
+        "Show the daemon's modems (state, operator, signal, last error) and queue (messages per status, queue depth, oldest due) on one screen (`GET /v1/modems`, `GET /v1/stats`). Exit 0 when at least one modem is up, 1 when none is.\n\n",
+        about_remote!()
+    );
+    /// `smsgate send`
+    pub const SEND: &str = concat!(
+        "Send one SMS through the daemon (`POST /v1/messages`); prints the new message's id and status. The message is on the daemon's disk when this returns; follow it with `smsgate messages show ID`.\n\n",
+        about_remote!()
+    );
+    /// `smsgate messages`
+    pub const MESSAGES: &str = concat!(
+        "List, show, cancel or requeue messages.\n\n",
+        about_remote!()
+    );
+    /// `smsgate inbound`
+    pub const INBOUND: &str = concat!("Messages customers sent.\n\n", about_remote!());
+    /// `smsgate reminders`
+    pub const REMINDERS: &str = concat!(
+        "Reminder plans: an invoice's schedule of texts (see docs/reminders.md).\n\n",
+        about_remote!()
+    );
+    /// `smsgate optout`
+    pub const OPTOUT: &str = concat!(
+        "Numbers that get no messages (they texted STOP, or were added here).\n\n",
+        about_remote!()
+    );
+    /// `smsgate tail`
+    pub const TAIL: &str = concat!(
+        "Follow the daemon's events live (`GET /v1/events`, server-sent events): one line per message status change and per received text, or each event's JSON with --json. Reconnects with backoff when the connection drops; Ctrl-C stops it (exit 0). The first connection must succeed.\n\n",
+        about_remote!()
+    );
+}
+
+fn parse_rfc3339(s: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|_| s.trim().to_string())
+        .map_err(|e| format!("{e} (RFC 3339, e.g. 2026-11-28T15:00:00-05:00)"))
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
+fn parse_object(s: &str) -> Result<Value, String> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err("must be a JSON object, e.g. '{\"invoice\":\"INV-1042\"}'".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
+/// How to print.
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    json: bool,
+    colour: bool,
+}
+
+/// Finds the daemon, then runs `f` on a small runtime; a failure is printed with its exit code.
+fn run_remote<F, Fut>(remote: &Remote, timeout: Option<Duration>, f: F) -> ExitCode
+where
+    F: FnOnce(Api, Out) -> Fut,
+    Fut: Future<Output = Result<ExitCode, Failure>>,
+{
+    let json = remote.json;
+    let target = match remote::resolve(remote) {
+        Ok(t) => t,
+        Err(e) => return e.report(json),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let o = Out {
+        json,
+        colour: show::colour_wanted(json),
+    };
+    let r = rt.block_on(async move {
+        let api = Api::new(target, timeout)?;
+        f(api, o).await
+    });
+    r.unwrap_or_else(|e| e.report(json))
+}
+
+/// `smsgate status`
+pub fn status(args: StatusArgs) -> ExitCode {
+    run_remote(&args.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+        let (modems, stats) = tokio::join!(api.get("/v1/modems", &[]), api.get("/v1/stats", &[]));
+        let (modems, stats) = (modems?, stats?);
+        let list = modems.json["modems"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let up = list.iter().filter(|m| m["state"] == "up").count();
+        if o.json {
+            let modems = raw_field(&modems.raw, "modems").unwrap_or_else(|| "[]".into());
+            print_raw(&format!("{{\"modems\":{modems},\"stats\":{}}}", stats.raw));
+        } else {
+            out(&render_status(&list, &stats.json, o.colour));
+        }
+        if up == 0 {
+            return Err(Failure::Refused(if list.is_empty() {
+                "the daemon has no modem configured".into()
+            } else {
+                "no modem is up: see each one's state and last error".into()
+            }));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn signal(v: &Value) -> String {
+    match (v["dbm"].as_i64(), v["bars"].as_u64()) {
+        (Some(dbm), Some(bars)) => format!("{dbm} dBm ({bars}/5)"),
+        _ if v.is_null() => "-".into(),
+        _ => "unknown".into(),
+    }
+}
+
+fn render_status(modems: &[Value], stats: &Value, colour: bool) -> String {
+    let mut t = Table::new(&[
+        "MODEM",
+        "STATE",
+        "OPERATOR",
+        "SIGNAL",
+        "SENT",
+        "FAILED",
+        "RECEIVED",
+        "LAST ERROR",
+    ]);
+    for m in modems {
+        let state = s(&m["state"]);
+        t.row(vec![
+            Cell::new(s(&m["name"])),
+            Cell::status(&state, None),
+            Cell::new(s(&m["operator"])),
+            Cell::new(signal(&m["signal"])),
+            Cell::new(s(&m["messages_sent"])),
+            Cell::new(s(&m["parts_failed"])),
+            Cell::new(s(&m["received"])),
+            Cell::new(s(&m["last_error"])),
+        ]);
+    }
+    let mut text = t.render(colour);
+    text.push('\n');
+    let counts = &stats["counts"];
+    let mut names: Vec<String> = Status::ALL.iter().map(|s| s.as_str().to_string()).collect();
+    if let Some(o) = counts.as_object() {
+        names.extend(
+            o.keys()
+                .filter(|k| !names.contains(k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    }
+    let header: Vec<String> = names.iter().map(|n| n.to_uppercase()).collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = Table::new(&header);
+    t.row(
+        names
+            .iter()
+            .map(|n| Cell::new(counts[n].as_u64().unwrap_or(0).to_string()))
+            .collect(),
+    );
+    text.push_str(&t.render(colour));
+    text.push('\n');
+    let oldest = match (
+        present(&stats["oldest_due"]),
+        stats["oldest_due_age_seconds"].as_u64(),
+    ) {
+        (Some(t), Some(age)) if age > 0 => format!(
+            "{} ({} ago)",
+            show::time(t),
+            humantime::format_duration(Duration::from_secs(age))
+        ),
+        (Some(t), _) => show::time(t),
+        (None, _) => "-".into(),
+    };
+    text.push_str(&fields(
+        &[
+            ("waiting", Some(s(&stats["queue_depth"]))),
+            ("oldest due", Some(oldest)),
+            (
+                "modems up",
+                Some(format!(
+                    "{} of {}",
+                    s(&stats["modems_up"]),
+                    s(&stats["modems"])
+                )),
+            ),
+            (
+                "unmatched delivery reports",
+                present(&stats["unmatched_reports"]).map(s),
+            ),
+        ],
+        |_| None,
+        colour,
+    ));
+    text
+}
+
+/// `smsgate send`
+pub fn send(args: SendArgs) -> ExitCode {
+    let remote = args.remote.clone();
+    run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+        let text = crate::cli::read_text(&args.text).map_err(Failure::Input)?;
+        let mut body = json!({"to": args.to, "text": text});
+        if let Some(t) = &args.send_at {
+            body["send_at"] = json!(t);
+        }
+        if !args.reply_options.is_empty() {
+            let mut m = Map::new();
+            for (k, v) in &args.reply_options {
+                if m.insert(k.clone(), json!(v)).is_some() {
+                    return Err(Failure::Input(format!(
+                        "--reply-option {k}=…: the key {k:?} is given twice"
+                    )));
+                }
+            }
+            body["reply_options"] = Value::Object(m);
+        }
+        if let Some(m) = &args.metadata {
+            body["metadata"] = m.clone();
+        }
+        let headers: Vec<(&str, String)> = args
+            .idempotency_key
+            .iter()
+            .map(|k| ("Idempotency-Key", k.clone()))
+            .collect();
+        let m = api
+            .call(Method::POST, "/v1/messages", &[], Some(&body), &headers)
+            .await?;
+        if o.json {
+            print_raw(&m.raw);
+        } else {
+            out(&id_and_status(&m.json, o.colour));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `ID  status (reason)`: what `send`, `cancel` and `requeue` print.
+fn id_and_status(m: &Value, colour: bool) -> String {
+    let status = s(&m["status"]);
+    let word = match m["status_reason"].as_str() {
+        Some(r) => format!("{status} ({})", show::clean(r)),
+        None => status.clone(),
+    };
+    format!(
+        "{}  {}\n",
+        s(&m["id"]),
+        show::paint(&word, status_colour(&status), colour)
+    )
+}
+
+/// A field of a JSON object's text, as it is written there.
+fn raw_field(raw: &str, key: &str) -> Option<String> {
+    let m: std::collections::HashMap<String, Box<RawValue>> = serde_json::from_str(raw).ok()?;
+    m.get(key).map(|v| v.get().to_string())
+}
+
+/// Fetches a list: one page, or every page with `--all` (as one answer whose `next_cursor` is
+/// null).
+async fn pages(
+    api: &Api,
+    path: &str,
+    mut query: Vec<(&str, String)>,
+    key: &str,
+    p: &Paging,
+) -> Result<Answer, Failure> {
+    if let Some(l) = p.limit.or(p.all.then_some(1000)) {
+        query.push(("limit", l.to_string()));
+    }
+    let mut cursor = p.cursor.clone();
+    let mut items = Vec::new();
+    let mut raw_items: Vec<Box<RawValue>> = Vec::new();
+    loop {
+        let mut q = query.clone();
+        if let Some(c) = &cursor {
+            q.push(("cursor", c.clone()));
+        }
+        let mut page = api.get(path, &q).await?;
+        if !p.all {
+            return Ok(page);
+        }
+        if let Some(a) = page.json[key].as_array_mut() {
+            items.append(a);
+        }
+        if let Some(r) = raw_field(&page.raw, key)
+            .and_then(|r| serde_json::from_str::<Vec<Box<RawValue>>>(&r).ok())
+        {
+            raw_items.extend(r);
+        }
+        let next = page.json["next_cursor"].as_str().map(String::from);
+        if next.is_none() || next == cursor {
+            let joined: Vec<&str> = raw_items.iter().map(|r| r.get()).collect();
+            return Ok(Answer {
+                status: page.status,
+                raw: format!(
+                    "{{{}:[{}],\"next_cursor\":null}}",
+                    Value::from(key),
+                    joined.join(",")
+                ),
+                json: json!({key: items, "next_cursor": null}),
+            });
+        }
+        cursor = next;
+    }
+}
+
+/// Tells people that there is more (on standard error, so that the table stays clean).
+fn more_hint(page: &Value) {
+    if let Some(c) = page["next_cursor"].as_str() {
+        eprintln!("(more: --all for every page, or --cursor {c} for the next)");
+    }
+}
+
+/// `smsgate messages …`
+pub fn messages(cmd: MessagesCommand) -> ExitCode {
+    match cmd {
+        MessagesCommand::List(a) => {
+            run_remote(&a.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+                let mut q = Vec::new();
+                for (k, v) in [("status", &a.status), ("to", &a.to), ("since", &a.since)] {
+                    if let Some(v) = v {
+                        q.push((k, v.clone()));
+                    }
+                }
+                let Answer {
+                    json: page, raw, ..
+                } = pages(&api, "/v1/messages", q, "messages", &a.paging).await?;
+                if o.json {
+                    print_raw(&raw);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let mut t = Table::new(&["ID", "CREATED", "TO", "STATUS", "PARTS", "TEXT"]);
+                for m in page["messages"].as_array().into_iter().flatten() {
+                    t.row(vec![
+                        Cell::new(s(&m["id"])),
+                        Cell::new(show::time(&m["created_at"])),
+                        Cell::new(s(&m["to"])),
+                        Cell::status(&s(&m["status"]), None),
+                        Cell::new(s(&m["parts"])),
+                        Cell::new(show::truncate(&show::clean(&s(&m["text"])), 40)),
+                    ]);
+                }
+                if t.is_empty() {
+                    eprintln!("no messages");
+                } else {
+                    out(&t.render(o.colour));
+                }
+                more_hint(&page);
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        MessagesCommand::Show(a) => {
+            run_remote(&a.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+                let m = api
+                    .get(&format!("/v1/messages/{}", path_segment(&a.id)), &[])
+                    .await?;
+                if o.json {
+                    print_raw(&m.raw);
+                } else {
+                    out(&render_message(&m.json, o.colour));
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        MessagesCommand::Cancel(a) => message_action(a, "cancel"),
+        MessagesCommand::Requeue(a) => message_action(a, "requeue"),
+    }
+}
+
+fn message_action(a: MessageId, action: &'static str) -> ExitCode {
+    run_remote(&a.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+        let m = api
+            .post(
+                &format!("/v1/messages/{}/{action}", path_segment(&a.id)),
+                None,
+            )
+            .await?;
+        if o.json {
+            print_raw(&m.raw);
+        } else {
+            out(&id_and_status(&m.json, o.colour));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn opt_time(v: &Value) -> Option<String> {
+    present(v).map(show::time)
+}
+
+fn opt_str(v: &Value) -> Option<String> {
+    present(v).map(|v| show::clean(&s(v)))
+}
+
+fn compact(v: &Value) -> Option<String> {
+    present(v).map(|v| show::clean(&v.to_string()))
+}
+
+fn options(v: &Value) -> Option<String> {
+    v.as_object().map(|o| {
+        o.iter()
+            .map(|(k, a)| show::clean(&format!("{k}={}", s(a))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+fn render_message(m: &Value, colour: bool) -> String {
+    let status = s(&m["status"]);
+    let status_line = match m["status_reason"].as_str() {
+        Some(r) => format!("{status} ({})", show::clean(r)),
+        None => status.clone(),
+    };
+    let reminder = present(&m["reminder"]).map(|r| {
+        format!(
+            "plan {}, invoice {}, step {} ({})",
+            s(&r["plan_id"]),
+            show::clean(&s(&r["invoice"])),
+            s(&r["step"]),
+            s(&r["template"])
+        )
+    });
+    let mut text = fields(
+        &[
+            ("id", Some(s(&m["id"]))),
+            ("to", Some(s(&m["to"]))),
+            ("status", Some(status_line)),
+            ("text", Some(show::clean_multiline(&s(&m["text"])))),
+            (
+                "parts",
+                Some(format!("{} ({})", s(&m["parts"]), s(&m["encoding"]))),
+            ),
+            ("priority", opt_str(&m["priority"])),
+            ("created", opt_time(&m["created_at"])),
+            ("updated", opt_time(&m["updated_at"])),
+            ("send at", opt_time(&m["send_at"])),
+            ("expires at", opt_time(&m["expires_at"])),
+            ("next attempt", opt_time(&m["next_attempt_at"])),
+            ("modem", opt_str(&m["modem"])),
+            ("sent", opt_time(&m["sent_at"])),
+            ("delivered", opt_time(&m["delivered_at"])),
+            ("reply options", options(&m["reply_options"])),
+            ("reminder", reminder),
+            ("callback url", opt_str(&m["callback_url"])),
+            ("metadata", compact(&m["metadata"])),
+        ],
+        |k| (k == "status").then(|| status_colour(&status)).flatten(),
+        colour,
+    );
+    let attempts = m["attempts"].as_array().cloned().unwrap_or_default();
+    if !attempts.is_empty() {
+        let mut t = Table::new(&["AT", "MODEM", "RESULT", "ERROR"]);
+        for a in &attempts {
+            t.row(vec![
+                Cell::new(show::time(&a["at"])),
+                Cell::new(s(&a["modem"])),
+                Cell::status(&s(&a["result"]), None),
+                Cell::new(s(&a["error"])),
+            ]);
+        }
+        text.push_str("\nAttempts\n");
+        text.push_str(&t.render(colour));
+    }
+    let replies = m["replies"].as_array().cloned().unwrap_or_default();
+    if !replies.is_empty() {
+        text.push_str("\nReplies\n");
+        text.push_str(&replies_table(&replies, false).render(colour));
+    }
+    let events = m["events"].as_array().cloned().unwrap_or_default();
+    if !events.is_empty() {
+        let mut t = Table::new(&["SEQ", "AT", "KIND", "STATUS", "REASON"]);
+        for e in &events {
+            t.row(vec![
+                Cell::new(s(&e["seq"])),
+                Cell::new(show::time(&e["at"])),
+                Cell::new(s(&e["kind"])),
+                Cell::status(&s(&e["status"]), None),
+                Cell::new(e["reason"].as_str().unwrap_or("")),
+            ]);
+        }
+        text.push_str("\nHistory\n");
+        text.push_str(&t.render(colour));
+    }
+    text
+}
+
+fn replies_table(replies: &[Value], with_step: bool) -> Table {
+    let mut t = if with_step {
+        Table::new(&["STEP", "AT", "CHOICE", "ACTION", "TEXT"])
+    } else {
+        Table::new(&["AT", "CHOICE", "ACTION", "TEXT"])
+    };
+    for r in replies {
+        let mut row = Vec::new();
+        if with_step {
+            row.push(Cell::new(s(&r["step"])));
+        }
+        row.extend([
+            Cell::new(show::time(&r["at"])),
+            Cell::new(s(&r["choice"])),
+            Cell::new(s(&r["action"])),
+            Cell::new(s(&r["text"])),
+        ]);
+        t.row(row);
+    }
+    t
+}
+
+/// `smsgate inbound …`
+pub fn inbound(cmd: InboundCommand) -> ExitCode {
+    let InboundCommand::List {
+        from,
+        since,
+        paging,
+        remote,
+    } = cmd;
+    run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+        let mut q = Vec::new();
+        for (k, v) in [("from", &from), ("since", &since)] {
+            if let Some(v) = v {
+                q.push((k, v.clone()));
+            }
+        }
+        let Answer {
+            json: page, raw, ..
+        } = pages(&api, "/v1/inbound", q, "messages", &paging).await?;
+        if o.json {
+            print_raw(&raw);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut t = Table::new(&["ID", "RECEIVED", "FROM", "HANDLING", "TEXT"]);
+        for m in page["messages"].as_array().into_iter().flatten() {
+            let mut text = show::clean(&s(&m["text"]));
+            if m["partial"] == true {
+                text = format!("(partial) {text}");
+            }
+            t.row(vec![
+                Cell::new(s(&m["id"])),
+                Cell::new(show::time(&m["received_at"])),
+                Cell::new(s(&m["from"])),
+                Cell::new(s(&m["handling"])),
+                Cell::new(show::truncate(&text, 60)),
+            ]);
+        }
+        if t.is_empty() {
+            eprintln!("no inbound messages");
+        } else {
+            out(&t.render(o.colour));
+        }
+        more_hint(&page);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A JSON object from a file or standard input (`-`).
+fn read_json_object(from: &str) -> Result<Map<String, Value>, Failure> {
+    let (name, text) = if from == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+            Failure::Input(format!(
+                "cannot read the JSON body from standard input: {e}"
+            ))
+        })?;
+        ("standard input".to_string(), s)
+    } else {
+        let p = PathBuf::from(from);
+        let s = std::fs::read_to_string(&p)
+            .map_err(|e| Failure::Input(format!("--json-body {}: {e}", p.display())))?;
+        (p.display().to_string(), s)
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Failure::Input(format!(
+            "--json-body {name}: must be a JSON object"
+        ))),
+        Err(e) => Err(Failure::Input(format!("--json-body {name}: not JSON: {e}"))),
+    }
+}
+
+/// The body of `POST /v1/reminders`: `--json-body`, then the options over it.
+fn plan_body(a: &ReminderCreateArgs) -> Result<Value, Failure> {
+    let mut body = match &a.json_body {
+        Some(f) => read_json_object(f)?,
+        None => Map::new(),
+    };
+    for (k, v) in [
+        ("to", &a.to),
+        ("invoice", &a.invoice),
+        ("amount", &a.amount),
+        ("currency", &a.currency),
+        ("due_date", &a.due_date),
+        ("timezone", &a.timezone),
+        ("locale", &a.locale),
+        ("name", &a.name),
+        ("pay_url", &a.pay_url),
+        ("unit", &a.unit),
+        ("property", &a.property),
+    ] {
+        if let Some(v) = v {
+            body.insert(k.into(), json!(v));
+        }
+    }
+    if !a.vars.is_empty() {
+        let vars = body
+            .entry("vars")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Some(vars) = vars.as_object_mut() else {
+            return Err(Failure::Input(
+                "--var: the JSON body's `vars` is not an object".into(),
+            ));
+        };
+        for (k, v) in &a.vars {
+            vars.insert(k.clone(), json!(v));
+        }
+    }
+    Ok(Value::Object(body))
+}
+
+fn render_plan(p: &Value, colour: bool) -> String {
+    let status = s(&p["status"]);
+    let mut text = fields(
+        &[
+            ("plan", Some(s(&p["id"]))),
+            ("invoice", opt_str(&p["invoice"])),
+            ("status", Some(status.clone())),
+            ("to", Some(s(&p["to"]))),
+            (
+                "amount",
+                Some(show::clean(&format!(
+                    "{} {}",
+                    s(&p["amount"]),
+                    s(&p["currency"])
+                ))),
+            ),
+            ("due date", Some(s(&p["due_date"]))),
+            ("time zone", opt_str(&p["timezone"])),
+            ("locale", opt_str(&p["locale"])),
+            ("paid", opt_time(&p["paid_at"])),
+            ("created", opt_time(&p["created_at"])),
+        ],
+        |k| (k == "status").then(|| status_colour(&status)).flatten(),
+        colour,
+    );
+    let mut t = Table::new(&["STEP", "TEMPLATE", "STATUS", "SEND AT", "TEXT"]);
+    for st in p["steps"].as_array().into_iter().flatten() {
+        t.row(vec![
+            Cell::new(s(&st["index"])),
+            Cell::new(s(&st["template"])),
+            Cell::status(&s(&st["status"]), st["status_reason"].as_str()),
+            Cell::new(show::time_as_given(&st["send_at"])),
+            Cell::new(st["text"].as_str().unwrap_or("-")),
+        ]);
+    }
+    text.push('\n');
+    text.push_str(&t.render(colour));
+    let replies = p["replies"].as_array().cloned().unwrap_or_default();
+    if !replies.is_empty() {
+        text.push_str("\nReplies\n");
+        text.push_str(&replies_table(&replies, true).render(colour));
+    }
+    text
+}
+
+/// `smsgate reminders …`
+pub fn reminders(cmd: RemindersCommand) -> ExitCode {
+    match cmd {
+        RemindersCommand::Create(a) => {
+            let remote = a.remote.clone();
+            run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+                let body = plan_body(&a)?;
+                let Answer {
+                    status: code,
+                    json: p,
+                    raw,
+                } = api.post("/v1/reminders", Some(&body)).await?;
+                if o.json {
+                    print_raw(&raw);
+                } else {
+                    if code == 200 {
+                        eprintln!(
+                            "invoice {} already had this plan (the same request): nothing new was made",
+                            show::clean(&s(&p["invoice"]))
+                        );
+                    }
+                    out(&render_plan(&p, o.colour));
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        RemindersCommand::Show(a) => {
+            run_remote(&a.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+                let p = api
+                    .get(&format!("/v1/reminders/{}", path_segment(&a.id)), &[])
+                    .await?;
+                if o.json {
+                    print_raw(&p.raw);
+                } else {
+                    out(&render_plan(&p.json, o.colour));
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        RemindersCommand::Paid {
+            plan,
+            amount_paid,
+            no_confirm,
+        } => run_remote(&plan.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+            let mut body = Map::new();
+            if let Some(a) = amount_paid {
+                body.insert("amount_paid".into(), json!(a));
+            }
+            if no_confirm {
+                body.insert("confirm".into(), json!(false));
+            }
+            let body = (!body.is_empty()).then_some(Value::Object(body));
+            let p = api
+                .post(
+                    &format!("/v1/reminders/{}/paid", path_segment(&plan.id)),
+                    body.as_ref(),
+                )
+                .await?;
+            if o.json {
+                print_raw(&p.raw);
+            } else {
+                out(&render_plan(&p.json, o.colour));
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+fn optout_detail(o: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(k) = o["keyword"].as_str() {
+        parts.push(format!("texted {k}"));
+    }
+    if let Some(n) = o["note"].as_str() {
+        parts.push(n.to_string());
+    }
+    show::clean(&parts.join("; "))
+}
+
+/// `smsgate optout …`
+pub fn optout(cmd: OptoutCommand) -> ExitCode {
+    match cmd {
+        OptoutCommand::Add {
+            number,
+            note,
+            remote,
+        } => run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+            let mut body = json!({"number": number});
+            if let Some(n) = note {
+                body["note"] = json!(n);
+            }
+            let v = api.post("/v1/opt-outs", Some(&body)).await?;
+            if o.json {
+                print_raw(&v.raw);
+            } else {
+                let oo = &v.json["opt_outs"][0];
+                if v.status == 201 {
+                    out(&format!("{} opted out\n", s(&oo["number"])));
+                } else {
+                    out(&format!(
+                        "{} was already opted out (since {}, {})\n",
+                        s(&oo["number"]),
+                        show::time(&oo["opted_out_at"]),
+                        s(&oo["source"])
+                    ));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        OptoutCommand::Remove { number, remote } => {
+            run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+                let v = api
+                    .call(
+                        Method::DELETE,
+                        &format!("/v1/opt-outs/{}", path_segment(&number)),
+                        &[],
+                        None,
+                        &[],
+                    )
+                    .await?;
+                if o.json {
+                    print_raw(&v.raw);
+                } else {
+                    out(&format!(
+                        "{} is no longer opted out: it may get messages again\n",
+                        s(&v.json["number"])
+                    ));
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        OptoutCommand::List { paging, remote } => {
+            run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+                let Answer {
+                    json: page, raw, ..
+                } = pages(&api, "/v1/opt-outs", Vec::new(), "opt_outs", &paging).await?;
+                if o.json {
+                    print_raw(&raw);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let mut t = Table::new(&["NUMBER", "SINCE", "SOURCE", "DETAIL"]);
+                for oo in page["opt_outs"].as_array().into_iter().flatten() {
+                    t.row(vec![
+                        Cell::new(s(&oo["number"])),
+                        Cell::new(show::time(&oo["opted_out_at"])),
+                        Cell::new(s(&oo["source"])),
+                        Cell::new(optout_detail(oo)),
+                    ]);
+                }
+                if t.is_empty() {
+                    eprintln!("no opted-out numbers");
+                } else {
+                    out(&t.render(o.colour));
+                }
+                more_hint(&page);
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}
+
+/// `smsgate tail`
+pub fn tail(args: TailArgs) -> ExitCode {
+    run_remote(&args.remote, None, |api, o| {
+        tail::run(api, o.json, o.colour)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_and_objects_are_checked() {
+        assert_eq!(
+            parse_pair("1=call_me").unwrap(),
+            ("1".to_string(), "call_me".to_string())
+        );
+        assert_eq!(
+            parse_pair("note=a=b").unwrap(),
+            ("note".to_string(), "a=b".to_string())
+        );
+        assert!(parse_pair("nokey").is_err());
+        assert!(parse_pair("=x").is_err());
+        assert!(parse_object(r#"{"invoice":"INV-1"}"#).is_ok());
+        assert!(parse_object("[1]").is_err());
+        assert!(parse_object("{").is_err());
+        assert!(parse_rfc3339("2026-11-28T15:00:00-05:00").is_ok());
+        assert!(parse_rfc3339("2026-11-28 15:00").is_err());
+    }
+
+    #[test]
+    fn options_override_the_json_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("plan.json");
+        std::fs::write(
+            &f,
+            r#"{"to": "+1", "invoice": "INV-1", "vars": {"a": "1"}, "schedule": [{"offset": "0d", "template": "due_today"}]}"#,
+        )
+        .unwrap();
+        let a = ReminderCreateArgs {
+            to: Some("+12025550123".into()),
+            invoice: None,
+            amount: Some("10.00".into()),
+            currency: None,
+            due_date: None,
+            timezone: None,
+            locale: None,
+            name: None,
+            pay_url: None,
+            unit: None,
+            property: None,
+            vars: vec![("b".into(), "2".into())],
+            json_body: Some(f.display().to_string()),
+            remote: Remote {
+                url: None,
+                token: None,
+                config: None,
+                json: false,
+            },
+        };
+        let b = plan_body(&a).unwrap();
+        assert_eq!(b["to"], "+12025550123");
+        assert_eq!(b["invoice"], "INV-1");
+        assert_eq!(b["amount"], "10.00");
+        assert_eq!(b["vars"], json!({"a": "1", "b": "2"}));
+        assert_eq!(b["schedule"][0]["template"], "due_today");
+    }
+
+    #[test]
+    fn status_screen_shows_modems_and_counts() {
+        let modems = vec![json!({"name": "sim0", "state": "up", "operator": "SimNet",
+            "signal": {"rssi": 20, "dbm": -73, "bars": 4}, "last_error": null,
+            "messages_sent": 3, "parts_failed": 0, "received": 1})];
+        let stats = json!({"counts": {"queued": 2, "sent": 3}, "queue_depth": 2,
+            "oldest_due": null, "oldest_due_age_seconds": null, "modems_up": 1, "modems": 1,
+            "unmatched_reports": 0});
+        let text = render_status(&modems, &stats, false);
+        assert!(text.contains("sim0"), "{text}");
+        assert!(text.contains("-73 dBm (4/5)"), "{text}");
+        assert!(text.contains("QUEUED  SCHEDULED"), "{text}");
+        assert!(text.contains("modems up"), "{text}");
+        assert!(!text.contains('\x1b'));
+    }
+}
