@@ -10,6 +10,7 @@ pub mod history;
 pub mod modem;
 pub mod pdu;
 pub mod simulate;
+pub mod store;
 
 /// smsgate: a self-hosted SMS gateway that drives a USB GSM/LTE modem.
 #[derive(Debug, Parser)]
@@ -39,6 +40,9 @@ pub enum Command {
     /// Check or export the tamper-evident message history (on the store, daemon stopped).
     #[command(subcommand)]
     History(history::HistoryCommand),
+    /// Check, export, import or compact the whole store (daemon stopped).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Run the built-in modem simulator on a pseudo-terminal (for tests, demos and trying things out).
     Simulate(simulate::SimulateArgs),
 }
@@ -75,5 +79,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Modem(cmd) => modem::run(cmd),
         Command::Simulate(args) => simulate::run(args),
         Command::History(cmd) => history::run(cmd),
+        Command::Store(cmd) => store::run(cmd),
     }
 }

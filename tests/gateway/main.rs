@@ -8,6 +8,7 @@ mod input;
 mod reminders;
 mod replies;
 mod reports;
+mod store_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
