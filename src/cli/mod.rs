@@ -11,6 +11,7 @@ pub mod history;
 pub mod modem;
 pub mod pdu;
 pub mod simulate;
+pub mod store;
 
 /// smsgate: a self-hosted SMS gateway that drives a USB GSM/LTE modem.
 #[derive(Debug, Parser)]
@@ -46,6 +47,9 @@ pub enum Command {
     /// Check or export the tamper-evident message history (on the store, daemon stopped).
     #[command(subcommand)]
     History(history::HistoryCommand),
+    /// Check, export, import or compact the whole store (daemon stopped).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Run the built-in modem simulator on a pseudo-terminal (for tests, demos and trying things out).
     Simulate(simulate::SimulateArgs),
     /// Show a running daemon's modems and queue; exit 1 when no modem is up.
@@ -110,5 +114,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reminders(cmd) => client::reminders(cmd),
         Command::Optout(cmd) => client::optout(cmd),
         Command::Tail(args) => client::tail(args),
+        Command::Store(cmd) => store::run(cmd),
     }
 }

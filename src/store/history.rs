@@ -145,7 +145,17 @@ impl Store {
                     continue;
                 }
             };
-            let h = self.history_of(&m, &key)?;
+            let h = match self.history_of(&m, &key) {
+                Ok(h) => h,
+                Err(e) => {
+                    // One unreadable entry must not stop the check of every other chain.
+                    report.messages += 1;
+                    report
+                        .broken
+                        .push((m.id, format!("unreadable history entry: {e}")));
+                    continue;
+                }
+            };
             report.messages += 1;
             report.entries += h.events.len() as u64;
             if let Some(p) = h.problem {

@@ -79,6 +79,11 @@ struct Fragment {
     received_at: DateTime<Utc>,
 }
 
+/// Reads a held part back (for [`Store::check`]).
+pub(super) fn decode_fragment(key: &[u8], v: &[u8]) -> Result<(), StoreError> {
+    decode::<Fragment>(key, v).map(|_| ())
+}
+
 /// A held part with its key.
 type HeldPart = (Vec<u8>, Fragment);
 

@@ -32,7 +32,11 @@
 //! change made before it survive a power cut: sled's `flush()` stops at `sync_file_range` on
 //! Linux, so after it the data file is fsynced too; concurrent callers share one flush (group
 //! commit), which keeps durability cheap under load.
+//!
+//! [`backup`] checks, exports, imports and compacts a whole store while the daemon is stopped
+//! (`smsgate store check|export|import|compact`).
 
+pub mod backup;
 pub mod history;
 pub mod inbound;
 pub mod live;

@@ -113,7 +113,7 @@ fn seq_of(key: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
 }
 
-fn decode_entry(seq: u64, v: &[u8]) -> Result<OutboxEntry, StoreError> {
+pub(super) fn decode_entry(seq: u64, v: &[u8]) -> Result<OutboxEntry, StoreError> {
     let mut e: OutboxEntry = serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
         key: format!("outbox/{seq}"),
         detail: e.to_string(),

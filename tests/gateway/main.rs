@@ -10,6 +10,7 @@ mod metrics;
 mod reminders;
 mod replies;
 mod reports;
+mod store_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
