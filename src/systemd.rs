@@ -106,3 +106,51 @@ mod tests {
         assert!(h.age() < Duration::from_millis(30), "clones share the beat");
     }
 }
+
+#[cfg(test)]
+mod packaging {
+    use std::path::Path;
+
+    /// The Debian package's files (`[package.metadata.deb]`) exist, the unit it installs is the
+    /// one in systemd/, and its ExecStart is where the package puts the binary.
+    #[test]
+    fn deb_metadata_names_files_that_exist() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let manifest: toml::Value =
+            toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+        let deb = &manifest["package"]["metadata"]["deb"];
+        let assets = deb["assets"].as_array().unwrap();
+        assert!(assets.len() >= 5);
+        let mut dests = Vec::new();
+        for a in assets {
+            let src = a[0].as_str().unwrap();
+            dests.push(a[1].as_str().unwrap().to_string());
+            if src.starts_with("target/") {
+                continue;
+            }
+            match src.split_once('*') {
+                Some((dir, ext)) => {
+                    let n = std::fs::read_dir(root.join(dir))
+                        .unwrap()
+                        .filter(|e| {
+                            e.as_ref()
+                                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(ext))
+                        })
+                        .count();
+                    assert!(n > 0, "{src} matches nothing");
+                }
+                None => assert!(root.join(src).is_file(), "{src} is missing"),
+            }
+        }
+        assert!(dests.iter().any(|d| d == "usr/bin/"));
+        let scripts = deb["maintainer-scripts"].as_str().unwrap();
+        assert!(root.join(scripts).join("postinst").is_file());
+        let units = deb["systemd-units"]["unit-scripts"].as_str().unwrap();
+        let unit = std::fs::read_to_string(root.join(units).join("smsgate.service")).unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/bin/smsgate serve --config /etc/smsgate/smsgate.toml")
+        );
+        let conf = deb["conf-files"][0].as_str().unwrap();
+        assert_eq!(conf, "/etc/smsgate/smsgate.toml");
+    }
+}
