@@ -55,15 +55,14 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
     panic!("daemon not ready");
 }
 
-/// Writes a config for a daemon on a free port with `sim` as its modem, starts it, waits until
-/// it is ready. Returns the config path (to restart it), the base URL and the child.
-async fn daemon_with(
+/// Writes `dir/smsgate.toml`: a daemon on `port` with its store in `dir/store` and `sim` as its
+/// modem, `extra` sections before the modem's.
+fn write_config(
     dir: &std::path::Path,
     sim: &smsgate::sim::SimHandle,
+    port: u16,
     extra: &str,
-    http: &reqwest::Client,
-) -> (std::path::PathBuf, String, tokio::process::Child) {
-    let port = free_port();
+) -> std::path::PathBuf {
     let config = dir.join("smsgate.toml");
     std::fs::write(
         &config,
@@ -74,6 +73,19 @@ async fn daemon_with(
         ),
     )
     .unwrap();
+    config
+}
+
+/// Writes a config for a daemon on a free port with `sim` as its modem, starts it, waits until
+/// it is ready. Returns the config path (to restart it), the base URL and the child.
+async fn daemon_with(
+    dir: &std::path::Path,
+    sim: &smsgate::sim::SimHandle,
+    extra: &str,
+    http: &reqwest::Client,
+) -> (std::path::PathBuf, String, tokio::process::Child) {
+    let port = free_port();
+    let config = write_config(dir, sim, port, extra);
     let base = format!("http://127.0.0.1:{port}");
     let daemon = spawn_daemon(&config);
     wait_ready(http, &base).await;
@@ -324,16 +336,7 @@ async fn systemd_hears_ready_then_the_watchdog_then_stopping() {
     let socket_path = dir.path().join("notify.sock");
     let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
     let port = free_port();
-    let config = dir.path().join("smsgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n[[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
-            dir.path().join("store").display(),
-            sim.path().display()
-        ),
-    )
-    .unwrap();
+    let config = write_config(dir.path(), &sim, port, "");
     let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
         .args(["serve", "--config"])
         .arg(&config)

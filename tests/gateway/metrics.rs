@@ -18,6 +18,28 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// GET `path`: 401 without the token; 200 of `content_type` with it.
+async fn get_with_token(r: &crate::Running, path: &str, content_type: &str) -> reqwest::Response {
+    let anon = r
+        .http
+        .get(format!("{}{path}", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status().as_u16(), 401, "{path} needs the token");
+    let resp = r
+        .http
+        .get(format!("{}{path}", r.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with(content_type), "{path}: {ct}");
+    resp
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_sends_the_queue_and_the_modem() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,27 +67,7 @@ async fn metrics_show_sends_the_queue_and_the_modem() {
         .await;
     assert_eq!(code, 201);
 
-    let anon = r
-        .http
-        .get(format!("{}/metrics", r.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anon.status().as_u16(), 401, "metrics need the token");
-    let resp = r
-        .http
-        .get(format!("{}/metrics", r.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
-    );
+    let resp = get_with_token(&r, "/metrics", "text/plain; version=0.0.4").await;
     let text = resp.text().await.unwrap();
     // Counters are per process (tests share one), so at least this test's own events.
     assert!(
@@ -135,27 +137,7 @@ async fn live_events_stream_history_entries_and_end_at_shutdown() {
     let sim = sim().await;
     let r = start(dir.path().join("store"), &sim, |_| {}).await;
     wait_modem_up(&r).await;
-    let anon = r
-        .http
-        .get(format!("{}/v1/events", r.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anon.status().as_u16(), 401);
-    let resp = r
-        .http
-        .get(format!("{}/v1/events", r.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    let resp = get_with_token(&r, "/v1/events", "text/event-stream").await;
     let mut body = resp;
     let (code, m) = r
         .post(

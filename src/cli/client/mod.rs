@@ -356,6 +356,19 @@ struct Out {
 }
 
 /// Finds the daemon, then runs `f` on a small runtime; a failure is printed with its exit code.
+/// GETs one resource and prints it: the API's JSON with `--json`, else `render`'s text.
+fn show_one(remote: &Remote, path: String, render: fn(&Value, bool) -> String) -> ExitCode {
+    run_remote(remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+        let r = api.get(&path, &[]).await?;
+        if o.json {
+            print_raw(&r.raw);
+        } else {
+            out(&render(&r.json, o.colour));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 fn run_remote<F, Fut>(remote: &Remote, timeout: Option<Duration>, f: F) -> ExitCode
 where
     F: FnOnce(Api, Out) -> Fut,
@@ -658,19 +671,11 @@ pub fn messages(cmd: MessagesCommand) -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             })
         }
-        MessagesCommand::Show(a) => {
-            run_remote(&a.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-                let m = api
-                    .get(&format!("/v1/messages/{}", path_segment(&a.id)), &[])
-                    .await?;
-                if o.json {
-                    print_raw(&m.raw);
-                } else {
-                    out(&render_message(&m.json, o.colour));
-                }
-                Ok(ExitCode::SUCCESS)
-            })
-        }
+        MessagesCommand::Show(a) => show_one(
+            &a.remote,
+            format!("/v1/messages/{}", path_segment(&a.id)),
+            render_message,
+        ),
         MessagesCommand::Cancel(a) => message_action(a, "cancel"),
         MessagesCommand::Requeue(a) => message_action(a, "requeue"),
     }
@@ -996,19 +1001,11 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             })
         }
-        RemindersCommand::Show(a) => {
-            run_remote(&a.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-                let p = api
-                    .get(&format!("/v1/reminders/{}", path_segment(&a.id)), &[])
-                    .await?;
-                if o.json {
-                    print_raw(&p.raw);
-                } else {
-                    out(&render_plan(&p.json, o.colour));
-                }
-                Ok(ExitCode::SUCCESS)
-            })
-        }
+        RemindersCommand::Show(a) => show_one(
+            &a.remote,
+            format!("/v1/reminders/{}", path_segment(&a.id)),
+            render_plan,
+        ),
         RemindersCommand::Paid {
             plan,
             amount_paid,
