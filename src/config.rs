@@ -61,6 +61,38 @@ pub struct Config {
     /// Templates by name (they override the shipped ones).
     #[serde(default)]
     pub templates: std::collections::BTreeMap<String, String>,
+    /// The admin web page at `GET /`.
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
+}
+
+/// `[dashboard]`: the admin web page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve the page at `GET /` (login with an API token).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long a login lasts without being used.
+    #[serde(default = "default_session_ttl", with = "humantime_serde")]
+    pub session_ttl: std::time::Duration,
+    /// When the session cookie is marked `Secure`.
+    #[serde(default)]
+    pub cookie_secure: crate::dashboard::CookieSecure,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            enabled: true,
+            session_ttl: default_session_ttl(),
+            cookie_secure: crate::dashboard::CookieSecure::Auto,
+        }
+    }
+}
+
+fn default_session_ttl() -> std::time::Duration {
+    std::time::Duration::from_secs(12 * 3600)
 }
 
 /// `[inbound]`
@@ -455,6 +487,14 @@ impl Config {
             };
             let (key, msg) = rest.split_once(": ").unwrap_or(("", rest.as_str()));
             return Err(at(section, None, key, msg.to_string()));
+        }
+        if self.dashboard.session_ttl < std::time::Duration::from_secs(60) {
+            return Err(at(
+                "dashboard",
+                None,
+                "session_ttl",
+                "must be at least 1m".into(),
+            ));
         }
         if self.queue.max_attempts == 0 {
             return Err(at(

@@ -34,6 +34,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod dispatch;
 pub mod inbound;
 pub mod metrics;

@@ -106,6 +106,7 @@ impl Gateway {
                 max_lateness: cfg.queue.max_lateness,
                 national_languages: langs.clone(),
                 body_limit: cfg.http.body_limit,
+                dashboard: cfg.dashboard.clone(),
             },
             dispatch: DispatchConfig {
                 max_attempts: cfg.queue.max_attempts,
@@ -214,6 +215,7 @@ impl Gateway {
             .map(|h| dispatcher.spawn_worker(h.clone(), worker_cancel.clone()))
             .collect();
 
+        let sessions = Arc::new(crate::dashboard::Sessions::new(&self.api.dashboard));
         let state = AppState {
             store: store.clone(),
             dispatcher: dispatcher.clone(),
@@ -226,6 +228,7 @@ impl Gateway {
             inbox,
             reminders,
             shutdown: shutdown.clone(),
+            sessions,
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");

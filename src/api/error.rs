@@ -118,6 +118,18 @@ impl ApiError {
         )
     }
 
+    /// 403: a change from the admin page without its session's CSRF token.
+    pub fn csrf() -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "Forbidden",
+            "a change made with a session cookie needs the session's `X-CSRF-Token` header \
+             (reload the admin page)"
+                .into(),
+        )
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError::new(

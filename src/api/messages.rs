@@ -763,7 +763,9 @@ pub async fn list(
     .into_response())
 }
 
-/// `POST /v1/messages/{id}/cancel`: for anything not yet sending.
+/// `POST /v1/messages/{id}/cancel`: for anything not yet sending, and for an `unknown` or
+/// `failed` message an admin decides not to send again (it leaves the list of messages
+/// waiting for a decision; its history keeps what it was).
 #[utoipa::path(post, path = "/v1/messages/{id}/cancel", tag = "messages",
     params(("id" = String, Path, description = "Message id")),
     responses((status = 200, body = MessageView), (status = 401, body = super::error::Problem),
@@ -777,10 +779,23 @@ pub async fn cancel(
     let (m, changed) = state
         .store
         .update(&id, |m| {
-            m.status.is_waiting().then(|| {
+            let was = m.status;
+            let allowed = was.is_waiting() || matches!(was, Status::Unknown | Status::Failed);
+            allowed.then(|| {
                 m.status = Status::Cancelled;
                 m.status_reason = Some("cancelled".into());
-                Note::from("cancelled through the API")
+                if was.is_waiting() {
+                    Note::from("cancelled through the API")
+                } else {
+                    Note::new(
+                        "cancelled",
+                        format!(
+                            "closed through the API while {}: not to be sent again",
+                            was.as_str()
+                        ),
+                        serde_json::json!({ "was": was.as_str() }),
+                    )
+                }
             })
         })?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
@@ -788,7 +803,7 @@ pub async fn cancel(
         return Err(ApiError::conflict(
             "not_cancellable",
             format!(
-                "the message is {}; only queued or scheduled messages can be cancelled",
+                "the message is {}; only queued, scheduled, unknown or failed messages can be cancelled",
                 m.status.as_str()
             ),
         ));

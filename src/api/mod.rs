@@ -2,6 +2,7 @@
 //!
 //! Every write is on disk (flushed and fsynced, group commit) before its 2xx answer.
 
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod history;
@@ -76,6 +77,8 @@ pub struct ApiConfig {
     pub national_languages: Vec<NationalLanguage>,
     /// Largest request body.
     pub body_limit: usize,
+    /// The admin web page.
+    pub dashboard: crate::config::DashboardConfig,
 }
 
 impl Default for ApiConfig {
@@ -87,6 +90,7 @@ impl Default for ApiConfig {
             max_lateness: Duration::from_secs(12 * 3600),
             national_languages: Vec::new(),
             body_limit: 4 * 1024 * 1024,
+            dashboard: crate::config::DashboardConfig::default(),
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct AppState {
     pub reminders: Arc<crate::reminders::Policy>,
     /// Fires when the daemon stops: long-lived answers (`/v1/events`) end then.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Logged-in browsers of the admin page.
+    pub sessions: Arc<crate::dashboard::Sessions>,
 }
 
 /// The authenticated caller.
@@ -162,7 +168,7 @@ pub(crate) fn next_cursor<T, K>(page: &[T], limit: usize, key: impl Fn(&T) -> K)
 
 /// Compares the presented token's hash with every key, in constant time per key and without
 /// stopping at the first match, so timing tells nothing about which key or how much matched.
-fn authenticate(keys: &[ApiKey], token: &str) -> Option<String> {
+pub fn authenticate(keys: &[ApiKey], token: &str) -> Option<String> {
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let mut found = None;
     for k in keys {
@@ -178,7 +184,20 @@ fn authenticate(keys: &[ApiKey], token: &str) -> Option<String> {
     found
 }
 
+/// The key name of a valid `Authorization: Bearer` header.
+pub fn bearer_caller(keys: &[ApiKey], headers: &axum::http::HeaderMap) -> Option<String> {
+    let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = h
+        .get(..7)?
+        .eq_ignore_ascii_case("bearer ")
+        .then(|| h[7..].trim())?;
+    authenticate(keys, token)
+}
+
+/// Who is calling: a bearer token, or else the admin page's session cookie. A session
+/// changes nothing without its CSRF token in `X-CSRF-Token`.
 async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -186,14 +205,27 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     let token = match header {
         Some(h) if h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ") => h[7..].trim(),
         Some(_) => {
-            return axum::response::IntoResponse::into_response(ApiError::unauthorized(
-                "use `Authorization: Bearer <token>`",
-            ));
+            return ApiError::unauthorized("use `Authorization: Bearer <token>`").into_response();
         }
         None => {
-            return axum::response::IntoResponse::into_response(ApiError::unauthorized(
-                "missing `Authorization: Bearer <token>` header",
-            ));
+            if let Some(s) = state.sessions.from_headers(req.headers()) {
+                let safe = matches!(
+                    *req.method(),
+                    axum::http::Method::GET | axum::http::Method::HEAD
+                );
+                let presented = req
+                    .headers()
+                    .get(crate::dashboard::CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !safe && !crate::dashboard::same(presented, &s.csrf) {
+                    return ApiError::csrf().into_response();
+                }
+                req.extensions_mut().insert(Caller(s.caller));
+                return next.run(req).await;
+            }
+            return ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
+                .into_response();
         }
     };
     match authenticate(&state.keys, token) {
@@ -201,9 +233,7 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
             req.extensions_mut().insert(Caller(name));
             next.run(req).await
         }
-        None => {
-            axum::response::IntoResponse::into_response(ApiError::unauthorized("unknown token"))
-        }
+        None => ApiError::unauthorized("unknown token").into_response(),
     }
 }
 
@@ -250,6 +280,8 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events::stream))
         .route("/webhooks/failed", get(webhooks::failed))
         .route("/webhooks/{id}/retry", post(webhooks::retry))
+        .route("/dashboard", get(dashboard::summary))
+        .route("/dashboard/search", get(dashboard::search))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let docs = Router::new()
         .route("/openapi.json", get(openapi::serve))
@@ -258,6 +290,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(docs)
+        .route("/", get(crate::dashboard::index))
+        .route(
+            "/login",
+            get(crate::dashboard::login_form).post(crate::dashboard::login),
+        )
+        .route("/logout", post(crate::dashboard::logout))
+        .route("/assets/{name}", get(crate::dashboard::asset))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .fallback(system::not_found)

@@ -249,6 +249,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             out,
             "smsgate demo: the gateway with a simulated modem on {}\n\
              API: {base}/v1\n\
+             admin page: {base}/ (log in with the token)\n\
              token: {token}\n\
              webhook secret: {webhook_secret}{hook}\n\
              data: {} (messages the simulated network delivered: {})\n\n\

@@ -45,7 +45,7 @@ use super::{
 pub const EXPORT_FORMAT: u64 = 1;
 
 /// Every tree of the store, in export order (see the table in [`crate::store`]).
-pub const TREES: [&str; 18] = [
+pub const TREES: [&str; 19] = [
     "messages",
     "due",
     "status",
@@ -64,6 +64,7 @@ pub const TREES: [&str; 18] = [
     "plans",
     "plan_invoices",
     "templates",
+    "hourly",
 ];
 
 /// sled's own tree, which this store does not use.
@@ -538,6 +539,7 @@ impl Store {
             "plans" => &i.plans,
             "plan_invoices" => &i.plan_invoices,
             "templates" => &i.templates,
+            "hourly" => &i.hourly,
             _ => return None,
         })
     }
@@ -910,6 +912,16 @@ impl Store {
                     "idempotency",
                     &k,
                     format!("the record does not decode: {e}"),
+                );
+            }
+        }
+        for r in i.hourly.iter() {
+            let (k, v) = r?;
+            if !super::hourly::valid(&k, &v) {
+                f.problem(
+                    "hourly",
+                    &k,
+                    "not an hour (4 bytes) and a modem name with three 8-byte counters",
                 );
             }
         }

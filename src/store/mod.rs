@@ -21,6 +21,7 @@
 //! | `plans` | plan id (ULID, 16) | JSON [`plans::Plan`]: an invoice's reminder plan |
 //! | `plan_invoices` | invoice reference | plan id (16): one plan per invoice |
 //! | `templates` | template name | JSON [`plans::StoredTemplate`]: templates set through the API |
+//! | `hourly` | hour since the epoch (4, BE) · modem | sent · delivered · failed (3 × 8, BE): per-hour counts ([`hourly`]) |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -38,6 +39,7 @@
 
 pub mod backup;
 pub mod history;
+pub mod hourly;
 pub mod inbound;
 pub mod live;
 pub mod model;
@@ -151,6 +153,7 @@ struct Inner {
     plans: sled::Tree,
     plan_invoices: sled::Tree,
     templates: sled::Tree,
+    hourly: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     notifier: std::sync::RwLock<Option<Arc<dyn Notifier>>>,
@@ -276,6 +279,7 @@ impl Store {
             plans: db.open_tree("plans")?,
             plan_invoices: db.open_tree("plan_invoices")?,
             templates: db.open_tree("templates")?,
+            hourly: db.open_tree("hourly")?,
             counts: Default::default(),
             notifier: std::sync::RwLock::new(None),
             live: live::channel(),
@@ -470,6 +474,7 @@ impl Store {
             events: &i.events,
             outbox: &i.outbox,
             reports: &i.reports,
+            hourly: &i.hourly,
         };
         let r = trees.transaction(|tx| update_in(tx, &key, &f, notifier.as_deref()))?;
         Ok(r.map(|(old, new, changed)| {
@@ -701,6 +706,7 @@ struct Trees<'a> {
     events: &'a sled::Tree,
     outbox: &'a sled::Tree,
     reports: &'a sled::Tree,
+    hourly: &'a sled::Tree,
 }
 
 impl Trees<'_> {
@@ -715,8 +721,9 @@ impl Trees<'_> {
             self.events,
             self.outbox,
             self.reports,
+            self.hourly,
         )
-            .transaction(|(messages, due, status, events, outbox, reports)| {
+            .transaction(|(messages, due, status, events, outbox, reports, hourly)| {
                 f(&TxTrees {
                     messages,
                     due,
@@ -724,6 +731,7 @@ impl Trees<'_> {
                     events,
                     outbox,
                     reports,
+                    hourly,
                 })
             })
     }
@@ -736,6 +744,7 @@ struct TxTrees<'a> {
     events: &'a TransactionalTree,
     outbox: &'a TransactionalTree,
     reports: &'a TransactionalTree,
+    hourly: &'a TransactionalTree,
 }
 
 /// The `reports` key of a sent part: modem · 0x00 · TP-MR · id · part.
@@ -867,6 +876,13 @@ where
             }
         }
     }
+    hourly::count_in(
+        t.hourly,
+        old.status,
+        new.status,
+        new.updated_at,
+        new.modem.as_deref(),
+    )?;
     let bytes = encode(&event).map_err(abort)?;
     new.history_hash = Some(sha256_hex(&bytes));
     t.events.insert(event_key(key, event.seq), bytes)?;

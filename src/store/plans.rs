@@ -329,9 +329,10 @@ impl Store {
             &i.outbox,
             &i.reports,
             &i.idempotency,
+            &i.hourly,
         )
             .transaction(
-                |(tp, messages, due, status, tt, events, outbox, reports, tidem)| {
+                |(tp, messages, due, status, tt, events, outbox, reports, tidem, hourly)| {
                     let current = tp.get(&pid[..])?;
                     let current: Option<Plan> = match current {
                         Some(v) => Some(decode(pid, &v).map_err(abort)?),
@@ -347,6 +348,7 @@ impl Store {
                         events,
                         outbox,
                         reports,
+                        hourly,
                     };
                     let mut moved = Vec::new();
                     for (key, c) in &cancels {

@@ -285,9 +285,10 @@ impl Store {
                 &i.outbox,
                 &i.reports,
                 &i.inbound_seen,
+                &i.hourly,
             )
                 .transaction(
-                    |(messages, due, status, events, outbox, reports, tseen)| {
+                    |(messages, due, status, events, outbox, reports, tseen, hourly)| {
                         if tseen.get(&seen[..])?.is_some() {
                             return Ok(Applied::Duplicate);
                         }
@@ -301,6 +302,7 @@ impl Store {
                             events,
                             outbox,
                             reports,
+                            hourly,
                         };
                         let Some((old, message, changed)) =
                             update_in(&t, &chosen.id, &f, notifier.as_deref())?

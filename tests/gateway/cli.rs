@@ -189,7 +189,8 @@ async fn cli_status_send_show_list_cancel_and_exit_codes() {
     let c = cli(&r, &["messages", "cancel", &id]).await;
     assert_eq!(c.code, 1, "{}{}", c.stdout, c.stderr);
     assert!(
-        c.stderr.contains("only queued or scheduled"),
+        c.stderr
+            .contains("only queued, scheduled, unknown or failed"),
         "{}",
         c.stderr
     );

@@ -1,8 +1,10 @@
 //! The gateway end to end: HTTP on 127.0.0.1, a sled store on disk, the simulated modem on a
 //! PTY. In-process for most tests; `crash.rs` runs the real binary and kills it with SIGKILL.
 
+mod browser;
 mod cli;
 mod crash;
+mod dashboard;
 mod flows;
 mod inbound;
 mod input;

@@ -702,7 +702,7 @@ mod tests {
             "{m}"
         );
         let p = serde_json::json!({"type": "urn:smsgate:problem:not_cancellable",
-            "detail": "the message is sent; only queued or scheduled messages can be cancelled"});
+            "detail": "the message is sent; only queued, scheduled, unknown or failed messages can be cancelled"});
         let m = api_message(409, &p, "");
         assert!(
             m.contains("the message is sent") && m.contains("not_cancellable"),

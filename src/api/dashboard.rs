@@ -1,0 +1,428 @@
+//! `GET /v1/dashboard` and `GET /v1/dashboard/search`: what the admin page shows, in one
+//! answer each (the page is on a phone as often as not: one request per refresh).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::modem::Signal;
+use crate::store::optout::OptOut;
+use crate::store::outbox::OutboxEntry;
+use crate::store::{ListFilter, Message, Reply, Status};
+
+/// Latest messages shown.
+const RECENT: usize = 15;
+/// Messages needing a decision shown.
+const ATTENTION: usize = 20;
+/// Dead webhook deliveries shown.
+const WEBHOOKS: usize = 10;
+/// Opt-outs shown.
+const OPT_OUTS: usize = 10;
+/// Messages a search returns at most.
+const FOUND: usize = 50;
+
+/// A modem on the admin page.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DashboardModem {
+    /// Configured name.
+    pub name: String,
+    /// Configured port.
+    pub port: String,
+    /// `connecting`, `initialising`, `up`, `recovering`, `down` or `stopped`.
+    pub state: String,
+    /// Operator name.
+    pub operator: Option<String>,
+    /// Registration, in words.
+    pub registration: Option<String>,
+    /// Signal strength (`bars` is 0 to 5).
+    pub signal: Option<Signal>,
+    /// The SIM's number, when the SIM knows it.
+    pub own_number: Option<String>,
+    /// Manufacturer and model.
+    pub model: Option<String>,
+    /// Messages this modem sent since midnight (in `[reminders] timezone`).
+    pub sent_today: u64,
+    /// The last error, in words.
+    pub last_error: Option<String>,
+}
+
+/// One hour of the chart.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HourBucket {
+    /// The start of the hour.
+    pub hour: DateTime<Utc>,
+    /// Messages that became `sent` in it.
+    pub sent: u64,
+    /// Messages that became `delivered` in it.
+    pub delivered: u64,
+    /// Messages that became `failed` in it.
+    pub failed: u64,
+}
+
+/// A message as the admin page lists it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MessageSummary {
+    /// Message id.
+    pub id: String,
+    /// Recipient.
+    pub to: String,
+    /// The text.
+    pub text: String,
+    /// Status.
+    pub status: Status,
+    /// Why it is in that status.
+    pub status_reason: Option<String>,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The modem that took it.
+    pub modem: Option<String>,
+    /// The invoice it is about (a reminder plan's, or `metadata.invoice`).
+    pub invoice: Option<String>,
+    /// The recipient's answers.
+    pub replies: Vec<Reply>,
+    /// What the page may do with it: `requeue`, `cancel`.
+    pub actions: Vec<String>,
+}
+
+/// A dead webhook delivery on the admin page.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookSummary {
+    /// The delivery's `webhook-id`.
+    pub id: String,
+    /// The event type.
+    pub event_type: String,
+    /// Where it was POSTed.
+    pub url: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the event happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /v1/dashboard` answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DashboardView {
+    /// When this was put together.
+    pub generated_at: DateTime<Utc>,
+    /// The time zone of "today" and of the page's clock.
+    pub timezone: String,
+    /// Every configured modem.
+    pub modems: Vec<DashboardModem>,
+    /// Messages per status.
+    pub counts: BTreeMap<String, u64>,
+    /// Messages waiting (queued or scheduled).
+    pub queue_depth: usize,
+    /// The earliest due time among waiting messages (in the future: nothing is late).
+    pub oldest_due: Option<DateTime<Utc>>,
+    /// How long the oldest due message has waited, in seconds (0 when not yet due).
+    pub oldest_due_age_seconds: Option<i64>,
+    /// The last 24 hours, oldest first, the current hour last.
+    pub hourly: Vec<HourBucket>,
+    /// The latest messages, newest first.
+    pub recent: Vec<MessageSummary>,
+    /// Messages in `unknown` or `failed`, newest change first: they wait for a decision.
+    pub attention: Vec<MessageSummary>,
+    /// Webhook deliveries that gave up (`GET /v1/webhooks/failed`).
+    pub failed_webhooks: Vec<WebhookSummary>,
+    /// The latest opt-outs.
+    pub opt_outs: Vec<OptOut>,
+    /// Numbers opted out in all.
+    pub opt_out_count: usize,
+}
+
+/// `GET /v1/dashboard/search` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchQuery {
+    /// A phone number or an invoice reference.
+    pub q: String,
+}
+
+/// `GET /v1/dashboard/search` answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchResult {
+    /// The search as given.
+    pub query: String,
+    /// `number` or `invoice`: how it was read.
+    pub kind: String,
+    /// The number in E.164, for `number`.
+    pub number: Option<String>,
+    /// Whether that number is opted out, for `number`.
+    pub opted_out: Option<bool>,
+    /// The invoice's reminder plan, for `invoice`.
+    pub plan_id: Option<String>,
+    /// Matching messages, newest first (at most 50).
+    pub messages: Vec<MessageSummary>,
+}
+
+fn invoice_of(m: &Message) -> Option<String> {
+    m.reminder
+        .as_ref()
+        .map(|r| r.invoice.clone())
+        .or_else(|| crate::store::history::invoice_of(m).map(str::to_string))
+}
+
+fn summarise(m: &Message) -> MessageSummary {
+    let mut actions = Vec::new();
+    if matches!(m.status, Status::Unknown | Status::Failed) {
+        actions.push("requeue".to_string());
+    }
+    if m.status.is_waiting() || matches!(m.status, Status::Unknown | Status::Failed) {
+        actions.push("cancel".to_string());
+    }
+    MessageSummary {
+        id: m.id.clone(),
+        to: m.to.clone(),
+        text: m.text.clone(),
+        status: m.status,
+        status_reason: m.status_reason.clone(),
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        modem: m.modem.clone(),
+        invoice: invoice_of(m),
+        replies: m.replies.clone(),
+        actions,
+    }
+}
+
+fn webhook_summary(e: &OutboxEntry) -> WebhookSummary {
+    WebhookSummary {
+        id: e.id.clone(),
+        event_type: e.event_type.clone(),
+        url: e.url.clone(),
+        attempts: e.attempts,
+        last_error: e.last_error.clone(),
+        created_at: e.created_at,
+    }
+}
+
+fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_opt(t.timestamp().div_euclid(3600) * 3600, 0)
+        .single()
+        .unwrap_or(t)
+}
+
+/// Midnight today in `tz`, as an instant.
+fn midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let local = now.with_timezone(&tz).date_naive();
+    crate::reminders::window::local_instant(tz, local, chrono::NaiveTime::MIN)
+}
+
+fn build(state: &AppState) -> Result<DashboardView, ApiError> {
+    let store = &state.store;
+    let now = state.clock.now();
+    let tz = state.reminders.timezone;
+    let first_hour = hour_start(now) - Duration::hours(23);
+    let today = midnight(now, tz);
+    let from = first_hour.min(today);
+    let counts = store.hourly(from, now)?;
+    let mut hourly: Vec<HourBucket> = (0..24)
+        .map(|i| HourBucket {
+            hour: first_hour + Duration::hours(i),
+            sent: 0,
+            delivered: 0,
+            failed: 0,
+        })
+        .collect();
+    let mut sent_today: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in &counts {
+        let slot = (c.hour - first_hour).num_hours();
+        if let Some(b) = usize::try_from(slot).ok().and_then(|i| hourly.get_mut(i)) {
+            b.sent += c.sent;
+            b.delivered += c.delivered;
+            b.failed += c.failed;
+        }
+        if c.hour >= hour_start(today) {
+            *sent_today.entry(c.modem.as_str()).or_default() += c.sent;
+        }
+    }
+    let modems = state
+        .modems
+        .iter()
+        .map(|h| {
+            let s = h.status();
+            let i = &s.info;
+            DashboardModem {
+                sent_today: sent_today.get(s.name.as_str()).copied().unwrap_or(0),
+                name: s.name,
+                port: s.port,
+                state: s.state.as_str().to_string(),
+                operator: i.operator.clone(),
+                registration: i.registration.map(|r| r.as_str().to_string()),
+                signal: i.signal,
+                own_number: i.own_number.clone(),
+                model: match (&i.manufacturer, &i.model) {
+                    (Some(a), Some(b)) => Some(format!("{a} {b}")),
+                    (a, b) => a.clone().or_else(|| b.clone()),
+                },
+                last_error: s.last_error,
+            }
+        })
+        .collect();
+    let page = |status: Option<Status>, limit: usize| {
+        store.list(&ListFilter {
+            status,
+            limit,
+            ..ListFilter::default()
+        })
+    };
+    let recent = page(None, RECENT)?.iter().map(summarise).collect();
+    let mut attention = page(Some(Status::Unknown), ATTENTION)?;
+    attention.extend(page(Some(Status::Failed), ATTENTION)?);
+    attention.sort_by_key(|m| std::cmp::Reverse(m.updated_at));
+    attention.truncate(ATTENTION);
+    let failed_webhooks = state
+        .webhooks
+        .dead(WEBHOOKS, None)
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .iter()
+        .map(webhook_summary)
+        .collect();
+    let mut opt_outs = Vec::new();
+    let mut after: Option<String> = None;
+    // Listed by number: the latest need them all (a few thousand at most in practice).
+    loop {
+        let chunk = store.list_optouts(after.as_deref(), 1000)?;
+        let full = chunk.len() == 1000;
+        after = chunk.last().map(|o| o.number.clone());
+        opt_outs.extend(chunk);
+        if !full {
+            break;
+        }
+    }
+    let opt_out_count = opt_outs.len();
+    opt_outs.sort_by_key(|o| std::cmp::Reverse(o.opted_out_at));
+    opt_outs.truncate(OPT_OUTS);
+    let oldest = store.oldest_due()?;
+    Ok(DashboardView {
+        generated_at: now,
+        timezone: tz.name().to_string(),
+        modems,
+        counts: store
+            .counts()?
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_string(), n))
+            .collect(),
+        queue_depth: store.queue_depth(),
+        oldest_due: oldest,
+        oldest_due_age_seconds: oldest.map(|t| (now - t).num_seconds().max(0)),
+        hourly,
+        recent,
+        attention: attention.iter().map(summarise).collect(),
+        failed_webhooks,
+        opt_outs,
+        opt_out_count,
+    })
+}
+
+/// `GET /v1/dashboard`: modems, queue, the last 24 hours, the latest messages, what needs a
+/// decision, failed webhooks and opt-outs, for the admin page.
+#[utoipa::path(get, path = "/v1/dashboard", tag = "gateway",
+    responses((status = 200, body = DashboardView), (status = 401, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn summary(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let view = tokio::task::spawn_blocking(move || build(&state))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(axum::Json(view).into_response())
+}
+
+fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
+    let store = &state.store;
+    let looks_like_number = q.starts_with('+')
+        || (q.chars().filter(char::is_ascii_digit).count() >= 6
+            && q.chars().all(|c| c.is_ascii_digit() || " -().".contains(c)));
+    if looks_like_number
+        && let Ok(number) =
+            super::messages::normalise_number(q, state.cfg.default_region.as_deref())
+    {
+        let messages = store.messages_to(&number, FOUND)?;
+        return Ok(SearchResult {
+            query: q.to_string(),
+            kind: "number".into(),
+            opted_out: Some(store.is_opted_out(&number)?),
+            number: Some(number),
+            plan_id: None,
+            messages: messages.iter().map(summarise).collect(),
+        });
+    }
+    let plan = store.plan_by_invoice(q)?;
+    let mut messages = Vec::new();
+    if let Some(p) = &plan {
+        for step in &p.steps {
+            for id in step.message_id.iter().chain(step.replaced.iter()) {
+                if let Some(m) = store.get(id)? {
+                    messages.push(m);
+                }
+            }
+        }
+    }
+    // Plain messages about the invoice (`metadata.invoice`): reads every message.
+    for m in store.histories_for(None, Some(q))? {
+        if !messages.iter().any(|x| x.id == m.0.id) {
+            messages.push(m.0);
+        }
+    }
+    messages.sort_by(|a, b| b.id.cmp(&a.id));
+    messages.truncate(FOUND);
+    Ok(SearchResult {
+        query: q.to_string(),
+        kind: "invoice".into(),
+        number: None,
+        opted_out: None,
+        plan_id: plan.map(|p| p.id),
+        messages: messages.iter().map(summarise).collect(),
+    })
+}
+
+/// `GET /v1/dashboard/search?q=`: messages to a number (with its opt-out state), or about an
+/// invoice (its reminder plan's steps and any message whose `metadata.invoice` is it).
+#[utoipa::path(get, path = "/v1/dashboard/search", tag = "gateway", params(SearchQuery),
+    responses((status = 200, body = SearchResult), (status = 400, body = super::error::Problem),
+        (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let text = q.q.trim().to_string();
+    if text.is_empty() || text.chars().count() > 100 {
+        return Err(ApiError::field(
+            "q",
+            "give a phone number or an invoice reference",
+        ));
+    }
+    let found = tokio::task::spawn_blocking(move || find(&state, &text))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(axum::Json(found).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_and_midnight() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 23, 17, 42, 5).unwrap();
+        assert_eq!(
+            hour_start(t),
+            Utc.with_ymd_and_hms(2026, 11, 23, 17, 0, 0).unwrap()
+        );
+        // 17:42Z is 12:42 in New York (EST): midnight there is 05:00Z.
+        assert_eq!(
+            midnight(t, chrono_tz::America::New_York),
+            Utc.with_ymd_and_hms(2026, 11, 23, 5, 0, 0).unwrap()
+        );
+    }
+}
