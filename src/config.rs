@@ -283,6 +283,16 @@ pub struct ModemSection {
     /// Registration and signal polling interval.
     #[serde(default = "default_health_interval", with = "humantime_serde")]
     pub health_interval: Duration,
+    /// Most messages in any 60 seconds (an operator's fair-use rule).
+    pub max_per_minute: Option<u32>,
+    /// Most messages per day (since midnight in `[reminders] timezone`).
+    pub max_per_day: Option<u32>,
+    /// Only numbers starting with one of these (`["+1"]`); empty or absent: any.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Only this traffic: `reminders`, `messages`, `replies`; empty or absent: any.
+    #[serde(default)]
+    pub only_for: Vec<crate::dispatch::Traffic>,
 }
 
 fn default_baud() -> u32 {
@@ -311,6 +321,12 @@ impl ModemSection {
         c.command_timeout = self.command_timeout;
         c.send_timeout = self.send_timeout;
         c.health_interval = self.health_interval;
+        c.policy = crate::dispatch::ModemPolicy {
+            max_per_minute: self.max_per_minute,
+            max_per_day: self.max_per_day,
+            prefixes: self.prefixes.clone(),
+            only_for: self.only_for.clone(),
+        };
         c
     }
 }
@@ -536,6 +552,52 @@ impl Config {
                     "send_timeout",
                     "timeouts that short would cut real sends off".into(),
                 ));
+            }
+            for (key, v) in [
+                ("max_per_minute", m.max_per_minute),
+                ("max_per_day", m.max_per_day),
+            ] {
+                if v == Some(0) {
+                    return Err(at(
+                        "modems",
+                        Some(i),
+                        key,
+                        "must be at least 1 (leave it out for no limit)".into(),
+                    ));
+                }
+            }
+            if let Some(p) = m.prefixes.iter().find(|p| {
+                p.len() < 2 || !p.starts_with('+') || !p[1..].chars().all(|c| c.is_ascii_digit())
+            }) {
+                return Err(at(
+                    "modems",
+                    Some(i),
+                    "prefixes",
+                    format!("{p:?} is not an international prefix such as \"+1\" or \"+4420\""),
+                ));
+            }
+        }
+        if !self.modems.is_empty() {
+            for traffic in [
+                crate::dispatch::Traffic::Reminders,
+                crate::dispatch::Traffic::Messages,
+                crate::dispatch::Traffic::Replies,
+            ] {
+                if !self
+                    .modems
+                    .iter()
+                    .any(|m| m.only_for.is_empty() || m.only_for.contains(&traffic))
+                {
+                    return Err(at(
+                        "modems",
+                        None,
+                        "only_for",
+                        format!(
+                            "no modem takes {} traffic: it would wait for ever",
+                            traffic.as_str()
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

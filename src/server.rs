@@ -181,7 +181,9 @@ impl Gateway {
         let (events_tx, events_rx) = mpsc::channel(256);
         let mut handles = Vec::new();
         let mut driver_tasks = Vec::new();
+        let mut policies = Vec::new();
         for m in self.modems {
+            policies.push(m.policy.clone());
             let (h, t) = modem::spawn(m, events_tx.clone(), modem_cancel.clone());
             handles.push(h);
             driver_tasks.push(t);
@@ -212,7 +214,8 @@ impl Gateway {
         ));
         let workers: Vec<_> = handles
             .iter()
-            .map(|h| dispatcher.spawn_worker(h.clone(), worker_cancel.clone()))
+            .zip(policies)
+            .map(|(h, p)| dispatcher.spawn_worker(h.clone(), p, worker_cancel.clone()))
             .collect();
 
         let sessions = Arc::new(crate::dashboard::Sessions::new(&self.api.dashboard));

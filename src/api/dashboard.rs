@@ -48,6 +48,10 @@ pub struct DashboardModem {
     pub sent_today: u64,
     /// The last error, in words.
     pub last_error: Option<String>,
+    /// Why it takes no work now: `quarantined`, `minute_limit`, `day_limit`.
+    pub paused: Option<String>,
+    /// `max_per_day`.
+    pub max_per_day: Option<u32>,
 }
 
 /// One hour of the chart.
@@ -243,10 +247,12 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
             *sent_today.entry(c.modem.as_str()).or_default() += c.sent;
         }
     }
+    let pool = state.dispatcher.pool();
     let modems = state
         .modems
         .iter()
         .map(|h| {
+            let p = pool.view(h.name(), now);
             let s = h.status();
             let i = &s.info;
             DashboardModem {
@@ -263,6 +269,8 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
                     (a, b) => a.clone().or_else(|| b.clone()),
                 },
                 last_error: s.last_error,
+                paused: p.paused,
+                max_per_day: p.max_per_day,
             }
         })
         .collect();

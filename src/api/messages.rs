@@ -225,6 +225,17 @@ fn build(
     let to = normalise_number(&input.to, state.cfg.default_region.as_deref())
         .map_err(|e| err("to", e))
         .ok();
+    if let Some(t) = &to
+        && !state
+            .dispatcher
+            .pool()
+            .routable(t, crate::dispatch::Traffic::Messages)
+    {
+        err(
+            "to",
+            format!("no modem sends messages to {t} (see `prefixes` and `only_for` in [[modems]])"),
+        );
+    }
     let plan = if input.text.is_empty() {
         err("text", "is empty".into());
         None

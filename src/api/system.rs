@@ -51,6 +51,8 @@ pub struct ModemView {
     pub parts_failed: u64,
     /// Inbound messages and reports read since start.
     pub received: u64,
+    /// Its place in the pool: limits, routing, what it sent, whether it takes work now.
+    pub pool: crate::dispatch::pool::PoolView,
 }
 
 /// `GET /v1/modems` answer.
@@ -110,7 +112,7 @@ pub struct Ready {
     pub modems: Vec<ReadyModem>,
 }
 
-fn modem_view(s: &ModemStatus) -> ModemView {
+fn modem_view(s: &ModemStatus, pool: crate::dispatch::pool::PoolView) -> ModemView {
     let i = &s.info;
     ModemView {
         name: s.name.clone(),
@@ -131,6 +133,7 @@ fn modem_view(s: &ModemStatus) -> ModemView {
         messages_sent: s.sent_parts,
         parts_failed: s.failed_parts,
         received: s.received,
+        pool,
     }
 }
 
@@ -139,11 +142,13 @@ fn modem_view(s: &ModemStatus) -> ModemView {
     responses((status = 200, body = ModemList), (status = 401, body = super::error::Problem)),
     security(("bearer" = [])))]
 pub async fn modems(State(state): State<AppState>) -> Response {
+    let pool = state.dispatcher.pool();
+    let now = state.clock.now();
     axum::Json(ModemList {
         modems: state
             .modems
             .iter()
-            .map(|m| modem_view(&m.status()))
+            .map(|m| modem_view(&m.status(), pool.view(m.name(), now)))
             .collect(),
     })
     .into_response()

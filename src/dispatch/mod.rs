@@ -15,11 +15,16 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod pool;
 mod rules;
 
 use crate::modem::{ModemHandle, ModemState, PartOutcome, Retry};
 use crate::sms::{self, NationalLanguage, SubmitOptions};
 use crate::store::{Attempt, Message, NextDue, Note, Part, Status, Store, StoreError};
+pub use pool::{ModemPolicy, Pool, Traffic};
+
+/// Due messages a worker looks at, at most, to find one it may take (routing, sticky sender).
+const MAX_SCAN: usize = 2000;
 
 /// The time source: the real clock, or one tests move ([`ManualClock`]). The dispatcher sleeps
 /// until the next due time by this clock and wakes early when a manual clock is moved.
@@ -156,6 +161,7 @@ pub struct Dispatcher {
     cfg: Arc<DispatchConfig>,
     precheck: Option<Arc<crate::reminders::precheck::Prechecker>>,
     heartbeat: crate::systemd::Heartbeat,
+    pool: Arc<Pool>,
 }
 
 /// What happened to a claimed message.
@@ -172,7 +178,9 @@ enum Claim {
 impl Dispatcher {
     /// A dispatcher over `store`.
     pub fn new(store: Store, cfg: DispatchConfig, clock: Clock) -> Dispatcher {
+        let pool = Arc::new(Pool::new(store.clone(), cfg.reminders.timezone));
         Dispatcher {
+            pool,
             store,
             notify: Arc::new(Notify::new()),
             clock,
@@ -186,6 +194,11 @@ impl Dispatcher {
     /// (see [`crate::systemd`]).
     pub fn heartbeat(&self) -> crate::systemd::Heartbeat {
         self.heartbeat.clone()
+    }
+
+    /// The modems and what each may take.
+    pub fn pool(&self) -> Arc<Pool> {
+        self.pool.clone()
     }
 
     /// Asks precheck URLs with this client before reminder steps go out.
@@ -222,26 +235,65 @@ impl Dispatcher {
         Ok(ids.len())
     }
 
-    /// Starts a worker for a modem. It stops when `cancel` fires, after finishing the message in
-    /// hand.
-    pub fn spawn_worker(&self, modem: ModemHandle, cancel: CancellationToken) -> JoinHandle<()> {
+    /// Starts a worker for a modem, which joins the pool with `policy`. It stops when `cancel`
+    /// fires, after finishing the message in hand, and leaves the pool.
+    pub fn spawn_worker(
+        &self,
+        modem: ModemHandle,
+        policy: ModemPolicy,
+        cancel: CancellationToken,
+    ) -> JoinHandle<()> {
+        self.pool.add(modem.clone(), policy);
         let d = self.clone();
-        tokio::spawn(async move { d.worker(modem, cancel).await })
+        tokio::spawn(async move {
+            let name = modem.name().to_string();
+            d.clone().worker(modem, cancel).await;
+            d.pool.remove(&name);
+            // Its numbers' follow-ups may go through the others now.
+            d.notify();
+        })
     }
 
     async fn worker(self, modem: ModemHandle, cancel: CancellationToken) {
         let mut status = modem.watch();
+        let name = modem.name().to_string();
+        let mut was_up = status.borrow().state == ModemState::Up;
         loop {
             self.heartbeat.beat();
             if cancel.is_cancelled() {
                 return;
             }
+            let state = status.borrow().state;
+            self.pool.observe(&name, state, self.clock.now());
+            if (state == ModemState::Up) != was_up {
+                was_up = state == ModemState::Up;
+                // The others may take (or give back) this modem's numbers now.
+                self.notify();
+            }
             // Only take work while the modem is up (beating once a minute while it is not).
-            if status.borrow().state != ModemState::Up {
+            if state != ModemState::Up {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     r = status.changed() => if r.is_err() { return },
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                continue;
+            }
+            // Quarantined or at a limit: nothing until it frees up.
+            if let Some(p) = self.pool.paused(&name, self.clock.now()) {
+                let wait = match p {
+                    pool::Pause::Quarantined(t) | pool::Pause::MinuteLimit(t) => {
+                        t.saturating_duration_since(std::time::Instant::now())
+                    }
+                    pool::Pause::DayLimit(t) => (t - self.clock.now()).to_std().unwrap_or_default(),
+                };
+                self.notify();
+                let moved = self.clock.moved();
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = status.changed() => if r.is_err() { return },
+                    _ = moved => {}
+                    _ = tokio::time::sleep(wait.clamp(Duration::from_millis(10), Duration::from_secs(60))) => {}
                 }
                 continue;
             }
@@ -263,7 +315,9 @@ impl Dispatcher {
                     continue;
                 }
             }
-            let wait = match self.store.next_due(self.clock.now()) {
+            let now = self.clock.now();
+            let mine = &mut |m: &Message| self.pool.may_take(&name, m, now).is_some();
+            let wait = match self.store.next_due_matching(now, MAX_SCAN, mine) {
                 Ok(NextDue::At(t)) => (t - self.clock.now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
@@ -281,17 +335,28 @@ impl Dispatcher {
         }
     }
 
-    /// Takes one due message, if any, and sends it through `modem`. `Ok(false)`: nothing due.
+    /// Takes one due message this modem may take, if any, and sends it through `modem`.
+    /// `Ok(false)`: nothing due for it.
     pub async fn try_dispatch_one(&self, modem: &ModemHandle) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let id = match self.store.next_due(now)? {
+        let me = modem.name();
+        let mine = &mut |m: &Message| self.pool.may_take(me, m, now).is_some();
+        let id = match self.store.next_due_matching(now, MAX_SCAN, mine)? {
             NextDue::Ready(id) => id,
             _ => return Ok(false),
         };
         if self.hold_or_drop(&id, now).await? {
             return Ok(true);
         }
-        let msg = match self.claim(&id, modem.name(), now).await? {
+        // Taking over from the modem that last texted this number, when it is not available.
+        let Some(from) = self
+            .store
+            .get(&id)?
+            .and_then(|m| self.pool.may_take(me, &m, now))
+        else {
+            return Ok(false);
+        };
+        let msg = match self.claim(&id, me, from.as_deref(), now).await? {
             Claim::Send(m) => m,
             Claim::Expired | Claim::Lost => return Ok(true),
         };
@@ -369,7 +434,13 @@ impl Dispatcher {
         Ok(true)
     }
 
-    async fn claim(&self, id: &str, modem: &str, now: DateTime<Utc>) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        id: &str,
+        modem: &str,
+        instead_of: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         let r = self.store.update(id, |m| {
             if !m.status.is_waiting() || m.due_at > now {
                 return None;
@@ -379,22 +450,39 @@ impl Dispatcher {
             {
                 m.status = Status::Expired;
                 m.status_reason = Some("expires_at".into());
-                return Some(format!("not sent: expired at {}", exp.to_rfc3339()));
+                return Some(Note::from(format!(
+                    "not sent: expired at {}",
+                    exp.to_rfc3339()
+                )));
             }
             let due = m.requeued_at.or(m.send_at).unwrap_or(m.created_at);
             if (now - due).num_seconds() > m.max_lateness_secs as i64 {
                 m.status = Status::Expired;
                 m.status_reason = Some("too_late".into());
-                return Some(format!(
+                return Some(Note::from(format!(
                     "not sent: it could only go out {} s after its due time, more than max_lateness",
                     (now - due).num_seconds()
-                ));
+                )));
             }
             m.status = Status::Sending;
             m.status_reason = None;
             m.modem = Some(modem.to_string());
-            Some(format!("sending via {modem}"))
+            Some(match instead_of {
+                Some(other) => Note::new(
+                    "sending",
+                    format!(
+                        "sending via {modem}: {other}, which last texted this number, is not available"
+                    ),
+                    serde_json::json!({ "modem": modem, "instead_of": other }),
+                ),
+                None => Note::from(format!("sending via {modem}")),
+            })
         })?;
+        if let (Some(other), Some((m, true))) = (instead_of, &r)
+            && m.status == Status::Sending
+        {
+            tracing::info!(message_id = %id, modem, instead_of = other, "sticky modem not available: another modem takes the number over");
+        }
         Ok(match r {
             Some((m, true)) if m.status == Status::Sending => {
                 // On disk before AT+CMGS: a crash from here on leaves it `unknown`, never re-sent.
@@ -433,6 +521,23 @@ impl Dispatcher {
         };
         let modem_name = modem.name().to_string();
         record_send(&modem_name, &result, timer.elapsed());
+        if let Ok(outcomes) = &result
+            && outcomes.iter().any(|o| {
+                matches!(
+                    o,
+                    PartOutcome::Sent { .. }
+                        | PartOutcome::Failed {
+                            maybe_sent: true,
+                            ..
+                        }
+                )
+            })
+        {
+            // It reached the network: it counts against the modem's limits, and the number's
+            // follow-ups go through this modem from now on.
+            self.pool.sent(&modem_name, self.clock.now());
+            self.pool.texted(&msg.to, &modem_name);
+        }
         // What went out, and through which SIM: the history's record of the send.
         let sim = {
             let st = modem.watch().borrow().clone();

@@ -53,6 +53,8 @@ pub struct ModemConfig {
     pub sweep_interval: Duration,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
+    /// Routing and limits in the pool of modems (the dispatcher's business, not the driver's).
+    pub policy: crate::dispatch::ModemPolicy,
 }
 
 impl ModemConfig {
@@ -71,6 +73,7 @@ impl ModemConfig {
             health_interval: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(600),
             max_backoff: Duration::from_secs(30),
+            policy: crate::dispatch::ModemPolicy::default(),
         }
     }
 }

@@ -492,8 +492,30 @@ impl Store {
     /// The first waiting message due at or before `now`, by priority then due time. Also returns
     /// the earliest due time of all waiting messages when nothing is due yet.
     pub fn next_due(&self, now: DateTime<Utc>) -> Result<NextDue, StoreError> {
+        self.next_due_where(now, usize::MAX, None)
+    }
+
+    /// Like [`Store::next_due`], but only a message `accept` takes (a modem's routing, a
+    /// recipient's sticky modem): due messages it refuses are passed over, at most `max_scan`
+    /// of them, and do not count as due for the answer `At` (the earliest *future* due time).
+    pub fn next_due_matching(
+        &self,
+        now: DateTime<Utc>,
+        max_scan: usize,
+        accept: &mut dyn FnMut(&Message) -> bool,
+    ) -> Result<NextDue, StoreError> {
+        self.next_due_where(now, max_scan, Some(accept))
+    }
+
+    fn next_due_where(
+        &self,
+        now: DateTime<Utc>,
+        max_scan: usize,
+        mut accept: Option<&mut dyn FnMut(&Message) -> bool>,
+    ) -> Result<NextDue, StoreError> {
         let now_ms = now.timestamp_millis().max(0) as u64;
         let mut earliest: Option<u64> = None;
+        let mut scanned = 0usize;
         for prio in 0u8..3 {
             for entry in self.inner.due.scan_prefix([prio]) {
                 let (k, v) = entry?;
@@ -507,7 +529,26 @@ impl Store {
                     earliest = Some(earliest.map_or(due, |e| e.min(due)));
                     break;
                 }
-                if self.inner.messages.contains_key(&k[9..25])? {
+                if scanned >= max_scan {
+                    break;
+                }
+                let found = match accept.as_mut() {
+                    None => self.inner.messages.contains_key(&k[9..25])?,
+                    Some(f) => match self.inner.messages.get(&k[9..25])? {
+                        Some(rec) => {
+                            scanned += 1;
+                            let mut key = [0u8; 16];
+                            key.copy_from_slice(&k[9..25]);
+                            let m = decode_message(&key, &rec)?;
+                            if !f(&m) {
+                                continue;
+                            }
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                if found {
                     return Ok(NextDue::Ready(id_string(&k[9..])));
                 }
                 // No record: an insert is writing it right now, or one was cut short by a

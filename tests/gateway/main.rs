@@ -9,6 +9,7 @@ mod flows;
 mod inbound;
 mod input;
 mod metrics;
+mod pool;
 mod reminders;
 mod replies;
 mod reports;

@@ -89,11 +89,14 @@ function renderModems(modems) {
       ["Operator", m.operator || "—"],
       ["Network", m.registration || "—"],
       ["Signal", bars(m.signal)],
-      ["Sent today", String(m.sent_today)],
+      ["Sent today", m.max_per_day ? `${m.sent_today} of ${m.max_per_day}` : String(m.sent_today)],
       ["Number", m.own_number || "—"],
       ["Model", m.model || "—"],
       ["Port", m.port],
     ];
+    const pauses = { quarantined: "resting: it went down too often", minute_limit: "at its per-minute limit",
+      day_limit: "at its daily limit" };
+    if (m.paused) rows.push(["Paused", el("span", { class: "warn", text: pauses[m.paused] || m.paused })]);
     if (m.last_error) rows.push(["Last error", el("span", { class: "error", text: m.last_error })]);
     box.append(el("div", { class: "modem", "data-modem": m.name },
       el("div", { class: "name" }, el("span", { text: m.name }),
