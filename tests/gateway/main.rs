@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod examples;
 mod flows;
 mod inbound;
 mod input;
