@@ -107,3 +107,8 @@ mod tests {
         assert!(v["components"]["securitySchemes"]["bearer"].is_object());
     }
 }
+
+/// `docs/api-reference.md`, rendered from this document (and checked against it) by the tests.
+#[cfg(test)]
+#[path = "openapi_md.rs"]
+mod openapi_md;

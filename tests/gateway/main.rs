@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod crash;
 mod dashboard;
+mod examples;
 mod flows;
 mod inbound;
 mod input;
