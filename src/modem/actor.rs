@@ -315,24 +315,24 @@ pub fn spawn(
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// Opens a port: a serial device, or `tcp://host:port`.
+/// Opens a port: a serial device, `tcp://host:port` (raw TCP) or `rfc2217://host:port`
+/// (Telnet COM-PORT-OPTION), see [`super::remote`].
 pub async fn open_port(port: &str, baud: u32) -> Result<Box<dyn Stream>, ModemError> {
+    let failed = |e: std::io::Error| ModemError::Open {
+        port: port.to_string(),
+        reason: e.to_string(),
+    };
     if let Some(addr) = port.strip_prefix("tcp://") {
-        let s = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await
-        .map_err(|_| ModemError::Open {
-            port: port.to_string(),
-            reason: "connection timed out".into(),
-        })?
-        .map_err(|e| ModemError::Open {
-            port: port.to_string(),
-            reason: e.to_string(),
-        })?;
-        let _ = s.set_nodelay(true);
-        return Ok(Box::new(s));
+        return Ok(Box::new(
+            super::remote::connect(addr).await.map_err(failed)?,
+        ));
+    }
+    if let Some(addr) = port.strip_prefix("rfc2217://") {
+        return Ok(Box::new(
+            super::remote::open_rfc2217(addr, baud)
+                .await
+                .map_err(failed)?,
+        ));
     }
     use tokio_serial::SerialPortBuilderExt;
     let s = tokio_serial::new(port, baud)

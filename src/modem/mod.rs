@@ -15,6 +15,7 @@ pub mod error;
 pub mod info;
 pub mod init;
 pub mod probe;
+pub mod remote;
 
 pub use actor::{
     Inbound, ModemConfig, ModemEvent, ModemHandle, PartOutcome, SendTextError, Source, spawn,

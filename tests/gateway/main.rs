@@ -12,6 +12,7 @@ mod input;
 mod metrics;
 mod pool;
 mod reminders;
+mod remote;
 mod replies;
 mod reports;
 mod store_cmd;
