@@ -265,7 +265,8 @@ fn default_max_lateness() -> Duration {
 pub struct ModemSection {
     /// A name for logs, metrics and the API.
     pub name: String,
-    /// Serial device (`/dev/ttyUSB2`, `/dev/serial/by-id/…`) or `tcp://host:port`.
+    /// Serial device (`/dev/ttyUSB2`, `/dev/serial/by-id/…`), `tcp://host:port` or
+    /// `rfc2217://host:port`.
     pub port: String,
     /// Baud rate.
     #[serde(default = "default_baud")]
@@ -535,7 +536,7 @@ impl Config {
                     "modems",
                     Some(i),
                     "port",
-                    "must name a device or tcp://host:port".into(),
+                    "must name a device, tcp://host:port or rfc2217://host:port".into(),
                 ));
             }
             if let Some(p) = &m.pin
