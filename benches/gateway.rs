@@ -58,6 +58,7 @@ async fn gateway(
         webhooks: smsgate::webhook::WebhookConfig::default(),
         reminders: Default::default(),
         clock: Clock::system(),
+        modem_source: None,
     };
     let stop = CancellationToken::new();
     let (tx, rx) = oneshot::channel::<SocketAddr>();

@@ -36,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod dispatch;
+pub mod fleet;
 pub mod inbound;
 pub mod metrics;
 pub mod modem;

@@ -18,7 +18,7 @@ use crate::api::{self, ApiConfig, ApiKey, AppState};
 use crate::config::Config;
 use crate::dispatch::{Clock, DispatchConfig, Dispatcher};
 use crate::inbound::Inbox;
-use crate::modem::{self, ModemConfig, ModemEvent};
+use crate::modem::{ModemConfig, ModemEvent};
 use crate::replies::{OptOutConfig, RepliesConfig};
 use crate::store::Store;
 use crate::store::inbound::Received;
@@ -70,6 +70,8 @@ pub struct Gateway {
     pub reminders: crate::reminders::Policy,
     /// The clock.
     pub clock: Clock,
+    /// Where `SIGHUP` and `POST /v1/admin/reload` read the modems from; `None`: no reload.
+    pub modem_source: Option<crate::fleet::ModemSource>,
 }
 
 impl Gateway {
@@ -127,6 +129,7 @@ impl Gateway {
             webhooks: cfg.webhooks.clone(),
             reminders,
             clock: Clock::system(),
+            modem_source: None,
         })
     }
 
@@ -176,19 +179,7 @@ impl Gateway {
             );
         }
 
-        let modem_cancel = CancellationToken::new();
-        let worker_cancel = CancellationToken::new();
         let (events_tx, events_rx) = mpsc::channel(256);
-        let mut handles = Vec::new();
-        let mut driver_tasks = Vec::new();
-        let mut policies = Vec::new();
-        for m in self.modems {
-            policies.push(m.policy.clone());
-            let (h, t) = modem::spawn(m, events_tx.clone(), modem_cancel.clone());
-            handles.push(h);
-            driver_tasks.push(t);
-        }
-        drop(events_tx);
         let inbox = Inbox::new(
             store.clone(),
             webhooks.clone(),
@@ -212,17 +203,30 @@ impl Gateway {
             self.clock.clone(),
             self.inbound.reassembly_timeout,
         ));
-        let workers: Vec<_> = handles
-            .iter()
-            .zip(policies)
-            .map(|(h, p)| dispatcher.spawn_worker(h.clone(), p, worker_cancel.clone()))
-            .collect();
+        // The modems start only now: opt-outs stored before an unclean stop are acted on first.
+        let mut fleet = crate::fleet::Fleet::new(dispatcher.clone(), events_tx);
+        for m in self.modems {
+            fleet.start(m);
+        }
+        let watched = !fleet.is_empty();
+        let modem_count = fleet.len();
+        let modems = Arc::new(std::sync::RwLock::new(fleet.handles()));
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        let fleet_stop = CancellationToken::new();
+        let fleet_task = tokio::spawn(crate::fleet::run(
+            fleet,
+            self.modem_source,
+            reload_rx,
+            fleet_stop.clone(),
+            modems.clone(),
+        ));
 
         let sessions = Arc::new(crate::dashboard::Sessions::new(&self.api.dashboard));
         let state = AppState {
             store: store.clone(),
             dispatcher: dispatcher.clone(),
-            modems: Arc::new(handles),
+            modems,
+            reload: reload_tx,
             keys: Arc::new(self.keys),
             cfg: Arc::new(self.api),
             clock: self.clock,
@@ -238,11 +242,11 @@ impl Gateway {
         if let Some(tx) = bound {
             let _ = tx.send(addr);
         }
-        crate::systemd::ready(&format!("listening on {addr}, {} modem(s)", workers.len()));
+        crate::systemd::ready(&format!("listening on {addr}, {modem_count} modem(s)"));
         let watchdog_cancel = CancellationToken::new();
         let watchdog = crate::systemd::spawn_watchdog(
             dispatcher.heartbeat(),
-            !workers.is_empty(),
+            watched,
             watchdog_cancel.clone(),
         );
         let app = api::router(state);
@@ -257,14 +261,10 @@ impl Gateway {
         if let Some(w) = watchdog {
             let _ = w.await;
         }
-        worker_cancel.cancel();
-        for w in workers {
-            let _ = w.await;
-        }
-        modem_cancel.cancel();
-        for t in driver_tasks {
-            let _ = t.await;
-        }
+        // Every worker finishes the message in hand, then the drivers stop; their event
+        // senders go with them, which ends the event consumer once it has stored everything.
+        fleet_stop.cancel();
+        let _ = fleet_task.await;
         let _ = events_task.await;
         webhook_cancel.cancel();
         let _ = webhook_task.await;

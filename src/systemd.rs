@@ -56,6 +56,14 @@ pub fn ready(status: &str) {
     }
 }
 
+/// Tells systemd a reload began (`READY=1` follows when it is done).
+pub fn reloading() {
+    let _ = sd_notify::notify(&[
+        NotifyState::Reloading,
+        NotifyState::Status("reloading the modems"),
+    ]);
+}
+
 /// Tells systemd the daemon is stopping.
 pub fn stopping() {
     let _ = sd_notify::notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);

@@ -249,7 +249,7 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
     }
     let pool = state.dispatcher.pool();
     let modems = state
-        .modems
+        .modems()
         .iter()
         .map(|h| {
             let p = pool.view(h.name(), now);

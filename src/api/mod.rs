@@ -2,6 +2,7 @@
 //!
 //! Every write is on disk (flushed and fsynced, group commit) before its 2xx answer.
 
+pub mod admin;
 pub mod dashboard;
 pub mod error;
 pub mod events;
@@ -102,8 +103,10 @@ pub struct AppState {
     pub store: Store,
     /// Wakes the dispatcher after writes.
     pub dispatcher: Dispatcher,
-    /// The modems, for `/v1/modems` and readiness.
-    pub modems: Arc<Vec<ModemHandle>>,
+    /// The running modems, in configuration order (a reload replaces them).
+    pub modems: Arc<std::sync::RwLock<Vec<ModemHandle>>>,
+    /// Reload requests to the modem fleet (`POST /v1/admin/reload`).
+    pub reload: tokio::sync::mpsc::Sender<crate::fleet::ReloadRequest>,
     /// API keys.
     pub keys: Arc<Vec<ApiKey>>,
     /// Defaults.
@@ -122,6 +125,16 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Logged-in browsers of the admin page.
     pub sessions: Arc<crate::dashboard::Sessions>,
+}
+
+impl AppState {
+    /// The running modems now.
+    pub fn modems(&self) -> Vec<ModemHandle> {
+        self.modems
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// The authenticated caller.
@@ -280,6 +293,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events::stream))
         .route("/webhooks/failed", get(webhooks::failed))
         .route("/webhooks/{id}/retry", post(webhooks::retry))
+        .route("/admin/reload", post(admin::reload))
         .route("/dashboard", get(dashboard::summary))
         .route("/dashboard/search", get(dashboard::search))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));

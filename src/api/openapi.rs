@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    dashboard, error, events, history, inbound, messages, optouts, reminders, reports, system,
-    templates, webhooks,
+    admin, dashboard, error, events, history, inbound, messages, optouts, reminders, reports,
+    system, templates, webhooks,
 };
 
 /// The document.
@@ -23,7 +23,7 @@ use super::{
         inbound::list, inbound::get_one,
         optouts::list, optouts::get_one, optouts::add, optouts::remove,
         reports::unmatched,
-        system::modems, system::stats, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
+        system::modems, system::stats, admin::reload, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
     ),
     components(schemas(error::Problem, error::FieldError)),

@@ -146,7 +146,7 @@ pub async fn modems(State(state): State<AppState>) -> Response {
     let now = state.clock.now();
     axum::Json(ModemList {
         modems: state
-            .modems
+            .modems()
             .iter()
             .map(|m| modem_view(&m.status(), pool.view(m.name(), now)))
             .collect(),
@@ -160,7 +160,7 @@ pub async fn modems(State(state): State<AppState>) -> Response {
         (status = 401, body = super::error::Problem)),
     security(("bearer" = [])))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let modems: Vec<_> = state.modems.iter().map(|m| m.status()).collect();
+    let modems: Vec<_> = state.modems().iter().map(|m| m.status()).collect();
     let body = crate::metrics::render(&state.store, &modems, state.clock.now());
     (
         [(
@@ -192,11 +192,11 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
         oldest_due: oldest,
         oldest_due_age_seconds: oldest.map(|t| (now - t).num_seconds().max(0)),
         modems_up: state
-            .modems
+            .modems()
             .iter()
             .filter(|m| m.status().state == ModemState::Up)
             .count(),
-        modems: state.modems.len(),
+        modems: state.modems().len(),
         unmatched_reports: state.store.unmatched_report_count(),
     })
     .into_response())
@@ -217,7 +217,7 @@ pub async fn healthz() -> Response {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let store_ok = state.store.counts().is_ok();
     let modems: Vec<ReadyModem> = state
-        .modems
+        .modems()
         .iter()
         .map(|m| {
             let s = m.status();

@@ -117,13 +117,20 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(super::EXIT_BAD_INPUT);
     }
-    let gw = match Gateway::from_config(&cfg) {
+    let mut gw = match Gateway::from_config(&cfg) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {}: {e}", args.config.display());
             return ExitCode::from(super::EXIT_BAD_INPUT);
         }
     };
+    // SIGHUP and POST /v1/admin/reload read the file again (all of it is checked; only the
+    // modems change).
+    let path = args.config.clone();
+    gw.modem_source = Some(std::sync::Arc::new(move || {
+        let c = Config::load(&path).map_err(|e| e.to_string())?;
+        Ok(c.modems.iter().map(|m| m.driver_config()).collect())
+    }));
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
@@ -229,6 +236,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             webhooks,
             reminders: crate::reminders::Policy::default(),
             clock: Clock::system(),
+            modem_source: None,
         };
         let reminders_tz = gw.reminders.timezone.name().to_string();
         let shutdown = shutdown_signal();

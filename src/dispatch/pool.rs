@@ -185,6 +185,19 @@ impl Pool {
             .insert(name, m);
     }
 
+    /// New routing and limits for a running modem (its counts stay).
+    pub fn set_policy(&self, name: &str, policy: ModemPolicy) {
+        let mut members = self.members.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = members.get_mut(name) {
+            let st = std::mem::take(&mut *m.state.lock().unwrap_or_else(|e| e.into_inner()));
+            *m = Arc::new(Member {
+                handle: m.handle.clone(),
+                policy,
+                state: Mutex::new(st),
+            });
+        }
+    }
+
     /// Removes a modem.
     pub fn remove(&self, name: &str) {
         self.members

@@ -26,7 +26,7 @@ use super::init::{self, PinGuard};
 use crate::sms::{self, EncodedPart, SubmitOptions};
 
 /// How to reach and drive one modem.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModemConfig {
     /// A name for logs, metrics and the API.
     pub name: String,

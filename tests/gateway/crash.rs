@@ -395,3 +395,82 @@ async fn systemd_hears_ready_then_the_watchdog_then_stopping() {
     assert!(status.success(), "clean exit after SIGTERM: {status}");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_modems_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = |_| async {
+        Simulator::start(SimConfig {
+            status_reports: None,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap()
+    };
+    let (a, b) = (sim(0).await, sim(1).await);
+    let http = reqwest::Client::new();
+    let (config, base, mut daemon) = daemon_with(dir.path(), &a, "", &http).await;
+    let modems = async |http: &reqwest::Client| {
+        get_json(http, format!("{base}/v1/modems")).await["modems"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(modems(&http).await.len(), 1);
+    let hup = |pid: u32| {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let pid = daemon.id().unwrap();
+
+    // A second modem in the file, then SIGHUP: it starts, the first one keeps running.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[[modems]]\nname = \"sim1\"\nport = \"{}\"\n",
+        b.path().display()
+    ));
+    std::fs::write(&config, &text).unwrap();
+    hup(pid);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let m = modems(&http).await;
+        if m.len() == 2 && m.iter().all(|m| m["state"] == "up") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{m:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A broken file: refused, nothing changes, the daemon stays up.
+    std::fs::write(&config, text.replace("name = \"sim1\"", "name = \"sim0\"")).unwrap();
+    hup(pid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(daemon.try_wait().unwrap().is_none(), "still running");
+    assert_eq!(modems(&http).await.len(), 2);
+    let r = http
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"to": "+12025550123", "text": "after the reloads"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while a.sent().len() + b.sent().len() < 1 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -68,6 +68,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         webhooks: smsgate::webhook::WebhookConfig::default(),
         reminders: Default::default(),
         clock: Clock::system(),
+        modem_source: None,
     };
     tweak(&mut gw);
     let shutdown = CancellationToken::new();

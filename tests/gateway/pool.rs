@@ -318,3 +318,93 @@ async fn a_flapping_modem_rests() {
         s.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_and_removes_modems_under_load_without_losing_or_doubling() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let sims = sims(dir.path(), 2, Duration::from_millis(100)).await;
+    let config = |i: usize| {
+        let mut c = modem_config(&sims[i]);
+        c.name = format!("sim{i}");
+        c
+    };
+    // What the "configuration file" says now; a reload reads it.
+    let file: Arc<Mutex<Result<Vec<smsgate::modem::ModemConfig>, String>>> =
+        Arc::new(Mutex::new(Ok(vec![config(0)])));
+    let source = file.clone();
+    let r = start(dir.path().join("store"), &sims[0], move |g| {
+        g.modems = vec![config(0)];
+        g.modem_source = Some(Arc::new(move || source.lock().unwrap().clone()));
+    })
+    .await;
+    crate::wait_modem_up(&r).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(send(&r, &number(500 + i), &format!("load {i}")).await);
+    }
+    let wait_sent = |sim: &SimHandle, n: usize| {
+        let sim = sim.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while sim.sent().len() < n {
+                assert!(tokio::time::Instant::now() < deadline, "never {n} sent");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_sent(&sims[0], 5).await;
+
+    // Add sim1 while sim0 is busy.
+    *file.lock().unwrap() = Ok(vec![config(0), config(1)]);
+    let (code, v) = r.post("/v1/admin/reload", &json!({})).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["added"], json!(["sim1"]));
+    assert_eq!(v["unchanged"], json!(["sim0"]));
+    wait_sent(&sims[1], 3).await;
+
+    // A broken file changes nothing.
+    *file.lock().unwrap() = Err("[[modems]] #2 `port`: must name a device".into());
+    let (code, v) = r.post("/v1/admin/reload", &json!({})).await;
+    assert_eq!(code, 422, "{v}");
+    let (_, m) = r.get("/v1/modems").await;
+    assert_eq!(m["modems"].as_array().unwrap().len(), 2);
+
+    // Remove sim0 (it may be mid-send: it finishes that message first) and give sim1 a
+    // limit, which it takes without a restart.
+    let mut limited = config(1);
+    limited.policy.max_per_minute = Some(1000);
+    *file.lock().unwrap() = Ok(vec![limited]);
+    let (code, v) = r.post("/v1/admin/reload", &json!({})).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["removed"], json!(["sim0"]));
+    assert_eq!(v["updated"], json!(["sim1"]));
+    let (_, m) = r.get("/v1/modems").await;
+    assert_eq!(m["modems"].as_array().unwrap().len(), 1);
+    assert_eq!(m["modems"][0]["pool"]["max_per_minute"], 1000);
+    let sent_by_sim0 = sims[0].sent().len();
+
+    // Every message goes out exactly once, none is left unknown.
+    for id in &ids {
+        assert_eq!(r.wait_status(id, "sent", WAIT).await, "sent", "{id}");
+    }
+    assert_eq!(
+        sims[0].sent().len(),
+        sent_by_sim0,
+        "nothing through a removed modem"
+    );
+    let mut texts: Vec<String> = sims
+        .iter()
+        .flat_map(|s| s.sent().into_iter().map(|m| m.text))
+        .collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 40, "each message reached the network once");
+    assert_eq!(sims.iter().map(|s| s.sent().len()).sum::<usize>(), 40);
+    let (_, stats) = r.get("/v1/stats").await;
+    assert_eq!(stats["counts"]["unknown"], 0);
+    r.stop().await;
+    for s in sims {
+        s.shutdown().await;
+    }
+}

@@ -1,0 +1,253 @@
+//! The running modems: a driver and a dispatcher worker for each, started, stopped and
+//! reconfigured while the gateway runs (`SIGHUP`, `POST /v1/admin/reload`).
+//!
+//! A reload compares the modems of the configuration with the running ones, by name:
+//!
+//! - a new name starts a driver and a worker;
+//! - a name that is gone stops its worker first, which finishes the message in hand (nothing is
+//!   cut off mid-send), then its driver; its queued work goes to the others;
+//! - a modem whose routing or limits changed keeps running and takes the new ones at once;
+//! - a modem whose port, PIN, timeouts or other driver settings changed is stopped that way and
+//!   started again.
+//!
+//! Only `[[modems]]` is reloaded; other sections take effect at the next start (the answer lists
+//! them when they differ).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::Dispatcher;
+use crate::modem::{self, ModemConfig, ModemEvent, ModemHandle};
+
+/// Where a reload reads the modems from (the configuration file, for `serve`).
+pub type ModemSource = Arc<dyn Fn() -> Result<Vec<ModemConfig>, String> + Send + Sync>;
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReloadSummary {
+    /// Modems started.
+    pub added: Vec<String>,
+    /// Modems stopped (after the message in hand).
+    pub removed: Vec<String>,
+    /// Modems stopped and started again with new driver settings.
+    pub restarted: Vec<String>,
+    /// Modems that took new routing or limits without a restart.
+    pub updated: Vec<String>,
+    /// Modems left as they were.
+    pub unchanged: Vec<String>,
+}
+
+/// A reload request: the answer goes back on the channel.
+pub type ReloadRequest = oneshot::Sender<Result<ReloadSummary, String>>;
+
+struct Running {
+    cfg: ModemConfig,
+    handle: ModemHandle,
+    driver_cancel: CancellationToken,
+    driver: JoinHandle<()>,
+    worker_cancel: CancellationToken,
+    worker: JoinHandle<()>,
+}
+
+/// The modems the gateway drives now.
+pub struct Fleet {
+    running: Vec<Running>,
+    events: mpsc::Sender<ModemEvent>,
+    dispatcher: Dispatcher,
+}
+
+/// Whether two configurations differ only in routing and limits.
+fn same_driver(a: &ModemConfig, b: &ModemConfig) -> bool {
+    let mut a = a.clone();
+    a.policy = b.policy.clone();
+    a == *b
+}
+
+impl Fleet {
+    /// No modems yet; drivers send their events to `events`.
+    pub fn new(dispatcher: Dispatcher, events: mpsc::Sender<ModemEvent>) -> Fleet {
+        Fleet {
+            running: Vec::new(),
+            events,
+            dispatcher,
+        }
+    }
+
+    /// Starts a modem's driver and worker.
+    pub fn start(&mut self, cfg: ModemConfig) {
+        let driver_cancel = CancellationToken::new();
+        let (handle, driver) =
+            modem::spawn(cfg.clone(), self.events.clone(), driver_cancel.clone());
+        let worker_cancel = CancellationToken::new();
+        let worker =
+            self.dispatcher
+                .spawn_worker(handle.clone(), cfg.policy.clone(), worker_cancel.clone());
+        self.running.push(Running {
+            cfg,
+            handle,
+            driver_cancel,
+            driver,
+            worker_cancel,
+            worker,
+        });
+    }
+
+    async fn stop(r: Running) {
+        // The worker first: it finishes the message in hand, then leaves the pool.
+        r.worker_cancel.cancel();
+        let _ = r.worker.await;
+        r.driver_cancel.cancel();
+        let _ = r.driver.await;
+    }
+
+    /// The running modems' handles, in configuration order.
+    pub fn handles(&self) -> Vec<ModemHandle> {
+        self.running.iter().map(|r| r.handle.clone()).collect()
+    }
+
+    /// How many modems run.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Whether no modem runs.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Brings the running modems to `wanted` (see the module's description).
+    pub async fn apply(&mut self, wanted: Vec<ModemConfig>) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        let mut old: Vec<Running> = std::mem::take(&mut self.running);
+        let mut keep: Vec<Option<Running>> = Vec::with_capacity(wanted.len());
+        let mut starts = Vec::new();
+        for cfg in &wanted {
+            match old.iter().position(|r| r.cfg.name == cfg.name) {
+                Some(i) if old[i].cfg == *cfg => {
+                    summary.unchanged.push(cfg.name.clone());
+                    keep.push(Some(old.remove(i)));
+                }
+                Some(i) if same_driver(&old[i].cfg, cfg) => {
+                    let mut r = old.remove(i);
+                    self.dispatcher
+                        .pool()
+                        .set_policy(&cfg.name, cfg.policy.clone());
+                    r.cfg = cfg.clone();
+                    summary.updated.push(cfg.name.clone());
+                    keep.push(Some(r));
+                }
+                Some(i) => {
+                    let r = old.remove(i);
+                    Fleet::stop(r).await;
+                    summary.restarted.push(cfg.name.clone());
+                    keep.push(None);
+                    starts.push(cfg.clone());
+                }
+                None => {
+                    summary.added.push(cfg.name.clone());
+                    keep.push(None);
+                    starts.push(cfg.clone());
+                }
+            }
+        }
+        // Whatever is left is no longer configured.
+        for r in old {
+            summary.removed.push(r.cfg.name.clone());
+            Fleet::stop(r).await;
+        }
+        // Back in configuration order.
+        let mut starts = starts.into_iter();
+        for (slot, cfg) in keep.into_iter().zip(&wanted) {
+            match slot {
+                Some(r) => self.running.push(r),
+                None => {
+                    if let Some(c) = starts.next() {
+                        debug_assert_eq!(c.name, cfg.name);
+                        self.start(c);
+                    }
+                }
+            }
+        }
+        self.dispatcher.notify();
+        summary
+    }
+
+    /// Stops every worker (each finishes the message in hand), then every driver.
+    pub async fn stop_all(&mut self) {
+        let running = std::mem::take(&mut self.running);
+        for r in &running {
+            r.worker_cancel.cancel();
+        }
+        let mut drivers = Vec::new();
+        for r in running {
+            let _ = r.worker.await;
+            drivers.push((r.driver_cancel, r.driver));
+        }
+        for (c, _) in &drivers {
+            c.cancel();
+        }
+        for (_, d) in drivers {
+            let _ = d.await;
+        }
+    }
+}
+
+/// Serves reload requests (and `SIGHUP`, when there is a `source`) until `shutdown`, then stops
+/// every modem. Returns when the last driver has stopped (its event sender is dropped then).
+pub async fn run(
+    mut fleet: Fleet,
+    source: Option<ModemSource>,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+    shutdown: CancellationToken,
+    modems_now: Arc<std::sync::RwLock<Vec<ModemHandle>>>,
+) {
+    let mut hangup = source.as_ref().and_then(|_| {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP; use POST /v1/admin/reload"))
+            .ok()
+    });
+    let reload = async |fleet: &mut Fleet| -> Result<ReloadSummary, String> {
+        let Some(src) = &source else {
+            return Err(
+                "this gateway was not started from a configuration file (smsgate serve --config)"
+                    .into(),
+            );
+        };
+        let wanted = src()?;
+        crate::systemd::reloading();
+        let summary = fleet.apply(wanted).await;
+        *modems_now.write().unwrap_or_else(|e| e.into_inner()) = fleet.handles();
+        crate::systemd::ready(&format!("reloaded, {} modem(s)", fleet.len()));
+        tracing::info!(added = ?summary.added, removed = ?summary.removed, restarted = ?summary.restarted, updated = ?summary.updated, "modems reloaded");
+        Ok(summary)
+    };
+    loop {
+        let hup = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(reply) = requests.recv() => {
+                let r = reload(&mut fleet).await;
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "reload refused; the running modems are unchanged");
+                }
+                let _ = reply.send(r);
+            }
+            Some(()) = hup => {
+                tracing::info!("SIGHUP: reloading the modems");
+                if let Err(e) = reload(&mut fleet).await {
+                    tracing::error!(error = %e, "reload refused; the running modems are unchanged");
+                }
+            }
+        }
+    }
+    fleet.stop_all().await;
+}
