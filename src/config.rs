@@ -294,6 +294,17 @@ pub struct ModemSection {
     /// Only this traffic: `reminders`, `messages`, `replies`; empty or absent: any.
     #[serde(default)]
     pub only_for: Vec<crate::dispatch::Traffic>,
+    /// USSD code of a periodic prepaid balance check (`*100#`); absent: no check.
+    pub balance_ussd: Option<String>,
+    /// How often the balance is checked.
+    #[serde(default = "default_balance_interval", with = "humantime_serde")]
+    pub balance_interval: Duration,
+    /// Below this balance, a `modem.balance_low` event (and a warning in the log).
+    pub balance_low: Option<f64>,
+}
+
+fn default_balance_interval() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 fn default_baud() -> u32 {
@@ -328,6 +339,14 @@ impl ModemSection {
             prefixes: self.prefixes.clone(),
             only_for: self.only_for.clone(),
         };
+        c.balance = self
+            .balance_ussd
+            .as_ref()
+            .map(|code| crate::modem::BalanceCheck {
+                code: code.clone(),
+                interval: self.balance_interval,
+                low: self.balance_low,
+            });
         c
     }
 }
@@ -566,6 +585,24 @@ impl Config {
                         "must be at least 1 (leave it out for no limit)".into(),
                     ));
                 }
+            }
+            if let Some(code) = &m.balance_ussd
+                && !crate::modem::ussd::valid_code(code)
+            {
+                return Err(at(
+                    "modems",
+                    Some(i),
+                    "balance_ussd",
+                    format!("{code:?} is not a USSD code such as \"*100#\""),
+                ));
+            }
+            if m.balance_interval < Duration::from_secs(60) {
+                return Err(at(
+                    "modems",
+                    Some(i),
+                    "balance_interval",
+                    "must be at least 1m".into(),
+                ));
             }
             if let Some(p) = m.prefixes.iter().find(|p| {
                 p.len() < 2 || !p.starts_with('+') || !p[1..].chars().all(|c| c.is_ascii_digit())

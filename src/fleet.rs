@@ -20,8 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::Dispatcher;
-use crate::modem::{self, ModemConfig, ModemEvent, ModemHandle};
+use crate::dispatch::{Clock, Dispatcher};
+use crate::modem::{self, BalanceCheck, ModemConfig, ModemEvent, ModemHandle, ModemState};
+use crate::webhook::{EventType, Webhooks};
 
 /// Where a reload reads the modems from (the configuration file, for `serve`).
 pub type ModemSource = Arc<dyn Fn() -> Result<Vec<ModemConfig>, String> + Send + Sync>;
@@ -51,6 +52,7 @@ struct Running {
     driver: JoinHandle<()>,
     worker_cancel: CancellationToken,
     worker: JoinHandle<()>,
+    balance: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 /// The modems the gateway drives now.
@@ -58,23 +60,140 @@ pub struct Fleet {
     running: Vec<Running>,
     events: mpsc::Sender<ModemEvent>,
     dispatcher: Dispatcher,
+    webhooks: Webhooks,
+    clock: Clock,
 }
 
-/// Whether two configurations differ only in routing and limits.
+/// Whether two configurations differ only in routing, limits and the balance check (which
+/// need no restart of the driver).
 fn same_driver(a: &ModemConfig, b: &ModemConfig) -> bool {
     let mut a = a.clone();
     a.policy = b.policy.clone();
+    a.balance = b.balance.clone();
     a == *b
+}
+
+/// How long the operator may take to answer a balance check.
+const BALANCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Checks a modem's prepaid balance every `interval` while it is up: the answer is shown in
+/// `GET /v1/modems` and `smsgate_modem_balance`; falling below `low` sends one
+/// `modem.balance_low` event (again only after it was back above).
+async fn check_balance(
+    handle: ModemHandle,
+    check: BalanceCheck,
+    dispatcher: Dispatcher,
+    webhooks: Webhooks,
+    clock: Clock,
+    cancel: CancellationToken,
+) {
+    let name = handle.name().to_string();
+    let pool = dispatcher.pool();
+    let mut status = handle.watch();
+    let mut was_low = pool.balance(&name).is_some_and(|b| b.low);
+    let first = check.interval.min(std::time::Duration::from_secs(2));
+    let mut wait = first;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if status.borrow_and_update().state != ModemState::Up {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = status.wait_for(|s| s.state == ModemState::Up) => if r.is_err() { return },
+            }
+            wait = first;
+            continue;
+        }
+        wait = check.interval;
+        let now = clock.now();
+        let mut view = pool
+            .balance(&name)
+            .unwrap_or(crate::dispatch::pool::BalanceView {
+                checked_at: now,
+                text: None,
+                amount: None,
+                low: false,
+                error: None,
+            });
+        view.checked_at = now;
+        match handle.ussd(&check.code, BALANCE_TIMEOUT).await {
+            Ok(a) => {
+                view.amount = a.text.as_deref().and_then(modem::ussd::amount);
+                view.text = a.text;
+                view.error = None;
+                view.low = matches!((view.amount, check.low), (Some(x), Some(l)) if x < l);
+                if let Some(x) = view.amount {
+                    metrics::gauge!(crate::metrics::MODEM_BALANCE, "modem" => name.clone()).set(x);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(modem = %name, error = %e, code = %check.code, "balance check failed");
+                view.error = Some(e.to_string());
+            }
+        }
+        pool.set_balance(&name, view.clone());
+        if view.error.is_some() {
+            continue;
+        }
+        if view.low && !was_low {
+            tracing::warn!(modem = %name, amount = ?view.amount, threshold = ?check.low, answer = ?view.text, "prepaid balance low");
+            let sent = webhooks
+                .enqueue(
+                    EventType::ModemBalanceLow,
+                    serde_json::json!({
+                        "modem": name,
+                        "amount": view.amount,
+                        "threshold": check.low,
+                        "text": view.text,
+                        "at": now,
+                    }),
+                    None,
+                    "",
+                )
+                .await;
+            if let Err(e) = sent {
+                tracing::error!(modem = %name, error = %e, "cannot queue the modem.balance_low event");
+            }
+        }
+        was_low = view.low;
+    }
 }
 
 impl Fleet {
     /// No modems yet; drivers send their events to `events`.
-    pub fn new(dispatcher: Dispatcher, events: mpsc::Sender<ModemEvent>) -> Fleet {
+    pub fn new(
+        dispatcher: Dispatcher,
+        events: mpsc::Sender<ModemEvent>,
+        webhooks: Webhooks,
+        clock: Clock,
+    ) -> Fleet {
         Fleet {
             running: Vec::new(),
             events,
             dispatcher,
+            webhooks,
+            clock,
         }
+    }
+
+    fn start_balance(
+        &self,
+        handle: &ModemHandle,
+        check: &Option<BalanceCheck>,
+    ) -> Option<(CancellationToken, JoinHandle<()>)> {
+        let check = check.clone()?;
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(check_balance(
+            handle.clone(),
+            check,
+            self.dispatcher.clone(),
+            self.webhooks.clone(),
+            self.clock.clone(),
+            cancel.clone(),
+        ));
+        Some((cancel, task))
     }
 
     /// Starts a modem's driver and worker.
@@ -86,6 +205,7 @@ impl Fleet {
         let worker =
             self.dispatcher
                 .spawn_worker(handle.clone(), cfg.policy.clone(), worker_cancel.clone());
+        let balance = self.start_balance(&handle, &cfg.balance);
         self.running.push(Running {
             cfg,
             handle,
@@ -93,10 +213,15 @@ impl Fleet {
             driver,
             worker_cancel,
             worker,
+            balance,
         });
     }
 
     async fn stop(r: Running) {
+        if let Some((c, t)) = r.balance {
+            c.cancel();
+            let _ = t.await;
+        }
         // The worker first: it finishes the message in hand, then leaves the pool.
         r.worker_cancel.cancel();
         let _ = r.worker.await;
@@ -178,9 +303,13 @@ impl Fleet {
 
     /// Stops every worker (each finishes the message in hand), then every driver.
     pub async fn stop_all(&mut self) {
-        let running = std::mem::take(&mut self.running);
-        for r in &running {
+        let mut running = std::mem::take(&mut self.running);
+        for r in &mut running {
             r.worker_cancel.cancel();
+            if let Some((c, t)) = r.balance.take() {
+                c.cancel();
+                let _ = t.await;
+            }
         }
         let mut drivers = Vec::new();
         for r in running {

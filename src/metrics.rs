@@ -43,6 +43,8 @@ pub const MODEM_SIGNAL: &str = "smsgate_modem_signal_dbm";
 pub const MODEM_REGISTERED: &str = "smsgate_modem_registered";
 /// Parts the modem sent since the daemon started.
 pub const MODEM_SENT_PARTS: &str = "smsgate_modem_sent_parts";
+/// The prepaid balance the last USSD balance check read (`balance_ussd`).
+pub const MODEM_BALANCE: &str = "smsgate_modem_balance";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -157,7 +159,7 @@ pub fn render(store: &Store, modems: &[ModemStatus], now: chrono::DateTime<chron
 mod tests {
     use super::*;
 
-    const ALL: [&str; 16] = [
+    const ALL: [&str; 17] = [
         SEND_ATTEMPTS,
         SEND_ERRORS,
         SEND_SECONDS,
@@ -174,6 +176,7 @@ mod tests {
         MODEM_SIGNAL,
         MODEM_REGISTERED,
         MODEM_SENT_PARTS,
+        MODEM_BALANCE,
     ];
 
     fn doc(name: &str) -> String {

@@ -204,7 +204,12 @@ impl Gateway {
             self.inbound.reassembly_timeout,
         ));
         // The modems start only now: opt-outs stored before an unclean stop are acted on first.
-        let mut fleet = crate::fleet::Fleet::new(dispatcher.clone(), events_tx);
+        let mut fleet = crate::fleet::Fleet::new(
+            dispatcher.clone(),
+            events_tx,
+            webhooks.clone(),
+            self.clock.clone(),
+        );
         for m in self.modems {
             fleet.start(m);
         }

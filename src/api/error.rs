@@ -118,6 +118,16 @@ impl ApiError {
         )
     }
 
+    /// Any other status, with its kind and title.
+    pub fn other(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError::new(status, kind, title, detail.into())
+    }
+
     /// 403: a change from the admin page without its session's CSRF token.
     pub fn csrf() -> Self {
         ApiError::new(

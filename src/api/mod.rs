@@ -15,6 +15,7 @@ pub mod reminders;
 pub mod reports;
 pub mod system;
 pub mod templates;
+pub mod ussd;
 pub mod webhooks;
 
 use std::collections::HashSet;
@@ -289,6 +290,7 @@ pub fn router(state: AppState) -> Router {
         .route("/inbound/{id}", get(inbound::get_one))
         .route("/reports/unmatched", get(reports::unmatched))
         .route("/modems", get(system::modems))
+        .route("/modems/{name}/ussd", post(ussd::ussd))
         .route("/stats", get(system::stats))
         .route("/events", get(events::stream))
         .route("/webhooks/failed", get(webhooks::failed))

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin, dashboard, error, events, history, inbound, messages, optouts, reminders, reports,
-    system, templates, webhooks,
+    system, templates, ussd, webhooks,
 };
 
 /// The document.
@@ -23,7 +23,7 @@ use super::{
         inbound::list, inbound::get_one,
         optouts::list, optouts::get_one, optouts::add, optouts::remove,
         reports::unmatched,
-        system::modems, system::stats, admin::reload, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
+        system::modems, ussd::ussd, system::stats, admin::reload, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
     ),
     components(schemas(error::Problem, error::FieldError)),

@@ -106,6 +106,22 @@ struct MemberState {
     quarantined_until: Option<Instant>,
     quarantined_until_utc: Option<DateTime<Utc>>,
     next_quarantine: Option<Duration>,
+    balance: Option<BalanceView>,
+}
+
+/// The last prepaid balance check (`balance_ussd`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BalanceView {
+    /// When it was asked.
+    pub checked_at: DateTime<Utc>,
+    /// The operator's answer.
+    pub text: Option<String>,
+    /// The amount read from it.
+    pub amount: Option<f64>,
+    /// Below `balance_low`.
+    pub low: bool,
+    /// Why the check failed, when it did (the last good answer stays).
+    pub error: Option<String>,
 }
 
 /// Why a modem takes nothing now, and until when.
@@ -138,6 +154,8 @@ pub struct PoolView {
     pub quarantined_until: Option<DateTime<Utc>>,
     /// `quarantined`, `minute_limit`, `day_limit`, or none when it takes work.
     pub paused: Option<String>,
+    /// The last prepaid balance check, when `balance_ussd` is set.
+    pub balance: Option<BalanceView>,
 }
 
 /// The modems of the gateway and what each may take.
@@ -196,6 +214,23 @@ impl Pool {
                 state: Mutex::new(st),
             });
         }
+    }
+
+    /// Records a balance check of `name`.
+    pub fn set_balance(&self, name: &str, b: BalanceView) {
+        if let Some(m) = self.member(name) {
+            m.state.lock().unwrap_or_else(|e| e.into_inner()).balance = Some(b);
+        }
+    }
+
+    /// The last balance check of `name`.
+    pub fn balance(&self, name: &str) -> Option<BalanceView> {
+        self.member(name)?
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .balance
+            .clone()
     }
 
     /// Removes a modem.
@@ -429,6 +464,7 @@ impl Pool {
             prefixes: m.policy.prefixes.clone(),
             only_for: m.policy.only_for.clone(),
             quarantined_until: st.quarantined_until_utc,
+            balance: st.balance.clone(),
             paused: paused.map(|p| {
                 match p {
                     Pause::Quarantined(_) => "quarantined",

@@ -55,6 +55,19 @@ pub struct ModemConfig {
     pub max_backoff: Duration,
     /// Routing and limits in the pool of modems (the dispatcher's business, not the driver's).
     pub policy: crate::dispatch::ModemPolicy,
+    /// A periodic prepaid balance check by USSD.
+    pub balance: Option<BalanceCheck>,
+}
+
+/// `balance_ussd`, `balance_interval`, `balance_low` of a modem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceCheck {
+    /// The USSD code (`*100#`).
+    pub code: String,
+    /// How often.
+    pub interval: Duration,
+    /// Below this amount, a `modem.balance_low` event.
+    pub low: Option<f64>,
 }
 
 impl ModemConfig {
@@ -74,6 +87,7 @@ impl ModemConfig {
             sweep_interval: Duration::from_secs(600),
             max_backoff: Duration::from_secs(30),
             policy: crate::dispatch::ModemPolicy::default(),
+            balance: None,
         }
     }
 }
@@ -171,7 +185,14 @@ enum Request {
         timeout: Duration,
         reply: oneshot::Sender<Result<Response, ModemError>>,
     },
+    Ussd {
+        code: String,
+        timeout: Duration,
+        reply: UssdReply,
+    },
 }
+
+type UssdReply = oneshot::Sender<Result<super::ussd::UssdAnswer, ModemError>>;
 
 /// A cheap, cloneable handle to a running driver.
 #[derive(Clone)]
@@ -242,6 +263,25 @@ impl ModemHandle {
             .map_err(SendTextError::Modem)
     }
 
+    /// Sends a USSD code (`*100#`) and waits up to `timeout` for the operator's answer. The
+    /// code must pass [`super::ussd::valid_code`].
+    pub async fn ussd(
+        &self,
+        code: &str,
+        timeout: Duration,
+    ) -> Result<super::ussd::UssdAnswer, ModemError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Ussd {
+                code: code.to_string(),
+                timeout,
+                reply,
+            })
+            .await
+            .map_err(|_| ModemError::Stopped)?;
+        rx.await.map_err(|_| ModemError::Stopped)?
+    }
+
     /// Runs a raw AT command (for admin tools: USSD, diagnostics).
     pub async fn command(&self, command: &str, timeout: Duration) -> Result<Response, ModemError> {
         let (reply, rx) = oneshot::channel();
@@ -306,6 +346,7 @@ pub fn spawn(
         cnma: false,
         last_send: None,
         sweep_due: false,
+        ussd: None,
     };
     let task = tokio::spawn(actor.run());
     (handle, task)
@@ -375,6 +416,8 @@ struct Actor {
     last_send: Option<Instant>,
     /// A full sweep of the message store is wanted (storage full reported).
     sweep_due: bool,
+    /// A USSD request waiting for the operator's `+CUSD:`, and until when.
+    ussd: Option<(UssdReply, tokio::time::Instant, Duration)>,
 }
 
 /// Errors that end serving: the port is gone or the modem does not answer.
@@ -605,6 +648,17 @@ impl Actor {
                 self.on_urc(ev?).await?;
                 Ok(true)
             }
+            _ = tokio::time::sleep_until(self.ussd.as_ref().map_or_else(tokio::time::Instant::now, |u| u.1)), if self.ussd.is_some() => {
+                if let Some((reply, _, timeout)) = self.ussd.take() {
+                    let _ = reply.send(Err(ModemError::Timeout {
+                        command: "AT+CUSD (the operator's answer)".into(),
+                        timeout,
+                    }));
+                    // End the session on the modem's side too.
+                    let _ = at.command("AT+CUSD=2", self.cfg.command_timeout).await;
+                }
+                Ok(true)
+            }
             _ = health.tick() => {
                 // Keep the link free during a burst of sends (AT+CMMS): poll only when idle.
                 if self.last_send.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
@@ -655,6 +709,47 @@ impl Actor {
                 let _ = reply.send(r);
                 if let Some(e) = fatal {
                     return Err(e);
+                }
+                self.process_urcs(at).await
+            }
+            Request::Ussd {
+                code,
+                timeout,
+                reply,
+            } => {
+                if self.ussd.is_some() {
+                    let _ = reply.send(Err(ModemError::Unexpected {
+                        command: "AT+CUSD".into(),
+                        detail: "another USSD request is waiting for its answer".into(),
+                    }));
+                    return Ok(());
+                }
+                let t = self.cfg.command_timeout;
+                let mut r = at.command(&format!("AT+CUSD=1,\"{code}\",15"), t).await;
+                if matches!(r, Err(ModemError::Cme { .. } | ModemError::Error { .. }))
+                    && let Some(packed) = super::ussd::pack_code(&code)
+                {
+                    // Some firmwares (Huawei) want the code packed in GSM 7-bit hex.
+                    r = at.command(&format!("AT+CUSD=1,\"{packed}\",15"), t).await;
+                }
+                match r {
+                    Ok(resp) => match resp.value("+CUSD:").and_then(super::ussd::parse) {
+                        // Some modems answer before their OK.
+                        Some(a) => {
+                            let _ = reply.send(Ok(a));
+                        }
+                        None => {
+                            self.ussd =
+                                Some((reply, tokio::time::Instant::now() + timeout, timeout));
+                        }
+                    },
+                    Err(e) => {
+                        let fatal = is_fatal(&e).then(|| e.clone());
+                        let _ = reply.send(Err(e));
+                        if let Some(e) = fatal {
+                            return Err(e);
+                        }
+                    }
                 }
                 self.process_urcs(at).await
             }
@@ -762,6 +857,15 @@ impl Actor {
                 tracing::warn!(modem = %self.cfg.name, "modem reports its message store full; sweeping");
                 self.sweep_due = true;
             }
+            Urc::Ussd(args) => match (self.ussd.take(), super::ussd::parse(&args)) {
+                (Some((reply, ..)), Some(a)) => {
+                    let _ = reply.send(Ok(a));
+                }
+                (waiting, parsed) => {
+                    self.ussd = waiting;
+                    tracing::info!(modem = %self.cfg.name, answer = ?parsed.and_then(|a| a.text), "USSD message from the network");
+                }
+            },
             Urc::Ready(line) | Urc::Other(line) => {
                 tracing::trace!(modem = %self.cfg.name, line, "urc");
             }
@@ -1029,6 +1133,9 @@ fn reject(r: Request, e: ModemError) {
             let _ = reply.send(Err(e));
         }
         Request::Command { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Request::Ussd { reply, .. } => {
             let _ = reply.send(Err(e));
         }
     }

@@ -314,6 +314,8 @@ pub enum Urc {
     Ready(String),
     /// Huawei `^SMMEMFULL` or similar: the SIM message store is full.
     StorageFull,
+    /// `+CUSD: <m>[,"<text>",<dcs>]`: the operator's answer to a USSD code (its arguments).
+    Ussd(String),
     /// Anything else (signal spam, `RING`, …): logged, not acted on.
     Other(String),
 }
@@ -347,6 +349,8 @@ pub fn parse_urc(line: &str) -> Urc {
         return Urc::Registration(parse_registration(&args(p), true));
     } else if upper.starts_with("^SMMEMFULL") {
         return Urc::StorageFull;
+    } else if upper.starts_with("+CUSD:") {
+        return Urc::Ussd(args("+CUSD:"));
     } else if matches!(
         upper.as_str(),
         "SMS READY" | "SMS DONE" | "CALL READY" | "PB DONE" | "+CPIN: READY"

@@ -16,9 +16,11 @@ pub mod info;
 pub mod init;
 pub mod probe;
 pub mod remote;
+pub mod ussd;
 
 pub use actor::{
-    Inbound, ModemConfig, ModemEvent, ModemHandle, PartOutcome, SendTextError, Source, spawn,
+    BalanceCheck, Inbound, ModemConfig, ModemEvent, ModemHandle, PartOutcome, SendTextError,
+    Source, spawn,
 };
 pub use at::{AtPort, Response, SendFailure, UrcEvent};
 pub use codec::{AtCodec, Frame, Urc};

@@ -147,11 +147,24 @@ enum SendOutcome {
 
 #[derive(Debug)]
 enum Event {
-    SendDone { epoch: u64, outcome: SendOutcome },
-    StatusReport { pdu: Vec<u8> },
+    SendDone {
+        epoch: u64,
+        outcome: SendOutcome,
+    },
+    StatusReport {
+        pdu: Vec<u8>,
+    },
     Noise,
-    SmsReady { epoch: u64 },
-    AckTimeout { id: u64 },
+    SmsReady {
+        epoch: u64,
+    },
+    AckTimeout {
+        id: u64,
+    },
+    /// The network's answer to a USSD request.
+    Ussd {
+        urc: String,
+    },
 }
 
 #[derive(Debug)]
@@ -1130,6 +1143,9 @@ impl Actor {
                 "+CSQ: 99,99".into()
             }]),
             ("+CSQ", Op::Test) => Ok(vec!["+CSQ: (0-31,99),(0-7,99)".into()]),
+            ("+CUSD", Op::Test) => Ok(vec!["+CUSD: (0-2)".into()]),
+            ("+CUSD", Op::Read) => Ok(vec!["+CUSD: 1".into()]),
+            ("+CUSD", Op::Set(a)) => self.cusd(a),
             ("+CSCA", Op::Read) => {
                 self.need_sms()?;
                 let smsc = self.shared.lock().stores.smsc.clone();
@@ -1185,6 +1201,38 @@ impl Actor {
             // USSD and everything else: not a modem feature smsgate needs.
             _ => Err(Failure::Error),
         }
+    }
+
+    /// `AT+CUSD=1,"<code>"[,<dcs>]`: OK at once, the network's answer a moment later as a
+    /// `+CUSD:` URC. `*100#` reports the balance; other codes are not supported (`+CUSD: 4`).
+    /// The code may also come as packed GSM 7-bit in hex, the way some Huawei firmwares want it.
+    fn cusd(&mut self, a: &[Arg]) -> Result<Vec<String>, Failure> {
+        if self.sim != SimLock::Ready || self.cfun != 1 {
+            return Err(Failure::Cme(30));
+        }
+        match a.first().and_then(Arg::num) {
+            Some(0 | 2) => return Ok(Vec::new()),
+            Some(1) => {}
+            _ => return Err(Failure::Cme(4)),
+        }
+        let raw = a.get(1).map(|a| a.text.clone()).unwrap_or_default();
+        let code = if !raw.is_empty()
+            && raw.len() % 2 == 0
+            && raw.chars().all(|c| c.is_ascii_hexdigit())
+            && !raw.contains(['*', '#'])
+        {
+            crate::modem::ussd::unpack_hex(&raw).unwrap_or(raw)
+        } else {
+            raw
+        };
+        let urc = if code.trim_end_matches('\r') == "*100#" {
+            let balance = self.shared.lock().knobs.balance.clone();
+            format!("+CUSD: 0,\"Balance: {balance} USD. Valid until 31.12.2027.\",15")
+        } else {
+            "+CUSD: 4".to_string()
+        };
+        self.schedule(Duration::from_millis(50), Event::Ussd { urc });
+        Ok(Vec::new())
     }
 
     fn cpin(&mut self, a: &[Arg]) -> Result<Vec<String>, Failure> {
@@ -1589,6 +1637,7 @@ impl Actor {
                     }
                 }
                 Event::StatusReport { pdu } => self.deliver_report(pdu),
+                Event::Ussd { urc } => self.urc(&urc),
                 Event::Noise => {
                     if self.noise_on() && matches!(self.line, Line::Command { .. }) {
                         self.noise();

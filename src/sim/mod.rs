@@ -209,6 +209,7 @@ impl Simulator {
                     status_code: cfg.status_code,
                     storage_full: false,
                     frozen: false,
+                    balance: "12.34".into(),
                 },
                 sent: VecDeque::new(),
                 commands: VecDeque::new(),
@@ -241,6 +242,8 @@ pub(crate) struct Knobs {
     pub(crate) status_code: u8,
     pub(crate) storage_full: bool,
     pub(crate) frozen: bool,
+    /// The prepaid balance `*100#` answers.
+    pub(crate) balance: String,
 }
 
 /// What the handles and the actor share. The lock is held for a few statements, never across
@@ -392,6 +395,11 @@ impl SimHandle {
         let mut s = self.shared.lock();
         s.knobs.fail_next = n;
         s.knobs.fail_code = code;
+    }
+
+    /// The balance the USSD code `*100#` reports (`+CUSD: 0,"Balance: <it> USD. …",15`).
+    pub fn set_balance(&self, balance: &str) {
+        self.shared.lock().knobs.balance = balance.to_string();
     }
 
     /// Turns URC noise on or off.

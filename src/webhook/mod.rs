@@ -76,11 +76,14 @@ pub enum EventType {
     /// A number opted out or back in.
     #[serde(rename = "optout.changed")]
     OptoutChanged,
+    /// A modem's prepaid balance fell below `balance_low`.
+    #[serde(rename = "modem.balance_low")]
+    ModemBalanceLow,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::MessageSent,
         EventType::MessageDelivered,
         EventType::MessageFailed,
@@ -90,6 +93,7 @@ impl EventType {
         EventType::MessageReply,
         EventType::InboundUnmatched,
         EventType::OptoutChanged,
+        EventType::ModemBalanceLow,
     ];
 
     /// The name sent as the event's `type`, e.g. `message.sent`.
@@ -104,6 +108,7 @@ impl EventType {
             EventType::MessageReply => "message.reply",
             EventType::InboundUnmatched => "inbound.unmatched",
             EventType::OptoutChanged => "optout.changed",
+            EventType::ModemBalanceLow => "modem.balance_low",
         }
     }
 }

@@ -16,6 +16,7 @@ mod remote;
 mod replies;
 mod reports;
 mod store_cmd;
+mod ussd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
