@@ -1,6 +1,7 @@
 //! Gateway figures, printed: durable single POSTs with 64 concurrent clients, the batch
-//! endpoint, the full path through a simulated modem, and a queue of 1,000,000 messages.
-//! Run with `cargo bench --bench gateway [accept|single|batch] [path] [million]` (loopback
+//! endpoint, the full path through a simulated modem, a queue of 1,000,000 messages, and a pool
+//! of 1, 2, 4 and 8 modems at 1 s per send.
+//! Run with `cargo bench --bench gateway [accept|single|batch] [path] [million] [pool]` (loopback
 //! only; bounded in count and time). `SMSGATE_BENCH_NUMBERS` sets how many different recipients
 //! the accept rounds use (10,000 by default); `SMSGATE_BENCH_CACHE_MB` the daemon's store cache
 //! in `million` (32 by default, the shipped default).
@@ -427,6 +428,128 @@ async fn million(n: usize) {
     );
 }
 
+/// CPU seconds a process has used (user + system), from `/proc/<pid>/stat` (USER_HZ is 100 on
+/// Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// Several modems at 1 s per send: the real daemon (its own process) with `n` simulated modems,
+/// `per_modem × n` messages posted in one batch. Aggregate throughput against the ideal of `n`
+/// messages a second, and the daemon's CPU per message (accepting, storing, dispatching,
+/// driving the modems).
+async fn pool(counts: &[usize], per_modem: usize) {
+    println!("modem pool: simulated modems at 1 s per AT+CMGS, {per_modem} messages per modem");
+    println!(
+        "| modems | messages | time | messages/s | of ideal | daemon CPU per message | spread |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &n in counts {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sims = Vec::new();
+        let mut modems = String::new();
+        for i in 0..n {
+            let link = dir.path().join(format!("modem{i}"));
+            let sim = Simulator::start(SimConfig {
+                latency: Duration::from_secs(1),
+                status_reports: None,
+                link: Some(link.clone()),
+                ..SimConfig::default()
+            })
+            .await
+            .unwrap();
+            modems.push_str(&format!(
+                "[[modems]]\nname = \"sim{i}\"\nport = \"{}\"\n",
+                link.display()
+            ));
+            sims.push(sim);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("smsgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n[sms]\nstatus_report = false\n{modems}",
+                dir.path().join("store").display()
+            ),
+        )
+        .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let (child, _) = daemon(&config, &base).await;
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v: serde_json::Value = http
+                .get(format!("{base}/v1/modems"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let up = v["modems"]
+                .as_array()
+                .map_or(0, |a| a.iter().filter(|m| m["state"] == "up").count());
+            if up == n {
+                break;
+            }
+            assert!(Instant::now() < deadline, "modems not up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let total = n * per_modem;
+        let msgs: Vec<_> = (0..total)
+            .map(|i| json!({"to": number(i), "text": format!("Pool {i}: invoice due Dec 1.")}))
+            .collect();
+        let body = json!({ "messages": msgs }).to_string().into_bytes();
+        let cpu0 = cpu_seconds(child.id());
+        let started = Instant::now();
+        let r = post_json(&http, &format!("{base}/v1/messages/batch"), body).await;
+        assert_eq!(r.status().as_u16(), 201);
+        let deadline = Instant::now() + Duration::from_secs(per_modem as u64 * 3 + 60);
+        loop {
+            let sent: usize = sims.iter().map(|s| s.sent().len()).sum();
+            if sent >= total {
+                break;
+            }
+            assert!(Instant::now() < deadline, "only {sent} of {total} sent");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(child.id()) - cpu0;
+        let rate = total as f64 / elapsed;
+        let spread: Vec<usize> = sims.iter().map(|s| s.sent().len()).collect();
+        println!(
+            "| {n} | {total} | {elapsed:.2} s | {rate:.2} | {:.1} % | {:.2} ms | {} |",
+            rate / n as f64 * 100.0,
+            cpu / total as f64 * 1e3,
+            spread
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        stop(child);
+        for s in sims {
+            s.shutdown().await;
+        }
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -469,6 +592,9 @@ fn main() {
         }
         if want("million") {
             million(1_000_000).await;
+        }
+        if want("pool") {
+            pool(&[1, 2, 4, 8], 20).await;
         }
         let _ = Arc::new(());
     });

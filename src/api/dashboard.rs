@@ -52,6 +52,8 @@ pub struct DashboardModem {
     pub paused: Option<String>,
     /// `max_per_day`.
     pub max_per_day: Option<u32>,
+    /// The last prepaid balance check (`balance_ussd`).
+    pub balance: Option<crate::dispatch::pool::BalanceView>,
 }
 
 /// One hour of the chart.
@@ -271,6 +273,7 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
                 last_error: s.last_error,
                 paused: p.paused,
                 max_per_day: p.max_per_day,
+                balance: p.balance,
             }
         })
         .collect();

@@ -96,6 +96,12 @@ function renderModems(modems) {
     ];
     const pauses = { quarantined: "resting: it went down too often", minute_limit: "at its per-minute limit",
       day_limit: "at its daily limit" };
+    if (m.balance) {
+      const b = m.balance;
+      const text = b.amount !== null && b.amount !== undefined ? String(b.amount) : (b.text || "—");
+      rows.push(["Balance", el("span", { class: b.low ? "warn" : "", title: b.text || "",
+        text: `${text}${b.low ? " (low)" : ""} · ${when(b.checked_at)}` })]);
+    }
     if (m.paused) rows.push(["Paused", el("span", { class: "warn", text: pauses[m.paused] || m.paused })]);
     if (m.last_error) rows.push(["Last error", el("span", { class: "error", text: m.last_error })]);
     box.append(el("div", { class: "modem", "data-modem": m.name },
