@@ -85,6 +85,17 @@ fn number(i: usize) -> String {
     )
 }
 
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn post_json(http: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Response {
     http.post(url)
         .bearer_auth(TOKEN)
@@ -268,15 +279,7 @@ async fn full_path(n: usize) {
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let v: serde_json::Value = http
-            .get(format!("{base}/v1/stats"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(&http, &format!("{base}/v1/stats")).await;
         if v["counts"]["sent"].as_u64() == Some(n as u64) || Instant::now() > deadline {
             break;
         }
@@ -493,15 +496,7 @@ async fn pool(counts: &[usize], per_modem: usize) {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let v: serde_json::Value = http
-                .get(format!("{base}/v1/modems"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v = get_json(&http, &format!("{base}/v1/modems")).await;
             let up = v["modems"]
                 .as_array()
                 .map_or(0, |a| a.iter().filter(|m| m["state"] == "up").count());

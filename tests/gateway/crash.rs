@@ -10,7 +10,7 @@ use smsgate::sim::{SimConfig, Simulator};
 
 use crate::TOKEN;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -39,6 +39,18 @@ async fn wait_for(r: &Running, path: &str, what: &str, f: impl Fn(&Value) -> boo
     }
 }
 
+/// Posts a message and waits until it is `status`; its id.
+async fn message_ending(r: &Running, body: Value, status: &str) -> String {
+    let (code, v) = r.post("/v1/messages", &body).await;
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.wait_status(&id, status, Duration::from_secs(10)).await,
+        status
+    );
+    id
+}
+
 /// A gateway with a bit of everything the page shows: a delivered message with a reply, a
 /// failed one, an opt-out, a dead webhook delivery and a reminder plan.
 pub async fn populated() -> Fixture {
@@ -59,20 +71,13 @@ pub async fn populated() -> Fixture {
     .await;
     wait_modem_up(&r).await;
 
-    let (code, v) = r
-        .post(
-            "/v1/messages",
-            &json!({"to": CUSTOMER, "text": "Invoice INV-1042: $120.50 due Dec 1. Reply 1 for a call.",
-                    "reply_options": {"1": "call_me"}}),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
-    let delivered = v["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        r.wait_status(&delivered, "delivered", Duration::from_secs(10))
-            .await,
-        "delivered"
-    );
+    let delivered = message_ending(
+        &r,
+        json!({"to": CUSTOMER, "text": "Invoice INV-1042: $120.50 due Dec 1. Reply 1 for a call.",
+               "reply_options": {"1": "call_me"}}),
+        "delivered",
+    )
+    .await;
     sim.inject_inbound(CUSTOMER, "1", false).unwrap();
     wait_for(&r, &format!("/v1/messages/{delivered}"), "the reply", |m| {
         m["replies"].as_array().is_some_and(|a| !a.is_empty())
@@ -80,19 +85,12 @@ pub async fn populated() -> Fixture {
     .await;
 
     sim.fail_next(1, 8);
-    let (code, v) = r
-        .post(
-            "/v1/messages",
-            &json!({"to": OTHER, "text": "Past due: invoice INV-0999."}),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
-    let failed = v["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        r.wait_status(&failed, "failed", Duration::from_secs(10))
-            .await,
-        "failed"
-    );
+    let failed = message_ending(
+        &r,
+        json!({"to": OTHER, "text": "Past due: invoice INV-0999."}),
+        "failed",
+    )
+    .await;
 
     let (code, v) = r
         .post(
@@ -152,6 +150,17 @@ fn session_cookie(resp: &reqwest::Response) -> (String, String) {
     let pair = set.split(';').next().unwrap().trim().to_string();
     assert!(pair.starts_with("smsgate_session="), "{set}");
     (pair, set)
+}
+
+/// The status of a GET of `path` with a cookie.
+async fn status_with_cookie(http: &reqwest::Client, r: &Running, path: &str, cookie: &str) -> u16 {
+    http.get(format!("{}{path}", r.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// The CSRF token the dashboard page carries.
@@ -223,13 +232,10 @@ async fn login_session_cookie_and_csrf() {
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let csrf = csrf_of(&resp.text().await.unwrap());
     assert_eq!(csrf.len(), 64);
-    let resp = http
-        .get(format!("{}/v1/dashboard", r.base))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        status_with_cookie(&http, r, "/v1/dashboard", &cookie).await,
+        200
+    );
 
     // A change with the cookie but without the token (what a forged cross-site form would
     // send), or with a wrong one: 403, and nothing changed.
@@ -280,13 +286,10 @@ async fn login_session_cookie_and_csrf() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    let resp = http
-        .get(format!("{}/v1/dashboard", r.base))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(
+        status_with_cookie(&http, r, "/v1/dashboard", &cookie).await,
+        401
+    );
 
     // A bearer token opens the page too, and starts a session for its script.
     let resp = http
@@ -297,13 +300,10 @@ async fn login_session_cookie_and_csrf() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let (cookie, _) = session_cookie(&resp);
-    let resp = http
-        .get(format!("{}/v1/stats", r.base))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        status_with_cookie(&http, r, "/v1/stats", &cookie).await,
+        200
+    );
 
     // Over plain HTTP on a network address the cookie cannot be Secure (the browser would
     // drop it) and the form says the token crosses the network in clear; behind a TLS proxy

@@ -19,7 +19,11 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 /// GET `path`: 401 without the token; 200 of `content_type` with it.
-async fn get_with_token(r: &crate::Running, path: &str, content_type: &str) -> reqwest::Response {
+pub(crate) async fn get_with_token(
+    r: &crate::Running,
+    path: &str,
+    content_type: &str,
+) -> reqwest::Response {
     let anon = r
         .http
         .get(format!("{}{path}", r.base))

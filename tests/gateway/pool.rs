@@ -89,6 +89,26 @@ async fn sent_via(r: &Running, id: &str) -> String {
         .to_string()
 }
 
+async fn finish(r: Running, sims: Vec<SimHandle>) {
+    r.stop().await;
+    for s in sims {
+        s.shutdown().await;
+    }
+}
+
+/// Waits until modem `i` is up (or not).
+async fn wait_up(r: &Running, i: usize, up: bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, v) = r.get("/v1/modems").await;
+        if (v["modems"][i]["state"] == "up") == up {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn number(i: usize) -> String {
     format!("+1202555{:04}", 1000 + i)
 }
@@ -143,10 +163,7 @@ async fn work_spreads_over_every_modem_and_limits_hold() {
         .clone();
     assert_eq!(m2["pool"]["max_per_minute"], 2);
     assert_eq!(m2["pool"]["paused"], "minute_limit", "{m2}");
-    r.stop().await;
-    for s in sims {
-        s.shutdown().await;
-    }
+    finish(r, sims).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,10 +210,7 @@ async fn routing_by_prefix_and_traffic() {
             .contains("no modem"),
         "{v}"
     );
-    r.stop().await;
-    for s in sims {
-        s.shutdown().await;
-    }
+    finish(r, sims).await;
 }
 
 async fn history(r: &Running, id: &str) -> Value {
@@ -246,10 +260,7 @@ async fn follow_ups_stick_to_their_modem_and_move_when_it_is_unplugged() {
     // Each message reached a network once.
     let total: usize = sims.iter().map(|s| s.sent().len()).sum();
     assert_eq!(total, 1 + 6 * 3 + 2);
-    r.stop().await;
-    for s in sims {
-        s.shutdown().await;
-    }
+    finish(r, sims).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,10 +282,7 @@ async fn a_frozen_modems_numbers_move_to_the_others() {
     assert!(started.elapsed() < WAIT);
     assert_eq!(sims[1 - idx].sent().len(), 1);
     sims[idx].freeze(false);
-    r.stop().await;
-    for s in sims {
-        s.shutdown().await;
-    }
+    finish(r, sims).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,25 +293,9 @@ async fn a_flapping_modem_rests() {
     // Three falls within minutes: sim1 is quarantined and takes nothing.
     for _ in 0..3 {
         sims[1].unplug();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (_, v) = r.get("/v1/modems").await;
-            if v["modems"][1]["state"] != "up" {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_up(&r, 1, false).await;
         sims[1].replug().await.unwrap();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (_, v) = r.get("/v1/modems").await;
-            if v["modems"][1]["state"] == "up" {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_up(&r, 1, true).await;
     }
     let (_, v) = r.get("/v1/modems").await;
     assert_eq!(v["modems"][1]["pool"]["paused"], "quarantined", "{v:#}");
@@ -313,10 +305,7 @@ async fn a_flapping_modem_rests() {
         assert_eq!(sent_via(&r, &id).await, "sim0");
     }
     assert!(sims[1].sent().is_empty());
-    r.stop().await;
-    for s in sims {
-        s.shutdown().await;
-    }
+    finish(r, sims).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,8 +392,5 @@ async fn reload_adds_and_removes_modems_under_load_without_losing_or_doubling() 
     assert_eq!(sims.iter().map(|s| s.sent().len()).sum::<usize>(), 40);
     let (_, stats) = r.get("/v1/stats").await;
     assert_eq!(stats["counts"]["unknown"], 0);
-    r.stop().await;
-    for s in sims {
-        s.shutdown().await;
-    }
+    finish(r, sims).await;
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 use smsgate::modem::ModemConfig;
 use smsgate::sim::{SimConfig, SimHandle, Simulator};
 
+use crate::crash::free_port;
 use crate::{Running, modem_config, start};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -26,14 +27,6 @@ fn ser2net() -> Option<PathBuf> {
     dirs.into_iter()
         .map(|d| d.join("ser2net"))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// ser2net serving `raw` as plain TCP on `p1` and `telnet` with RFC 2217 on `p2`.

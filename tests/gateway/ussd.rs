@@ -8,7 +8,7 @@ use serde_json::json;
 use smsgate::modem::BalanceCheck;
 
 use crate::replies::{Receiver, hooks};
-use crate::{TOKEN, sim, start, wait_modem_up};
+use crate::{sim, start, wait_modem_up};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ussd_codes_and_the_low_balance_event() {
@@ -84,13 +84,8 @@ async fn ussd_codes_and_the_low_balance_event() {
         (Some(3.1), Some(true)),
         "{m}"
     );
-    let metrics = r
-        .http
-        .get(format!("{}/metrics", r.base))
-        .bearer_auth(TOKEN)
-        .send()
+    let metrics = crate::metrics::get_with_token(&r, "/metrics", "text/plain")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
