@@ -501,6 +501,30 @@ impl Config {
                 .to_string();
             return Err(at("webhooks", None, &key, msg));
         }
+        if let Ok(listen) = self.http.listen.parse::<SocketAddr>() {
+            for (section, url) in [
+                ("webhooks", &self.webhooks.url),
+                ("reminders", &self.reminders.precheck_url),
+            ] {
+                if let Some(u) = url
+                    && crate::webhook::points_at(u, listen)
+                {
+                    let key = if section == "webhooks" {
+                        "url"
+                    } else {
+                        "precheck_url"
+                    };
+                    return Err(at(
+                        section,
+                        None,
+                        key,
+                        format!(
+                            "{u} points at this gateway's own API ([http] listen = {listen}): events would loop"
+                        ),
+                    ));
+                }
+            }
+        }
         for (section, r) in [
             ("replies", self.replies.validate()),
             ("optout", self.optout.validate()),
@@ -743,6 +767,31 @@ port = "tcp://127.0.0.1:7000"
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, "smsgate.toml", |_| None)
+    }
+
+    #[test]
+    fn webhooks_at_the_gateway_itself_are_refused() {
+        let own = GOOD.replace(
+            "[[modems]]\nname = \"office-sim\"",
+            "[webhooks]\nurl = \"http://localhost:8080/hook\"\n[[modems]]\nname = \"office-sim\"",
+        );
+        let e = parse(&own).unwrap_err().to_string();
+        assert!(
+            e.contains("[webhooks] `url`") && e.contains("own API"),
+            "{e}"
+        );
+        let other = own.replace("localhost:8080", "localhost:9090");
+        assert!(parse(&other).is_ok());
+        let precheck = GOOD.replace(
+            "[[modems]]\nname = \"office-sim\"",
+            "[reminders]\nprecheck_url = \"http://127.0.0.1:8080/check\"\n[[modems]]\nname = \"office-sim\"",
+        );
+        assert!(
+            parse(&precheck)
+                .unwrap_err()
+                .to_string()
+                .contains("precheck_url")
+        );
     }
 
     #[test]

@@ -109,6 +109,7 @@ impl Gateway {
                 national_languages: langs.clone(),
                 body_limit: cfg.http.body_limit,
                 dashboard: cfg.dashboard.clone(),
+                own_address: None,
             },
             dispatch: DispatchConfig {
                 max_attempts: cfg.queue.max_attempts,
@@ -227,13 +228,15 @@ impl Gateway {
         ));
 
         let sessions = Arc::new(crate::dashboard::Sessions::new(&self.api.dashboard));
+        let mut api_cfg = self.api;
+        api_cfg.own_address = Some(listener.local_addr()?);
         let state = AppState {
             store: store.clone(),
             dispatcher: dispatcher.clone(),
             modems,
             reload: reload_tx,
             keys: Arc::new(self.keys),
-            cfg: Arc::new(self.api),
+            cfg: Arc::new(api_cfg),
             clock: self.clock,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             webhooks: webhooks.clone(),

@@ -262,7 +262,7 @@ fn build(
         }
     }
     if let Some(url) = &input.callback_url
-        && let Err(e) = crate::webhook::validate_url(url)
+        && let Err(e) = crate::webhook::validate_callback(url, state.cfg.own_address)
     {
         err(
             "callback_url",

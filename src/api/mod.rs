@@ -81,6 +81,8 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// The admin web page.
     pub dashboard: crate::config::DashboardConfig,
+    /// The address the API listens on, once bound: callback URLs may not point at it.
+    pub own_address: Option<std::net::SocketAddr>,
 }
 
 impl Default for ApiConfig {
@@ -93,6 +95,7 @@ impl Default for ApiConfig {
             national_languages: Vec::new(),
             body_limit: 4 * 1024 * 1024,
             dashboard: crate::config::DashboardConfig::default(),
+            own_address: None,
         }
     }
 }

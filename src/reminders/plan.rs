@@ -488,7 +488,7 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
         ("precheck_url", &req.precheck_url),
     ] {
         if let Some(u) = url
-            && let Err(e) = crate::webhook::validate_url(u)
+            && let Err(e) = crate::webhook::validate_callback(u, ctx.api.own_address)
         {
             p.push((
                 field.into(),

@@ -159,6 +159,39 @@ pub fn validate_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `url` would reach the daemon itself, listening on `own`: the same port on a
+/// loopback or unspecified address, `localhost`, or the listening address. An event posted to
+/// itself would loop or pile up.
+pub fn points_at(url: &str, own: std::net::SocketAddr) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    if u.port_or_known_default() != Some(own.port()) {
+        return false;
+    }
+    let host = u.host_str().unwrap_or("");
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        Ok(ip) => ip.is_loopback() || ip.is_unspecified() || ip == own.ip(),
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    }
+}
+
+/// [`validate_url`], and not the daemon's own address (`own`, when known).
+pub fn validate_callback(url: &str, own: Option<std::net::SocketAddr>) -> Result<(), String> {
+    validate_url(url)?;
+    if own.is_some_and(|a| points_at(url, a)) {
+        return Err("points at this gateway's own API".into());
+    }
+    Ok(())
+}
+
 /// The URL as logged: scheme, host, port and path, without credentials or query.
 fn log_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
