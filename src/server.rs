@@ -47,6 +47,7 @@ impl Default for InboundPolicy {
 }
 
 /// Everything the gateway needs, from a config file or from `demo`.
+#[derive(Clone)]
 pub struct Gateway {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -136,6 +137,11 @@ impl Gateway {
 
     /// Runs until `shutdown` fires. `bound` receives the listening address once requests are
     /// accepted (tests and `demo` listen on port 0 or print it).
+    ///
+    /// When the store stops taking writes (a full or read-only disk: sled then refuses every
+    /// write until it is reopened), the API answers 503; once the directory takes writes again,
+    /// the gateway stops in order (the message in hand finishes), reopens the store and starts
+    /// again on the same socket, so clients see a short pause, not a refused connection.
     pub async fn run(
         self,
         shutdown: CancellationToken,
@@ -144,11 +150,55 @@ impl Gateway {
         // The process's metrics recorder (GET /metrics).
         crate::metrics::handle();
         // Bind first: a busy port is reported before anything else starts.
-        let listener = TcpListener::bind(self.listen)
-            .await
+        let listener = std::net::TcpListener::bind(self.listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.listen))?;
-        let store =
-            Store::open(&self.store_path, self.cache_mb).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut bound = bound;
+        let mut reopening = false;
+        loop {
+            let l = TcpListener::from_std(listener.try_clone()?)?;
+            match self.clone().serve(l, shutdown.clone(), &mut bound).await {
+                Ok(Round::Stopped) => return Ok(()),
+                Ok(Round::ReopenStore) => reopening = true,
+                Err(e) if shutdown.is_cancelled() => return Err(e),
+                Err(e) => {
+                    let cannot_open = e
+                        .downcast_ref::<StoreOpenError>()
+                        .is_some_and(|o| !o.0.contains("lock"));
+                    if !cannot_open && !reopening {
+                        return Err(e);
+                    }
+                    // The store cannot be opened (a read-only or full disk, permissions): the
+                    // API answers 503 until its directory takes writes, then we try again.
+                    let l = TcpListener::from_std(listener.try_clone()?)?;
+                    let go_on = serve_without_store(
+                        l,
+                        &self.store_path,
+                        &e.to_string(),
+                        &shutdown,
+                        bound.take(),
+                    )
+                    .await?;
+                    if !go_on {
+                        return Ok(());
+                    }
+                    reopening = true;
+                }
+            }
+        }
+    }
+
+    /// One round: open the store, start everything, serve until `shutdown` or until the store
+    /// must be reopened.
+    async fn serve(
+        self,
+        listener: TcpListener,
+        outer: CancellationToken,
+        bound: &mut Option<oneshot::Sender<SocketAddr>>,
+    ) -> anyhow::Result<Round> {
+        let shutdown = outer.child_token();
+        let store = Store::open(&self.store_path, self.cache_mb)
+            .map_err(|e| anyhow::Error::new(StoreOpenError(e.to_string())))?;
         let webhooks =
             Webhooks::new(store.clone(), &self.webhooks).map_err(|e| anyhow::anyhow!("{e}"))?;
         store.set_notifier(Some(webhooks.notifier()));
@@ -247,7 +297,7 @@ impl Gateway {
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
-        if let Some(tx) = bound {
+        if let Some(tx) = bound.take() {
             let _ = tx.send(addr);
         }
         crate::systemd::ready(&format!("listening on {addr}, {modem_count} modem(s)"));
@@ -258,13 +308,21 @@ impl Gateway {
             watchdog_cancel.clone(),
         );
         let app = api::router(state);
+        let reopen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let guard = tokio::spawn(guard_store(store.clone(), shutdown.clone(), reopen.clone()));
         let stop = shutdown.clone();
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await?;
+        let reopen = reopen.load(std::sync::atomic::Ordering::SeqCst) && !outer.is_cancelled();
+        let _ = guard.await;
 
-        tracing::info!("shutting down: finishing the message in hand");
-        crate::systemd::stopping();
+        if reopen {
+            tracing::warn!("restarting to reopen the store: finishing the message in hand");
+        } else {
+            tracing::info!("shutting down: finishing the message in hand");
+            crate::systemd::stopping();
+        }
         watchdog_cancel.cancel();
         if let Some(w) = watchdog {
             let _ = w.await;
@@ -277,9 +335,130 @@ impl Gateway {
         webhook_cancel.cancel();
         let _ = webhook_task.await;
         store.set_notifier(None);
+        if reopen {
+            // The old database refuses writes for good; dropping the last handle releases it.
+            let _ = store.durable().await;
+            drop(store);
+            return Ok(Round::ReopenStore);
+        }
         store.durable().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         tracing::info!("stopped cleanly");
-        Ok(())
+        Ok(Round::Stopped)
+    }
+}
+
+/// The store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct StoreOpenError(String);
+
+/// While the store cannot be opened: `/healthz` answers, `/readyz` and everything else answer
+/// 503 saying why, and the store's directory is tried every 5 s. Returns `true` once it takes
+/// writes (try opening the store again), `false` on shutdown.
+async fn serve_without_store(
+    listener: TcpListener,
+    path: &std::path::Path,
+    reason: &str,
+    shutdown: &CancellationToken,
+    bound: Option<oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<bool> {
+    use axum::response::IntoResponse;
+    tracing::error!(error = %reason, path = %path.display(), "the store cannot be opened: the API answers 503 until its directory takes writes");
+    crate::systemd::ready(&format!("store unavailable: {reason}"));
+    let detail = format!(
+        "the message store cannot be opened ({reason}): nothing can be accepted until it can; the gateway tries again every 5 s"
+    );
+    let ready = serde_json::json!({"status": "not_ready", "store": "failing", "modems_up": 0, "modems": [], "error": reason});
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(api::system::healthz))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let ready = ready.clone();
+                async move {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(ready),
+                    )
+                }
+            }),
+        )
+        .fallback(move || {
+            let detail = detail.clone();
+            async move { api::ApiError::unavailable(detail).into_response() }
+        });
+    if let Some(tx) = bound {
+        let _ = tx.send(listener.local_addr()?);
+    }
+    let round = shutdown.child_token();
+    let watch = {
+        let round = round.clone();
+        let path = path.to_path_buf();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = round.cancelled() => return false,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                }
+                if crate::store::directory_takes_writes(&path) {
+                    tracing::warn!(path = %path.display(), "the store's directory takes writes again: opening the store");
+                    round.cancel();
+                    return true;
+                }
+            }
+        })
+    };
+    let stop = round.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    round.cancel();
+    Ok(watch.await.unwrap_or(false) && !shutdown.is_cancelled())
+}
+
+/// How a round of [`Gateway::run`] ended.
+enum Round {
+    /// Shut down as asked.
+    Stopped,
+    /// The store failed and its directory takes writes again: open it anew.
+    ReopenStore,
+}
+
+/// Watches the store: when it cannot be written, says so once (the API answers 503 meanwhile)
+/// and, as soon as its directory takes a write and an fsync again, asks for a restart of the
+/// gateway with the store reopened.
+async fn guard_store(
+    store: Store,
+    round: CancellationToken,
+    reopen: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = false;
+    loop {
+        tokio::select! {
+            _ = round.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(error) = store.health() else {
+            if reported {
+                tracing::info!("the store takes writes again");
+                reported = false;
+            }
+            continue;
+        };
+        if !reported {
+            tracing::error!(%error, path = %store.path().display(), "the store cannot be written (disk full or read-only?): the API answers 503 until the disk takes writes again");
+            reported = true;
+        }
+        if store.directory_writable() {
+            // sled keeps refusing after an I/O error (and a flush may hang on it): only a
+            // reopened database writes again.
+            tracing::warn!(path = %store.path().display(), "the disk takes writes again: reopening the store");
+            reopen.store(true, std::sync::atomic::Ordering::SeqCst);
+            round.cancel();
+            return;
+        }
     }
 }
 

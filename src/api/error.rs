@@ -183,7 +183,7 @@ impl From<StoreError> for ApiError {
         }
         tracing::error!(error = %e, "store error");
         ApiError::unavailable(
-            "the message store cannot be written or read right now (disk full, read-only or failing); nothing was accepted. Try again later",
+            "the message store cannot be written right now (disk full, read-only or failing), so the request was not acknowledged; the gateway reopens the store by itself once the disk takes writes again. Send it again then, with the same Idempotency-Key, so it is kept exactly once",
         )
     }
 }

@@ -215,7 +215,7 @@ pub async fn healthz() -> Response {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Ready), (status = 503, body = Ready)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let store_ok = state.store.counts().is_ok();
+    let store_ok = state.store.health().is_none();
     let modems: Vec<ReadyModem> = state
         .modems()
         .iter()

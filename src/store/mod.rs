@@ -163,7 +163,28 @@ struct Inner {
     /// The flusher gets a handle to the database with each request and keeps none between
     /// them, so dropping the store releases its lock on the directory.
     flush_tx: std::sync::mpsc::Sender<FlushRequest>,
+    /// The last flush's error, cleared by the next good one (set by the flush thread).
+    flush_error: Arc<std::sync::Mutex<Option<String>>>,
 }
+
+/// Whether `dir` (created if missing) takes a 4 KiB write and an fsync now, in a small file
+/// removed again: the disk has space and is writable.
+pub fn directory_takes_writes(dir: &Path) -> bool {
+    use std::io::Write;
+    let p = dir.join(".smsgate-write-probe");
+    let ok = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::File::create(&p))
+        .and_then(|mut f| {
+            f.write_all(&[0u8; 4096])?;
+            f.sync_all()
+        })
+        .is_ok();
+    let _ = std::fs::remove_file(&p);
+    ok
+}
+
+/// The key [`Store::health`] writes and removes in sled's default tree.
+const HEALTH_PROBE: &[u8] = b"smsgate-health-probe";
 
 /// Parses a ULID string into its 16 key bytes.
 pub fn id_key(id: &str) -> Option<[u8; 16]> {
@@ -286,6 +307,7 @@ impl Store {
             db,
             path: path.to_path_buf(),
             flush_tx,
+            flush_error: Arc::default(),
         };
         for s in Status::ALL.iter().filter(|s| !s.is_waiting()) {
             let n = inner.status.scan_prefix([s.code()]).count();
@@ -301,11 +323,39 @@ impl Store {
             inner: Arc::new(inner),
         };
         let data_file = path.join("db");
+        let flush_error = store.inner.flush_error.clone();
         std::thread::Builder::new()
             .name("smsgate-flush".into())
-            .spawn(move || flusher(&data_file, &flush_rx))
+            .spawn(move || flusher(&data_file, &flush_rx, &flush_error))
             .map_err(|e| StoreError::Io(format!("cannot start the flush thread: {e}")))?;
         Ok(store)
+    }
+
+    /// Why the store cannot be written now, if it cannot: the last flush failed, or a write
+    /// to the database fails (sled refuses every write after an I/O error until it is
+    /// reopened). A probe key is written and removed: nothing stays.
+    pub fn health(&self) -> Option<String> {
+        if let Some(e) = self
+            .inner
+            .flush_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Some(e);
+        }
+        let probe = self
+            .inner
+            .db
+            .insert(HEALTH_PROBE, &[1u8][..])
+            .and_then(|_| self.inner.db.remove(HEALTH_PROBE));
+        probe.err().map(|e| format!("storage error: {e}"))
+    }
+
+    /// Whether the store's directory takes a write and an fsync now (see
+    /// [`directory_takes_writes`]).
+    pub fn directory_writable(&self) -> bool {
+        directory_takes_writes(&self.inner.path)
     }
 
     /// The store's directory.
@@ -1044,7 +1094,11 @@ type FlushRequest = (sled::Db, oneshot::Sender<Result<(), StoreError>>);
 
 /// The group-commit thread: takes every waiter queued, flushes once, fsyncs the data file, and
 /// answers them all. Ends when the store is dropped.
-fn flusher(data_file: &Path, rx: &std::sync::mpsc::Receiver<FlushRequest>) {
+fn flusher(
+    data_file: &Path,
+    rx: &std::sync::mpsc::Receiver<FlushRequest>,
+    flush_error: &std::sync::Mutex<Option<String>>,
+) {
     let mut last = 1;
     while let Ok((db, first)) = rx.recv() {
         if last > 1 {
@@ -1068,6 +1122,8 @@ fn flusher(data_file: &Path, rx: &std::sync::mpsc::Receiver<FlushRequest>) {
                     .map_err(|e| StoreError::Io(format!("fsync {}: {e}", data_file.display())))
             });
         drop(db);
+        *flush_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            result.as_ref().err().map(ToString::to_string);
         for w in waiters {
             let _ = w.send(result.clone());
         }

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod crash;
 mod dashboard;
+mod diskfull;
 mod examples;
 mod flows;
 mod inbound;
