@@ -54,7 +54,8 @@ pub struct ExportQuery {
 /// number or about an invoice, oldest first, one row per entry with its hash and whether its
 /// message's chain holds.
 #[utoipa::path(get, path = "/v1/history/export", tag = "messages", params(ExportQuery),
-    responses((status = 200, description = "JSON Lines or CSV", content_type = "application/x-ndjson"),
+    responses((status = 200, description = "JSON Lines (`format=jsonl`) or CSV (`format=csv`)",
+            content((String = "application/x-ndjson"), (String = "text/csv"))),
         (status = 400, body = super::error::Problem), (status = 401, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
     security(("bearer" = [])))]

@@ -26,7 +26,7 @@ use super::{
         system::modems, ussd::ussd, system::stats, admin::reload, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
     ),
-    components(schemas(error::Problem, error::FieldError)),
+    components(schemas(error::Problem, error::FieldError, history::Format)),
     modifiers(&BearerAuth),
     tags(
         (name = "messages", description = "Send and track messages"),
@@ -53,11 +53,62 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Errors as the server sends them: every problem answer is `application/problem+json`, and
+/// every operation that takes a body may answer 400 (malformed JSON), 413 (too large), 415 (not
+/// JSON) and 422 (invalid), all problem details.
+fn problem_responses(doc: &mut serde_json::Value) {
+    const PROBLEM: &str = "#/components/schemas/Problem";
+    let problem = || serde_json::json!({"application/problem+json": {"schema": {"$ref": PROBLEM}}});
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let takes_body = op.get("requestBody").is_some();
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            for resp in responses.values_mut() {
+                let Some(content) = resp.get_mut("content").and_then(|c| c.as_object_mut()) else {
+                    continue;
+                };
+                let is_problem = content
+                    .get("application/json")
+                    .and_then(|j| j.pointer("/schema/$ref"))
+                    .and_then(|r| r.as_str())
+                    == Some(PROBLEM);
+                if is_problem && let Some(v) = content.remove("application/json") {
+                    content.insert("application/problem+json".into(), v);
+                }
+            }
+            if takes_body {
+                for (code, what) in [
+                    ("400", "Malformed JSON"),
+                    ("413", "Body too large"),
+                    ("415", "Body not sent as application/json"),
+                    ("422", "Invalid request"),
+                ] {
+                    responses.entry(code).or_insert_with(
+                        || serde_json::json!({"description": what, "content": problem()}),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The document as pretty JSON, with the crate's version.
 pub fn document_json() -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc.to_pretty_json().unwrap_or_else(|_| "{}".to_string())
+    let Ok(mut value) = serde_json::to_value(&doc) else {
+        return "{}".to_string();
+    };
+    problem_responses(&mut value);
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// `GET /openapi.json`

@@ -107,7 +107,9 @@ pub fn parse_offset(s: &str) -> Result<i64, String> {
         Some(b'+') => (1, &t[1..]),
         _ => (1, t),
     };
-    let (num, unit) = rest.split_at(rest.len().saturating_sub(1));
+    // The unit is the last character, whatever its width in bytes.
+    let split = rest.char_indices().last().map_or(0, |(i, _)| i);
+    let (num, unit) = rest.split_at(split);
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
@@ -292,7 +294,9 @@ mod tests {
         assert_eq!(parse_offset("+3d"), Ok(3));
         assert_eq!(parse_offset("10d"), Ok(10));
         assert_eq!(parse_offset("-2w"), Ok(-14));
-        for bad in ["", "d", "-7", "7h", "+-3d", "x3d", "400d"] {
+        for bad in [
+            "", "d", "-7", "7h", "+-3d", "x3d", "400d", "\u{80}", "5é", "-Å", "+",
+        ] {
             assert!(parse_offset(bad).is_err(), "{bad}");
         }
         assert!(parse_timezone("Mars/Olympus").is_err());
@@ -303,5 +307,16 @@ mod tests {
             timezone: "UTC".into(),
         };
         assert!(Window::parse(&bad).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends as an offset, a time or a window, the answer is a value or
+        /// an error, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(t in "\\PC{0,12}") {
+            let _ = parse_offset(&t);
+            let _ = parse_time(&t);
+            let _ = parse_timezone(&t);
+        }
     }
 }
