@@ -27,10 +27,10 @@ pub const MAX_BATCH: usize = 1000;
 pub struct NewMessage {
     /// Phone number; E.164 (`+12025550123`), or national with `[sms] default_region`.
     #[schema(example = "+12025550123")]
-    to: String,
+    pub to: String,
     /// The text: 1 to `max_parts` SMS parts.
     #[schema(example = "Invoice INV-1042: $120.50 is due Dec 1. Reply 1 for a call.")]
-    text: String,
+    pub text: String,
     /// Not before this time (RFC 3339).
     send_at: Option<DateTime<FixedOffset>>,
     /// Never after this time (RFC 3339).
@@ -62,7 +62,7 @@ pub struct NewMessage {
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     /// 1 to 1000 messages.
-    messages: Vec<NewMessage>,
+    pub messages: Vec<NewMessage>,
 }
 
 /// A message as the API shows it.
