@@ -24,6 +24,10 @@ pub struct SimulateArgs {
     /// Append one JSON line per message the simulated network delivered to this file.
     #[arg(long)]
     pub log: Option<PathBuf>,
+    /// Append one JSON line per AT command line received (`{"at": …, "line": "AT+CMGS=23"}`)
+    /// to this file.
+    #[arg(long)]
+    pub command_log: Option<PathBuf>,
     /// Network time of each `AT+CMGS`, e.g. `500ms`, `3s`.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     pub latency: Duration,
@@ -60,12 +64,16 @@ pub struct SimulateArgs {
     /// The first message index (some modems count from 0).
     #[arg(long, default_value_t = 1)]
     pub first_index: u32,
+    /// How long the modem waits after the `> ` prompt for the PDU's Ctrl-Z or ESC before it
+    /// answers `+CMS ERROR: 500` and takes commands again, or `off`.
+    #[arg(long, value_parser = parse_reports, default_value = "60s")]
+    pub prompt_timeout: ReportDelay,
     /// Seed of the random choices (errors, noise).
     #[arg(long, default_value_t = 0x5EED)]
     pub seed: u64,
 }
 
-/// `--status-reports`: a delay, or `off`.
+/// `--status-reports` and `--prompt-timeout`: a delay, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportDelay(pub Option<Duration>);
 
@@ -91,6 +99,7 @@ impl SimulateArgs {
         SimConfig {
             link: self.link.clone(),
             log: self.log.clone(),
+            command_log: self.command_log.clone(),
             latency: self.latency,
             error_rate: self.error_rate,
             error_code: self.error_code,
@@ -107,6 +116,7 @@ impl SimulateArgs {
                 "\r\n"
             },
             boot_urcs: self.boot_urcs,
+            prompt_timeout: self.prompt_timeout.0,
             seed: self.seed,
             ..SimConfig::default()
         }

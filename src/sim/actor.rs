@@ -41,6 +41,8 @@ const MAX_PDU_HEX: usize = 1024;
 const MAX_TIMERS: usize = 100_000;
 /// SMS indications held back while `AT+CNMI` mode is 0.
 const MAX_BUFFERED_URCS: usize = 64;
+/// The TE character sets `AT+CSCS` accepts (TS 27.007 §5.5).
+const CHARSETS: [&str; 3] = ["GSM", "IRA", "UCS2"];
 /// The longest `AT+CMGS=<length>`: a TPDU is at most 164 octets (TS 23.040 §9.2.2.2).
 const MAX_TPDU: usize = 164;
 
@@ -50,15 +52,18 @@ pub(crate) async fn spawn(
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Control>,
 ) -> io::Result<()> {
-    let log = match &cfg.log {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
+    let append = |path: &Option<std::path::PathBuf>| -> io::Result<Option<File>> {
+        match path {
+            Some(path) => std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(path)?,
-        ),
-        None => None,
+                .open(path)
+                .map(Some),
+            None => Ok(None),
+        }
     };
+    let log = append(&cfg.log)?;
+    let command_log = append(&cfg.command_log)?;
     let pty = Pty::open()?;
     if let Some(link) = &cfg.link {
         set_link(link, pty.path())?;
@@ -69,7 +74,8 @@ pub(crate) async fn spawn(
         s.stores.smsc = cfg.smsc.clone();
     }
     debug!(path = %pty.path().display(), "modem simulator started");
-    let actor = Actor::new(cfg, shared, rx, pty, log);
+    let mut actor = Actor::new(cfg, shared, rx, pty, log);
+    actor.command_log = command_log;
     actor.publish();
     tokio::spawn(actor.run());
     Ok(())
@@ -165,6 +171,11 @@ enum Event {
     Ussd {
         urc: String,
     },
+    /// The input timer of the prompt numbered `prompt`.
+    PromptTimeout {
+        epoch: u64,
+        prompt: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -259,7 +270,11 @@ struct Actor {
     unacked: VecDeque<(u64, Vec<u8>)>,
     next_ack_id: u64,
     log: Option<File>,
+    /// `SimConfig::command_log`.
+    command_log: Option<File>,
     last_line: String,
+    /// Counts prompts, so that the input timer of an earlier one does nothing.
+    prompts: u64,
     frozen: bool,
     after: Vec<After>,
 }
@@ -301,7 +316,9 @@ impl Actor {
             unacked: VecDeque::new(),
             next_ack_id: 0,
             log,
+            command_log: None,
             last_line: String::new(),
+            prompts: 0,
             frozen: false,
             after: Vec::new(),
         };
@@ -794,6 +811,12 @@ impl Actor {
             }
             s.commands.push_back(line.clone());
         }
+        if let Some(file) = &mut self.command_log {
+            let entry = serde_json::json!({ "at": Utc::now(), "line": line });
+            if let Err(e) = writeln!(file, "{entry}").and_then(|()| file.flush()) {
+                warn!(error = %e, "writing the simulator's command log failed");
+            }
+        }
         self.last_line = line.clone();
         if overflow {
             self.final_result(Err(Failure::Error));
@@ -1120,6 +1143,23 @@ impl Actor {
                 }])
             }
             ("+CREG", Op::Test) => Ok(vec!["+CREG: (0-2)".into()]),
+            // TS 27.007 §10.1.20: packet-domain registration, the same network as `+CREG`.
+            // Gammu asks for it to read the network state and gives up on that without it.
+            ("+CGREG", Op::Read) => {
+                let stat = if self.registered() { 1 } else { 0 };
+                Ok(vec![match self.settings.cgreg {
+                    2 if stat == 1 => format!("+CGREG: 2,{stat},\"00C3\",\"0000A1B2\",7"),
+                    n => format!("+CGREG: {n},{stat}"),
+                }])
+            }
+            ("+CGREG", Op::Test) => Ok(vec!["+CGREG: (0-2)".into()]),
+            ("+CGREG", Op::Set(a)) => match num(a, 0) {
+                Some(n @ 0..=2) => {
+                    self.settings.cgreg = n as u8;
+                    Ok(Vec::new())
+                }
+                _ => Err(Failure::Cme(50)),
+            },
             ("+CREG", Op::Set(a)) => match num(a, 0) {
                 Some(n @ 0..=2) => {
                     self.settings.creg = n as u8;
@@ -1193,11 +1233,30 @@ impl Actor {
                 Ok(vec![format!("+CMGD: ({}),(0-4)", used.join(","))])
             }
             ("+CMGS" | "+CMGW", Op::Test) => Ok(Vec::new()),
-            ("+CSCS", Op::Read) => Ok(vec!["+CSCS: \"GSM\"".into()]),
-            (
-                "+CSCS" | "+CSMP" | "^CURC" | "+CSCLK" | "+IPR" | "+IFC" | "+CLIP" | "+CRC",
-                Op::Set(_),
-            ) => Ok(Vec::new()),
+            // TS 27.005 §3.1: PDU mode ignores the TE character set, but clients set and read
+            // it (Gammu picks its text encoding from the test command's list).
+            ("+CSCS", Op::Read) => Ok(vec![format!("+CSCS: \"{}\"", self.settings.cscs)]),
+            ("+CSCS", Op::Test) => Ok(vec![format!(
+                "+CSCS: ({})",
+                CHARSETS
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )]),
+            ("+CSCS", Op::Set(a)) => {
+                let wanted = a.first().map(|a| a.text.to_ascii_uppercase());
+                match CHARSETS.iter().find(|c| Some(**c) == wanted.as_deref()) {
+                    Some(c) => {
+                        self.settings.cscs = c;
+                        Ok(Vec::new())
+                    }
+                    None => Err(Failure::Cme(4)),
+                }
+            }
+            ("+CSMP" | "^CURC" | "+CSCLK" | "+IPR" | "+IFC" | "+CLIP" | "+CRC", Op::Set(_)) => {
+                Ok(Vec::new())
+            }
             // USSD and everything else: not a modem feature smsgate needs.
             _ => Err(Failure::Error),
         }
@@ -1215,7 +1274,11 @@ impl Actor {
             Some(1) => {}
             _ => return Err(Failure::Cme(4)),
         }
-        let raw = a.get(1).map(|a| a.text.clone()).unwrap_or_default();
+        // TS 27.007 §7.15: without `<str>` the command only sets the result code presentation
+        // (`AT+CUSD=1` is how Gammu enables it); nothing goes to the network, nothing comes back.
+        let Some(raw) = a.get(1).map(|a| a.text.clone()) else {
+            return Ok(Vec::new());
+        };
         let code = if !raw.is_empty()
             && raw.len() % 2 == 0
             && raw.chars().all(|c| c.is_ascii_hexdigit())
@@ -1367,6 +1430,11 @@ impl Actor {
             hex: Vec::new(),
             bad: false,
         };
+        self.prompts += 1;
+        if let Some(timeout) = self.cfg.prompt_timeout {
+            let (epoch, prompt) = (self.epoch, self.prompts);
+            self.schedule(timeout, Event::PromptTimeout { epoch, prompt });
+        }
         Step::Prompt
     }
 
@@ -1638,6 +1706,16 @@ impl Actor {
                 }
                 Event::StatusReport { pdu } => self.deliver_report(pdu),
                 Event::Ussd { urc } => self.urc(&urc),
+                Event::PromptTimeout { epoch, prompt } => {
+                    if epoch == self.epoch
+                        && prompt == self.prompts
+                        && matches!(self.line, Line::Pdu { .. })
+                    {
+                        // Nothing typed so far is sent; the modem takes commands again.
+                        self.line = Line::command();
+                        self.final_result(Err(Failure::Cms(500)));
+                    }
+                }
                 Event::Noise => {
                     if self.noise_on() && matches!(self.line, Line::Command { .. }) {
                         self.noise();

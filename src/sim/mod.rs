@@ -74,6 +74,8 @@ pub struct SimConfig {
     pub link: Option<PathBuf>,
     /// Append one JSON line per network-delivered message to this file.
     pub log: Option<PathBuf>,
+    /// Append one JSON line per AT command line received (its time and text) to this file.
+    pub command_log: Option<PathBuf>,
     /// Network time of one `AT+CMGS`: between the Ctrl-Z and the `+CMGS:` answer.
     pub latency: Duration,
     /// Probability (0.0..=1.0) that an `AT+CMGS` fails with `+CMS ERROR: <error_code>`.
@@ -101,6 +103,12 @@ pub struct SimConfig {
     pub line_ending: &'static str,
     /// The prompt after `AT+CMGS=<n>` (after a `\r\n`): `"> "`, some firmwares send `">"`.
     pub prompt: &'static str,
+    /// How long the modem waits after the prompt for the PDU to end (Ctrl-Z or ESC) before it
+    /// gives up with `+CMS ERROR: 500` and goes back to command mode (Cinterion manuals: "after
+    /// the prompt a timer will be started to observe the input"); `None`: it waits for ever.
+    /// Without it, a client killed between the prompt and its Ctrl-Z leaves the modem
+    /// swallowing every later command as PDU text.
+    pub prompt_timeout: Option<Duration>,
     /// Boot URCs (`RDY`, `+CFUN: 1`, `+CPIN: READY`, `SMS Ready`) when a client first connects
     /// after start/replug (and after `ATZ`); SMS commands answer `+CMS ERROR: 314` until
     /// `SMS Ready`, [`SimConfig::boot_delay`] after the SIM is ready.
@@ -139,6 +147,7 @@ impl Default for SimConfig {
         SimConfig {
             link: None,
             log: None,
+            command_log: None,
             latency: Duration::ZERO,
             error_rate: 0.0,
             error_code: 500,
@@ -152,6 +161,7 @@ impl Default for SimConfig {
             first_index: 1,
             line_ending: "\r\n",
             prompt: "> ",
+            prompt_timeout: Some(Duration::from_secs(60)),
             boot_urcs: false,
             boot_delay: Duration::from_millis(300),
             memfull_urc: false,

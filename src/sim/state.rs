@@ -221,6 +221,10 @@ pub(crate) struct Settings {
     pub(crate) csms: u8,
     pub(crate) cmgf: u8,
     pub(crate) creg: u8,
+    /// `AT+CGREG`: packet-domain registration URCs (TS 27.007 §10.1.20).
+    pub(crate) cgreg: u8,
+    /// `AT+CSCS`: the TE character set (TS 27.007 §5.5); PDU mode does not use it.
+    pub(crate) cscs: &'static str,
     pub(crate) cmms: u8,
 }
 
@@ -235,6 +239,8 @@ impl Settings {
             csms: 0,
             cmgf: 0,
             creg: 0,
+            cgreg: 0,
+            cscs: "GSM",
             cmms: 0,
         }
     }

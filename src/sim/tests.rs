@@ -792,3 +792,128 @@ async fn inbound_is_on_the_sim_when_inject_returns_and_waits_while_unplugged() {
     assert_eq!(r.matches("+CMGL: ").count(), 2, "{r}");
     sim.shutdown().await;
 }
+
+/// Gammu's start-up: `AT+CUSD=1` only turns the result codes on (TS 27.007 §7.15). An earlier
+/// simulator answered it with `+CUSD: 4` as if a request had been made, which gammu-smsd
+/// stored as an empty received message.
+#[tokio::test]
+async fn cusd_without_a_string_asks_the_network_nothing() {
+    let (sim, mut c) = quiet_modem(SimConfig::default()).await;
+    assert_eq!(c.at("AT+CUSD=1").await, "\r\nOK\r\n");
+    c.quiet(Duration::from_millis(300)).await;
+    // With a string: the operator's answer follows.
+    assert_eq!(c.at("AT+CUSD=1,\"*100#\",15").await, "\r\nOK\r\n");
+    assert!(
+        c.until("\r\n+CUSD: 0,\"Balance:")
+            .await
+            .contains("+CUSD: 0")
+    );
+    sim.shutdown().await;
+}
+
+/// `AT+CSCS=?` lists the character sets (TS 27.007 §5.5), and the set one is read back; Gammu
+/// asks for the list at every connection.
+#[tokio::test]
+async fn cscs_lists_sets_and_keeps_the_chosen_one() {
+    let (sim, mut c) = quiet_modem(SimConfig::default()).await;
+    assert_eq!(
+        c.at("AT+CSCS=?").await,
+        "\r\n+CSCS: (\"GSM\",\"IRA\",\"UCS2\")\r\n\r\nOK\r\n"
+    );
+    assert_eq!(c.at("AT+CSCS?").await, "\r\n+CSCS: \"GSM\"\r\n\r\nOK\r\n");
+    assert_eq!(c.at("AT+CSCS=\"UCS2\"").await, "\r\nOK\r\n");
+    assert_eq!(c.at("AT+CSCS?").await, "\r\n+CSCS: \"UCS2\"\r\n\r\nOK\r\n");
+    assert_eq!(c.at("AT+CSCS=\"KOI8\"").await, "\r\n+CME ERROR: 4\r\n");
+    // A reset brings the default back.
+    assert_eq!(c.at("ATZ").await, "\r\nOK\r\n");
+    assert_eq!(
+        c.at("AT+CSCS?").await,
+        "AT+CSCS?\r\r\n+CSCS: \"GSM\"\r\n\r\nOK\r\n"
+    );
+    sim.shutdown().await;
+}
+
+/// `AT+CGREG` (TS 27.007 §10.1.20): Gammu reads the network state through it and fails the
+/// whole query when it is missing.
+#[tokio::test]
+async fn cgreg_reports_packet_domain_registration() {
+    let (sim, mut c) = quiet_modem(SimConfig::default()).await;
+    assert_eq!(c.at("AT+CGREG=?").await, "\r\n+CGREG: (0-2)\r\n\r\nOK\r\n");
+    assert_eq!(c.at("AT+CGREG?").await, "\r\n+CGREG: 0,1\r\n\r\nOK\r\n");
+    assert_eq!(c.at("AT+CGREG=2").await, "\r\nOK\r\n");
+    assert_eq!(
+        c.at("AT+CGREG?").await,
+        "\r\n+CGREG: 2,1,\"00C3\",\"0000A1B2\",7\r\n\r\nOK\r\n"
+    );
+    assert_eq!(c.at("AT+CFUN=0").await, "\r\nOK\r\n");
+    assert_eq!(c.at("AT+CGREG?").await, "\r\n+CGREG: 2,0\r\n\r\nOK\r\n");
+    assert_eq!(c.at("AT+CGREG=3").await, "\r\n+CME ERROR: 50\r\n");
+    sim.shutdown().await;
+}
+
+/// `SimConfig::command_log`: one JSON line per command line, with its time.
+#[tokio::test]
+async fn command_log_has_one_line_per_command() {
+    let path = temp_path("commands.jsonl");
+    let (sim, mut c) = quiet_modem(SimConfig {
+        command_log: Some(path.clone()),
+        ..SimConfig::default()
+    })
+    .await;
+    assert_eq!(c.at("AT+CSQ").await, "\r\n+CSQ: 20,99\r\n\r\nOK\r\n");
+    sim.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let commands: Vec<&str> = lines.iter().map(|l| l["line"].as_str().unwrap()).collect();
+    assert_eq!(commands, vec!["ATE0", "AT+CMEE=1", "AT+CSQ"]);
+    for l in &lines {
+        assert!(
+            l["at"]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .is_ok()
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Kannel killed between the prompt and its Ctrl-Z, started again: its `ATZ` went into the PDU
+/// for ever. Real modems time the input out (`SimConfig::prompt_timeout`).
+#[tokio::test]
+async fn the_prompt_times_out_and_commands_work_again() {
+    let (sim, mut c) = quiet_modem(SimConfig {
+        prompt_timeout: Some(Duration::from_millis(300)),
+        ..SimConfig::default()
+    })
+    .await;
+    c.send("AT+CMGS=20\r").await;
+    c.expect("\r\n> ").await;
+    // The client dies here; the next one starts with a reset.
+    drop(c);
+    let mut c = Client::open(&sim.path()).await;
+    c.send("ATZ\r").await;
+    c.quiet(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_eq!(
+        c.until("\r\n+CMS ERROR: 500\r\n").await,
+        "\r\n+CMS ERROR: 500\r\n"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(c.at("ATZ").await, "\r\nOK\r\n");
+    assert!(sim.sent().is_empty());
+    // A PDU that ends in time is not cut short by the timer of its prompt.
+    let msg = encode_submit("+15551234567", "on time", &SubmitOptions::default()).unwrap();
+    assert_eq!(c.at("ATE0").await, "ATE0\r\r\nOK\r\n");
+    let part = &msg.parts[0];
+    assert_eq!(
+        cmgs(&mut c, part.tpdu_length, &part.hex()).await,
+        "+CMGS: 0\r\n\r\nOK\r\n"
+    );
+    c.quiet(Duration::from_millis(400)).await;
+    assert_eq!(sim.sent().len(), 1);
+    sim.shutdown().await;
+}
