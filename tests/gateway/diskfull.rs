@@ -33,6 +33,15 @@ impl Drop for Mounted<'_> {
     }
 }
 
+/// A GET without the token (health and readiness).
+async fn get_open(r: &Running, path: &str) -> reqwest::Response {
+    r.http
+        .get(format!("{}{path}", r.base))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn post_batch(r: &Running, i: usize) -> (u16, Value) {
     let msgs: Vec<Value> = (0..20)
         .map(|j| {
@@ -119,19 +128,9 @@ async fn read_only_then_full_disk_503_then_recovery() {
         v["detail"].as_str().unwrap().contains("cannot be opened"),
         "{v}"
     );
-    let ready = r
-        .http
-        .get(format!("{}/readyz", r.base))
-        .send()
-        .await
-        .unwrap();
+    let ready = get_open(&r, "/readyz").await;
     assert_eq!(ready.status().as_u16(), 503);
-    let health = r
-        .http
-        .get(format!("{}/healthz", r.base))
-        .send()
-        .await
-        .unwrap();
+    let health = get_open(&r, "/healthz").await;
     assert_eq!(health.status().as_u16(), 200);
     assert!(mount(&["-o", "remount,rw", fs.to_str().unwrap()]));
     wait_accepting(&r).await;
@@ -156,12 +155,7 @@ async fn read_only_then_full_disk_503_then_recovery() {
         !acked.is_empty(),
         "some batches went in before the disk filled"
     );
-    let ready = r
-        .http
-        .get(format!("{}/readyz", r.base))
-        .send()
-        .await
-        .unwrap();
+    let ready = get_open(&r, "/readyz").await;
     assert_eq!(ready.status().as_u16(), 503);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["store"], "failing", "{body}");
