@@ -68,6 +68,9 @@ pub struct SimulateArgs {
     /// answers `+CMS ERROR: 500` and takes commands again, or `off`.
     #[arg(long, value_parser = parse_reports, default_value = "60s")]
     pub prompt_timeout: ReportDelay,
+    /// Time per byte on the line, each way: `1ms` is a 9600-baud serial link.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub byte_time: Duration,
     /// Seed of the random choices (errors, noise).
     #[arg(long, default_value_t = 0x5EED)]
     pub seed: u64,
@@ -117,6 +120,7 @@ impl SimulateArgs {
             },
             boot_urcs: self.boot_urcs,
             prompt_timeout: self.prompt_timeout.0,
+            byte_time: self.byte_time,
             seed: self.seed,
             ..SimConfig::default()
         }
@@ -238,9 +242,38 @@ async fn command(sim: &SimHandle, line: &str) -> String {
             sim.set_storage_full(false);
             "ok: storage not full".into()
         }
+        "reboot" => {
+            sim.reboot();
+            "ok: rebooted".into()
+        }
+        "slow" => {
+            let arg = rest.trim();
+            let arg = if arg.is_empty() { "1ms" } else { arg };
+            match humantime::parse_duration(arg) {
+                Ok(d) => {
+                    sim.set_byte_time(d);
+                    format!("ok: {} per byte", humantime::format_duration(d))
+                }
+                Err(e) => format!("error: {e} (usage: slow [1ms])"),
+            }
+        }
+        "fast" => {
+            sim.set_byte_time(Duration::ZERO);
+            "ok: full speed".into()
+        }
+        "pin" => {
+            let pin = rest.trim();
+            sim.require_pin((!pin.is_empty()).then(|| pin.to_string()));
+            if pin.is_empty() {
+                "ok: no PIN".into()
+            } else {
+                "ok: the SIM asks for its PIN".into()
+            }
+        }
         "sent" => format!("ok: {} messages delivered", sim.sent().len()),
         "help" => "ok: commands: inbound <from> <text> | inbound-ucs2 <from> <text> | unplug | \
-                   replug | freeze | thaw | full | notfull | sent | help"
+                   replug | reboot | freeze | thaw | full | notfull | slow [1ms] | fast | \
+                   pin [<pin>] | sent | help"
             .into(),
         _ => format!("error: unknown command {word:?} (try help)"),
     }
@@ -309,6 +342,14 @@ mod tests {
                 .await
                 .starts_with("ok: replugged at /dev/")
         );
+        assert_eq!(command(&sim, "slow").await, "ok: 1ms per byte");
+        assert!(command(&sim, "slow soon").await.starts_with("error:"));
+        assert_eq!(command(&sim, "fast").await, "ok: full speed");
+        assert_eq!(
+            command(&sim, "pin 1234").await,
+            "ok: the SIM asks for its PIN"
+        );
+        assert_eq!(command(&sim, "reboot").await, "ok: rebooted");
         assert!(command(&sim, "bogus").await.starts_with("error:"));
         sim.shutdown().await;
     }

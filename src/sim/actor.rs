@@ -277,6 +277,15 @@ struct Actor {
     prompts: u64,
     frozen: bool,
     after: Vec<After>,
+    /// On a slow line: when the next byte may be read / written.
+    read_free_at: Instant,
+    write_free_at: Instant,
+}
+
+/// When the line is free again after moving `n` bytes at `byte_time` each.
+fn pace(byte_time: Duration, n: usize) -> Instant {
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    Instant::now() + byte_time.saturating_mul(n)
 }
 
 impl Actor {
@@ -321,6 +330,8 @@ impl Actor {
             prompts: 0,
             frozen: false,
             after: Vec::new(),
+            read_free_at: Instant::now(),
+            write_free_at: Instant::now(),
         };
         a.sim = a.locked_sim();
         a
@@ -360,16 +371,26 @@ impl Actor {
             let want_write = self.connected && !self.out.is_empty();
             let reading = self.pty.is_some() && self.connected;
             let polling = self.pty.is_some() && !self.connected;
+            // A slow line moves one byte per `byte_time` each way.
+            let byte_time = self.shared.lock().knobs.byte_time;
+            let chunk = if byte_time.is_zero() { usize::MAX } else { 1 };
+            let paced = !byte_time.is_zero();
+            let read_at = paced.then_some(self.read_free_at);
+            let write_at = paced.then_some(self.write_free_at);
             let wake = {
                 let pty = self.pty.as_ref();
-                let out = &self.out;
+                let out = self
+                    .out
+                    .get(..chunk.min(self.out.len()))
+                    .unwrap_or_default();
                 let rx = &mut self.rx;
-                let buf = &mut buf;
+                let end = chunk.min(buf.len());
+                let buf = buf.get_mut(..end).unwrap_or_default();
                 tokio::select! {
                     biased;
                     c = rx.recv() => Wake::Control(c),
-                    r = async { match pty { Some(p) => p.read(buf).await, None => std::future::pending().await } }, if reading => Wake::Read(r),
-                    w = async { match pty { Some(p) => p.write(out).await, None => std::future::pending().await } }, if want_write => Wake::Wrote(w),
+                    r = async { if let Some(at) = read_at { sleep_until(at).await; } match pty { Some(p) => p.read(buf).await, None => std::future::pending().await } }, if reading => Wake::Read(r),
+                    w = async { if let Some(at) = write_at { sleep_until(at).await; } match pty { Some(p) => p.write(out).await, None => std::future::pending().await } }, if want_write => Wake::Wrote(w),
                     () = sleep(CLIENT_POLL), if polling => Wake::Poll,
                     () = async { match deadline { Some(d) => sleep_until(d).await, None => std::future::pending().await } }, if deadline.is_some() => Wake::Timer,
                 }
@@ -382,6 +403,7 @@ impl Actor {
                     }
                 }
                 Wake::Read(Ok(ReadOutcome::Data(n))) => {
+                    self.read_free_at = pace(byte_time, n);
                     // Actions a handle queued before the client wrote these bytes come first.
                     let epoch = self.epoch;
                     if !self.drain_controls() {
@@ -403,6 +425,7 @@ impl Actor {
                     self.client_gone();
                 }
                 Wake::Wrote(Ok(Some(n))) => {
+                    self.write_free_at = pace(byte_time, n);
                     self.out.drain(..n.min(self.out.len()));
                 }
                 Wake::Wrote(Err(e)) => {
@@ -458,6 +481,14 @@ impl Actor {
             Control::Unplug => {
                 self.unplug();
                 self.applied();
+            }
+            Control::Reboot => {
+                // The firmware restarts on the same port: settings back to power-on, the SIM
+                // locked again when it has a PIN, the boot URCs on the line.
+                self.reset_volatile();
+                self.boot_urcs();
+                self.applied();
+                self.deliver_held();
             }
             Control::Replug(reply) => {
                 let r = self.replug();

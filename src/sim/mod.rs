@@ -122,6 +122,9 @@ pub struct SimConfig {
     /// With `AT+CSMS=1`, a `+CMT`/`+CDS` not acknowledged with `AT+CNMA` within this time is
     /// delivered once more (the network's redelivery); `None` disables it.
     pub cnma_timeout: Option<Duration>,
+    /// Time per byte on the line, each way: 1 ms is a 9600-baud serial link, slower than any
+    /// USB modem; zero (the default) is as fast as the PTY goes.
+    pub byte_time: Duration,
     /// Seed of the random choices (errors, noise).
     pub seed: u64,
     /// `AT+CGMI`.
@@ -167,6 +170,7 @@ impl Default for SimConfig {
             memfull_urc: false,
             cms_error_ignores_cmee: false,
             cnma_timeout: Some(Duration::from_secs(17)),
+            byte_time: Duration::ZERO,
             seed: 0x5EED,
             manufacturer: "smsgate".into(),
             model: "SIM-1 simulated modem".into(),
@@ -220,6 +224,7 @@ impl Simulator {
                     storage_full: false,
                     frozen: false,
                     balance: "12.34".into(),
+                    byte_time: cfg.byte_time,
                 },
                 sent: VecDeque::new(),
                 commands: VecDeque::new(),
@@ -254,6 +259,8 @@ pub(crate) struct Knobs {
     pub(crate) frozen: bool,
     /// The prepaid balance `*100#` answers.
     pub(crate) balance: String,
+    /// Time per byte on the line, each way (zero: as fast as the PTY goes).
+    pub(crate) byte_time: Duration,
 }
 
 /// What the handles and the actor share. The lock is held for a few statements, never across
@@ -337,6 +344,8 @@ pub(crate) enum Control {
     RequirePin(Option<String>),
     /// Close the PTY.
     Unplug,
+    /// Restart the firmware on the same port (no replug).
+    Reboot,
     /// Open a new PTY and reset the modem.
     Replug(oneshot::Sender<std::io::Result<()>>),
     /// Stop the task.
@@ -533,6 +542,19 @@ impl SimHandle {
     pub fn freeze(&self, on: bool) {
         self.shared.lock().knobs.frozen = on;
         let _ = self.control(Control::Kick);
+    }
+
+    /// Makes the line slow: each byte, each way, takes `byte_time` (zero: full speed again).
+    pub fn set_byte_time(&self, byte_time: Duration) {
+        self.shared.lock().knobs.byte_time = byte_time;
+        let _ = self.control(Control::Kick);
+    }
+
+    /// The firmware restarts on the same port, as after a crash or a watchdog: settings back to
+    /// power-on (echo on, `AT+CNMI` off), the SIM asks for its PIN again when it has one, and
+    /// the boot URCs (`RDY`, `+CFUN: 1`, `+CPIN: …`, `SMS Ready`) go out. Stored messages stay.
+    pub fn reboot(&self) {
+        let _ = self.state_control(Control::Reboot);
     }
 
     /// Pulls the modem out: the PTY is closed (the client reads EOF, writes fail with EIO) and

@@ -917,3 +917,53 @@ async fn the_prompt_times_out_and_commands_work_again() {
     assert_eq!(sim.sent().len(), 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slow_line_moves_one_byte_per_byte_time_each_way() {
+    let (sim, mut c) = quiet_modem(SimConfig::default()).await;
+    // Full speed: a 40-byte answer takes far less than 40 ms.
+    let t = Instant::now();
+    let fast = c.at("AT+CGMR").await;
+    let fast_time = t.elapsed();
+    sim.set_byte_time(Duration::from_millis(2));
+    let t = Instant::now();
+    let slow = c.at("AT+CGMR").await;
+    let slow_time = t.elapsed();
+    assert_eq!(slow, fast, "the same bytes, only slower");
+    // "AT+CGMR\r" in (8 bytes) and the answer out, 2 ms each.
+    let bytes = u32::try_from(8 + slow.len()).unwrap();
+    assert!(
+        slow_time >= Duration::from_millis(2) * bytes,
+        "{bytes} bytes took {slow_time:?}"
+    );
+    assert!(fast_time < slow_time / 4, "{fast_time:?} vs {slow_time:?}");
+    sim.set_byte_time(Duration::ZERO);
+    assert_eq!(c.at("AT").await, "\r\nOK\r\n");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn reboot_in_place_resets_the_modem_and_asks_for_the_pin_again() {
+    let cfg = SimConfig {
+        pin: Some("1234".into()),
+        ..SimConfig::default()
+    };
+    let (sim, mut c) = quiet_modem(cfg).await;
+    assert_eq!(c.at("AT+CPIN=\"1234\"").await, "\r\nOK\r\n");
+    assert_eq!(c.at("AT+CNMI=2,1,0,0,0").await, "\r\nOK\r\n");
+    sim.inject_inbound("+12025550123", "kept on the SIM", false)
+        .unwrap();
+    c.until("+CMTI: \"SM\",1\r\n").await;
+    sim.reboot();
+    // The same port: boot URCs, then a modem at power-on state (echo on again).
+    let boot = c.until("+CPIN: SIM PIN\r\n").await;
+    assert!(boot.contains("RDY"), "{boot:?}");
+    c.send("ATE0\r").await;
+    c.expect("ATE0\r\r\nOK\r\n").await;
+    assert_eq!(c.at("AT+CPIN?").await, "\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n");
+    assert_eq!(c.at("AT+CNMI?").await, "\r\n+CNMI: 0,0,0,0,0\r\n\r\nOK\r\n");
+    assert_eq!(c.at("AT+CPIN=\"1234\"").await, "\r\nOK\r\n");
+    // The SIM kept its message.
+    assert_eq!(sim.stored().len(), 1);
+    sim.shutdown().await;
+}
