@@ -32,6 +32,8 @@ pub const INBOUND_HANDLED: &str = "smsgate_inbound_handled_total";
 pub const REPORTS: &str = "smsgate_delivery_reports_total";
 /// Webhook delivery attempts, by result (`delivered`, `failed`, `dead`).
 pub const WEBHOOKS: &str = "smsgate_webhook_deliveries_total";
+/// Webhook deliveries not yet acknowledged, by state (`pending`, `dead`).
+pub const WEBHOOKS_WAITING: &str = "smsgate_webhooks_waiting";
 /// Messages held back or ended before sending, by reason (`send_window`, `cap`,
 /// `precheck_unavailable`, `awaiting_reply`, `opted_out`, …).
 pub const HELD: &str = "smsgate_messages_held_total";
@@ -86,6 +88,10 @@ fn describe() {
     describe_counter!(INBOUND_HANDLED, "Inbound messages acted on, by handling.");
     describe_counter!(REPORTS, "Delivery reports, by outcome.");
     describe_counter!(WEBHOOKS, "Webhook delivery attempts, by result.");
+    describe_gauge!(
+        WEBHOOKS_WAITING,
+        "Webhook deliveries not yet acknowledged, by state."
+    );
     describe_counter!(
         HELD,
         "Messages held back or ended before sending, by reason."
@@ -134,6 +140,10 @@ pub fn render(store: &Store, modems: &[ModemStatus], now: chrono::DateTime<chron
         .flatten()
         .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
     gauge!(OLDEST_DUE_AGE).set(age);
+    if let Ok((pending, dead)) = store.outbox_counts() {
+        gauge!(WEBHOOKS_WAITING, "state" => "pending").set(pending as f64);
+        gauge!(WEBHOOKS_WAITING, "state" => "dead").set(dead as f64);
+    }
     for m in modems {
         let name = m.name.clone();
         gauge!(MODEM_UP, "modem" => name.clone()).set(if m.state == ModemState::Up {
@@ -159,7 +169,7 @@ pub fn render(store: &Store, modems: &[ModemStatus], now: chrono::DateTime<chron
 mod tests {
     use super::*;
 
-    const ALL: [&str; 17] = [
+    const ALL: [&str; 18] = [
         SEND_ATTEMPTS,
         SEND_ERRORS,
         SEND_SECONDS,
@@ -171,6 +181,7 @@ mod tests {
         INBOUND_HANDLED,
         REPORTS,
         WEBHOOKS,
+        WEBHOOKS_WAITING,
         HELD,
         MODEM_UP,
         MODEM_SIGNAL,

@@ -79,6 +79,10 @@ pub struct Stats {
     pub modems: usize,
     /// Status reports that matched no sent message (`GET /v1/reports/unmatched`).
     pub unmatched_reports: usize,
+    /// Webhook deliveries not yet acknowledged by their receiver (waiting or being retried).
+    pub webhooks_pending: usize,
+    /// Webhook deliveries given up (`GET /v1/webhooks/failed`).
+    pub webhooks_dead: usize,
 }
 
 /// `/healthz` answer.
@@ -186,6 +190,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
         .collect();
     let oldest = state.store.oldest_due()?;
     let now = state.clock.now();
+    let (webhooks_pending, webhooks_dead) = state.store.outbox_counts()?;
     Ok(axum::Json(Stats {
         counts,
         queue_depth: state.store.queue_depth(),
@@ -198,6 +203,8 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
             .count(),
         modems: state.modems().len(),
         unmatched_reports: state.store.unmatched_report_count(),
+        webhooks_pending,
+        webhooks_dead,
     })
     .into_response())
 }

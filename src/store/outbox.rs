@@ -213,6 +213,25 @@ impl Store {
         Ok(next)
     }
 
+    /// How many deliveries are pending (waiting for an attempt or a retry) and how many dead.
+    pub fn outbox_counts(&self) -> Result<(usize, usize), StoreError> {
+        /// Only the state: the body is skipped, not copied.
+        #[derive(Deserialize)]
+        struct StateOnly {
+            state: OutboxState,
+        }
+        let (mut pending, mut dead) = (0, 0);
+        for r in self.inner.outbox.iter() {
+            let (_, v) = r?;
+            match serde_json::from_slice::<StateOnly>(&v).map(|e| e.state) {
+                Ok(OutboxState::Pending) => pending += 1,
+                Ok(OutboxState::Dead) => dead += 1,
+                Err(_) => {}
+            }
+        }
+        Ok((pending, dead))
+    }
+
     /// Removes a delivered entry; returns whether it was there.
     pub fn webhook_delivered(&self, seq: u64) -> Result<bool, StoreError> {
         Ok(self.inner.outbox.remove(seq.to_be_bytes())?.is_some())
@@ -443,6 +462,7 @@ mod tests {
             .map(|d| d.seq)
             .collect();
         assert_eq!(listed, vec![e[0].seq, e[2].seq]);
+        assert_eq!(store.outbox_counts().unwrap(), (1, 2));
         let page2 = store.dead_webhooks(1, Some(e[0].seq)).unwrap();
         assert_eq!(page2.len(), 1);
         assert_eq!(page2[0].seq, e[2].seq);
@@ -458,6 +478,9 @@ mod tests {
         let due = store.due_webhooks(later, 10, |_| false).unwrap();
         assert_eq!(seqs(&due), vec![e[0].seq]);
         assert_eq!(store.dead_webhooks(10, None).unwrap().len(), 1);
+        assert_eq!(store.outbox_counts().unwrap(), (2, 1));
+        assert!(store.webhook_delivered(e[1].seq).unwrap());
+        assert_eq!(store.outbox_counts().unwrap(), (1, 1));
         assert!(store.retry_webhook("evt_missing", now).unwrap().is_none());
         assert!(
             store
