@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -234,16 +236,29 @@ impl ModemHandle {
 
     /// Sends already-encoded parts back to back. `Err` means nothing was attempted (modem not up,
     /// driver stopped); otherwise one outcome per part.
+    ///
+    /// When the driver drops the request without an answer (it failed in the middle of it),
+    /// nobody knows how far it got: every part is then `Failed` with `maybe_sent`, so that the
+    /// message becomes `unknown` rather than being sent twice.
     pub async fn send_parts(
         &self,
         parts: Vec<EncodedPart>,
     ) -> Result<Vec<PartOutcome>, ModemError> {
+        let n = parts.len();
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Send { parts, reply })
             .await
             .map_err(|_| ModemError::Stopped)?;
-        rx.await.map_err(|_| ModemError::Stopped)?
+        match rx.await {
+            Ok(outcome) => outcome,
+            Err(_) => Ok((0..n)
+                .map(|_| PartOutcome::Failed {
+                    error: ModemError::Stopped,
+                    maybe_sent: true,
+                })
+                .collect()),
+        }
     }
 
     /// Encodes `text` for `to` (with a fresh concatenation reference) and sends it.
@@ -459,40 +474,36 @@ impl Actor {
     async fn run(mut self) {
         let mut backoff = Duration::from_millis(250);
         while !self.cancel.is_cancelled() {
-            self.set_state(ModemState::Connecting, None);
-            let stream = match open_port(&self.cfg.port, self.cfg.baud).await {
-                Ok(s) => s,
-                Err(e) => {
-                    self.set_state(ModemState::Down, Some(e.to_string()));
+            // A bug must not take the modem away for good: a panic ends this session only (the
+            // port is closed with it) and the driver starts over, as after a lost port. A send
+            // it interrupted is reported as maybe sent (see `ModemHandle::send_parts`).
+            let session = AssertUnwindSafe(self.session(&mut backoff))
+                .catch_unwind()
+                .await;
+            match session {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(modem = %self.cfg.name, panic = %what,
+                        "modem driver failed; reopening the port");
+                    self.set_state(
+                        ModemState::Down,
+                        Some(format!("driver failed ({what}); reopening the port")),
+                    );
+                    self.memory = None;
+                    self.receive_memory = None;
+                    self.reads.clear();
+                    self.awaiting_ack.clear();
+                    self.ussd = None;
                     if self.idle_wait(backoff).await {
                         break;
                     }
                     backoff = (backoff * 2).min(self.cfg.max_backoff);
-                    continue;
-                }
-            };
-            let mut at = AtPort::new(stream);
-            self.set_state(ModemState::Initialising, None);
-            if let Err(e) = self.initialise(&mut at).await {
-                self.set_state(ModemState::Down, Some(e.to_string()));
-                drop(at);
-                if self.idle_wait(backoff).await {
-                    break;
-                }
-                backoff = (backoff * 2).min(self.cfg.max_backoff);
-                continue;
-            }
-            backoff = Duration::from_millis(250);
-            self.set_state(ModemState::Up, None);
-            match self.serve(&mut at).await {
-                Exit::Cancelled => break,
-                Exit::Lost(e) => {
-                    self.set_state(ModemState::Down, Some(e.to_string()));
-                    drop(at);
-                    self.memory = None;
-                    if self.idle_wait(backoff).await {
-                        break;
-                    }
                 }
             }
         }
@@ -501,6 +512,45 @@ impl Actor {
         self.requests.close();
         while let Some(r) = self.requests.recv().await {
             reject(r, ModemError::Stopped);
+        }
+    }
+
+    /// One session: open the port, initialise, serve until the port is lost. Returns `true`
+    /// when cancelled.
+    async fn session(&mut self, backoff: &mut Duration) -> bool {
+        self.set_state(ModemState::Connecting, None);
+        let stream = match open_port(&self.cfg.port, self.cfg.baud).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.set_state(ModemState::Down, Some(e.to_string()));
+                if self.idle_wait(*backoff).await {
+                    return true;
+                }
+                *backoff = (*backoff * 2).min(self.cfg.max_backoff);
+                return false;
+            }
+        };
+        let mut at = AtPort::new(stream);
+        self.set_state(ModemState::Initialising, None);
+        if let Err(e) = self.initialise(&mut at).await {
+            self.set_state(ModemState::Down, Some(e.to_string()));
+            drop(at);
+            if self.idle_wait(*backoff).await {
+                return true;
+            }
+            *backoff = (*backoff * 2).min(self.cfg.max_backoff);
+            return false;
+        }
+        *backoff = Duration::from_millis(250);
+        self.set_state(ModemState::Up, None);
+        match self.serve(&mut at).await {
+            Exit::Cancelled => true,
+            Exit::Lost(e) => {
+                self.set_state(ModemState::Down, Some(e.to_string()));
+                drop(at);
+                self.memory = None;
+                self.idle_wait(*backoff).await
+            }
         }
     }
 

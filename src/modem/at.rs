@@ -43,9 +43,12 @@ pub struct Response {
 impl Response {
     /// The arguments of the first line starting with `prefix` (e.g. `+CSQ:` → `20,99`).
     pub fn value(&self, prefix: &str) -> Option<&str> {
+        // `get`, not indexing: a garbled line may have a multi-byte character there.
         self.lines.iter().find_map(|l| {
-            (l.len() >= prefix.len() && l[..prefix.len()].eq_ignore_ascii_case(prefix))
-                .then(|| l[prefix.len()..].trim())
+            l.get(..prefix.len())
+                .filter(|head| head.eq_ignore_ascii_case(prefix))
+                .and_then(|_| l.get(prefix.len()..))
+                .map(str::trim)
         })
     }
 
@@ -377,5 +380,29 @@ fn final_to_result(cmd: &str, f: FinalResult, resp: Response) -> Result<Response
             command: cmd.to_string(),
             detail: l,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_survives_garbled_lines() {
+        // Line noise can put a multi-byte character where the prefix would end.
+        let r = Response {
+            lines: vec![
+                "\u{FFFD}\u{FFFD}+CS".into(),
+                "+CS\u{FFFD}Q: 1".into(),
+                "+csq: 20,99".into(),
+            ],
+        };
+        assert_eq!(r.value("+CSQ:"), Some("20,99"));
+        assert_eq!(r.value("+CREG:"), None);
+        let garbled = Response {
+            lines: vec!["\u{FFFD}ؗ\u{FFFD}eZ45".into()],
+        };
+        assert_eq!(garbled.value("+CMGS:"), None);
+        assert_eq!(garbled.text("+CGMI:").as_deref(), Some("\u{FFFD}ؗ\u{FFFD}eZ45"));
     }
 }
