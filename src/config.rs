@@ -288,6 +288,8 @@ pub struct ModemSection {
     pub max_per_minute: Option<u32>,
     /// Most messages per day (since midnight in `[reminders] timezone`).
     pub max_per_day: Option<u32>,
+    /// Falls within ten minutes that make it rest (quarantine); 0: never. Absent: 3.
+    pub quarantine_after: Option<u32>,
     /// Only numbers starting with one of these (`["+1"]`); empty or absent: any.
     #[serde(default)]
     pub prefixes: Vec<String>,
@@ -338,6 +340,7 @@ impl ModemSection {
             max_per_day: self.max_per_day,
             prefixes: self.prefixes.clone(),
             only_for: self.only_for.clone(),
+            quarantine_after: self.quarantine_after,
         };
         c.balance = self
             .balance_ussd

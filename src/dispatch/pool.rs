@@ -68,6 +68,8 @@ pub struct ModemPolicy {
     pub max_per_day: Option<u32>,
     /// Only numbers starting with one of these (E.164, e.g. `+1`); empty: any.
     pub prefixes: Vec<String>,
+    /// Falls within ten minutes that quarantine it; `None`: 3; `Some(0)`: never.
+    pub quarantine_after: Option<u32>,
     /// Only this traffic; empty: any.
     pub only_for: Vec<Traffic>,
 }
@@ -80,7 +82,7 @@ impl ModemPolicy {
     }
 }
 
-/// Falls within ten minutes that quarantine a modem.
+/// Falls within ten minutes that quarantine a modem (unless its `quarantine_after` says otherwise).
 const FLAPS: usize = 3;
 const FLAP_WINDOW: Duration = Duration::from_secs(600);
 const FIRST_QUARANTINE: Duration = Duration::from_secs(60);
@@ -436,7 +438,8 @@ impl Pool {
         {
             st.falls.pop_front();
         }
-        if st.falls.len() < FLAPS {
+        let flaps = m.policy.quarantine_after.map_or(FLAPS, |n| n as usize);
+        if flaps == 0 || st.falls.len() < flaps {
             return false;
         }
         let length = st.next_quarantine.unwrap_or(FIRST_QUARANTINE);
@@ -445,7 +448,7 @@ impl Pool {
         st.quarantined_until_utc =
             Some(now + chrono::Duration::from_std(length).unwrap_or_default());
         st.falls.clear();
-        tracing::warn!(modem = %me, seconds = length.as_secs(), "modem went down {FLAPS} times in {} minutes: it takes no work for a while", FLAP_WINDOW.as_secs() / 60);
+        tracing::warn!(modem = %me, seconds = length.as_secs(), "modem went down {flaps} times in {} minutes: it takes no work for a while", FLAP_WINDOW.as_secs() / 60);
         true
     }
 

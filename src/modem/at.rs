@@ -403,6 +403,9 @@ mod tests {
             lines: vec!["\u{FFFD}ؗ\u{FFFD}eZ45".into()],
         };
         assert_eq!(garbled.value("+CMGS:"), None);
-        assert_eq!(garbled.text("+CGMI:").as_deref(), Some("\u{FFFD}ؗ\u{FFFD}eZ45"));
+        assert_eq!(
+            garbled.text("+CGMI:").as_deref(),
+            Some("\u{FFFD}ؗ\u{FFFD}eZ45")
+        );
     }
 }

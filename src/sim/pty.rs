@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::pty::openpty;
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::stat::Mode;
 use nix::sys::termios::{FlushArg, SetArg, cfmakeraw, tcflush, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
@@ -47,20 +47,31 @@ impl Pty {
     /// Opens a new PTY pair, puts it in raw mode and closes the slave side again, so that the
     /// client can open it by path (it takes an exclusive lock on it).
     pub(crate) fn open() -> io::Result<Pty> {
-        let pair = openpty(None, None)?;
-        let slave_path = nix::unistd::ttyname(&pair.slave)?;
+        // Close-on-exec from the first moment: a child process started meanwhile (a test
+        // spawning a daemon) must not inherit the master, or closing it here would no longer
+        // hang the line up ("unplug" would not unplug).
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+        grantpt(&master)?;
+        unlockpt(&master)?;
+        let slave_path = PathBuf::from(ptsname_r(&master)?);
+        let slave = open(
+            &slave_path,
+            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let master = OwnedFd::from(master);
         // The line discipline works with the slave's settings: make them raw.
-        let mut termios = tcgetattr(&pair.slave)?;
+        let mut termios = tcgetattr(&slave)?;
         cfmakeraw(&mut termios);
-        tcsetattr(&pair.slave, SetArg::TCSANOW, &termios)?;
-        let mut termios = tcgetattr(&pair.master)?;
+        tcsetattr(&slave, SetArg::TCSANOW, &termios)?;
+        let mut termios = tcgetattr(&master)?;
         cfmakeraw(&mut termios);
-        tcsetattr(&pair.master, SetArg::TCSANOW, &termios)?;
-        let flags = OFlag::from_bits_truncate(fcntl(&pair.master, FcntlArg::F_GETFL)?);
-        fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-        drop(pair.slave);
+        tcsetattr(&master, SetArg::TCSANOW, &termios)?;
+        let flags = OFlag::from_bits_truncate(fcntl(&master, FcntlArg::F_GETFL)?);
+        fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        drop(slave);
         Ok(Pty {
-            master: Some(register(pair.master)?),
+            master: Some(register(master)?),
             slave_path,
         })
     }
@@ -174,4 +185,21 @@ fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     // (tokio-serial calls it the same way).
     #[allow(deprecated)]
     AsyncFd::new(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_master_is_not_inherited_by_child_processes() {
+        let pty = Pty::open().expect("pty");
+        let master = pty.master().expect("master");
+        let flags = fcntl(master.get_ref(), FcntlArg::F_GETFD).expect("F_GETFD");
+        assert!(
+            nix::fcntl::FdFlag::from_bits_truncate(flags).contains(nix::fcntl::FdFlag::FD_CLOEXEC)
+        );
+        assert!(pty.path().starts_with("/dev/pts"), "{:?}", pty.path());
+        assert!(!pty.client_present());
+    }
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod campaign;
 mod cli;
 mod crash;
 mod dashboard;

@@ -289,7 +289,20 @@ async fn a_frozen_modems_numbers_move_to_the_others() {
 async fn a_flapping_modem_rests() {
     let dir = tempfile::tempdir().unwrap();
     let sims = sims(dir.path(), 2, Duration::ZERO).await;
-    let r = pool(dir.path(), &sims, |_| ModemPolicy::default(), |_| {}).await;
+    // sim0 never rests (`quarantine_after = 0`); sim1 rests after the default three falls.
+    let policy = |i: usize| ModemPolicy {
+        quarantine_after: (i == 0).then_some(0),
+        ..ModemPolicy::default()
+    };
+    let r = pool(dir.path(), &sims, policy, |_| {}).await;
+    for _ in 0..4 {
+        sims[0].unplug();
+        wait_up(&r, 0, false).await;
+        sims[0].replug().await.unwrap();
+        wait_up(&r, 0, true).await;
+    }
+    let (_, v) = r.get("/v1/modems").await;
+    assert!(v["modems"][0]["pool"]["paused"].is_null(), "{v:#}");
     // Three falls within minutes: sim1 is quarantined and takes nothing.
     for _ in 0..3 {
         sims[1].unplug();
