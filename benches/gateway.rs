@@ -60,6 +60,7 @@ async fn gateway(
         reminders: Default::default(),
         clock: Clock::system(),
         modem_source: None,
+        twilio: Default::default(),
     };
     let stop = CancellationToken::new();
     let (tx, rx) = oneshot::channel::<SocketAddr>();

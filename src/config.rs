@@ -3,7 +3,7 @@
 //!
 //! Secrets may come from the environment instead of the file: `SMSGATE_API_KEY_<NAME>` (a key's
 //! token), `SMSGATE_MODEM_<NAME>_PIN` (a modem's PIN), `SMSGATE_WEBHOOK_SECRET` (the webhook
-//! signing secret), where `<NAME>` is the configured name in
+//! signing secret), `SMSGATE_TWILIO_AUTH_TOKEN` (the `[twilio]` auth token), where `<NAME>` is the configured name in
 //! upper case with every other character than A–Z and 0–9 turned into `_`.
 
 use std::collections::HashSet;
@@ -64,6 +64,9 @@ pub struct Config {
     /// The admin web page at `GET /`.
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    /// The Twilio-compatible Messages API, its callbacks and incoming-message webhooks.
+    #[serde(default)]
+    pub twilio: crate::twilio::TwilioConfig,
 }
 
 /// `[dashboard]`: the admin web page.
@@ -399,6 +402,9 @@ impl Config {
         if let Some(s) = env("SMSGATE_WEBHOOK_SECRET") {
             cfg.webhooks.secret = Some(s);
         }
+        if let Some(s) = env("SMSGATE_TWILIO_AUTH_TOKEN") {
+            cfg.twilio.auth_token = Some(s);
+        }
         cfg.check(src).map_err(err)?;
         Ok(cfg)
     }
@@ -491,6 +497,13 @@ impl Config {
         }
         if let Err(e) = self.national_languages() {
             return Err(at("sms", None, "national_languages", e));
+        }
+        if let Err(e) = self.twilio.validate() {
+            let key = ["inbound_url", "auth_token", "account_sid"]
+                .into_iter()
+                .find(|k| e.contains(k))
+                .unwrap_or("account_sid");
+            return Err(at("twilio", None, key, e));
         }
         if let Err(e) = self.webhooks.validate() {
             let key = e

@@ -21,6 +21,9 @@ use crate::store::optout::OptOut;
 use crate::store::{Message, Note, Priority, Reply, Status, Store, StoreError};
 use crate::webhook::{EventType, WebhookError, Webhooks};
 
+/// Most `<Message>`s of one TwiML answer that are sent.
+const MAX_TWIML_REPLIES: usize = 5;
+
 /// The `created_by` of messages the gateway sends on its own (opt-out confirmations, help
 /// texts). They go to opted-out numbers too: the confirmation of a STOP must.
 pub const SYSTEM: &str = "smsgate";
@@ -159,6 +162,10 @@ impl Inbox {
                 ("unmatched", None)
             }
         };
+        // Before it is marked handled: a crash in between forwards it again (same MessageSid).
+        if readable {
+            self.forward_twilio(m).await?;
+        }
         i.store
             .inbound_handled(&m.id, handling, in_reply_to.as_deref())?;
         i.store.durable().await?;
@@ -416,26 +423,139 @@ impl Inbox {
         Ok(out)
     }
 
-    /// Queues a text the gateway sends on its own ("" sends nothing).
-    async fn send_system(
+    /// Forwards a received text to `[twilio] inbound_url`, in Twilio's incoming-message form,
+    /// when the Twilio door is on and has one.
+    async fn forward_twilio(&self, m: &InboundMessage) -> Result<(), WebhookError> {
+        let i = &self.inner;
+        let Some(hooks) = i.webhooks.twilio() else {
+            return Ok(());
+        };
+        let Some(url) = hooks.account.inbound_url.clone() else {
+            return Ok(());
+        };
+        let to = (hooks.numbers)(&m.modem).unwrap_or_else(|| m.modem.clone());
+        let form = crate::twilio::incoming_form(m, &hooks.account.sid, &to);
+        i.webhooks
+            .enqueue_raw(crate::store::outbox::NewWebhook {
+                id: format!("evt_{}", ulid::Ulid::generate()),
+                url,
+                event_type: crate::twilio::INCOMING.to_string(),
+                body: crate::twilio::form_body(&form),
+                // One customer's texts reach the receiver in the order they came.
+                ordering_key: format!("from:{}", m.from),
+                created_at: Utc::now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Queues the `<Message>`s of a TwiML answer to a forwarded text, once per text however
+    /// often the answer comes (an idempotency record keyed by its MessageSid).
+    async fn twiml_answer(
+        &self,
+        entry: &crate::webhook::OutboxEntry,
+        answer: &str,
+    ) -> Result<(), String> {
+        let i = &self.inner;
+        let form = crate::twilio::parse_form(&entry.body);
+        let get = |k: &str| {
+            form.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let (sid, customer, account) = (get("MessageSid"), get("From"), get("AccountSid"));
+        let messages = match crate::twilio::twiml_messages(answer) {
+            Ok(m) => m,
+            Err(e) => {
+                // The receiver has it; an answer that is not TwiML is its own business.
+                tracing::warn!(message_sid = %sid, error = %e, "the answer to a forwarded text is not TwiML; nothing sent back");
+                return Ok(());
+            }
+        };
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let key = format!("twiml\u{0}{sid}");
+        if i.store
+            .idempotency(&key)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let modem = crate::twilio::id_of(&sid)
+            .and_then(|id| i.store.inbound(&id).ok().flatten())
+            .map(|m| m.modem);
+        let now = i.clock.now();
+        let mut out = Vec::new();
+        for t in messages.iter().take(MAX_TWIML_REPLIES) {
+            let to = match &t.to {
+                Some(n) => {
+                    match crate::api::messages::normalise_number(n, i.api.default_region.as_deref())
+                    {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::warn!(message_sid = %sid, to = %n, error = %e, "a TwiML <Message> names a number that cannot be texted; skipped");
+                            continue;
+                        }
+                    }
+                }
+                None => customer.clone(),
+            };
+            if i.store.is_opted_out(&to).map_err(|e| e.to_string())? {
+                tracing::warn!(message_sid = %sid, to = %to, "a TwiML <Message> to a number that opted out; skipped");
+                continue;
+            }
+            let Some(mut m) = self.text_message(&to, &t.body, &format!("twilio:{account}"), now)
+            else {
+                continue;
+            };
+            m.metadata = Some(json!({ "smsgate": "twiml_reply", "in_reply_to": sid }));
+            m.twilio = Some(crate::twilio::TwilioLink {
+                account_sid: account.clone(),
+                from: None,
+                messaging_service_sid: None,
+                status_callback: None,
+                direction: "outbound-reply".into(),
+                modem: modem.clone(),
+            });
+            out.push(m);
+        }
+        let record = crate::store::IdempotencyRecord {
+            fingerprint: String::new(),
+            status: 201,
+            body: json!({ "messages": out.iter().map(|m| m.id.clone()).collect::<Vec<_>>() }),
+            at: now,
+        };
+        i.store
+            .insert(&out, Some((key.as_str(), &record)))
+            .map_err(|e| e.to_string())?;
+        i.store.durable().await.map_err(|e| e.to_string())?;
+        i.dispatcher.notify();
+        for m in &out {
+            tracing::info!(message_id = %m.id, to = %m.to, in_reply_to = %sid, "TwiML reply queued");
+        }
+        Ok(())
+    }
+
+    /// A queued text of the gateway's own to `to` (none when `text` cannot be sent).
+    fn text_message(
         &self,
         to: &str,
         text: &str,
-        purpose: &str,
+        created_by: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, WebhookError> {
+    ) -> Option<Message> {
         let i = &self.inner;
-        if text.trim().is_empty() {
-            return Ok(None);
-        }
         let plan = match TextPlan::new(text, &i.api.national_languages, i.api.max_parts) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(purpose, error = %e, "the configured text cannot be sent");
-                return Ok(None);
+                tracing::error!(to, error = %e, "a text the gateway was to send cannot be sent");
+                return None;
             }
         };
-        let m = Message {
+        Some(Message {
             id: ulid::Ulid::generate().to_string(),
             to: to.to_string(),
             text: text.to_string(),
@@ -452,14 +572,14 @@ impl Inbox {
             due_at: now,
             reply_options: None,
             callback_url: None,
-            metadata: Some(json!({ "smsgate": purpose })),
+            metadata: None,
             status_report: false,
             attempts: Vec::new(),
             part_status: Vec::new(),
             modem: None,
             sent_at: None,
             delivered_at: None,
-            created_by: SYSTEM.to_string(),
+            created_by: created_by.to_string(),
             history_len: 0,
             requeued_at: None,
             accepted_as: Status::Queued,
@@ -467,11 +587,40 @@ impl Inbox {
             history_hash: None,
             send_window: None,
             reminder: None,
+            twilio: None,
+        })
+    }
+
+    /// Queues a text the gateway sends on its own ("" sends nothing).
+    async fn send_system(
+        &self,
+        to: &str,
+        text: &str,
+        purpose: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, WebhookError> {
+        let i = &self.inner;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let Some(mut m) = self.text_message(to, text, SYSTEM, now) else {
+            return Ok(None);
         };
+        m.metadata = Some(json!({ "smsgate": purpose }));
         i.store.insert(std::slice::from_ref(&m), None)?;
         i.store.durable().await?;
         i.dispatcher.notify();
         tracing::info!(message_id = %m.id, to, purpose, "gateway text queued");
         Ok(Some(m.id))
+    }
+}
+
+impl crate::webhook::TwimlHandler for Inbox {
+    fn answer<'a>(
+        &'a self,
+        entry: &'a crate::webhook::OutboxEntry,
+        answer: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.twiml_answer(entry, answer))
     }
 }

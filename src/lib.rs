@@ -48,4 +48,5 @@ pub mod sim;
 pub mod sms;
 pub mod store;
 pub mod systemd;
+pub mod twilio;
 pub mod webhook;

@@ -16,14 +16,45 @@ use crate::store::{Store, StoreError};
 
 /// Applies one status report from a modem, makes it durable, then acknowledges it so the
 /// driver deletes it from the SIM. On a store error nothing is acknowledged.
-#[tracing::instrument(skip_all, fields(modem = %report.modem))]
 pub async fn handle(
     store: &Store,
     report: Inbound,
     now: DateTime<Utc>,
 ) -> Result<ReportOutcome, StoreError> {
+    handle_batch(store, vec![report], now)
+        .await
+        .pop()
+        .unwrap_or(Err(StoreError::Closed))
+}
+
+/// Applies status reports (one modem's or several), makes them durable with one flush, then
+/// acknowledges each one stored; the outcomes in order. A burst of reports (a modem handing
+/// over what it held while the gateway was busy or away) costs one disk flush, not one each.
+pub async fn handle_batch(
+    store: &Store,
+    reports: Vec<Inbound>,
+    now: DateTime<Utc>,
+) -> Vec<Result<ReportOutcome, StoreError>> {
+    let applied: Vec<_> = reports.iter().map(|r| apply(store, r, now)).collect();
+    let flushed = if applied.iter().any(Result::is_ok) {
+        store.durable().await
+    } else {
+        Ok(())
+    };
+    reports
+        .into_iter()
+        .zip(applied)
+        .map(|(report, applied)| {
+            let outcome = applied.and_then(|o| flushed.clone().map(|()| o));
+            finish(report, &outcome);
+            outcome
+        })
+        .collect()
+}
+
+fn apply(store: &Store, report: &Inbound, now: DateTime<Utc>) -> Result<ReportOutcome, StoreError> {
     let modem = report.modem.as_str();
-    let applied = match &report.decoded {
+    match &report.decoded {
         Ok(Pdu::StatusReport(r)) => store.apply_status_report(modem, r, &report.pdu, now),
         Ok(_) => store.keep_unreadable_report(modem, &report.pdu, "not an SMS-STATUS-REPORT", now),
         Err(e) => store.keep_unreadable_report(
@@ -32,12 +63,13 @@ pub async fn handle(
             &format!("cannot decode the status report: {e}"),
             now,
         ),
-    };
-    let outcome = match applied {
-        Ok(o) => store.durable().await.map(|()| o),
-        Err(e) => Err(e),
-    };
-    match &outcome {
+    }
+}
+
+/// Logs and counts what became of a report, and acknowledges it when it is stored.
+fn finish(report: Inbound, outcome: &Result<ReportOutcome, StoreError>) {
+    let modem = report.modem.as_str();
+    match outcome {
         Ok(ReportOutcome::Matched {
             message_id,
             part,
@@ -61,7 +93,7 @@ pub async fn handle(
             tracing::error!(modem, error = %e, "cannot store a status report; it stays on the SIM");
         }
     }
-    if let Ok(o) = &outcome {
+    if let Ok(o) = outcome {
         let kind = match o {
             ReportOutcome::Matched { .. } => "matched",
             ReportOutcome::Unmatched { .. } => "unmatched",
@@ -70,5 +102,4 @@ pub async fn handle(
         metrics::counter!(crate::metrics::REPORTS, "outcome" => kind).increment(1);
         report.ack();
     }
-    outcome
 }

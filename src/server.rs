@@ -25,6 +25,9 @@ use crate::store::inbound::Received;
 use crate::store::reports::REPORT_MAX_AGE;
 use crate::webhook::{WebhookConfig, Webhooks};
 
+/// Most status reports applied with one disk flush.
+const REPORT_BURST: usize = 64;
+
 /// What is done with inbound messages.
 #[derive(Debug, Clone)]
 pub struct InboundPolicy {
@@ -73,6 +76,8 @@ pub struct Gateway {
     pub clock: Clock,
     /// Where `SIGHUP` and `POST /v1/admin/reload` read the modems from; `None`: no reload.
     pub modem_source: Option<crate::fleet::ModemSource>,
+    /// The Twilio-compatible door (off unless its account is configured).
+    pub twilio: crate::twilio::TwilioConfig,
 }
 
 impl Gateway {
@@ -132,6 +137,7 @@ impl Gateway {
             reminders,
             clock: Clock::system(),
             modem_source: None,
+            twilio: cfg.twilio.clone(),
         })
     }
 
@@ -219,6 +225,18 @@ impl Gateway {
             self.clock.clone(),
         )
         .with_precheck(prechecker);
+        if let Some(account) = self.twilio.account() {
+            let pool = dispatcher.pool();
+            webhooks.set_twilio(crate::webhook::TwilioHooks {
+                account,
+                numbers: Arc::new(move |name: &str| {
+                    pool.handles()
+                        .iter()
+                        .find(|h| h.name() == name)
+                        .and_then(|h| h.status().info.own_number)
+                }),
+            });
+        }
         let unknown = dispatcher
             .recover()
             .await
@@ -240,6 +258,9 @@ impl Gateway {
             self.api.clone(),
             self.clock.clone(),
         );
+        // The webhook worker holds it weakly (the inbox holds the webhooks); this round owns it.
+        let twiml: Arc<dyn crate::webhook::TwimlHandler> = Arc::new(inbox.clone());
+        webhooks.set_twiml_handler(Arc::downgrade(&twiml));
         let handled = inbox.handle_pending().await;
         if handled > 0 {
             tracing::info!(
@@ -335,6 +356,7 @@ impl Gateway {
         webhook_cancel.cancel();
         let _ = webhook_task.await;
         store.set_notifier(None);
+        drop(twiml);
         if reopen {
             // The old database refuses writes for good; dropping the last handle releases it.
             let _ = store.durable().await;
@@ -476,9 +498,11 @@ async fn consume_events(
 ) {
     let mut sweep = tokio::time::interval(std::time::Duration::from_secs(60));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // An event taken off the channel while gathering a burst of status reports.
+    let mut next: Option<ModemEvent> = None;
     loop {
         let ev = tokio::select! {
-            ev = rx.recv() => match ev {
+            ev = async { match next.take() { Some(ev) => Some(ev), None => rx.recv().await } } => match ev {
                 Some(ev) => ev,
                 None => return,
             },
@@ -548,8 +572,20 @@ async fn consume_events(
                 }
             }
             ModemEvent::StatusReport(m) => {
-                // Logged inside; on an error the report stays on the SIM.
-                let _ = crate::reports::handle(&store, m, clock.now()).await;
+                // The reports already waiting go with it, made durable by one flush.
+                let mut burst = vec![m];
+                while burst.len() < REPORT_BURST {
+                    match rx.try_recv() {
+                        Ok(ModemEvent::StatusReport(r)) => burst.push(r),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                // Logged inside; on an error a report stays on the SIM.
+                let _ = crate::reports::handle_batch(&store, burst, clock.now()).await;
             }
         }
     }

@@ -121,6 +121,9 @@ pub struct MessageView {
     pub send_window: Option<crate::reminders::window::WindowSpec>,
     /// The reminder plan step it is the text of.
     pub reminder: Option<crate::store::ReminderLink>,
+    /// Created through the Twilio-compatible API: what its request said (its SID is `SM`
+    /// and the 32 hex digits of `id`).
+    pub twilio: Option<crate::twilio::TwilioLink>,
 }
 
 /// A message with its history.
@@ -207,8 +210,9 @@ fn check_number(input: &str, region: Option<&str>) -> Result<String, String> {
     Ok(n.format().mode(phonenumber::Mode::E164).to_string())
 }
 
-/// Checks and turns a posted message into a record. `prefix` names the fields in errors.
-fn build(
+/// Checks and turns a posted message into a record (the Twilio-compatible door's too).
+/// `prefix` names the fields in errors.
+pub(crate) fn build(
     state: &AppState,
     caller: &str,
     input: &NewMessage,
@@ -379,6 +383,7 @@ fn build(
         history_hash: None,
         send_window,
         reminder: None,
+        twilio: None,
     })
 }
 
@@ -411,6 +416,7 @@ pub fn view(m: &Message) -> MessageView {
         replies: m.replies.clone(),
         send_window: m.send_window.clone(),
         reminder: m.reminder.clone(),
+        twilio: m.twilio.clone(),
     }
 }
 
@@ -567,23 +573,37 @@ pub async fn create(
         |idem| async move {
             let now = st.clock.now();
             let m = build(&st, &caller, &input, "", now).map_err(ApiError::validation)?;
-            if let Some(e) = opted_out(&st, &m.to, "")? {
-                return Err(ApiError::opted_out(vec![e]));
-            }
             let out = to_json(&view(&m))?;
-            let rec = idempotency_record(idem, &out, now);
-            st.store.insert(
-                std::slice::from_ref(&m),
-                rec.as_ref().map(|(k, r)| (k.as_str(), r)),
-            )?;
-            st.store.durable().await?;
-            st.dispatcher.notify();
-            tracing::info!(message_id = %m.id, to = %m.to, parts = m.parts, "message accepted");
-            metrics::counter!(crate::metrics::ACCEPTED).increment(1);
+            accept(&st, &m, idem, &out, now, "api").await?;
             Ok((StatusCode::CREATED, out))
         },
     )
     .await
+}
+
+/// Stores one accepted message (refused when its number opted out) with the record that makes
+/// a retry with the same Idempotency-Key get `answer` again, durably, and wakes the dispatcher.
+pub(crate) async fn accept(
+    st: &AppState,
+    m: &Message,
+    idem: Option<(String, String)>,
+    answer: &[u8],
+    now: DateTime<Utc>,
+    via: &str,
+) -> Result<(), ApiError> {
+    if let Some(e) = opted_out(st, &m.to, "")? {
+        return Err(ApiError::opted_out(vec![e]));
+    }
+    let rec = idempotency_record(idem, answer, now);
+    st.store.insert(
+        std::slice::from_ref(m),
+        rec.as_ref().map(|(k, r)| (k.as_str(), r)),
+    )?;
+    st.store.durable().await?;
+    st.dispatcher.notify();
+    tracing::info!(message_id = %m.id, to = %m.to, parts = m.parts, via, "message accepted");
+    metrics::counter!(crate::metrics::ACCEPTED).increment(1);
+    Ok(())
 }
 
 /// The error for a message to a number that opted out, if it did.

@@ -15,6 +15,7 @@ pub mod reminders;
 pub mod reports;
 pub mod system;
 pub mod templates;
+pub mod twilio;
 pub mod ussd;
 pub mod webhooks;
 
@@ -306,8 +307,23 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(system::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    let twilio = Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Messages.json",
+            post(twilio::create).get(twilio::list),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Messages/{sid}",
+            get(twilio::fetch).post(twilio::update),
+        )
+        .route(
+            "/2010-04-01/{*rest}",
+            get(twilio::not_found).post(twilio::not_found),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), twilio::auth));
     Router::new()
         .nest("/v1", v1)
+        .merge(twilio)
         .merge(docs)
         .route("/", get(crate::dashboard::index))
         .route(

@@ -237,6 +237,7 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             reminders: crate::reminders::Policy::default(),
             clock: Clock::system(),
             modem_source: None,
+            twilio: Default::default(),
         };
         let reminders_tz = gw.reminders.timezone.name().to_string();
         let shutdown = shutdown_signal();

@@ -380,6 +380,15 @@ impl Pool {
         if !member.policy.routes(&m.to, traffic) {
             return None;
         }
+        // A message bound to one modem (a Twilio `From`) waits for it, while it is configured.
+        if let Some(wanted) = m.twilio.as_ref().and_then(|t| t.modem.as_deref()) {
+            if wanted == me {
+                return Some(None);
+            }
+            if self.member(wanted).is_some() {
+                return None;
+            }
+        }
         if self.members.read().unwrap_or_else(|e| e.into_inner()).len() < 2 {
             return Some(None);
         }

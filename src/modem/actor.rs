@@ -7,7 +7,7 @@
 //! port. Inbound messages are deleted from the SIM only after the consumer acknowledges that it
 //! stored them.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -103,6 +103,10 @@ pub enum Source {
         memory: String,
         /// The index.
         index: u32,
+        /// Which hand-over of that slot this is: an acknowledgement deletes the slot only while
+        /// it is still the one handed over (a slot freed and filled again by a new message is
+        /// never deleted by an old acknowledgement).
+        handover: u64,
     },
     /// Delivered directly (`+CMT` / `+CDS`); acknowledged to the network with `AT+CNMA` when the
     /// modem needs it.
@@ -354,7 +358,9 @@ pub fn spawn(
         cancel,
         pin: PinGuard::default(),
         reads: VecDeque::new(),
-        awaiting_ack: HashSet::new(),
+        read_last: false,
+        awaiting_ack: HashMap::new(),
+        handovers: 0,
         memory: None,
         receive_memory: None,
         sr_listable: true,
@@ -417,8 +423,14 @@ struct Actor {
     pin: PinGuard,
     /// Stored messages/reports to read: (memory, index, is_report).
     reads: VecDeque<(String, u32, bool)>,
-    /// Handed to the consumer, not yet acknowledged: not read again.
-    awaiting_ack: HashSet<(String, u32)>,
+    /// A stored message was just read: an acknowledgement or a request waiting goes next, so
+    /// that a long run of reads (a network handing over what it held) does not stall sends.
+    read_last: bool,
+    /// Handed to the consumer, not yet acknowledged: not read again. The value is the
+    /// hand-over's number ([`Source::Stored::handover`]).
+    awaiting_ack: HashMap<(String, u32), u64>,
+    /// The number of the last hand-over of a stored message.
+    handovers: u64,
     /// The memory `AT+CPMS` last selected for reading.
     memory: Option<String>,
     /// The memory selected at initialisation, where inbound messages are stored: the one the
@@ -675,10 +687,28 @@ impl Actor {
             self.sweep(at).await?;
             return Ok(true);
         }
-        // Stored messages first, but never between the parts of one send (requests are whole).
-        if let Some((memory, index, report)) = self.reads.pop_front() {
-            self.read_stored(at, &memory, index, report).await?;
-            return Ok(true);
+        // Stored messages first, but never between the parts of one send (requests are whole),
+        // and taking turns with acknowledgements and requests that are waiting.
+        if !self.reads.is_empty() {
+            if std::mem::take(&mut self.read_last) {
+                let mut served = false;
+                if let Ok(source) = self.ack_rx.try_recv() {
+                    self.acknowledge(at, source).await?;
+                    served = true;
+                }
+                if let Ok(r) = self.requests.try_recv() {
+                    self.handle(at, r).await?;
+                    served = true;
+                }
+                if served {
+                    return Ok(true);
+                }
+            }
+            if let Some((memory, index, report)) = self.reads.pop_front() {
+                self.read_last = true;
+                self.read_stored(at, &memory, index, report).await?;
+                return Ok(true);
+            }
         }
         tokio::select! {
             biased;
@@ -923,9 +953,21 @@ impl Actor {
         Ok(())
     }
 
+    /// Marks a stored message as handed to the consumer; its source for the acknowledgement.
+    fn hand_over(&mut self, memory: &str, index: u32) -> Source {
+        self.handovers += 1;
+        self.awaiting_ack
+            .insert((memory.to_string(), index), self.handovers);
+        Source::Stored {
+            memory: memory.to_string(),
+            index,
+            handover: self.handovers,
+        }
+    }
+
     fn queue_read(&mut self, memory: String, index: u32, report: bool) {
         let key = (memory.clone(), index);
-        if self.awaiting_ack.contains(&key)
+        if self.awaiting_ack.contains_key(&key)
             || self
                 .reads
                 .iter()
@@ -957,6 +999,10 @@ impl Actor {
         index: u32,
         report: bool,
     ) -> Result<(), ModemError> {
+        // Handed over since this read was queued (a sweep found it): it is the consumer's.
+        if self.awaiting_ack.contains_key(&(memory.to_string(), index)) {
+            return Ok(());
+        }
         if let Err(e) = self.select_memory(at, memory).await {
             if is_fatal(&e) {
                 return Err(e);
@@ -989,11 +1035,7 @@ impl Actor {
             .map(|(args, pdu)| info::parse_stored_pdu(&args, &pdu));
         match parsed {
             Some(Ok(pdu)) => {
-                let source = Source::Stored {
-                    memory: memory.to_string(),
-                    index,
-                };
-                self.awaiting_ack.insert((memory.to_string(), index));
+                let source = self.hand_over(memory, index);
                 self.deliver(pdu, source, report).await;
             }
             Some(Err(info::StoredPduError::Empty)) | None => {
@@ -1041,8 +1083,19 @@ impl Actor {
         source: Source,
     ) -> Result<(), ModemError> {
         match source {
-            Source::Stored { memory, index } => {
-                self.awaiting_ack.remove(&(memory.clone(), index));
+            Source::Stored {
+                memory,
+                index,
+                handover,
+            } => {
+                let key = (memory.clone(), index);
+                if self.awaiting_ack.get(&key) != Some(&handover) {
+                    // An acknowledgement of an earlier hand-over of this slot: the slot may hold
+                    // another message by now. The current hand-over deletes it.
+                    tracing::debug!(modem = %self.cfg.name, memory, index, "stale acknowledgement; nothing deleted");
+                    return self.process_urcs(at).await;
+                }
+                self.awaiting_ack.remove(&key);
                 self.select_memory(at, &memory).await?;
                 match at
                     .command(&format!("AT+CMGD={index}"), self.cfg.command_timeout)
@@ -1124,15 +1177,10 @@ impl Actor {
             let Some(index) = index else { continue };
             match pdu {
                 Ok(pdu) => {
-                    let key = (memory.to_string(), index);
-                    if self.awaiting_ack.contains(&key) {
+                    if self.awaiting_ack.contains_key(&(memory.to_string(), index)) {
                         continue;
                     }
-                    self.awaiting_ack.insert(key);
-                    let source = Source::Stored {
-                        memory: memory.to_string(),
-                        index,
-                    };
+                    let source = self.hand_over(memory, index);
                     self.deliver(pdu, source, reports).await;
                 }
                 Err(e) => {

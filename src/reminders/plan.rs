@@ -361,6 +361,7 @@ fn message(
             kind: step.kind,
             template: step.template.clone(),
         }),
+        twilio: None,
     }
 }
 

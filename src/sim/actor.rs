@@ -39,6 +39,8 @@ const MAX_QUEUED_INPUT: usize = 4096;
 const MAX_PDU_HEX: usize = 1024;
 /// Pending timers (mostly status reports).
 const MAX_TIMERS: usize = 100_000;
+/// How soon the network tries again to deliver what the modem could not take.
+const HELD_RETRY: Duration = Duration::from_secs(1);
 /// SMS indications held back while `AT+CNMI` mode is 0.
 const MAX_BUFFERED_URCS: usize = 64;
 /// The TE character sets `AT+CSCS` accepts (TS 27.007 §5.5).
@@ -176,6 +178,8 @@ enum Event {
         epoch: u64,
         prompt: u64,
     },
+    /// The network tries again to deliver what it holds (as an SMSC retries).
+    RetryHeld,
 }
 
 #[derive(Debug)]
@@ -241,6 +245,8 @@ struct Actor {
     pty: Option<Pty>,
     /// A client has the slave open.
     connected: bool,
+    /// An [`Event::RetryHeld`] is scheduled.
+    retry_held: bool,
     /// Send the boot URCs when the next client appears (after start/replug).
     boot_on_connect: bool,
     settings: Settings,
@@ -309,6 +315,7 @@ impl Actor {
             rx,
             pty: Some(pty),
             connected: false,
+            retry_held: false,
             boot_on_connect: true,
             line: Line::command(),
             after_cr: false,
@@ -1631,9 +1638,16 @@ impl Actor {
                 break;
             };
             if let Err(pdu) = self.deliver_inbound(pdu) {
-                let mut s = self.shared.lock();
-                if s.held.len() < MAX_HELD {
-                    s.held.push_front(pdu);
+                {
+                    let mut s = self.shared.lock();
+                    if s.held.len() < MAX_HELD {
+                        s.held.push_front(pdu);
+                    }
+                }
+                // Nothing the modem does may come to release it: the network tries again.
+                if !self.retry_held {
+                    self.retry_held = true;
+                    self.schedule_always(HELD_RETRY, Event::RetryHeld);
                 }
                 break;
             }
@@ -1753,6 +1767,10 @@ impl Actor {
                     }
                     let next = self.noise_interval();
                     self.schedule_always(next, Event::Noise);
+                }
+                Event::RetryHeld => {
+                    self.retry_held = false;
+                    self.deliver_held();
                 }
                 Event::SmsReady { epoch } => {
                     if epoch == self.epoch && !self.sms_ready && self.sim == SimLock::Ready {

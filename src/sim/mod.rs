@@ -386,6 +386,12 @@ impl SimHandle {
         self.shared.lock().commands.iter().cloned().collect()
     }
 
+    /// Inbound parts the network holds because the modem could not take them yet (store full,
+    /// not ready, unplugged); it tries again every second and whenever the modem frees room.
+    pub fn held(&self) -> usize {
+        self.shared.lock().held.len()
+    }
+
     /// The SIM store ("SM"): (index, PDU in upper-case hex with the SMSC field), by index.
     pub fn stored(&self) -> Vec<(u32, String)> {
         self.shared.lock().stores.sm.hex_list()

@@ -1084,6 +1084,7 @@ pub(crate) fn test_message(to: &str) -> Message {
         history_hash: None,
         send_window: None,
         reminder: None,
+        twilio: None,
     }
 }
 

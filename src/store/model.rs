@@ -229,6 +229,9 @@ pub struct Message {
     /// The reminder plan step it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminder: Option<ReminderLink>,
+    /// What the Twilio-compatible door kept of the request that created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twilio: Option<crate::twilio::TwilioLink>,
 }
 
 /// Which reminder plan and step a message is the text of.

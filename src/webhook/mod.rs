@@ -22,7 +22,7 @@ mod tests;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -40,6 +40,9 @@ pub use sign::Signer;
 
 /// The `user-agent` of every delivery.
 pub const USER_AGENT: &str = concat!("smsgate/", env!("CARGO_PKG_VERSION"));
+
+/// The largest TwiML answer read, in bytes.
+const MAX_TWIML: usize = 64 * 1024;
 
 /// The longest callback URL accepted, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
@@ -193,7 +196,7 @@ pub fn validate_callback(url: &str, own: Option<std::net::SocketAddr>) -> Result
 }
 
 /// The URL as logged: scheme, host, port and path, without credentials or query.
-fn log_url(url: &str) -> String {
+pub fn log_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(u) => format!(
             "{}://{}{}{}",
@@ -370,19 +373,90 @@ pub fn message_data(message: &Message, event: &Event) -> serde_json::Value {
     data
 }
 
+/// A modem's own number by its name, when its SIM knows it.
+pub type ModemNumbers = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The Twilio door's part in deliveries: its account (whose token signs status callbacks and
+/// incoming-message webhooks) and the numbers of the modems (the `From` of a callback).
+#[derive(Clone)]
+pub struct TwilioHooks {
+    /// The account.
+    pub account: crate::twilio::Account,
+    /// A modem's own number by its name, when the SIM knows it.
+    pub numbers: ModemNumbers,
+}
+
+/// What is done with the answer to an incoming-message webhook (a TwiML document): the
+/// replies it holds are queued. An error makes the delivery count as failed, so it is tried
+/// again (queuing must be safe to repeat).
+pub trait TwimlHandler: Send + Sync {
+    /// Acts on `answer`, the body of a 2xx answer to `entry`.
+    fn answer<'a>(
+        &'a self,
+        entry: &'a OutboxEntry,
+        answer: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>>;
+}
+
+/// Whether an outbox entry is one of the Twilio door's form posts.
+pub fn is_twilio(event_type: &str) -> bool {
+    event_type.starts_with("twilio.")
+}
+
 /// The store's [`Notifier`]: deliveries for message events, written in the change's
 /// transaction; the worker is woken once they are on disk.
 struct Hook {
     router: Router,
     notify: Arc<Notify>,
+    twilio: Arc<OnceLock<TwilioHooks>>,
+}
+
+impl Hook {
+    /// The status callback a Twilio-door message gets for this change, if any.
+    fn twilio_callback(&self, message: &Message, old_status: Status) -> Option<NewWebhook> {
+        let link = message.twilio.as_ref()?;
+        let url = link.status_callback.as_deref()?;
+        if old_status == message.status
+            || !matches!(
+                message.status,
+                Status::Sent
+                    | Status::Unknown
+                    | Status::Delivered
+                    | Status::Failed
+                    | Status::Expired
+                    | Status::Cancelled
+            )
+        {
+            return None;
+        }
+        let hooks = self.twilio.get()?;
+        // The number it went out from; the `From` asked for until a modem took it.
+        let from = message
+            .modem
+            .as_deref()
+            .and_then(|m| (hooks.numbers)(m))
+            .or_else(|| link.from.clone())
+            .or_else(|| message.modem.clone())
+            .unwrap_or_default();
+        let form = crate::twilio::status_form(message, link, &from);
+        Some(NewWebhook {
+            id: format!("evt_{}", ulid::Ulid::generate()),
+            url: url.to_string(),
+            event_type: crate::twilio::STATUS_CALLBACK.to_string(),
+            body: crate::twilio::form_body(&form),
+            ordering_key: message.id.clone(),
+            created_at: Utc::now(),
+        })
+    }
 }
 
 impl Notifier for Hook {
     fn deliveries(&self, message: &Message, event: &Event, old_status: Status) -> Vec<NewWebhook> {
+        let twilio = self.twilio_callback(message, old_status);
         let Some(t) = event_for(message, event, old_status) else {
-            return Vec::new();
+            return twilio.into_iter().collect();
         };
-        match self.router.build(
+        let mut out = match self.router.build(
             t,
             &message_data(message, event),
             message.callback_url.as_deref(),
@@ -395,7 +469,9 @@ impl Notifier for Hook {
                 tracing::warn!(message_id = %message.id, event = %t, error = %e, "no webhook for this event");
                 Vec::new()
             }
-        }
+        };
+        out.extend(twilio);
+        out
     }
 
     fn wake(&self) {
@@ -422,6 +498,8 @@ struct Shared {
     /// Sequence numbers being attempted, by the worker or by [`Webhooks::deliver_due`].
     busy: Mutex<HashSet<u64>>,
     warned_unsigned: AtomicBool,
+    twilio: Arc<OnceLock<TwilioHooks>>,
+    answers: OnceLock<std::sync::Weak<dyn TwimlHandler>>,
 }
 
 /// An entry being attempted: it is marked busy until this is dropped.
@@ -497,6 +575,8 @@ impl Webhooks {
                 notify: Arc::new(Notify::new()),
                 busy: Mutex::new(HashSet::new()),
                 warned_unsigned: AtomicBool::new(false),
+                twilio: Arc::new(OnceLock::new()),
+                answers: OnceLock::new(),
             }),
         })
     }
@@ -512,7 +592,36 @@ impl Webhooks {
         Arc::new(Hook {
             router: self.inner.router.clone(),
             notify: self.inner.notify.clone(),
+            twilio: self.inner.twilio.clone(),
         })
+    }
+
+    /// Turns on the Twilio door's deliveries: status callbacks of its messages and
+    /// incoming-message webhooks, signed with the account's token. Set once.
+    pub fn set_twilio(&self, hooks: TwilioHooks) {
+        let _ = self.inner.twilio.set(hooks);
+    }
+
+    /// The Twilio door's account and modem numbers, when it is on.
+    pub fn twilio(&self) -> Option<&TwilioHooks> {
+        self.inner.twilio.get()
+    }
+
+    /// What acts on TwiML answers to incoming-message webhooks. Set once.
+    pub fn set_twiml_handler(&self, handler: std::sync::Weak<dyn TwimlHandler>) {
+        let _ = self.inner.answers.set(handler);
+    }
+
+    /// Stores a delivery made elsewhere (an incoming-message webhook), durably, and wakes
+    /// the worker.
+    pub async fn enqueue_raw(&self, new: NewWebhook) -> Result<Vec<OutboxEntry>, WebhookError> {
+        let entries = self
+            .inner
+            .store
+            .enqueue_webhooks(std::slice::from_ref(&new))?;
+        self.inner.store.durable().await?;
+        self.inner.notify.notify_one();
+        Ok(entries)
     }
 
     /// Stores an event for delivery to its URLs (see [`WebhookConfig::all_events`]), durably,
@@ -734,6 +843,9 @@ impl Webhooks {
 
     /// POSTs one delivery, signed for this attempt; the 2xx status or why it failed.
     async fn post(&self, e: &OutboxEntry) -> Result<u16, Failure> {
+        if is_twilio(&e.event_type) {
+            return self.post_twilio(e).await;
+        }
         let timestamp = Utc::now().timestamp();
         let mut req = self
             .inner
@@ -746,7 +858,7 @@ impl Webhooks {
         if let Some(signer) = &self.inner.signer {
             req = req.header("webhook-signature", signer.sign(&e.id, timestamp, &e.body));
         }
-        let mut resp = req.send().await.map_err(|err| Failure {
+        let resp = req.send().await.map_err(|err| Failure {
             status: None,
             error: self.describe(err),
         })?;
@@ -754,6 +866,77 @@ impl Webhooks {
         if status.is_success() {
             return Ok(status.as_u16());
         }
+        Err(Self::refused(resp).await)
+    }
+
+    /// POSTs a Twilio form (a status callback or an incoming message), signed with
+    /// `X-Twilio-Signature`; an incoming message's TwiML answer is acted on.
+    async fn post_twilio(&self, e: &OutboxEntry) -> Result<u16, Failure> {
+        let Some(hooks) = self.inner.twilio.get() else {
+            return Err(Failure {
+                status: None,
+                error: "the [twilio] section is no longer configured".into(),
+            });
+        };
+        let params = crate::twilio::parse_form(&e.body);
+        let signature = crate::twilio::signature(&hooks.account.token, &e.url, &params);
+        let mut resp = self
+            .inner
+            .client
+            .post(&e.url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .header("X-Twilio-Signature", signature)
+            .header("I-Twilio-Idempotency-Token", &e.id)
+            .body(e.body.clone())
+            .send()
+            .await
+            .map_err(|err| Failure {
+                status: None,
+                error: self.describe(err),
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Self::refused(resp).await);
+        }
+        if e.event_type == crate::twilio::INCOMING
+            && let Some(handler) = self.inner.answers.get().and_then(std::sync::Weak::upgrade)
+        {
+            let mut body = Vec::new();
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(c)) => {
+                        body.extend_from_slice(&c);
+                        if body.len() > MAX_TWIML {
+                            return Err(Failure {
+                                status: Some(status.as_u16()),
+                                error: format!("the TwiML answer is larger than {MAX_TWIML} bytes"),
+                            });
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        return Err(Failure {
+                            status: Some(status.as_u16()),
+                            error: format!("reading the answer: {}", error_chain(err)),
+                        });
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&body);
+            handler.answer(e, &text).await.map_err(|error| Failure {
+                status: Some(status.as_u16()),
+                error,
+            })?;
+        }
+        Ok(status.as_u16())
+    }
+
+    /// The failure of a non-2xx answer, with the start of its body.
+    async fn refused(mut resp: reqwest::Response) -> Failure {
+        let status = resp.status();
         // A little of the answer helps whoever reads the error.
         let mut head = Vec::new();
         while head.len() < 512 {
@@ -768,14 +951,14 @@ impl Webhooks {
             .take(200)
             .collect();
         let text = text.trim();
-        Err(Failure {
+        Failure {
             status: Some(status.as_u16()),
             error: if text.is_empty() {
                 format!("HTTP {status}")
             } else {
                 format!("HTTP {status}: {text}")
             },
-        })
+        }
     }
 
     /// A request error with its causes, e.g. "error sending request: … Connection refused".

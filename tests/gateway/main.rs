@@ -19,6 +19,7 @@ mod remote;
 mod replies;
 mod reports;
 mod store_cmd;
+mod twilio;
 mod ussd;
 
 use std::net::SocketAddr;
@@ -73,6 +74,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         reminders: Default::default(),
         clock: Clock::system(),
         modem_source: None,
+        twilio: Default::default(),
     };
     tweak(&mut gw);
     let shutdown = CancellationToken::new();

@@ -407,3 +407,61 @@ async fn reload_adds_and_removes_modems_under_load_without_losing_or_doubling() 
     assert_eq!(stats["counts"]["unknown"], 0);
     finish(r, sims).await;
 }
+
+/// A Twilio `From` naming a modem binds the message to it: all go through that modem while
+/// the others are free; a `From` naming none leaves the choice to the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_from_picks_the_modem() {
+    let dir = tempfile::tempdir().unwrap();
+    let sims = sims(dir.path(), 2, Duration::from_millis(50)).await;
+    let (account, token) = (
+        "AC0123456789abcdef0123456789abcdef",
+        "pool-twilio-token-0123",
+    );
+    let r = pool(
+        dir.path(),
+        &sims,
+        |_| ModemPolicy::default(),
+        |g: &mut Gateway| {
+            g.twilio = smsgate::twilio::TwilioConfig {
+                account_sid: Some(account.into()),
+                auth_token: Some(token.into()),
+                inbound_url: None,
+            };
+        },
+    )
+    .await;
+    let url = format!("{}/2010-04-01/Accounts/{account}/Messages.json", r.base);
+    let post = |to: String, from: &'static str| {
+        let url = url.clone();
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .basic_auth(account, Some(token))
+                .form(&[("To", to.as_str()), ("From", from), ("Body", "hello")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            let v: Value = resp.json().await.unwrap();
+            smsgate::twilio::id_of(v["sid"].as_str().unwrap()).unwrap()
+        }
+    };
+    let mut pinned = Vec::new();
+    for i in 0..6 {
+        pinned.push(post(number(400 + i), "sim1").await);
+    }
+    for id in &pinned {
+        assert_eq!(sent_via(&r, id).await, "sim1");
+    }
+    let mut unbound = Vec::new();
+    for i in 0..8 {
+        unbound.push(post(number(500 + i), "+19995550000").await);
+    }
+    let mut free = std::collections::HashSet::new();
+    for id in &unbound {
+        free.insert(sent_via(&r, id).await);
+    }
+    assert_eq!(free.len(), 2, "unbound ones spread over both: {free:?}");
+    finish(r, sims).await;
+}
