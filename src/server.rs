@@ -166,7 +166,9 @@ impl Gateway {
             match self.clone().serve(l, shutdown.clone(), &mut bound).await {
                 Ok(Round::Stopped) => return Ok(()),
                 Ok(Round::ReopenStore) => reopening = true,
-                Err(e) if shutdown.is_cancelled() => return Err(e),
+                Err(e) if shutdown.is_cancelled() || e.downcast_ref::<TaskFailed>().is_some() => {
+                    return Err(e);
+                }
                 Err(e) => {
                     let cannot_open = e
                         .downcast_ref::<StoreOpenError>()
@@ -209,7 +211,16 @@ impl Gateway {
             Webhooks::new(store.clone(), &self.webhooks).map_err(|e| anyhow::anyhow!("{e}"))?;
         store.set_notifier(Some(webhooks.notifier()));
         let webhook_cancel = CancellationToken::new();
-        let webhook_task = webhooks.spawn_worker(webhook_cancel.clone());
+        // A background task that panics stops the round (and the daemon, with an error, so that
+        // its service manager restarts it) instead of leaving a gateway that accepts messages
+        // but no longer sends events or hears its modems.
+        let failed: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
+        let webhook_task = critical(
+            "webhook worker",
+            &shutdown,
+            &failed,
+            webhooks.clone().run_worker(webhook_cancel.clone()),
+        );
         let reminders = Arc::new(self.reminders);
         let prechecker = crate::reminders::precheck::Prechecker::new(
             reminders.precheck_timeout,
@@ -268,13 +279,18 @@ impl Gateway {
                 "acted on inbound messages stored before an unclean stop"
             );
         }
-        let events_task = tokio::spawn(consume_events(
-            events_rx,
-            store.clone(),
-            inbox.clone(),
-            self.clock.clone(),
-            self.inbound.reassembly_timeout,
-        ));
+        let events_task = critical(
+            "modem event consumer",
+            &shutdown,
+            &failed,
+            consume_events(
+                events_rx,
+                store.clone(),
+                inbox.clone(),
+                self.clock.clone(),
+                self.inbound.reassembly_timeout,
+            ),
+        );
         // The modems start only now: opt-outs stored before an unclean stop are acted on first.
         let mut fleet = crate::fleet::Fleet::new(
             dispatcher.clone(),
@@ -290,13 +306,18 @@ impl Gateway {
         let modems = Arc::new(std::sync::RwLock::new(fleet.handles()));
         let (reload_tx, reload_rx) = mpsc::channel(4);
         let fleet_stop = CancellationToken::new();
-        let fleet_task = tokio::spawn(crate::fleet::run(
-            fleet,
-            self.modem_source,
-            reload_rx,
-            fleet_stop.clone(),
-            modems.clone(),
-        ));
+        let fleet_task = critical(
+            "modem fleet",
+            &shutdown,
+            &failed,
+            crate::fleet::run(
+                fleet,
+                self.modem_source,
+                reload_rx,
+                fleet_stop.clone(),
+                modems.clone(),
+            ),
+        );
 
         let sessions = Arc::new(crate::dashboard::Sessions::new(&self.api.dashboard));
         let mut api_cfg = self.api;
@@ -364,9 +385,50 @@ impl Gateway {
             return Ok(Round::ReopenStore);
         }
         store.durable().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(why) = failed.get() {
+            return Err(anyhow::Error::new(TaskFailed(why.clone())));
+        }
         tracing::info!("stopped cleanly");
         Ok(Round::Stopped)
     }
+}
+
+/// A background task panicked: the daemon stops with an error (and is restarted).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TaskFailed(String);
+
+/// Runs `task`; if it panics, the panic is logged, `failed` says which task and why, and the
+/// round is stopped (`shutdown`), so the daemon exits with an error rather than run without it.
+pub(crate) fn critical<F>(
+    name: &'static str,
+    shutdown: &CancellationToken,
+    failed: &Arc<std::sync::OnceLock<String>>,
+    task: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use futures_util::FutureExt;
+    let shutdown = shutdown.clone();
+    let failed = failed.clone();
+    tokio::spawn(async move {
+        if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
+            let what = panic_text(panic.as_ref());
+            tracing::error!(task = name, panic = %what, "an internal task failed; stopping so that the service manager restarts the gateway");
+            let _ = failed.set(format!("the {name} failed ({what}); restart the gateway"));
+            shutdown.cancel();
+        }
+    })
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 /// The store could not be opened.
@@ -619,4 +681,28 @@ pub fn shutdown_signal() -> CancellationToken {
         t.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod critical_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_stops_the_round_and_says_why() {
+        let shutdown = CancellationToken::new();
+        let failed = Arc::new(std::sync::OnceLock::new());
+        critical("quiet task", &shutdown, &failed, async {})
+            .await
+            .expect("joined");
+        assert!(!shutdown.is_cancelled());
+        assert!(failed.get().is_none());
+        critical("test task", &shutdown, &failed, async {
+            panic!("boom");
+        })
+        .await
+        .expect("the panic is caught inside");
+        assert!(shutdown.is_cancelled());
+        let why = failed.get().expect("recorded");
+        assert!(why.contains("test task") && why.contains("boom"), "{why}");
+    }
 }

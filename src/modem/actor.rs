@@ -496,11 +496,7 @@ impl Actor {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
+                    let what = crate::server::panic_text(panic.as_ref());
                     tracing::error!(modem = %self.cfg.name, panic = %what,
                         "modem driver failed; reopening the port");
                     self.set_state(

@@ -725,11 +725,11 @@ impl Webhooks {
     /// Starts the delivery worker: it attempts due deliveries (pending ones left from before a
     /// restart included) until `cancel`, then lets the attempts in flight finish or time out.
     pub fn spawn_worker(&self, cancel: CancellationToken) -> JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move { this.run(cancel).await })
+        tokio::spawn(self.clone().run_worker(cancel))
     }
 
-    async fn run(self, cancel: CancellationToken) {
+    /// The delivery worker itself (see [`Webhooks::spawn_worker`]), for a caller that spawns it.
+    pub async fn run_worker(self, cancel: CancellationToken) {
         tracing::info!(
             max_in_flight = self.inner.max_in_flight,
             "webhook worker started"
