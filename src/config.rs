@@ -278,6 +278,8 @@ pub struct ModemSection {
     pub pin: Option<String>,
     /// SMSC number to set when the SIM has none.
     pub smsc: Option<String>,
+    /// The SIM's own number (E.164), when `AT+CNUM` does not tell it.
+    pub number: Option<String>,
     /// Timeout of ordinary AT commands.
     #[serde(default = "default_command_timeout", with = "humantime_serde")]
     pub command_timeout: Duration,
@@ -335,6 +337,7 @@ impl ModemSection {
         c.baud = self.baud;
         c.pin = self.pin.clone();
         c.smsc = self.smsc.clone();
+        c.number = self.number.clone();
         c.command_timeout = self.command_timeout;
         c.send_timeout = self.send_timeout;
         c.health_interval = self.health_interval;
@@ -590,6 +593,18 @@ impl Config {
                     "must be non-empty and unique".into(),
                 ));
             }
+            if let Some(n) = &m.number
+                && !(n.starts_with('+')
+                    && (8..=16).contains(&n.len())
+                    && n[1..].chars().all(|c| c.is_ascii_digit()))
+            {
+                return Err(at(
+                    "modems",
+                    Some(i),
+                    "number",
+                    format!("{n:?} must be E.164: + and the country code and number, digits only"),
+                ));
+            }
             if m.port.trim().is_empty() {
                 return Err(at(
                     "modems",
@@ -783,6 +798,53 @@ port = "tcp://127.0.0.1:7000"
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, "smsgate.toml", |_| None)
+    }
+
+    #[test]
+    fn twilio_section_and_modem_numbers() {
+        let with = |twilio: &str| {
+            GOOD.replace(
+                "[[modems]]\nname = \"office-sim\"",
+                &format!("{twilio}\n[[modems]]\nname = \"office-sim\""),
+            )
+        };
+        let ok = with(
+            "[twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"tok-secret-abcdefghij\"",
+        );
+        let c = parse(&ok).unwrap();
+        assert!(c.twilio.account().is_some());
+        // The token may come from the environment instead.
+        let no_token = with("[twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"");
+        let e = parse(&no_token).unwrap_err().to_string();
+        assert!(e.contains("[twilio] `auth_token`"), "{e}");
+        let env = Config::parse(&no_token, "smsgate.toml", |k| {
+            (k == "SMSGATE_TWILIO_AUTH_TOKEN").then(|| "tok-secret-abcdefghij".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            env.twilio.account().map(|a| a.token),
+            Some("tok-secret-abcdefghij".to_string())
+        );
+        let short = with("[twilio]\naccount_sid = \"AC01\"\nauth_token = \"short\"");
+        assert!(parse(&short).unwrap_err().to_string().contains("16"));
+        let lonely = with("[twilio]\ninbound_url = \"https://example.com/in\"");
+        assert!(parse(&lonely).is_err());
+        // Debug output never shows the token.
+        assert!(!format!("{:?}", c.twilio).contains("tok-secret-abcdefghij"));
+        // A modem's own number is E.164.
+        let num = GOOD.replace(
+            "pin = \"1234\"",
+            "pin = \"1234\"\nnumber = \"+15550001234\"",
+        );
+        assert_eq!(
+            parse(&num).unwrap().modems[0]
+                .driver_config()
+                .number
+                .as_deref(),
+            Some("+15550001234")
+        );
+        let bad = GOOD.replace("pin = \"1234\"", "pin = \"1234\"\nnumber = \"555-1234\"");
+        assert!(parse(&bad).unwrap_err().to_string().contains("`number`"));
     }
 
     #[test]

@@ -156,20 +156,28 @@ fn number_of(state: &AppState, name: &str) -> Option<String> {
         .and_then(|h| h.status().info.own_number)
 }
 
+/// A number as compared: E.164 when it parses, else its `+` and digits (a SIM's own number
+/// need not be one the numbering plan knows).
+fn number_key(n: &str, region: Option<&str>) -> String {
+    super::messages::normalise_number(n, region).unwrap_or_else(|_| {
+        n.chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect()
+    })
+}
+
 /// The modem a `From` names: by its number or by its name.
 fn modem_for(state: &AppState, from: &str) -> Option<String> {
     let region = state.cfg.default_region.as_deref();
-    let wanted = super::messages::normalise_number(from, region).ok();
+    let wanted = number_key(from, region);
     state.modems().iter().find_map(|h| {
-        let st = h.status();
         let by_name = h.name() == from;
-        let by_number = wanted.is_some()
-            && st
+        let by_number = !wanted.is_empty()
+            && h.status()
                 .info
                 .own_number
                 .as_deref()
-                .and_then(|n| super::messages::normalise_number(n, region).ok())
-                == wanted;
+                .is_some_and(|n| number_key(n, region) == wanted);
         (by_name || by_number).then(|| h.name().to_string())
     })
 }
@@ -664,8 +672,7 @@ pub async fn list(
 ) -> Result<Response, TwilioError> {
     let q = list_query(query.as_deref())?;
     let region = state.cfg.default_region.as_deref();
-    let norm =
-        |n: &str| super::messages::normalise_number(n, region).unwrap_or_else(|_| n.to_string());
+    let norm = |n: &str| number_key(n, region);
     let to = q.to.as_deref().map(norm);
     let from = q.from.as_deref().map(norm);
     // Which modems a `From` (outbound) or a `To` (inbound) names.

@@ -41,6 +41,9 @@ pub struct ModemConfig {
     pub pin: Option<String>,
     /// SMSC to set when the SIM has none (`+CMS ERROR 330` otherwise).
     pub smsc: Option<String>,
+    /// The SIM's own number, as configured (it wins over `AT+CNUM`, which many SIMs leave
+    /// empty).
+    pub number: Option<String>,
     /// Timeout of ordinary commands.
     pub command_timeout: Duration,
     /// Wait for the `> ` prompt after `AT+CMGS`.
@@ -81,6 +84,7 @@ impl ModemConfig {
             baud: 115_200,
             pin: None,
             smsc: None,
+            number: None,
             command_timeout: Duration::from_secs(5),
             prompt_timeout: Duration::from_secs(5),
             send_timeout: Duration::from_secs(60),
@@ -618,6 +622,9 @@ impl Actor {
         };
         init::configure_sms(at, t, self.cfg.smsc.as_deref(), &mut info).await?;
         init::identify(at, t, &mut info).await?;
+        if let Some(n) = &self.cfg.number {
+            info.own_number = Some(n.clone());
+        }
         init::network(at, t, &mut info).await?;
         self.memory = info.storage.as_ref().and_then(|s| s.memory.clone());
         self.receive_memory = self.memory.clone();

@@ -408,8 +408,9 @@ async fn reload_adds_and_removes_modems_under_load_without_losing_or_doubling() 
     finish(r, sims).await;
 }
 
-/// A Twilio `From` naming a modem binds the message to it: all go through that modem while
-/// the others are free; a `From` naming none leaves the choice to the pool.
+/// A Twilio `From` naming a modem (its configured number, or its name) binds the message to
+/// it: all go through that modem while the others are free; a `From` naming none leaves the
+/// choice to the pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twilio_from_picks_the_modem() {
     let dir = tempfile::tempdir().unwrap();
@@ -423,6 +424,8 @@ async fn a_twilio_from_picks_the_modem() {
         &sims,
         |_| ModemPolicy::default(),
         |g: &mut Gateway| {
+            // sim1's SIM number as configured (`[[modems]] number`); both SIMs report the same.
+            g.modems[1].number = Some("+15550009999".into());
             g.twilio = smsgate::twilio::TwilioConfig {
                 account_sid: Some(account.into()),
                 auth_token: Some(token.into()),
@@ -447,9 +450,16 @@ async fn a_twilio_from_picks_the_modem() {
             smsgate::twilio::id_of(v["sid"].as_str().unwrap()).unwrap()
         }
     };
+    let (_, modems) = r.get("/v1/modems").await;
+    assert_eq!(
+        modems["modems"][1]["own_number"], "+15550009999",
+        "{modems}"
+    );
+    // By number and by name.
     let mut pinned = Vec::new();
     for i in 0..6 {
-        pinned.push(post(number(400 + i), "sim1").await);
+        let from = if i % 2 == 0 { "+15550009999" } else { "sim1" };
+        pinned.push(post(number(400 + i), from).await);
     }
     for id in &pinned {
         assert_eq!(sent_via(&r, id).await, "sim1");
