@@ -658,6 +658,48 @@ fn list_query(query: Option<&str>) -> Result<ListQuery, TwilioError> {
     Ok(q)
 }
 
+/// Records a list page reads, fetched from the store in chunks.
+const CHUNK: usize = 200;
+
+/// One of the lists merged into a page (sent or received messages), newest first.
+struct Stream<T> {
+    buf: VecDeque<T>,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<T> Stream<T> {
+    fn new(after: Option<String>) -> Self {
+        Stream {
+            buf: VecDeque::new(),
+            after,
+            done: false,
+        }
+    }
+
+    /// Fetches the next chunk when the buffer is empty; `true` when that chunk held nothing
+    /// the filter keeps but more may follow (look again before merging).
+    fn refill(
+        &mut self,
+        scanned: &mut usize,
+        fetch: impl FnOnce(Option<String>) -> Result<Vec<T>, crate::store::StoreError>,
+        id: impl Fn(&T) -> &str,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<bool, crate::store::StoreError> {
+        if !self.buf.is_empty() || self.done {
+            return Ok(false);
+        }
+        let chunk = fetch(self.after.clone())?;
+        self.done = chunk.len() < CHUNK;
+        *scanned += chunk.len();
+        if let Some(last) = chunk.last() {
+            self.after = Some(id(last).to_string());
+        }
+        self.buf.extend(chunk.into_iter().filter(|r| keep(r)));
+        Ok(self.buf.is_empty() && !self.done)
+    }
+}
+
 fn id_of_token(t: &str) -> Option<String> {
     crate::store::id_key(t).map(|_| t.to_string())
 }
@@ -702,47 +744,41 @@ pub async fn list(
             && names_modem(&to, &q.to, &m.modem)
             && in_dates(Some(m.received_at))
     };
-    const CHUNK: usize = 200;
-    let (mut outs, mut ins) = (VecDeque::new(), VecDeque::new());
-    let (mut out_after, mut in_after) = (q.token.clone(), q.token.clone());
-    let (mut out_done, mut in_done) = (false, false);
+    let mut outs = Stream::new(q.token.clone());
+    let mut ins = Stream::new(q.token.clone());
     let mut scanned = 0;
     let mut page: Vec<Record> = Vec::new();
     while page.len() <= q.page_size && scanned < MAX_SCAN {
-        if outs.is_empty() && !out_done {
-            let chunk = state.store.list(&ListFilter {
-                to: to.clone(),
-                after: out_after.clone(),
-                limit: CHUNK,
-                ..ListFilter::default()
-            })?;
-            out_done = chunk.len() < CHUNK;
-            scanned += chunk.len();
-            if let Some(last) = chunk.last() {
-                out_after = Some(last.id.clone());
-            }
-            outs.extend(chunk.into_iter().filter(|m| keep_out(m)));
-            if outs.is_empty() && !out_done {
-                continue;
-            }
+        let more_out = outs.refill(
+            &mut scanned,
+            |after| {
+                state.store.list(&ListFilter {
+                    to: to.clone(),
+                    after,
+                    limit: CHUNK,
+                    ..ListFilter::default()
+                })
+            },
+            |m| &m.id,
+            |m| keep_out(m),
+        )?;
+        let more_in = ins.refill(
+            &mut scanned,
+            |after| {
+                state.store.list_inbound(&InboundFilter {
+                    from: from.clone(),
+                    after,
+                    limit: CHUNK,
+                    ..InboundFilter::default()
+                })
+            },
+            |m| &m.id,
+            |m| keep_in(m),
+        )?;
+        if more_out || more_in {
+            continue;
         }
-        if ins.is_empty() && !in_done {
-            let chunk = state.store.list_inbound(&InboundFilter {
-                from: from.clone(),
-                after: in_after.clone(),
-                limit: CHUNK,
-                ..InboundFilter::default()
-            })?;
-            in_done = chunk.len() < CHUNK;
-            scanned += chunk.len();
-            if let Some(last) = chunk.last() {
-                in_after = Some(last.id.clone());
-            }
-            ins.extend(chunk.into_iter().filter(|m| keep_in(m)));
-            if ins.is_empty() && !in_done {
-                continue;
-            }
-        }
+        let (outs, ins) = (&mut outs.buf, &mut ins.buf);
         let next = match (outs.front(), ins.front()) {
             (Some(o), Some(i)) if o.id >= i.id => {
                 outs.pop_front().map(|m| Record::Out(Box::new(m)))
