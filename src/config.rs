@@ -106,12 +106,17 @@ pub struct InboundConfig {
     /// is released as partial (e.g. "1h").
     #[serde(default = "default_reassembly_timeout", with = "humantime_serde")]
     pub reassembly_timeout: Duration,
+    /// Delete the SMS-SUBMITs and SMS-COMMANDs a phone left in the SIM's inbox (its sent texts
+    /// and drafts). By default they are left alone and counted in the modem's status.
+    #[serde(default)]
+    pub purge_foreign: bool,
 }
 
 impl Default for InboundConfig {
     fn default() -> Self {
         InboundConfig {
             reassembly_timeout: default_reassembly_timeout(),
+            purge_foreign: false,
         }
     }
 }
@@ -371,6 +376,18 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// The driver configuration of every modem, with the settings that apply to all of them.
+    pub fn driver_configs(&self) -> Vec<ModemConfig> {
+        self.modems
+            .iter()
+            .map(|m| {
+                let mut c = m.driver_config();
+                c.purge_foreign = self.inbound.purge_foreign;
+                c
+            })
+            .collect()
+    }
+
     /// Reads, parses and checks a configuration file, applying environment overrides.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let src = std::fs::read_to_string(path).map_err(|e| ConfigError {

@@ -26,6 +26,10 @@ pub const QUEUE_DEPTH: &str = "smsgate_queue_depth";
 pub const OLDEST_DUE_AGE: &str = "smsgate_queue_oldest_due_age_seconds";
 /// Inbound messages stored, by modem.
 pub const INBOUND: &str = "smsgate_inbound_total";
+/// Inbound messages that could not be read, kept raw with `decode_error`, by modem.
+pub const INBOUND_UNREADABLE: &str = "smsgate_inbound_unreadable_total";
+/// Slots of the SIM holding a phone's own texts (SMS-SUBMIT, SMS-COMMAND), left alone.
+pub const MODEM_SIM_FOREIGN: &str = "smsgate_modem_sim_foreign";
 /// Inbound messages acted on, by handling (`reply`, `opt_out`, `unmatched`, …).
 pub const INBOUND_HANDLED: &str = "smsgate_inbound_handled_total";
 /// Delivery reports, by outcome (`matched`, `unmatched`, `duplicate`).
@@ -85,6 +89,14 @@ fn describe() {
         "How long the most overdue waiting message has been due (0 when none is)."
     );
     describe_counter!(INBOUND, "Inbound messages stored, by modem.");
+    describe_counter!(
+        INBOUND_UNREADABLE,
+        "Inbound messages that could not be read, kept raw with decode_error, by modem."
+    );
+    describe_gauge!(
+        MODEM_SIM_FOREIGN,
+        "SIM slots holding a phone's own texts (SMS-SUBMIT, SMS-COMMAND), left alone."
+    );
     describe_counter!(INBOUND_HANDLED, "Inbound messages acted on, by handling.");
     describe_counter!(REPORTS, "Delivery reports, by outcome.");
     describe_counter!(WEBHOOKS, "Webhook delivery attempts, by result.");
@@ -159,6 +171,7 @@ pub fn render(store: &Store, modems: &[ModemStatus], now: chrono::DateTime<chron
         if let Some(dbm) = m.info.signal.as_ref().and_then(|s| s.dbm) {
             gauge!(MODEM_SIGNAL, "modem" => name.clone()).set(f64::from(dbm));
         }
+        gauge!(MODEM_SIM_FOREIGN, "modem" => name.clone()).set(f64::from(m.foreign_messages));
         gauge!(MODEM_SENT_PARTS, "modem" => name).set(m.sent_parts as f64);
     }
     h.run_upkeep();
@@ -169,7 +182,7 @@ pub fn render(store: &Store, modems: &[ModemStatus], now: chrono::DateTime<chron
 mod tests {
     use super::*;
 
-    const ALL: [&str; 18] = [
+    const ALL: [&str; 20] = [
         SEND_ATTEMPTS,
         SEND_ERRORS,
         SEND_SECONDS,
@@ -178,6 +191,7 @@ mod tests {
         QUEUE_DEPTH,
         OLDEST_DUE_AGE,
         INBOUND,
+        INBOUND_UNREADABLE,
         INBOUND_HANDLED,
         REPORTS,
         WEBHOOKS,
@@ -188,6 +202,7 @@ mod tests {
         MODEM_REGISTERED,
         MODEM_SENT_PARTS,
         MODEM_BALANCE,
+        MODEM_SIM_FOREIGN,
     ];
 
     fn doc(name: &str) -> String {

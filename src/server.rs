@@ -106,7 +106,7 @@ impl Gateway {
             store_path: cfg.storage.path.clone(),
             cache_mb: cfg.storage.cache_mb,
             keys,
-            modems: cfg.modems.iter().map(|m| m.driver_config()).collect(),
+            modems: cfg.driver_configs(),
             api: ApiConfig {
                 default_region: cfg.sms.default_region.clone(),
                 max_parts: cfg.sms.max_parts,
@@ -596,7 +596,17 @@ async fn consume_events(
                 reason,
             } => tracing::debug!(modem, state = state.as_str(), reason, "modem state"),
             ModemEvent::Message(m) => {
-                let stored = match store.receive(&m.modem, &m.pdu, clock.now()) {
+                let received = match &m.unreadable {
+                    Some(u) => store.receive_unreadable(
+                        &m.modem,
+                        &u.answer,
+                        &m.pdu,
+                        &u.reason,
+                        clock.now(),
+                    ),
+                    None => store.receive(&m.modem, &m.pdu, clock.now()),
+                };
+                let stored = match received {
                     Ok(r) => store.durable().await.map(|()| r),
                     Err(e) => Err(e),
                 };
@@ -607,6 +617,11 @@ async fn consume_events(
                                 tracing::info!(id = %im.id, modem = %im.modem, from = %im.from, parts = im.parts_received, "inbound message stored");
                                 metrics::counter!(crate::metrics::INBOUND, "modem" => im.modem.clone())
                                     .increment(1);
+                                if let Some(why) = &im.decode_error {
+                                    tracing::warn!(id = %im.id, modem = %im.modem, reason = %why, "unreadable inbound message kept raw");
+                                    metrics::counter!(crate::metrics::INBOUND_UNREADABLE, "modem" => im.modem.clone())
+                                        .increment(1);
+                                }
                                 store.publish_inbound(&im);
                                 Some(im)
                             }

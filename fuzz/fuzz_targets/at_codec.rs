@@ -33,8 +33,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = codec::classify(&l, None);
             let _ = codec::parse_urc(&l);
             let _ = codec::parse_registration(&l, true);
-            let _ = smsgate::modem::info::parse_cmgl(&[l.clone(), l.clone()]);
-            let _ = smsgate::modem::info::parse_stored_pdu(&l, &l);
+            let _ = smsgate::modem::stored::parse_cmgl(&[l.clone(), l.clone()]);
+            let _ = smsgate::modem::stored::parse_cmgr(&[l.clone(), l.clone()]);
         }
     }
 });

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
 use crate::modem::Signal;
+use crate::store::inbound::InboundFilter;
 use crate::store::optout::OptOut;
 use crate::store::outbox::OutboxEntry;
 use crate::store::{ListFilter, Message, Reply, Status};
@@ -22,6 +23,8 @@ const ATTENTION: usize = 20;
 const WEBHOOKS: usize = 10;
 /// Opt-outs shown.
 const OPT_OUTS: usize = 10;
+/// Unreadable received texts shown.
+const UNREADABLE: usize = 10;
 /// Messages a search returns at most.
 const FOUND: usize = 50;
 
@@ -54,6 +57,23 @@ pub struct DashboardModem {
     pub max_per_day: Option<u32>,
     /// The last prepaid balance check (`balance_ussd`).
     pub balance: Option<crate::dispatch::pool::BalanceView>,
+    /// SIM slots holding a phone's own texts, left alone (`[inbound] purge_foreign`).
+    pub foreign_messages: u32,
+}
+
+/// A received text the gateway could not read, kept raw.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UnreadableSummary {
+    /// The inbound message's id (`GET /v1/inbound/{id}`).
+    pub id: String,
+    /// The modem it came from.
+    pub modem: String,
+    /// When it was read from the SIM.
+    pub received_at: DateTime<Utc>,
+    /// Why it could not be read.
+    pub reason: String,
+    /// The modem's answer as received (for `smsgate pdu decode`).
+    pub raw_answer: Option<String>,
 }
 
 /// One hour of the chart.
@@ -142,6 +162,8 @@ pub struct DashboardView {
     pub opt_outs: Vec<OptOut>,
     /// Numbers opted out in all.
     pub opt_out_count: usize,
+    /// The latest received texts that could not be read (kept raw), newest first.
+    pub unreadable: Vec<UnreadableSummary>,
 }
 
 /// `GET /v1/dashboard/search` query.
@@ -274,6 +296,7 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
                 paused: p.paused,
                 max_per_day: p.max_per_day,
                 balance: p.balance,
+                foreign_messages: s.foreign_messages,
             }
         })
         .collect();
@@ -311,6 +334,21 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
     let opt_out_count = opt_outs.len();
     opt_outs.sort_by_key(|o| std::cmp::Reverse(o.opted_out_at));
     opt_outs.truncate(OPT_OUTS);
+    let unreadable = store
+        .list_inbound(&InboundFilter {
+            unreadable: true,
+            limit: UNREADABLE,
+            ..InboundFilter::default()
+        })?
+        .into_iter()
+        .map(|m| UnreadableSummary {
+            id: m.id,
+            modem: m.modem,
+            received_at: m.received_at,
+            reason: m.decode_error.unwrap_or_default(),
+            raw_answer: m.raw_answer,
+        })
+        .collect();
     let oldest = store.oldest_due()?;
     Ok(DashboardView {
         generated_at: now,
@@ -330,6 +368,7 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
         failed_webhooks,
         opt_outs,
         opt_out_count,
+        unreadable,
     })
 }
 

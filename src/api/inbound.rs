@@ -18,6 +18,8 @@ pub struct InboundQuery {
     since: Option<DateTime<FixedOffset>>,
     /// Only from this number (any form).
     from: Option<String>,
+    /// Only messages that could not be read (`decode_error` and `raw_answer` set).
+    unreadable: Option<bool>,
     /// Page size, 1 to 1000 (default 50).
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
@@ -33,7 +35,7 @@ pub struct InboundPage {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/inbound?since=&from=&limit=&cursor=`: newest first.
+/// `GET /v1/inbound?since=&from=&unreadable=&limit=&cursor=`: newest first.
 #[utoipa::path(get, path = "/v1/inbound", tag = "inbound", params(InboundQuery),
     responses((status = 200, body = InboundPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
@@ -55,6 +57,7 @@ pub async fn list(
     let limit = super::page_limit(q.limit, q.cursor.as_deref())?;
     let page = state.store.list_inbound(&InboundFilter {
         from,
+        unreadable: q.unreadable.unwrap_or(false),
         since: q.since.map(|t| t.with_timezone(&Utc)),
         after: q.cursor.clone(),
         limit,

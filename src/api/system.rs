@@ -51,6 +51,9 @@ pub struct ModemView {
     pub parts_failed: u64,
     /// Inbound messages and reports read since start.
     pub received: u64,
+    /// SIM slots holding a phone's own texts (SMS-SUBMITs, SMS-COMMANDs a phone left in the
+    /// inbox), left alone unless `[inbound] purge_foreign = true`: room customers' replies lack.
+    pub foreign_messages: u32,
     /// Its place in the pool: limits, routing, what it sent, whether it takes work now.
     pub pool: crate::dispatch::pool::PoolView,
 }
@@ -137,6 +140,7 @@ fn modem_view(s: &ModemStatus, pool: crate::dispatch::pool::PoolView) -> ModemVi
         messages_sent: s.sent_parts,
         parts_failed: s.failed_parts,
         received: s.received,
+        foreign_messages: s.foreign_messages,
         pool,
     }
 }

@@ -129,7 +129,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let path = args.config.clone();
     gw.modem_source = Some(std::sync::Arc::new(move || {
         let c = Config::load(&path).map_err(|e| e.to_string())?;
-        Ok(c.modems.iter().map(|m| m.driver_config()).collect())
+        Ok(c.driver_configs())
     }));
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;

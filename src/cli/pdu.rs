@@ -58,7 +58,10 @@ pub struct EncodeArgs {
 /// Arguments of `smsgate pdu decode`.
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
-    /// The PDU in hex, as printed by AT+CMGR, +CMT or +CDS (SMSC octets first).
+    /// The PDU in hex, as printed by AT+CMGR, +CMT or +CDS (SMSC octets first); or a modem's
+    /// whole answer to AT+CMGR / AT+CMGL (`+CMGR: 0,,23` and the PDU line, with real line breaks
+    /// or `\r\n` written out), as kept in an inbound message's `raw_answer`; `-` reads it from
+    /// standard input.
     pub hex: String,
     /// The hex has no SMSC octets in front (it starts with the TPDU's first octet).
     #[arg(long)]
@@ -129,10 +132,67 @@ pub fn encode(args: EncodeArgs) -> Result<Value, String> {
     }))
 }
 
-/// `pdu decode` as a function: the JSON it prints, or the error line.
+/// `pdu decode` as a function: the JSON it prints, or the error line. A user data shorter than
+/// TP-UDL says is read as far as it goes (`"truncated": true`).
 pub fn decode(args: &DecodeArgs) -> Result<Value, String> {
-    let pdu = sms::decode_hex(&args.hex, !args.no_smsc).map_err(|e| e.to_string())?;
+    let input = super::read_text(&args.hex)?;
+    let input = input.trim();
+    if input.len() >= 6
+        && (input[..6].eq_ignore_ascii_case("+CMGR:") || input[..6].eq_ignore_ascii_case("+CMGL:"))
+    {
+        return decode_answer(input);
+    }
+    let octets = sms::parse_hex(input).map_err(|e| e.to_string())?;
+    let (pdu, _) = sms::decode_lenient(&octets, !args.no_smsc).map_err(|e| e.to_string())?;
     Ok(pdu_json(&pdu))
+}
+
+/// A modem's answer to `AT+CMGR`/`AT+CMGL`, read as the driver reads it: what the slot holds,
+/// what the header declares against what the PDU spans, and the PDU decoded.
+fn decode_answer(input: &str) -> Result<Value, String> {
+    use crate::modem::stored::{self, Content};
+    // `\r\n` written out (as JSON shows `raw_answer`), or real line breaks.
+    let text = input.replace("\\r", "\r").replace("\\n", "\n");
+    let lines: Vec<String> = text
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let answer = if lines[0][..6].eq_ignore_ascii_case("+CMGL:") {
+        stored::parse_cmgl(&lines)
+            .into_iter()
+            .next()
+            .ok_or("no +CMGL entry")?
+    } else {
+        stored::parse_cmgr(&lines)
+    };
+    let (holds, pdu) = match &answer.content {
+        Content::Empty => ("empty", None),
+        Content::Message(p) => ("message", Some(p)),
+        Content::Report(p) => ("report", Some(p)),
+        Content::Foreign { what } => {
+            return Ok(
+                json!({"holds": "foreign", "what": what, "stat": answer.stat,
+                             "declared_length": answer.declared}),
+            );
+        }
+        Content::Unreadable { reason, .. } => return Err(format!("unreadable: {reason}")),
+    };
+    let mut v = match pdu {
+        Some(p) => {
+            let (decoded, _) = sms::decode_lenient(p, true).map_err(|e| e.to_string())?;
+            let mut v = pdu_json(&decoded);
+            v["pdu"] = json!(sms::to_hex(p));
+            v["pdu_length"] = json!(p.len().saturating_sub(1 + usize::from(p[0])));
+            v
+        }
+        None => json!({}),
+    };
+    v["holds"] = json!(holds);
+    v["stat"] = json!(answer.stat);
+    v["declared_length"] = json!(answer.declared);
+    Ok(v)
 }
 
 /// The JSON view of a decoded PDU (keys documented in docs/pdu.md).
@@ -175,6 +235,9 @@ fn language_json(locking: Option<NationalLanguage>, single: Option<NationalLangu
 
 fn user_data_fields(obj: &mut serde_json::Map<String, Value>, ud: &UserData) {
     obj.insert("text".into(), json!(ud.text()));
+    if ud.truncated {
+        obj.insert("truncated".into(), json!(true));
+    }
     obj.insert("encoding".into(), json!(ud.body.encoding().as_str()));
     obj.insert("concat".into(), concat_json(ud.concat()));
     if let sms::Body::Binary(bytes) = &ud.body {

@@ -270,13 +270,57 @@ async fn command(sim: &SimHandle, line: &str) -> String {
                 "ok: the SIM asks for its PIN".into()
             }
         }
+        "stored" => match unescape(rest.trim_start()) {
+            Ok(answer) if !answer.is_empty() => match sim.inject_verbatim(&answer) {
+                Ok(index) => format!("ok: stored verbatim at index {index}"),
+                Err(e) => format!("error: {e}"),
+            },
+            Ok(_) => {
+                "error: usage: stored <answer>, e.g. stored +CMGR: 0,,23\\r\\n0791…\\r\\n".into()
+            }
+            Err(e) => format!("error: {e}"),
+        },
         "sent" => format!("ok: {} messages delivered", sim.sent().len()),
-        "help" => "ok: commands: inbound <from> <text> | inbound-ucs2 <from> <text> | unplug | \
-                   replug | reboot | freeze | thaw | full | notfull | slow [1ms] | fast | \
-                   pin [<pin>] | sent | help"
+        "help" => "ok: commands: inbound <from> <text> | inbound-ucs2 <from> <text> | \
+                   stored <answer> | unplug | replug | reboot | freeze | thaw | full | notfull | \
+                   slow [1ms] | fast | pin [<pin>] | sent | help"
             .into(),
         _ => format!("error: unknown command {word:?} (try help)"),
     }
+}
+
+/// `\r`, `\n`, `\t`, `\"`, `\\` and `\xHH` escapes, so that a device's answer fits on one line.
+fn unescape(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('"') => out.push('"'),
+            Some('\\') => out.push('\\'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                let b = u8::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(u8::is_ascii)
+                    .ok_or_else(|| format!("bad escape \\x{hex}: two hex digits, 00 to 7F"))?;
+                out.push(char::from(b));
+            }
+            other => {
+                return Err(format!(
+                    "unknown escape \\{}",
+                    other.map(String::from).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -348,6 +392,22 @@ mod tests {
         assert_eq!(
             command(&sim, "pin 1234").await,
             "ok: the SIM asks for its PIN"
+        );
+        assert_eq!(
+            // Slot 1 holds the inbound text above.
+            command(&sim, r"stored +CMGR: 0,,0\r\n00\r\n").await,
+            "ok: stored verbatim at index 2"
+        );
+        assert!(command(&sim, "stored").await.starts_with("error: usage"));
+        assert!(
+            command(&sim, r"stored \q")
+                .await
+                .starts_with("error: unknown escape")
+        );
+        assert!(
+            command(&sim, r"stored \xFF")
+                .await
+                .starts_with("error: bad escape")
         );
         assert_eq!(command(&sim, "reboot").await, "ok: rebooted");
         assert!(command(&sim, "bogus").await.starts_with("error:"));

@@ -25,6 +25,7 @@ use super::codec::Urc;
 use super::error::ModemError;
 use super::info::{self, ModemInfo, ModemState, ModemStatus, Registration};
 use super::init::{self, PinGuard};
+use super::stored::{self, Content, StoredAnswer};
 use crate::sms::{self, EncodedPart, SubmitOptions};
 
 /// How to reach and drive one modem.
@@ -62,6 +63,9 @@ pub struct ModemConfig {
     pub policy: crate::dispatch::ModemPolicy,
     /// A periodic prepaid balance check by USSD.
     pub balance: Option<BalanceCheck>,
+    /// Delete SMS-SUBMITs and SMS-COMMANDs a phone left in the SIM (`[inbound] purge_foreign`);
+    /// by default they are left alone and counted in [`ModemStatus::foreign_messages`].
+    pub purge_foreign: bool,
 }
 
 /// `balance_ussd`, `balance_interval`, `balance_low` of a modem.
@@ -94,6 +98,7 @@ impl ModemConfig {
             max_backoff: Duration::from_secs(30),
             policy: crate::dispatch::ModemPolicy::default(),
             balance: None,
+            purge_foreign: false,
         }
     }
 }
@@ -130,7 +135,19 @@ pub struct Inbound {
     pub pdu: Vec<u8>,
     /// The decoded PDU, or why it could not be decoded.
     pub decoded: Result<sms::Pdu, sms::DecodeError>,
+    /// Set when the modem's answer could not be read as a message: the consumer keeps the raw
+    /// answer (then acknowledges, so the slot is freed). `pdu` holds whatever octets it had.
+    pub unreadable: Option<Unreadable>,
     ack: Option<AckToken>,
+}
+
+/// A stored slot whose answer could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Why, in words.
+    pub reason: String,
+    /// The modem's answer (`+CMGR:` header and the lines after it) as received.
+    pub answer: String,
 }
 
 impl Inbound {
@@ -372,6 +389,7 @@ pub fn spawn(
         last_send: None,
         sweep_due: false,
         ussd: None,
+        foreign: Default::default(),
     };
     let task = tokio::spawn(actor.run());
     (handle, task)
@@ -449,6 +467,8 @@ struct Actor {
     sweep_due: bool,
     /// A USSD request waiting for the operator's `+CUSD:`, and until when.
     ussd: Option<(UssdReply, tokio::time::Instant, Duration)>,
+    /// Slots holding a phone's own texts (SMS-SUBMIT, SMS-COMMAND), left alone: (memory, index).
+    foreign: std::collections::BTreeSet<(String, u32)>,
 }
 
 /// Errors that end serving: the port is gone or the modem does not answer.
@@ -924,7 +944,7 @@ impl Actor {
                         return Ok(());
                     }
                 };
-                self.deliver(pdu, Source::Direct, report).await;
+                self.deliver(pdu, Source::Direct, report, None).await;
             }
             Urc::Registration(stat) => {
                 let reg = stat.map(Registration::from_stat);
@@ -1013,48 +1033,138 @@ impl Actor {
             tracing::warn!(modem = %self.cfg.name, memory, error = %e, "cannot select message memory");
             return Ok(());
         }
-        let r = at
-            .command(&format!("AT+CMGR={index}"), self.cfg.command_timeout)
-            .await;
-        let resp = match r {
-            Ok(r) => r,
-            Err(e) if is_fatal(&e) => return Err(e),
-            Err(e) => {
-                tracing::warn!(modem = %self.cfg.name, memory, index, error = %e, "cannot read stored message");
-                return Ok(());
-            }
+        let Some(mut answer) = self.cmgr(at, memory, index).await? else {
+            return self.process_urcs(at).await;
         };
-        let header_at = resp
-            .lines
-            .iter()
-            .position(|l| l.to_ascii_uppercase().starts_with("+CMGR:"));
-        let parsed = header_at
-            .and_then(|h| {
-                Some((
-                    resp.lines[h][6..].to_string(),
-                    resp.lines.get(h + 1)?.clone(),
-                ))
-            })
-            .map(|(args, pdu)| info::parse_stored_pdu(&args, &pdu));
-        match parsed {
-            Some(Ok(pdu)) => {
-                let source = self.hand_over(memory, index);
-                self.deliver(pdu, source, report).await;
+        if let Content::Unreadable { text_mode, .. } = answer.content {
+            // Read once more before keeping it raw: line noise garbles one read, not two, and a
+            // modem that fell back to text mode (a reset, another program) is put back first.
+            if text_mode {
+                tracing::warn!(modem = %self.cfg.name, memory, index, "answer in text mode; setting PDU mode again");
+                if let Err(e) = at.command("AT+CMGF=0", self.cfg.command_timeout).await
+                    && is_fatal(&e)
+                {
+                    return Err(e);
+                }
             }
-            Some(Err(info::StoredPduError::Empty)) | None => {
-                tracing::debug!(modem = %self.cfg.name, memory, index, "empty message slot");
-            }
-            Some(Err(info::StoredPduError::Malformed(why))) => {
-                tracing::warn!(modem = %self.cfg.name, memory, index, why, "malformed stored message left on the SIM");
+            if let Some(again) = self.cmgr(at, memory, index).await? {
+                if again.is_for_the_gateway()
+                    && !matches!(again.content, Content::Unreadable { .. })
+                {
+                    answer = again;
+                } else if again.answer != answer.answer {
+                    answer.answer = format!("{}\r\n\r\n{}", answer.answer, again.answer);
+                }
             }
         }
+        self.take_slot(at, memory, index, answer, report).await?;
         self.process_urcs(at).await
     }
 
-    /// Hands a PDU to the consumer.
-    async fn deliver(&mut self, pdu: Vec<u8>, source: Source, report_hint: bool) {
-        let decoded = sms::decode(&pdu, true);
+    /// `AT+CMGR=<index>` in the selected memory, read; `None` when the modem refused it.
+    async fn cmgr<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        memory: &str,
+        index: u32,
+    ) -> Result<Option<StoredAnswer>, ModemError> {
+        match at
+            .command(&format!("AT+CMGR={index}"), self.cfg.command_timeout)
+            .await
+        {
+            Ok(r) => Ok(Some(stored::parse_cmgr(&r.lines))),
+            Err(e) if is_fatal(&e) => Err(e),
+            Err(e) => {
+                tracing::warn!(modem = %self.cfg.name, memory, index, error = %e, "cannot read stored message");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Does with a read slot what its content asks: a message or report is handed over, an
+    /// unreadable answer is handed over to be kept raw (and freed once kept), a phone's own
+    /// text is left alone and counted, or deleted with `purge_foreign`.
+    async fn take_slot<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<S>,
+        memory: &str,
+        index: u32,
+        answer: StoredAnswer,
+        report: bool,
+    ) -> Result<(), ModemError> {
+        let slot = (memory.to_string(), index);
+        let foreign = matches!(answer.content, Content::Foreign { .. });
+        if !foreign && self.foreign.remove(&slot) {
+            self.publish_foreign();
+        }
+        match answer.content {
+            Content::Empty => {
+                tracing::debug!(modem = %self.cfg.name, memory, index, "empty message slot");
+            }
+            Content::Message(pdu) => {
+                let source = self.hand_over(memory, index);
+                self.deliver(pdu, source, false, None).await;
+            }
+            Content::Report(pdu) => {
+                let source = self.hand_over(memory, index);
+                self.deliver(pdu, source, true, None).await;
+            }
+            Content::Unreadable { reason, pdu, .. } => {
+                tracing::warn!(modem = %self.cfg.name, memory, index, reason, answer = answer.answer,
+                    "unreadable stored message; kept raw, then deleted from the SIM");
+                let source = self.hand_over(memory, index);
+                let unreadable = Unreadable {
+                    reason,
+                    answer: answer.answer,
+                };
+                self.deliver(pdu, source, report, Some(unreadable)).await;
+            }
+            Content::Foreign { what } if self.cfg.purge_foreign => {
+                tracing::info!(modem = %self.cfg.name, memory, index, what, answer = answer.answer,
+                    "a phone's own text in the SIM; deleting it (purge_foreign)");
+                self.select_memory(at, memory).await?;
+                match at
+                    .command(&format!("AT+CMGD={index}"), self.cfg.command_timeout)
+                    .await
+                {
+                    Err(e) if is_fatal(&e) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(modem = %self.cfg.name, memory, index, error = %e, "cannot delete stored message")
+                    }
+                    Ok(_) => {}
+                }
+                if self.foreign.remove(&slot) {
+                    self.publish_foreign();
+                }
+            }
+            Content::Foreign { what } => {
+                if self.foreign.insert(slot) {
+                    tracing::info!(modem = %self.cfg.name, memory, index, what,
+                        "a phone's own text in the SIM, not a customer's; left there ([inbound] purge_foreign deletes such texts)");
+                    self.publish_foreign();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_foreign(&self) {
+        let n = u32::try_from(self.foreign.len()).unwrap_or(u32::MAX);
+        self.status.send_modify(|s| s.foreign_messages = n);
+    }
+
+    /// Hands a PDU to the consumer. An unreadable answer always goes as a message: it is kept
+    /// with the inbound messages, where an admin sees it.
+    async fn deliver(
+        &mut self,
+        pdu: Vec<u8>,
+        source: Source,
+        report_hint: bool,
+        unreadable: Option<Unreadable>,
+    ) {
+        let decoded = sms::decode_lenient(&pdu, true).map(|(p, _)| p);
         let is_report = match &decoded {
+            _ if unreadable.is_some() => false,
             Ok(sms::Pdu::StatusReport(_)) => true,
             Ok(_) => false,
             Err(_) => report_hint,
@@ -1065,6 +1175,7 @@ impl Actor {
             source: source.clone(),
             pdu,
             decoded,
+            unreadable,
             ack: Some(AckToken {
                 tx: self.ack_tx.clone(),
                 source,
@@ -1176,20 +1287,29 @@ impl Actor {
                 return Ok(());
             }
         };
-        for (index, pdu) in info::parse_cmgl(&resp.lines) {
-            let Some(index) = index else { continue };
-            match pdu {
-                Ok(pdu) => {
-                    if self.awaiting_ack.contains_key(&(memory.to_string(), index)) {
-                        continue;
-                    }
-                    let source = self.hand_over(memory, index);
-                    self.deliver(pdu, source, reports).await;
-                }
-                Err(e) => {
-                    tracing::warn!(modem = %self.cfg.name, memory, index, error = ?e, "unreadable stored message left on the SIM")
-                }
+        let mut seen = Vec::new();
+        for answer in stored::parse_cmgl(&resp.lines) {
+            let Some(index) = answer.index else {
+                tracing::warn!(modem = %self.cfg.name, memory, answer = answer.answer, "a listed message without a readable index");
+                continue;
+            };
+            seen.push(index);
+            if self.awaiting_ack.contains_key(&(memory.to_string(), index)) {
+                continue;
             }
+            if matches!(answer.content, Content::Unreadable { .. }) {
+                // Read on its own (and once more) before it is kept raw.
+                self.read_stored(at, memory, index, reports).await?;
+            } else {
+                self.take_slot(at, memory, index, answer, reports).await?;
+            }
+        }
+        // Phone texts in slots the listing no longer shows have gone.
+        let before = self.foreign.len();
+        self.foreign
+            .retain(|(m, i)| m != memory || seen.contains(i));
+        if self.foreign.len() != before {
+            self.publish_foreign();
         }
         Ok(())
     }

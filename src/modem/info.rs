@@ -22,6 +22,9 @@ pub struct ModemStatus {
     pub failed_parts: u64,
     /// Inbound messages and status reports read since start.
     pub received: u64,
+    /// Slots of the SIM holding a phone's own texts (SMS-SUBMIT, SMS-COMMAND), left alone
+    /// unless `[inbound] purge_foreign` is set: room the SIM does not have for customers.
+    pub foreign_messages: u32,
 }
 
 /// Where the driver is with a modem.
@@ -249,93 +252,6 @@ pub fn parse_csca(args: &str) -> Option<String> {
     fields(args).first().filter(|s| !s.is_empty()).cloned()
 }
 
-/// One stored message from `+CMGR:` / `+CMGL:`: the header's declared TPDU length and the PDU.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPdu {
-    /// The storage index (`+CMGL` only; for `+CMGR` the caller knows it).
-    pub index: Option<u32>,
-    /// `<stat>`: 0 unread, 1 read, 2 unsent, 3 sent.
-    pub stat: Option<u8>,
-    /// The PDU octets, trimmed to the declared length (SMSC field + TPDU).
-    pub pdu: Vec<u8>,
-}
-
-/// Why a stored PDU could not be taken from the modem's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoredPduError {
-    /// The slot is empty.
-    Empty,
-    /// The answer is not a PDU listing (text mode, garbage).
-    Malformed(String),
-}
-
-/// Parses the PDU line that follows a `+CMGR:`/`+CMGL:` header whose last field is the TPDU length.
-/// Trailing junk beyond the declared length is trimmed; a PDU shorter than declared is an error.
-pub fn parse_stored_pdu(header_args: &str, pdu_line: &str) -> Result<Vec<u8>, StoredPduError> {
-    let f = fields(header_args);
-    let len: usize = f
-        .last()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| StoredPduError::Malformed(format!("no length in {header_args:?}")))?;
-    if len == 0 {
-        return Err(StoredPduError::Empty);
-    }
-    let octets = crate::sms::parse_hex(pdu_line.trim())
-        .or_else(|_| {
-            // Trailing junk that is not even hex: keep the hex prefix.
-            let hex: String = pdu_line
-                .trim()
-                .chars()
-                .take_while(char::is_ascii_hexdigit)
-                .collect();
-            let even = hex.len() & !1;
-            crate::sms::parse_hex(&hex[..even])
-        })
-        .map_err(|e| StoredPduError::Malformed(e.to_string()))?;
-    let smsc_len = usize::from(*octets.first().ok_or(StoredPduError::Empty)?);
-    let total = 1 + smsc_len + len;
-    if octets.len() < total {
-        return Err(StoredPduError::Malformed(format!(
-            "PDU of {} octets, the header declares {total}",
-            octets.len()
-        )));
-    }
-    Ok(octets[..total].to_vec())
-}
-
-/// One entry of an `AT+CMGL` listing: its index (when readable) and its PDU or the problem.
-pub type ListedPdu = (Option<u32>, Result<Vec<u8>, StoredPduError>);
-
-/// Parses an `AT+CMGL=4` response: `+CMGL: <index>,<stat>,[<alpha>],<length>` lines each followed
-/// by a PDU line. Malformed entries are returned as errors with their index when known.
-pub fn parse_cmgl(lines: &[String]) -> Vec<ListedPdu> {
-    let mut out = Vec::new();
-    let mut it = lines.iter().peekable();
-    while let Some(line) = it.next() {
-        let Some(args) = line
-            .get(..6)
-            .filter(|p| p.eq_ignore_ascii_case("+CMGL:"))
-            .map(|_| &line[6..])
-        else {
-            continue;
-        };
-        let index = fields(args).first().and_then(|s| s.parse().ok());
-        // The PDU is the next line unless the next line is another header.
-        let pdu_line = match it.peek() {
-            Some(l) if !l.to_ascii_uppercase().starts_with("+CMGL:") => it.next(),
-            _ => None,
-        };
-        let result = match pdu_line {
-            Some(p) => parse_stored_pdu(args, p),
-            None => Err(StoredPduError::Malformed(
-                "header without a PDU line".into(),
-            )),
-        };
-        out.push((index, result));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,50 +287,5 @@ mod tests {
         );
         assert_eq!(parse_csca("\"\",129"), None);
         assert_eq!(fields("\"a,b\",c"), vec!["a,b", "c"]);
-    }
-
-    #[test]
-    fn stored_pdu_trims_junk_and_rejects_short() {
-        let pdu = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07";
-        let full = parse_stored_pdu("1,,24", pdu).unwrap();
-        assert_eq!(full.len(), 8 + 24);
-        assert_eq!(
-            parse_stored_pdu("1,,24", &format!("{pdu}00FF")).unwrap(),
-            full
-        );
-        assert_eq!(
-            parse_stored_pdu("0,23", &format!("{pdu} junk"))
-                .unwrap()
-                .len(),
-            8 + 23
-        );
-        assert!(matches!(
-            parse_stored_pdu("1,,40", pdu),
-            Err(StoredPduError::Malformed(_))
-        ));
-        assert_eq!(parse_stored_pdu("0,,0", ""), Err(StoredPduError::Empty));
-        assert!(parse_stored_pdu("REC UNREAD", pdu).is_err());
-    }
-
-    #[test]
-    fn cmgl_listing() {
-        let pdu = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07";
-        let lines: Vec<String> = [
-            "+CMGL: 0,1,,24",
-            pdu,
-            "+CMGL: 3,0,,24",
-            "+CMGL: 4,0,,24",
-            pdu,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let got = parse_cmgl(&lines);
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].0, Some(0));
-        assert!(got[0].1.is_ok());
-        assert!(got[1].1.is_err());
-        assert_eq!(got[2].0, Some(4));
-        assert!(got[2].1.is_ok());
     }
 }

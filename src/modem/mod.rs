@@ -5,6 +5,8 @@
 //! - [`init`]: the init sequence as plain functions (shared by the task and the CLI tools).
 //! - [`actor`]: the task that owns a port: sends, inbound, health, recovery.
 //! - [`info`]: status types and parsing of the modem's answers.
+//! - [`stored`]: the answers to `AT+CMGR` / `AT+CMGL` as real devices print them, read by
+//!   the PDU's own structure.
 //! - [`probe`]: port discovery and friendly diagnoses for `smsgate modem probe`.
 //! - [`error`]: driver errors and what each `+CMS ERROR` means (retryable or permanent).
 
@@ -16,6 +18,7 @@ pub mod info;
 pub mod init;
 pub mod probe;
 pub mod remote;
+pub mod stored;
 pub mod ussd;
 
 pub use actor::{

@@ -1387,10 +1387,15 @@ impl Actor {
         let Some(slot) = store.get_mut(index) else {
             return Ok(Vec::new());
         };
-        let lines = vec![
-            format!("+CMGR: {},,{}", slot.stat, slot.tpdu_len()),
-            to_hex(&slot.pdu),
-        ];
+        let lines = match &slot.verbatim {
+            // One block written as it is: `\r\n<answer>`, its last line ending supplied by
+            // `respond`.
+            Some(v) => verbatim_block(v, self.cfg.line_ending),
+            None => vec![
+                format!("+CMGR: {},,{}", slot.stat, slot.tpdu_len()),
+                to_hex(&slot.pdu),
+            ],
+        };
         if slot.stat == REC_UNREAD {
             slot.stat = REC_READ;
         }
@@ -1407,6 +1412,20 @@ impl Actor {
         let mut s = self.shared.lock();
         let mut lines = Vec::new();
         for (index, slot) in s.stores.get_mut(mem).list_mut(stat) {
+            if let Some(v) = &slot.verbatim {
+                // The device's `+CMGR:` answer listed: `+CMGL: <index>,` before its fields.
+                let listed = match v.get(..6) {
+                    Some(h) if h.eq_ignore_ascii_case("+CMGR:") => {
+                        format!("+CMGL: {index},{}", v[6..].trim_start())
+                    }
+                    _ => v.clone(),
+                };
+                lines.extend(verbatim_block(&listed, self.cfg.line_ending));
+                if slot.stat == REC_UNREAD {
+                    slot.stat = REC_READ;
+                }
+                continue;
+            }
             lines.push(format!("+CMGL: {index},{},,{}", slot.stat, slot.tpdu_len()));
             lines.push(to_hex(&slot.pdu));
             if slot.stat == REC_UNREAD {
@@ -1790,5 +1809,20 @@ impl Actor {
                 }
             }
         }
+    }
+}
+
+/// A verbatim answer as one information "line" whose inner line endings are its own: written
+/// after `\r\n` and followed by the configured line ending, it comes out byte for byte (an
+/// empty answer: nothing, a bare `OK`).
+fn verbatim_block(answer: &str, line_ending: &str) -> Vec<String> {
+    let body = answer
+        .strip_suffix(line_ending)
+        .or_else(|| answer.strip_suffix("\r\n"))
+        .unwrap_or(answer);
+    if body.is_empty() {
+        Vec::new()
+    } else {
+        vec![body.to_string()]
     }
 }

@@ -55,7 +55,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::sms::{Address, encode_deliver, encode_status_report};
 
-use state::{Mem, REC_UNREAD, Stores};
+use state::{Mem, REC_UNREAD, STO_SENT, STO_UNSENT, Slot, Stores};
 
 /// How many AT command lines [`SimHandle::commands`] keeps (the oldest are dropped).
 pub const MAX_COMMANDS_KEPT: usize = 100_000;
@@ -502,6 +502,64 @@ impl SimHandle {
         Ok(())
     }
 
+    /// Stores a device's answer to `AT+CMGR` in the receive store's next free slot, replayed byte
+    /// for byte when the slot is read (and listed by `AT+CMGL` with `+CMGL: <index>,` in front of
+    /// its fields), and announces it per `AT+CNMI` (`+CMTI`). `answer` is what the device printed
+    /// between the command and its final result: `+CMGR: <stat>,[<alpha>],<length>\r\n<PDU>\r\n`
+    /// as real devices vary it (an answer captured from `AT+CMGL` is stored in its `+CMGR` form).
+    /// Fails when the store is full or the modem cannot take messages now.
+    pub fn inject_verbatim(&self, answer: &str) -> std::io::Result<u32> {
+        let answer = cmgr_form(answer);
+        let header = answer.split(['\r', '\n']).next().unwrap_or("");
+        let args = header.get(6..).unwrap_or("").trim();
+        let first = args
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"');
+        let stat = match first.parse::<u8>() {
+            Ok(n) if n <= STO_SENT => n,
+            _ if first.eq_ignore_ascii_case("STO SENT") => STO_SENT,
+            _ if first.eq_ignore_ascii_case("STO UNSENT") => STO_UNSENT,
+            _ => REC_UNREAD,
+        };
+        // The PDU line as far as it is hex, for `stored()`.
+        let pdu_line = answer
+            .split(['\r', '\n'])
+            .filter(|l| !l.is_empty())
+            .nth(1)
+            .unwrap_or("");
+        let hex: String = pdu_line
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect();
+        let pdu = crate::sms::parse_hex(&hex[..hex.len() & !1]).unwrap_or_default();
+        if self.tx.is_closed() {
+            return Err(gone());
+        }
+        let index = {
+            let mut s = self.shared.lock();
+            let view = s.view;
+            if !(view.plugged && view.ready) || s.knobs.storage_full {
+                return Err(std::io::Error::other(
+                    "the modem cannot store a message now",
+                ));
+            }
+            let store = s.stores.get_mut(view.mem3);
+            let index = store
+                .insert_slot(Slot {
+                    stat,
+                    pdu,
+                    verbatim: Some(answer),
+                })
+                .ok_or_else(|| std::io::Error::other("the message store is full"))?;
+            (view.mem3, index)
+        };
+        let _ = self.control(Control::Stored(vec![index]));
+        Ok(index.1)
+    }
+
     /// Hands the modem a status report "from the network" about the message with TP-MR
     /// `message_reference` sent to `recipient`, with TP-ST `code`, delivered per `AT+CNMI`
     /// (`+CDS`, or stored with `+CDSI`; dropped while unplugged or with `<ds>` 0, as a real
@@ -614,4 +672,17 @@ impl SimHandle {
 
 fn gone() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::BrokenPipe, "simulator has stopped")
+}
+
+/// An answer captured from `AT+CMGL` (`+CMGL: <index>,<fields>`) in its `+CMGR: <fields>` form;
+/// any other answer as it is.
+fn cmgr_form(answer: &str) -> String {
+    match answer.get(..6) {
+        Some(h) if h.eq_ignore_ascii_case("+CMGL:") => {
+            let rest = &answer[6..];
+            let fields = rest.split_once(',').map_or(rest, |(_, f)| f);
+            format!("+CMGR: {fields}")
+        }
+        _ => answer.to_string(),
+    }
 }

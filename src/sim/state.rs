@@ -23,6 +23,9 @@ pub(crate) struct Slot {
     pub(crate) stat: u8,
     /// The PDU with its SMSC field.
     pub(crate) pdu: Vec<u8>,
+    /// An answer to `AT+CMGR` replayed byte for byte instead of one made from `pdu` (a real
+    /// device's answer, with its header, padding and length as it printed them).
+    pub(crate) verbatim: Option<String>,
 }
 
 impl Slot {
@@ -72,11 +75,20 @@ impl Store {
 
     /// Stores a message in the lowest free slot; `None` when full.
     pub(crate) fn insert(&mut self, stat: u8, pdu: Vec<u8>) -> Option<u32> {
+        self.insert_slot(Slot {
+            stat,
+            pdu,
+            verbatim: None,
+        })
+    }
+
+    /// Stores a slot in the lowest free place; `None` when full.
+    pub(crate) fn insert_slot(&mut self, slot: Slot) -> Option<u32> {
         let index = (0..self.capacity)
             .filter_map(|i| u32::try_from(i).ok())
             .map(|i| self.first_index.saturating_add(i))
             .find(|i| !self.slots.contains_key(i))?;
-        self.slots.insert(index, Slot { stat, pdu });
+        self.slots.insert(index, slot);
         Some(index)
     }
 

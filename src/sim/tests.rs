@@ -383,6 +383,35 @@ async fn fail_next_and_latency() {
 }
 
 #[tokio::test]
+async fn a_verbatim_answer_is_replayed_byte_for_byte_and_listed() {
+    let (sim, mut c) = quiet_modem(SimConfig::default()).await;
+    assert_eq!(c.at("AT+CNMI=2,1,0,1,0").await, "\r\nOK\r\n");
+    // Gammu's capture: a header without the alpha field and a length that disagrees.
+    let answer =
+        "+CMGR: 0,23\r\n07912374151616F6040B912374786468F300002010701280334009D4E2940A6A01002D\r\n";
+    assert_eq!(sim.inject_verbatim(answer).unwrap(), 1);
+    c.expect("\r\n+CMTI: \"SM\",1\r\n").await;
+    assert_eq!(c.at("AT+CMGR=1").await, format!("\r\n{answer}\r\nOK\r\n"));
+    assert_eq!(
+        c.at("AT+CMGL=4").await,
+        format!(
+            "\r\n+CMGL: 1,0,23\r\n07912374151616F6040B912374786468F300002010701280334009D4E2940A6A01002D\r\n\r\nOK\r\n"
+        )
+    );
+    // One captured from AT+CMGL is stored in its +CMGR form.
+    let listed = "+CMGL: 0,3,,18\r\n0011000B817044763185F60000AD044D76F80C\r\n";
+    assert_eq!(sim.inject_verbatim(listed).unwrap(), 2);
+    c.expect("\r\n+CMTI: \"SM\",2\r\n").await;
+    assert_eq!(
+        c.at("AT+CMGR=2").await,
+        "\r\n+CMGR: 3,,18\r\n0011000B817044763185F60000AD044D76F80C\r\n\r\nOK\r\n"
+    );
+    assert_eq!(c.at("AT+CMGD=1").await, "\r\nOK\r\n");
+    assert_eq!(sim.stored().len(), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn inbound_is_stored_indicated_read_and_deleted() {
     let (sim, mut c) = quiet_modem(SimConfig::default()).await;
     assert_eq!(c.at("AT+CNMI=2,1,0,1,0").await, "\r\nOK\r\n");

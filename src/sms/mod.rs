@@ -25,8 +25,8 @@ pub use gsm7::Charset;
 pub use nls::NationalLanguage;
 pub use pdu::{
     DEFAULT_MAX_PARTS, Deliver, EncodedMessage, EncodedPart, Pdu, StatusReport, Submit,
-    SubmitOptions, Validity, decode, decode_hex, encode_deliver, encode_status_report,
-    encode_submit,
+    SubmitOptions, Validity, decode, decode_hex, decode_lenient, encode_deliver,
+    encode_status_report, encode_submit,
 };
 pub use reader::{parse_hex, to_hex};
 pub use status::{Status, StatusCategory};

@@ -233,6 +233,19 @@ pub fn decode_hex(hex: &str, has_smsc: bool) -> Result<Pdu, DecodeError> {
 /// `AT+CMGR`, `+CMT` and `+CDS` output on most modems. TP-MTI 00 is read as SMS-DELIVER, 01 as
 /// SMS-SUBMIT and 10 as SMS-STATUS-REPORT; octets after the declared user data are ignored.
 pub fn decode(octets: &[u8], has_smsc: bool) -> Result<Pdu, DecodeError> {
+    decode_with(octets, has_smsc, false).map(|(pdu, _)| pdu)
+}
+
+/// Decodes a PDU as [`decode`] does, but keeps a message whose user data is shorter than its
+/// TP-UDL says (what is there is read, [`UserData::truncated`] is set), and also returns how
+/// many octets the PDU spans by its own structure (SMSC field included when `has_smsc`): what
+/// follows is padding or junk a modem appended (`FF` fill of a SIM record, a stray quote).
+/// A status report spans its mandatory fields, and its optional ones unless they are all `FF`.
+pub fn decode_lenient(octets: &[u8], has_smsc: bool) -> Result<(Pdu, usize), DecodeError> {
+    decode_with(octets, has_smsc, true)
+}
+
+fn decode_with(octets: &[u8], has_smsc: bool, lenient: bool) -> Result<(Pdu, usize), DecodeError> {
     let mut r = Reader::new(octets, 0);
     let smsc = if has_smsc {
         Address::read_smsc(&mut r)?
@@ -241,16 +254,17 @@ pub fn decode(octets: &[u8], has_smsc: bool) -> Result<Pdu, DecodeError> {
     };
     let first_at = r.offset();
     let first = r.u8("first octet")?;
-    match first & 0x03 {
-        0b00 => decode_deliver(&mut r, first, smsc).map(Pdu::Deliver),
-        0b01 => decode_submit(&mut r, first, smsc).map(Pdu::Submit),
+    let pdu = match first & 0x03 {
+        0b00 => decode_deliver(&mut r, first, smsc, lenient).map(Pdu::Deliver),
+        0b01 => decode_submit(&mut r, first, smsc, lenient).map(Pdu::Submit),
         0b10 => decode_status_report(&mut r, first, smsc).map(Pdu::StatusReport),
         _ => Err(DecodeError::Invalid {
             field: "TP-MTI",
             offset: first_at,
             detail: "message type 11 is reserved".into(),
         }),
-    }
+    }?;
+    Ok((pdu, r.offset()))
 }
 
 fn read_timestamp(
@@ -266,12 +280,13 @@ fn decode_deliver(
     r: &mut Reader<'_>,
     first: u8,
     smsc: Option<Address>,
+    lenient: bool,
 ) -> Result<Deliver, DecodeError> {
     let from = Address::read_tp(r, "TP-OA")?;
     let protocol_id = r.u8("TP-PID")?;
     let data_coding = DataCoding::decode(r.u8("TP-DCS")?);
     let timestamp = read_timestamp(r, "TP-SCTS")?;
-    let user_data = UserData::read(r, &data_coding, first & 0x40 != 0)?;
+    let user_data = UserData::read(r, &data_coding, first & 0x40 != 0, lenient)?;
     Ok(Deliver {
         smsc,
         from,
@@ -289,6 +304,7 @@ fn decode_submit(
     r: &mut Reader<'_>,
     first: u8,
     smsc: Option<Address>,
+    lenient: bool,
 ) -> Result<Submit, DecodeError> {
     let message_reference = r.u8("TP-MR")?;
     let to = Address::read_tp(r, "TP-DA")?;
@@ -301,7 +317,7 @@ fn decode_submit(
         0b11 => Some(Validity::Absolute(read_timestamp(r, "TP-VP")?)),
         _ => Some(decode_enhanced_validity(r.take(7, "TP-VP")?, vp_at)?),
     };
-    let user_data = UserData::read(r, &data_coding, first & 0x40 != 0)?;
+    let user_data = UserData::read(r, &data_coding, first & 0x40 != 0, lenient)?;
     Ok(Submit {
         smsc,
         message_reference,
@@ -359,8 +375,11 @@ fn decode_status_report(
     let discharge_time = read_timestamp(r, "TP-DT")?;
     let status = Status::from_code(r.u8("TP-ST")?);
     // TP-PI and what it announces (PID, DCS, UD) may follow; nothing there changes the report's
-    // meaning, and SMSCs fill it inconsistently, so it is not read.
-    let _ = r.rest();
+    // meaning, and SMSCs fill it inconsistently, so it is not read. All `FF` is a SIM record's
+    // fill, not parameters: left outside the report's span.
+    if r.peek_rest().iter().any(|&b| b != 0xFF) {
+        let _ = r.rest();
+    }
     Ok(StatusReport {
         smsc,
         message_reference,

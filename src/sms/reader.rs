@@ -88,6 +88,11 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    /// What is left, without taking it.
+    pub(crate) fn peek_rest(&self) -> &'a [u8] {
+        &self.data[self.pos..]
+    }
+
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         let s = &self.data[self.pos..];
         self.pos = self.data.len();

@@ -62,6 +62,9 @@ pub struct UserData {
     pub header: Option<UserDataHeader>,
     /// The text or data after the header.
     pub body: Body,
+    /// The PDU ended before the length TP-UDL declares: `body` holds what was there (only
+    /// when read leniently, see [`crate::sms::decode_lenient`]).
+    pub truncated: bool,
 }
 
 impl UserData {
@@ -75,11 +78,14 @@ impl UserData {
         self.header.as_ref().and_then(UserDataHeader::concat)
     }
 
-    /// Reads TP-UDL and TP-UD. `udhi` is the TP-UDHI bit of the first octet.
+    /// Reads TP-UDL and TP-UD. `udhi` is the TP-UDHI bit of the first octet. `lenient`: user
+    /// data shorter than TP-UDL declares is read as far as it goes (`truncated` set) instead of
+    /// being refused; a header cut short is still an error.
     pub(crate) fn read(
         r: &mut Reader<'_>,
         dcs: &DataCoding,
         udhi: bool,
+        lenient: bool,
     ) -> Result<UserData, DecodeError> {
         const FIELD: &str = "TP-UD";
         let udl_at = r.offset();
@@ -99,7 +105,18 @@ impl UserData {
         }
         let ud_at = r.offset();
         // Trailing octets after the declared length are junk some modems append: ignored.
-        let ud = r.take(octets, FIELD)?;
+        let truncated = lenient && r.remaining() < octets;
+        let ud = if truncated {
+            r.rest()
+        } else {
+            r.take(octets, FIELD)?
+        };
+        // The septets (or octets) really present.
+        let udl = if truncated && septets {
+            udl.min(ud.len() * 8 / 7)
+        } else {
+            udl
+        };
         let (header, header_len) = if udhi {
             let (h, n) = UserDataHeader::parse(ud, ud_at)?;
             (Some(h), n)
@@ -130,7 +147,11 @@ impl UserData {
                 charset: Charset { locking, single },
             }
         } else {
-            let data = &ud[header_len..];
+            let mut data = &ud[header_len..];
+            if truncated && data.len() % 2 != 0 && dcs.encoding == Encoding::Ucs2 {
+                // Half a character at the cut.
+                data = &data[..data.len() - 1];
+            }
             if dcs.encoding == Encoding::Ucs2 && !dcs.compressed {
                 if data.len() % 2 != 0 {
                     return Err(DecodeError::Length {
@@ -151,7 +172,11 @@ impl UserData {
                 Body::Binary(data.to_vec())
             }
         };
-        Ok(UserData { header, body })
+        Ok(UserData {
+            header,
+            body,
+            truncated,
+        })
     }
 }
 

@@ -45,6 +45,10 @@ pub struct InboundMessage {
     /// Why the PDU could not be read, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_error: Option<String>,
+    /// The modem's whole answer (`+CMGR:` header and the lines after it, CR LF between them),
+    /// kept when it could not be read as a message: `smsgate pdu decode` reads it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_answer: Option<String>,
     /// The message this answers, when reply matching found one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
@@ -92,6 +96,9 @@ type HeldPart = (Vec<u8>, Fragment);
 pub struct InboundFilter {
     /// Only from this sender.
     pub from: Option<String>,
+    /// Only those that could not be read (`decode_error` set): they have no sender, so they are
+    /// the ones indexed under the empty sender.
+    pub unreadable: bool,
     /// Only received at or after.
     pub since: Option<DateTime<Utc>>,
     /// Start after this id (the previous page's cursor).
@@ -151,6 +158,7 @@ fn assemble(
     let mut received_at = now;
     let mut encoding = "undecodable";
     let mut pdus = Vec::new();
+    let mut truncated = false;
     let flush = |bodies: &mut Vec<sms::Body>, text: &mut String| {
         text.push_str(&sms::join_text(bodies.iter()));
         bodies.clear();
@@ -160,13 +168,20 @@ fn assemble(
             Some(f) => {
                 received_at = received_at.min(f.received_at);
                 pdus.push(f.pdu.clone());
-                if let Ok(Pdu::Deliver(d)) = sms::decode_hex(&f.pdu, true) {
+                let decoded = sms::parse_hex(&f.pdu).and_then(|o| sms::decode_lenient(&o, true));
+                if let Ok((Pdu::Deliver(d), _)) = decoded {
                     if from.is_empty() {
                         from = d.from.to_string();
                         smsc_timestamp = Some(d.timestamp);
                         encoding = encoding_name(d.user_data.body.encoding());
                     }
                     bodies.push(d.user_data.body);
+                    if d.user_data.truncated {
+                        // The PDU ended before its user data did: what was there, marked.
+                        flush(&mut bodies, &mut text);
+                        text.push_str("[…]");
+                        truncated = true;
+                    }
                 }
             }
             None => {
@@ -188,9 +203,10 @@ fn assemble(
         encoding: encoding.to_string(),
         total_parts: total,
         parts_received: received,
-        partial: received < total,
+        partial: received < total || truncated,
         pdus,
         decode_error: None,
+        raw_answer: None,
         in_reply_to: None,
         handling: None,
     }
@@ -214,7 +230,7 @@ impl Store {
         if i.inbound_seen.contains_key(seen)? {
             return Ok(Received::Duplicate);
         }
-        let decoded = sms::decode(pdu, true);
+        let decoded = sms::decode_lenient(pdu, true).map(|(p, _)| p);
         let concat = match &decoded {
             Ok(Pdu::Deliver(d)) => d.user_data.concat().filter(|c| c.total > 1),
             _ => None,
@@ -296,6 +312,38 @@ impl Store {
                 Ok::<_, Tx>(Received::Stored(Box::new(m)))
             })?;
         Ok(r)
+    }
+
+    /// Stores a modem's answer that could not be read as a message (`answer`: header and lines
+    /// as received; `pdu`: whatever octets it held; `reason`: why), as an inbound message with
+    /// `decode_error` and `raw_answer` set, so that its slot can be freed. The same answer seen
+    /// again on that modem (a crash before the slot was freed) is a duplicate. Call
+    /// [`Store::durable`] before deleting it from the SIM.
+    pub fn receive_unreadable(
+        &self,
+        modem: &str,
+        answer: &str,
+        pdu: &[u8],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Received, StoreError> {
+        // Marked apart from PDU fingerprints: an answer is text, a PDU octets.
+        let mut keyed = b"answer\0".to_vec();
+        keyed.extend_from_slice(answer.as_bytes());
+        let seen = fingerprint(modem, &keyed);
+        if self.inner.inbound_seen.contains_key(seen)? {
+            return Ok(Received::Duplicate);
+        }
+        let mut m = assemble(modem, &[], 1, now);
+        m.parts_received = 1;
+        m.partial = false;
+        if !pdu.is_empty() {
+            m.pdus = vec![sms::to_hex(pdu)];
+        }
+        m.decode_error = Some(reason.to_string());
+        m.raw_answer = Some(answer.to_string());
+        self.put_inbound(&m, &[seen.to_vec()], &[])?;
+        Ok(Received::Stored(Box::new(m)))
     }
 
     /// Writes a whole inbound message with its fingerprints, removing `fragments`.
@@ -400,7 +448,12 @@ impl Store {
                 .0
                 .to_be_bytes()
         });
-        let ids: Box<dyn Iterator<Item = Result<[u8; 16], StoreError>>> = match &f.from {
+        let from = match (&f.from, f.unreadable) {
+            (_, true) => Some(""),
+            (Some(from), false) => Some(from.as_str()),
+            (None, false) => None,
+        };
+        let ids: Box<dyn Iterator<Item = Result<[u8; 16], StoreError>>> = match from {
             Some(from) => {
                 let mut prefix = from.as_bytes().to_vec();
                 prefix.push(0xFF);
@@ -439,7 +492,11 @@ impl Store {
                 break;
             }
             if let Some(v) = self.inner.inbound.get(id)? {
-                out.push(decode(&id, &v)?);
+                let m: InboundMessage = decode(&id, &v)?;
+                if f.unreadable && m.decode_error.is_none() {
+                    continue;
+                }
+                out.push(m);
                 if out.len() == limit {
                     break;
                 }
@@ -492,6 +549,52 @@ mod tests {
         assert_eq!(g.encoding, "undecodable");
         assert!(g.decode_error.is_some());
         assert_eq!(g.pdus, vec!["0003FF".to_string()]);
+    }
+
+    #[test]
+    fn short_user_data_is_kept_partial_and_an_unreadable_answer_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let now = Utc::now();
+        let mut p = pdus("+12025550123", "STOP sending me these", false, 1).remove(0);
+        p.truncate(p.len() - 8);
+        let Received::Stored(m) = store.receive("sim0", &p, now).unwrap() else {
+            panic!("a short PDU not stored")
+        };
+        assert!(m.partial, "{m:?}");
+        assert!(m.decode_error.is_none());
+        assert_eq!(m.from, "+12025550123");
+        assert!(
+            m.text.starts_with("STOP sending") && m.text.ends_with("[…]"),
+            "{}",
+            m.text
+        );
+        // An answer that is not a message at all: kept raw, once.
+        let answer = "+CMGR: \"REC UNREAD\",\"+1202\",,\"26/12/07,10:00:00+00\"\r\nSTOP";
+        let Received::Stored(u) = store
+            .receive_unreadable("sim0", answer, &[], "text mode", now)
+            .unwrap()
+        else {
+            panic!("not stored")
+        };
+        assert_eq!(u.raw_answer.as_deref(), Some(answer));
+        assert_eq!(u.decode_error.as_deref(), Some("text mode"));
+        assert!(u.pdus.is_empty());
+        assert_eq!(
+            store
+                .receive_unreadable("sim0", answer, &[], "text mode", now)
+                .unwrap(),
+            Received::Duplicate
+        );
+        let listed = store
+            .list_inbound(&InboundFilter {
+                unreadable: true,
+                limit: 10,
+                ..InboundFilter::default()
+            })
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, u.id);
     }
 
     #[tokio::test]

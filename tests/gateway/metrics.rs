@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{TOKEN, sim, start, wait_modem_up};
 
 /// The value of the first sample line of `series` (exact name and labels).
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
         l.strip_prefix(series)?
             .strip_prefix(' ')?

@@ -1,6 +1,7 @@
 //! The modem driver against the simulator over a real pseudo-terminal: the driver opens the PTY's
 //! device path with tokio-serial, exactly as it opens /dev/ttyUSB2. One test binary, modules below.
 
+mod corpus;
 mod driver;
 mod faults;
 mod inbound;

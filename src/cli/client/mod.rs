@@ -460,6 +460,15 @@ fn render_status(modems: &[Value], stats: &Value, colour: bool) -> String {
         ]);
     }
     let mut text = t.render(colour);
+    for m in modems {
+        let n = m["foreign_messages"].as_u64().unwrap_or(0);
+        if n > 0 {
+            text.push_str(&format!(
+                "{}: {n} of a phone's own texts left in the SIM, taking slots customers' replies need ([inbound] purge_foreign = true deletes them)\n",
+                s(&m["name"])
+            ));
+        }
+    }
     text.push('\n');
     let counts = &stats["counts"];
     let mut names: Vec<String> = Status::ALL.iter().map(|s| s.as_str().to_string()).collect();
@@ -1210,5 +1219,12 @@ mod tests {
         assert!(text.contains("QUEUED  SCHEDULED"), "{text}");
         assert!(text.contains("modems up"), "{text}");
         assert!(!text.contains('\x1b'));
+        assert!(!text.contains("phone's own texts"), "{text}");
+        let modems = vec![json!({"name": "sim0", "state": "up", "foreign_messages": 3})];
+        let text = render_status(&modems, &stats, false);
+        assert!(
+            text.contains("sim0: 3 of a phone's own texts left in the SIM"),
+            "{text}"
+        );
     }
 }

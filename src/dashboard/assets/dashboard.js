@@ -103,6 +103,11 @@ function renderModems(modems) {
         text: `${text}${b.low ? " (low)" : ""} · ${when(b.checked_at)}` })]);
     }
     if (m.paused) rows.push(["Paused", el("span", { class: "warn", text: pauses[m.paused] || m.paused })]);
+    if (m.foreign_messages) {
+      rows.push(["SIM", el("span", { class: "warn", "data-foreign": String(m.foreign_messages),
+        title: "Sent texts or drafts a phone left in the SIM: they take slots customers' replies need. [inbound] purge_foreign = true deletes them.",
+        text: `${m.foreign_messages} phone ${m.foreign_messages === 1 ? "text" : "texts"} left in the SIM` })]);
+    }
     if (m.last_error) rows.push(["Last error", el("span", { class: "error", text: m.last_error })]);
     box.append(el("div", { class: "modem", "data-modem": m.name },
       el("div", { class: "name" }, el("span", { text: m.name }),
@@ -228,6 +233,16 @@ function renderWebhooks(list) {
     : [el("li", { class: "empty", text: "None: every event was delivered." })]));
 }
 
+function renderUnreadable(list) {
+  const box = document.getElementById("unreadable-box");
+  box.hidden = !list.length;
+  document.getElementById("unreadable").replaceChildren(...list.map((u) => el("li", { "data-inbound": u.id },
+    el("div", { class: "msg-head" }, el("b", { text: u.modem }),
+      el("span", { class: "muted", text: when(u.received_at) })),
+    el("div", { class: "error", text: u.reason }),
+    u.raw_answer ? el("pre", { class: "raw", text: u.raw_answer }) : null)));
+}
+
 function renderOptOuts(list, count) {
   document.getElementById("optout-count").textContent =
     count === 1 ? "1 number gets no messages." : `${count} numbers get no messages.`;
@@ -250,6 +265,7 @@ async function refresh() {
     renderMessages("recent", d.recent, "No message yet.");
     renderWebhooks(d.failed_webhooks);
     renderOptOuts(d.opt_outs, d.opt_out_count);
+    renderUnreadable(d.unreadable || []);
     document.getElementById("updated").textContent = `updated ${when(d.generated_at)}`;
     showError("");
     refreshes += 1;
