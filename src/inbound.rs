@@ -120,37 +120,57 @@ impl Inbox {
         } else {
             None
         };
+        // The numbers this sender stands for: itself when it reads as a number; else the
+        // texted numbers it ends like (a national form the gateway could not read).
+        let numbers = match self.numbers_for_sender(&m.from, now)? {
+            n if n.is_empty() => vec![m.from.clone()],
+            n => {
+                tracing::info!(inbound_id = %m.id, from = %m.from, numbers = ?n, "sender matched by its trailing digits");
+                n
+            }
+        };
+        let first = numbers[0].as_str();
         let (handling, in_reply_to) = match keyword {
             Some(Keyword::Stop) => {
-                let newly = self
-                    .opt_out(OptOutRequest {
-                        number: m.from.clone(),
-                        source: "keyword",
-                        keyword: Some(m.text.trim().to_string()),
-                        inbound_id: Some(m.id.clone()),
-                        note: None,
-                    })
-                    .await?;
+                // Several candidates: each is opted out. An opt-out must hold; a wrong one
+                // costs a text, a missed one a complaint.
+                let mut newly = false;
+                for number in &numbers {
+                    newly |= self
+                        .opt_out(OptOutRequest {
+                            number: number.clone(),
+                            source: "keyword",
+                            keyword: Some(m.text.trim().to_string()),
+                            inbound_id: Some(m.id.clone()),
+                            note: None,
+                        })
+                        .await?;
+                }
                 if newly {
-                    self.send_system(&m.from, &i.optout.stop_reply, "opt_out_confirmation", now)
+                    self.send_system(first, &i.optout.stop_reply, "opt_out_confirmation", now)
                         .await?;
                     ("opt_out", None)
                 } else {
                     ("repeat_opt_out", None)
                 }
             }
-            Some(Keyword::Start) if i.store.is_opted_out(&m.from)? => {
-                self.opt_in(&m.from, "keyword", Some(&m.id)).await?;
-                self.send_system(&m.from, &i.optout.start_reply, "opt_in_confirmation", now)
+            Some(Keyword::Start) if i.store.is_opted_out(first)? => {
+                for number in &numbers {
+                    if i.store.is_opted_out(number)? {
+                        self.opt_in(number, "keyword", Some(&m.id)).await?;
+                    }
+                }
+                self.send_system(first, &i.optout.start_reply, "opt_in_confirmation", now)
                     .await?;
                 ("opt_in", None)
             }
             Some(Keyword::Help) => {
-                self.send_system(&m.from, &i.optout.help_reply, "help", now)
+                self.send_system(first, &i.optout.help_reply, "help", now)
                     .await?;
                 ("help", None)
             }
-            _ if readable => match self.record_reply(m, now).await? {
+            // An answer from a sender that stands for several numbers is not guessed at.
+            _ if readable && numbers.len() == 1 => match self.record_reply(m, first, now).await? {
                 Some(id) => ("reply", Some(id)),
                 None => {
                     self.unmatched(m).await?;
@@ -180,6 +200,7 @@ impl Inbox {
     async fn record_reply(
         &self,
         m: &InboundMessage,
+        from: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, WebhookError> {
         let i = &self.inner;
@@ -187,7 +208,7 @@ impl Inbox {
         // The window is counted back from when the answer arrived, not from now: one acted on
         // after a restart still finds its message.
         let at = m.received_at.min(now);
-        let Some(target) = i.store.reply_target(&m.from, at, window, false, None)? else {
+        let Some(target) = i.store.reply_target(from, at, window, false, None)? else {
             return Ok(None);
         };
         let options = target.reply_options.clone().unwrap_or_default();
@@ -199,7 +220,7 @@ impl Inbox {
         let sent = target.sent_at.unwrap_or(target.created_at);
         let matched_by = format!(
             "the most recent message with reply_options sent to {} ({} before the answer), within the reply window of {}",
-            m.from,
+            from,
             humantime::format_duration(
                 (at - sent)
                     .to_std()
@@ -228,7 +249,7 @@ impl Inbox {
             };
             Some(Note::new("reply", what, data.clone()))
         })?;
-        self.release_held(&m.from, &target.id, now)?;
+        self.release_held(from, &target.id, now)?;
         Ok(Some(target.id))
     }
 
@@ -603,6 +624,11 @@ impl Inbox {
         if text.trim().is_empty() {
             return Ok(None);
         }
+        if let Some(last) = self.last_automatic(to, purpose, now)? {
+            tracing::info!(to, purpose, last_id = %last, "automatic answer not sent: one went to this number within auto_reply_interval");
+            metrics::counter!(crate::metrics::HELD, "reason" => "auto_reply_interval").increment(1);
+            return Ok(None);
+        }
         let Some(mut m) = self.text_message(to, text, SYSTEM, now) else {
             return Ok(None);
         };
@@ -614,6 +640,75 @@ impl Inbox {
         Ok(Some(m.id))
     }
 }
+
+impl Inbox {
+    /// The id of an automatic answer of this `purpose` sent to `to` within
+    /// `[optout] auto_reply_interval` of `now`, if any.
+    fn last_automatic(
+        &self,
+        to: &str,
+        purpose: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let i = &self.inner;
+        let Ok(interval) = chrono::Duration::from_std(i.optout.auto_reply_interval) else {
+            return Ok(None);
+        };
+        if interval.is_zero() {
+            return Ok(None);
+        }
+        let since = now - interval;
+        // Newest first: the answers within the interval are among the latest messages.
+        Ok(i.store
+            .messages_to(to, AUTO_REPLY_SCAN)?
+            .into_iter()
+            .find(|m| {
+                m.created_by == SYSTEM
+                    && m.created_at > since
+                    && m.metadata
+                        .as_ref()
+                        .and_then(|v| v.get("smsgate"))
+                        .and_then(|v| v.as_str())
+                        == Some(purpose)
+            })
+            .map(|m| m.id))
+    }
+
+    /// The numbers a sender that is no valid number stands for: those texted within the reply
+    /// window whose last 7 digits or more are the sender's (a network that sends a national
+    /// number the gateway cannot read without `[sms] default_region`).
+    fn numbers_for_sender(
+        &self,
+        from: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let i = &self.inner;
+        if from.starts_with('+') || from.bytes().filter(u8::is_ascii_digit).count() < MIN_TRAILING {
+            return Ok(Vec::new());
+        }
+        let window = chrono::Duration::from_std(i.replies.window).unwrap_or(chrono::Duration::MAX);
+        let since = now
+            .checked_sub_signed(window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let mut out = Vec::new();
+        for number in i.store.numbers_ending_like(from, MIN_TRAILING, 8)? {
+            let texted = i
+                .store
+                .messages_to(&number, AUTO_REPLY_SCAN)?
+                .iter()
+                .any(|m| m.sent_at.is_some_and(|t| t >= since));
+            if texted {
+                out.push(number);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How many of a number's latest messages are looked at for its recent automatic answers.
+const AUTO_REPLY_SCAN: usize = 50;
+/// Trailing digits a sender shares with a texted number to stand for it.
+const MIN_TRAILING: usize = 7;
 
 impl crate::webhook::TwimlHandler for Inbox {
     fn answer<'a>(

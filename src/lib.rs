@@ -17,6 +17,8 @@
 //!   `reply_options`.
 //! - [`reports`]: delivery reports (`+CDS` / `+CDSI`) matched to the parts of sent messages by
 //!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
+//! - [`numbers`]: phone numbers: what the API accepts and what the network sends, in one E.164
+//!   form.
 //! - [`metrics`]: Prometheus metrics for `GET /metrics`.
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
 //!   is alive.
@@ -40,6 +42,7 @@ pub mod fleet;
 pub mod inbound;
 pub mod metrics;
 pub mod modem;
+pub mod numbers;
 pub mod reminders;
 pub mod replies;
 pub mod reports;

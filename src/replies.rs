@@ -76,6 +76,16 @@ pub struct OptOutConfig {
     /// Sent for a help keyword ("" sends nothing).
     #[serde(default = "default_help_reply")]
     pub help_reply: String,
+    /// At most one automatic answer of each kind (help, opt-out confirmation, opt-in
+    /// confirmation) per number per interval: a customer texting HELP or STOP/START in a loop
+    /// gets at most three texts an interval, and never crowds out reminders. The keywords
+    /// themselves are always obeyed.
+    #[serde(default = "default_auto_reply_interval", with = "humantime_serde")]
+    pub auto_reply_interval: std::time::Duration,
+}
+
+fn default_auto_reply_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(3600)
 }
 
 impl Default for OptOutConfig {
@@ -87,6 +97,7 @@ impl Default for OptOutConfig {
             stop_reply: default_stop_reply(),
             start_reply: default_start_reply(),
             help_reply: default_help_reply(),
+            auto_reply_interval: default_auto_reply_interval(),
         }
     }
 }

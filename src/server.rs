@@ -289,6 +289,7 @@ impl Gateway {
                 inbox.clone(),
                 self.clock.clone(),
                 self.inbound.reassembly_timeout,
+                self.api.default_region.clone(),
             ),
         );
         // The modems start only now: opt-outs stored before an unclean stop are acted on first.
@@ -557,6 +558,7 @@ async fn consume_events(
     inbox: Inbox,
     clock: Clock,
     reassembly_timeout: std::time::Duration,
+    default_region: Option<String>,
 ) {
     let mut sweep = tokio::time::interval(std::time::Duration::from_secs(60));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -604,7 +606,10 @@ async fn consume_events(
                         &u.reason,
                         clock.now(),
                     ),
-                    None => store.receive(&m.modem, &m.pdu, clock.now()),
+                    None => {
+                        let region = default_region.as_deref().or(m.region.as_deref());
+                        store.receive(&m.modem, &m.pdu, region, clock.now())
+                    }
                 };
                 let stored = match received {
                     Ok(r) => store.durable().await.map(|()| r),

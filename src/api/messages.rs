@@ -1,7 +1,6 @@
 //! `/v1/messages`: create (one or a batch), read, list, cancel, requeue.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
@@ -152,63 +151,7 @@ pub struct BatchCreated {
     pub messages: Vec<MessageView>,
 }
 
-/// Results of recent number checks: validating a number against the numbering plan costs
-/// about 10 µs, and a billing system texts the same customers again and again.
-static NUMBERS: std::sync::LazyLock<NumberCache> =
-    std::sync::LazyLock::new(|| quick_cache::sync::Cache::new(16_384));
-
-/// (input, default region) → E.164 or the reason it is refused.
-type NumberCache = quick_cache::sync::Cache<(String, Option<String>), Result<String, String>>;
-
-/// Normalises a phone number to E.164 (`+` and digits), with `region` for national input.
-pub fn normalise_number(input: &str, region: Option<&str>) -> Result<String, String> {
-    let key = (input.to_string(), region.map(str::to_string));
-    if let Some(hit) = NUMBERS.get(&key) {
-        return hit;
-    }
-    let r = check_number(input, region);
-    NUMBERS.insert(key, r.clone());
-    r
-}
-
-fn check_number(input: &str, region: Option<&str>) -> Result<String, String> {
-    let trimmed = input.trim();
-    if trimmed.is_empty() {
-        return Err("is empty".into());
-    }
-    if trimmed
-        .chars()
-        .any(|c| !(c.is_ascii_digit() || " +-().".contains(c)))
-    {
-        return Err(format!("{trimmed:?} is not a phone number"));
-    }
-    let country = match region {
-        Some(r) => Some(
-            phonenumber::country::Id::from_str(&r.to_ascii_uppercase())
-                .map_err(|_| format!("unknown default region {r:?}"))?,
-        ),
-        None => None,
-    };
-    if !trimmed.starts_with('+') && country.is_none() {
-        return Err(format!(
-            "{trimmed:?} has no country code: write it as +<country><number> (E.164), or set [sms] default_region"
-        ));
-    }
-    // A number written with `+` carries its country: parsing it with a region as well makes the
-    // phonenumber crate strip that region's trunk prefix after the country code
-    // ("+4915…" with region US became "+495…").
-    let country = if trimmed.starts_with('+') {
-        None
-    } else {
-        country
-    };
-    let n = phonenumber::parse(country, trimmed)
-        .map_err(|e| format!("{trimmed:?} is not a phone number ({e})"))?;
-    if !n.is_valid() {
-        return Err(format!("{trimmed:?} is not a valid number for its country"));
-    }
-    Ok(n.format().mode(phonenumber::Mode::E164).to_string())
-}
+pub use crate::numbers::normalise_number;
 
 /// Checks and turns a posted message into a record (the Twilio-compatible door's too).
 /// `prefix` names the fields in errors.

@@ -138,6 +138,9 @@ pub struct Inbound {
     /// Set when the modem's answer could not be read as a message: the consumer keeps the raw
     /// answer (then acknowledges, so the slot is freed). `pdu` holds whatever octets it had.
     pub unreadable: Option<Unreadable>,
+    /// The SIM's country (ISO 3166 region), from its own number or its IMSI: where a sender in
+    /// national format is read when no default region is configured.
+    pub region: Option<String>,
     ack: Option<AckToken>,
 }
 
@@ -1148,6 +1151,24 @@ impl Actor {
         Ok(())
     }
 
+    /// The SIM's country: from its own number (configured or `AT+CNUM`), else from the MCC
+    /// of its IMSI.
+    fn region(&self) -> Option<String> {
+        let status = self.status.borrow();
+        let info = &status.info;
+        let by_number = info.own_number.as_deref().and_then(|n| {
+            let parsed = phonenumber::parse(None, n).ok()?;
+            let id = parsed.country().id()?;
+            Some(id.as_ref().to_string())
+        });
+        by_number.or_else(|| {
+            info.imsi
+                .as_deref()
+                .and_then(super::mcc::region_of_imsi)
+                .map(str::to_string)
+        })
+    }
+
     fn publish_foreign(&self) {
         let n = u32::try_from(self.foreign.len()).unwrap_or(u32::MAX);
         self.status.send_modify(|s| s.foreign_messages = n);
@@ -1176,6 +1197,7 @@ impl Actor {
             pdu,
             decoded,
             unreadable,
+            region: self.region(),
             ack: Some(AckToken {
                 tx: self.ack_tx.clone(),
                 source,

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod error;
 pub mod info;
 pub mod init;
+pub mod mcc;
 pub mod probe;
 pub mod remote;
 pub mod stored;

@@ -1589,10 +1589,10 @@ mod tests {
         let from = crate::sms::Address::parse_number("from", "+12025550100").unwrap();
         let ts = now.fixed_offset();
         let one = crate::sms::encode_deliver(None, &from, "1", &ts, false, 1).unwrap();
-        s.receive("sim0", &one[0], now).unwrap();
+        s.receive("sim0", &one[0], None, now).unwrap();
         let long =
             crate::sms::encode_deliver(None, &from, &"long ".repeat(60), &ts, false, 9).unwrap();
-        s.receive("sim0", &long[0], now).unwrap();
+        s.receive("sim0", &long[0], None, now).unwrap();
         s.opt_out(&OptOut {
             number: "+12025550150".into(),
             opted_out_at: Utc::now(),

@@ -23,8 +23,14 @@ pub struct InboundMessage {
     pub id: String,
     /// The modem (SIM) it came in on.
     pub modem: String,
-    /// The sender: E.164 with `+` when international, else as the network gave it.
+    /// The sender in E.164 when it reads as a number (a national-format sender is read in
+    /// `[sms] default_region`, else in the country of the modem's SIM), else as the network gave
+    /// it (a short code, a name).
     pub from: String,
+    /// The sender as the network gave it, when that differs from `from` (`07700900123`,
+    /// `447700900123`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_raw: Option<String>,
     /// The text (parts joined in order; a missing part of a partial message shows as `[…]`).
     pub text: String,
     /// When the gateway stored its first part.
@@ -81,6 +87,9 @@ struct Fragment {
     /// The PDU, SMSC field first.
     pdu: String,
     received_at: DateTime<Utc>,
+    /// The region a national-format sender is read in, as it was when the part arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
 }
 
 /// Reads a held part back (for [`Store::check`]).
@@ -154,6 +163,7 @@ fn assemble(
     let mut text = String::new();
     let mut bodies: Vec<sms::Body> = Vec::new();
     let mut from = String::new();
+    let mut from_raw = None;
     let mut smsc_timestamp = None;
     let mut received_at = now;
     let mut encoding = "undecodable";
@@ -171,7 +181,10 @@ fn assemble(
                 let decoded = sms::parse_hex(&f.pdu).and_then(|o| sms::decode_lenient(&o, true));
                 if let Ok((Pdu::Deliver(d), _)) = decoded {
                     if from.is_empty() {
-                        from = d.from.to_string();
+                        let raw = d.from.to_string();
+                        from = crate::numbers::normalise_sender(&raw, f.region.as_deref())
+                            .unwrap_or_else(|| raw.clone());
+                        from_raw = (raw != from).then_some(raw);
                         smsc_timestamp = Some(d.timestamp);
                         encoding = encoding_name(d.user_data.body.encoding());
                     }
@@ -197,6 +210,7 @@ fn assemble(
             .to_string(),
         modem: modem.to_string(),
         from,
+        from_raw,
         text,
         received_at,
         smsc_timestamp,
@@ -217,12 +231,14 @@ fn rand_bits() -> u128 {
 }
 
 impl Store {
-    /// Stores a PDU that arrived on `modem` (SMSC field first). Call [`Store::durable`] before
-    /// deleting it from the SIM.
+    /// Stores a PDU that arrived on `modem` (SMSC field first); a sender in national format is
+    /// read in `region` (see [`crate::numbers::normalise_sender`]). Call [`Store::durable`]
+    /// before deleting it from the SIM.
     pub fn receive(
         &self,
         modem: &str,
         pdu: &[u8],
+        region: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Received, StoreError> {
         let i = &self.inner;
@@ -243,6 +259,7 @@ impl Store {
                 &[Some(Fragment {
                     pdu: hex,
                     received_at: now,
+                    region: region.map(str::to_string),
                 })],
                 1,
                 now,
@@ -268,6 +285,7 @@ impl Store {
         let fragment = encode(&Fragment {
             pdu: hex,
             received_at: now,
+            region: region.map(str::to_string),
         })?;
         let r = (
             &i.fragments,
@@ -528,22 +546,26 @@ mod tests {
         let store = Store::open(dir.path(), 16).unwrap();
         let now = Utc::now();
         let p = pdus("+12025550123", "1", false, 1).remove(0);
-        let Received::Stored(m) = store.receive("sim0", &p, now).unwrap() else {
+        let Received::Stored(m) = store.receive("sim0", &p, None, now).unwrap() else {
             panic!("not stored")
         };
         assert_eq!(
             (m.from.as_str(), m.text.as_str(), m.partial),
             ("+12025550123", "1", false)
         );
-        assert_eq!(store.receive("sim0", &p, now).unwrap(), Received::Duplicate);
+        assert_eq!(
+            store.receive("sim0", &p, None, now).unwrap(),
+            Received::Duplicate
+        );
         // The same PDU on another modem is another message.
         assert!(matches!(
-            store.receive("sim1", &p, now).unwrap(),
+            store.receive("sim1", &p, None, now).unwrap(),
             Received::Stored(_)
         ));
         assert_eq!(store.inbound(&m.id).unwrap(), Some(*m));
         // Garbage is kept as it came, marked.
-        let Received::Stored(g) = store.receive("sim0", &[0, 0x03, 0xFF], now).unwrap() else {
+        let Received::Stored(g) = store.receive("sim0", &[0, 0x03, 0xFF], None, now).unwrap()
+        else {
             panic!("garbage not stored")
         };
         assert_eq!(g.encoding, "undecodable");
@@ -558,7 +580,7 @@ mod tests {
         let now = Utc::now();
         let mut p = pdus("+12025550123", "STOP sending me these", false, 1).remove(0);
         p.truncate(p.len() - 8);
-        let Received::Stored(m) = store.receive("sim0", &p, now).unwrap() else {
+        let Received::Stored(m) = store.receive("sim0", &p, None, now).unwrap() else {
             panic!("a short PDU not stored")
         };
         assert!(m.partial, "{m:?}");
@@ -615,20 +637,20 @@ mod tests {
             // Last part first, interleaved with the other sender's parts.
             let last = a.len() - 1;
             assert!(matches!(
-                store.receive("sim0", &a[last], now).unwrap(),
+                store.receive("sim0", &a[last], None, now).unwrap(),
                 Received::Held { .. }
             ));
             assert!(matches!(
-                store.receive("sim0", &b[0], now).unwrap(),
+                store.receive("sim0", &b[0], None, now).unwrap(),
                 Received::Held { part: 1, .. }
             ));
             assert!(matches!(
-                store.receive("sim0", &a[0], now).unwrap(),
+                store.receive("sim0", &a[0], None, now).unwrap(),
                 Received::Held { part: 1, .. }
             ));
             // The same part again (the SIM offered it twice) changes nothing.
             assert_eq!(
-                store.receive("sim0", &a[0], now).unwrap(),
+                store.receive("sim0", &a[0], None, now).unwrap(),
                 Received::Duplicate
             );
             store.durable().await.unwrap();
@@ -636,7 +658,7 @@ mod tests {
         let store = Store::open(dir.path(), 16).unwrap();
         let mut whole = None;
         for p in &a[1..a.len() - 1] {
-            if let Received::Stored(m) = store.receive("sim0", p, now).unwrap() {
+            if let Received::Stored(m) = store.receive("sim0", p, None, now).unwrap() {
                 whole = Some(m);
             }
         }

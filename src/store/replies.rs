@@ -31,6 +31,35 @@ impl Store {
         Ok(out)
     }
 
+    /// The numbers messages went to whose last `n` digits (at least 7) are those of `sender`, at
+    /// most `max` of them. Reads the keys of the recipient index: for the rare sender that does
+    /// not read as a number.
+    pub fn numbers_ending_like(
+        &self,
+        sender: &str,
+        n: usize,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = Vec::new();
+        for k in self.inner.to.iter().keys() {
+            let k = k?;
+            let Some(end) = k.iter().position(|b| *b == 0xFF) else {
+                continue;
+            };
+            let number = String::from_utf8_lossy(&k[..end]);
+            if out.last().is_some_and(|l| *l == number) {
+                continue;
+            }
+            if crate::numbers::same_trailing_digits(&number, sender, n) {
+                out.push(number.into_owned());
+                if out.len() == max {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The message an answer from `to` at `now` belongs to: of the messages with
     /// `reply_options` that went out to it (sent or delivered) within `window` before `now`,
     /// the one sent last. With `unanswered`, only one without replies yet; `except` is left out.

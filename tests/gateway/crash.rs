@@ -78,7 +78,7 @@ fn write_config(
 
 /// Writes a config for a daemon on a free port with `sim` as its modem, starts it, waits until
 /// it is ready. Returns the config path (to restart it), the base URL and the child.
-async fn daemon_with(
+pub(crate) async fn daemon_with(
     dir: &std::path::Path,
     sim: &smsgate::sim::SimHandle,
     extra: &str,

@@ -146,7 +146,9 @@ async fn real_device_answers_are_stored_and_the_sim_is_freed() {
     let msgs = wait_inbound(&r, singles.len() + unreadable.len()).await;
     for a in &singles {
         assert!(
-            msgs.iter().any(|m| m["from"].as_str() == a.from.as_deref()
+            // The sender as the PDU has it: `from`, or `from_raw` where it was read into E.164.
+            msgs.iter().any(|m| (m["from"].as_str() == a.from.as_deref()
+                || m["from_raw"].as_str() == a.from.as_deref())
                 && m["text"].as_str() == a.text.as_deref()
                 && m.get("decode_error").is_none()),
             "{} not stored as {:?} from {:?}",
