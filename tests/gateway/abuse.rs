@@ -195,9 +195,7 @@ async fn automatic_answers_are_bounded_per_number() {
         r.wait_status(&id, "sent", Duration::from_secs(10)).await,
         "sent"
     );
-    let (_, page) = r
-        .get(&format!("/v1/messages?to=%2B12025550177&limit=100"))
-        .await;
+    let (_, page) = r.get("/v1/messages?to=%2B12025550177&limit=100").await;
     let automatic: Vec<&Value> = page["messages"]
         .as_array()
         .unwrap()
