@@ -422,21 +422,8 @@ where
     let print = key.as_ref().map(|_| fingerprint(route, &body));
     let _guard = match &key {
         Some(k) => {
-            if let Some(rec) = state.store.idempotency(k)? {
-                if Some(&rec.fingerprint) != print.as_ref() {
-                    return Err(ApiError::conflict(
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used with a different request body",
-                    ));
-                }
-                let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
-                let mut resp = (status, axum::Json(rec.body)).into_response();
-                resp.headers_mut().insert(
-                    "idempotent-replayed",
-                    axum::http::HeaderValue::from_static("true"),
-                );
-                return Ok(resp);
-            }
+            // The guard first, then the stored key: two retries racing cannot both pass the
+            // check before either has written (the store also refuses a key written twice).
             let inserted = state
                 .in_flight
                 .lock()
@@ -448,10 +435,29 @@ where
                     "a request with this Idempotency-Key is being processed; retry in a moment",
                 ));
             }
-            InFlight {
+            let guard = InFlight {
                 state,
                 key: Some(k.clone()),
+            };
+            if let Some(rec) = state.store.idempotency(k)? {
+                if Some(&rec.fingerprint) != print.as_ref() {
+                    return Err(ApiError::conflict(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request body",
+                    ));
+                }
+                // The first answer may still sit in the group-commit window, or on a disk that
+                // just filled: it is given again only once what it acknowledges is on disk.
+                state.store.durable().await?;
+                let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
+                let mut resp = (status, axum::Json(rec.body)).into_response();
+                resp.headers_mut().insert(
+                    "idempotent-replayed",
+                    axum::http::HeaderValue::from_static("true"),
+                );
+                return Ok(resp);
             }
+            guard
         }
         None => InFlight { state, key: None },
     };

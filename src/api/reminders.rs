@@ -282,6 +282,9 @@ pub async fn create(
         serde_path_to_error::deserialize(&body).map_err(|e| json_field_error(&e, ""))?;
     let print = fingerprint(&body);
     if let Some(p) = st.store.plan_by_invoice(req.invoice.trim())? {
+        // The plan may still sit in the group-commit window (or on a disk that just filled): a
+        // replay is acknowledged only once what it acknowledges is on disk.
+        st.store.durable().await?;
         return existing(&st, &p, &print);
     }
     let c = ctx(&st, &caller);
@@ -291,7 +294,10 @@ pub async fn create(
     }
     plan.fingerprint = print.clone();
     match st.store.create_plan(&plan, &messages, None)? {
-        Created::Exists(p) => existing(&st, &p, &print),
+        Created::Exists(p) => {
+            st.store.durable().await?;
+            existing(&st, &p, &print)
+        }
         Created::New => {
             st.store.durable().await?;
             st.dispatcher.notify();

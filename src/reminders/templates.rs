@@ -137,9 +137,49 @@ impl TemplateError {
     }
 }
 
-/// Instructions one rendering may run: far more than any SMS needs, few enough that a template
-/// with runaway loops fails instead of holding a worker.
+/// Work one rendering may do: far more than any SMS needs, few enough that a template with
+/// runaway loops fails instead of holding a worker. minijinja charges one fuel per instruction
+/// and one per 64 bytes of every string, list or output it makes (checked before a large
+/// allocation), so this also bounds what a rendering can allocate: about 6 MB.
 const FUEL: u64 = 100_000;
+
+/// The longest text a template may render, in bytes: a text is at most `max_parts` SMS (6 of
+/// 153 GSM characters, 918, or of 67 UCS-2 characters in up to 4 bytes each); the rest is room.
+pub const MAX_RENDERED: usize = 8 * 1024;
+
+/// Takes at most [`MAX_RENDERED`] bytes, then refuses: a template cannot make a text (or the
+/// memory behind it) larger than any SMS could carry.
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED {
+            return Err(std::io::Error::other(format!(
+                "the rendered text is longer than {MAX_RENDERED} bytes"
+            )));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders into a [`Capped`] buffer.
+fn render_capped(
+    template: &minijinja::Template<'_, '_>,
+    ctx: Value,
+    source: &str,
+    given: &Map<String, Json>,
+) -> Result<String, TemplateError> {
+    let mut out = Capped(Vec::new());
+    template
+        .render_captured_to(ctx, &mut out)
+        .map_err(|e| describe(&e, source, given))?;
+    String::from_utf8(out.0).map_err(|_| TemplateError::new("the rendered text is not UTF-8"))
+}
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -172,9 +212,7 @@ pub fn render(source: &str, vars: &Json) -> Result<String, TemplateError> {
         .template_from_str(source)
         .map_err(|e| describe(&e, source, given))?;
     check_callables(source)?;
-    let text = template
-        .render(Value::from(Serde(vars)))
-        .map_err(|e| describe(&e, source, given))?;
+    let text = render_capped(&template, Value::from(Serde(vars)), source, given)?;
     Ok(tidy(&text))
 }
 
@@ -235,9 +273,7 @@ pub fn check(source: &str, vars: &Json) -> Result<(String, Vec<String>), Templat
         filled.insert(top.clone(), value);
     }
     let filled = Json::Object(filled);
-    let text = template
-        .render(Value::from(Serde(&filled)))
-        .map_err(|e| describe(&e, source, given))?;
+    let text = render_capped(&template, Value::from(Serde(&filled)), source, given)?;
     Ok((tidy(&text), missing.into_keys().collect()))
 }
 
@@ -1241,6 +1277,33 @@ mod tests {
             "amount_paid": "120.50",
             "failure_reason": "",
         })
+    }
+
+    #[test]
+    fn no_template_makes_more_than_a_few_kilobytes() {
+        let vars = json!({"name": "Ann"});
+        for source in [
+            // String repetition, one huge allocation.
+            "{{ 'x' * 99999999 }}",
+            "{% set a = 'x' * 99999999 %}ok",
+            // Output growing in a loop.
+            "{% for i in range(10000) %}{{ 'xxxxxxxxxx' ~ i }}{% endfor %}",
+            // A string doubled again and again, never written out.
+            "{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            "{% set a = 'x' * 1000 %}{% set b = a ~ a ~ a ~ a %}{% set c = b ~ b ~ b ~ b %}{% set d = c ~ c ~ c ~ c %}{% set e = d ~ d ~ d ~ d %}{% set f = e ~ e ~ e ~ e %}{% set g = f ~ f ~ f ~ f %}{% set h = g ~ g ~ g ~ g %}{{ h | length }}",
+            "{{ 'xxxxxxxx' | replace('x', 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx') | replace('x', 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx') | replace('x', 'xxxxxxxxxxxxxxxxxxxxxxxx') }}",
+        ] {
+            let started = std::time::Instant::now();
+            assert!(render(source, &vars).is_err(), "{source} rendered");
+            assert!(check(source, &vars).is_err(), "{source} passed the check");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{source}"
+            );
+        }
+        // Right below the cap is fine.
+        let long = format!("{{{{ 'x' * {} }}}}", MAX_RENDERED);
+        assert_eq!(render(&long, &vars).unwrap().len(), MAX_RENDERED);
     }
 
     fn rendered(name: &str, vars: &Json) -> String {

@@ -165,6 +165,8 @@ struct Inner {
     flush_tx: std::sync::mpsc::Sender<FlushRequest>,
     /// The last flush's error, cleared by the next good one (set by the flush thread).
     flush_error: Arc<std::sync::Mutex<Option<String>>>,
+    /// Blob files (sled's `blobs/<lsn>`, for items over ~128 KiB) the flusher has fsynced.
+    blobs_synced: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Whether `dir` (created if missing) takes a 4 KiB write and an fsync now, in a small file
@@ -308,6 +310,7 @@ impl Store {
             path: path.to_path_buf(),
             flush_tx,
             flush_error: Arc::default(),
+            blobs_synced: Arc::default(),
         };
         for s in Status::ALL.iter().filter(|s| !s.is_waiting()) {
             let n = inner.status.scan_prefix([s.code()]).count();
@@ -322,11 +325,15 @@ impl Store {
         let store = Store {
             inner: Arc::new(inner),
         };
-        let data_file = path.join("db");
+        let files = FlushFiles {
+            data: path.join("db"),
+            blobs: path.join("blobs"),
+            synced: store.inner.blobs_synced.clone(),
+        };
         let flush_error = store.inner.flush_error.clone();
         std::thread::Builder::new()
             .name("smsgate-flush".into())
-            .spawn(move || flusher(&data_file, &flush_rx, &flush_error))
+            .spawn(move || flusher(files, &flush_rx, &flush_error))
             .map_err(|e| StoreError::Io(format!("cannot start the flush thread: {e}")))?;
         Ok(store)
     }
@@ -350,6 +357,11 @@ impl Store {
             .insert(HEALTH_PROBE, &[1u8][..])
             .and_then(|_| self.inner.db.remove(HEALTH_PROBE));
         probe.err().map(|e| format!("storage error: {e}"))
+    }
+
+    /// How many of sled's blob files (items over about 128 KiB) the flusher has fsynced.
+    pub fn blobs_synced(&self) -> u64 {
+        self.inner.blobs_synced.load(Ordering::Relaxed)
     }
 
     /// Whether the store's directory takes a write and an fsync now (see
@@ -437,10 +449,17 @@ impl Store {
         let idem = idempotency_row(idempotency)?;
         (&i.messages, &i.due, &i.status, &i.to, &i.idempotency).transaction(
             |(tm, td, ts, tt, ti)| {
-                insert_in(tm, td, ts, tt, messages, &rows)?;
                 if let Some((k, v)) = &idem {
+                    // A key already written (a retry that raced past the API's guard, or a
+                    // second process) is refused, never overwritten: one request, one message.
+                    if ti.get(k.as_slice())?.is_some() {
+                        return Err(abort(StoreError::Conflict(
+                            "this Idempotency-Key was used already".into(),
+                        )));
+                    }
                     ti.insert(k.as_slice(), v.as_slice())?;
                 }
+                insert_in(tm, td, ts, tt, messages, &rows)?;
                 Ok::<_, Tx>(())
             },
         )?;
@@ -1093,14 +1112,29 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
 type FlushRequest = (sled::Db, oneshot::Sender<Result<(), StoreError>>);
 
-/// The group-commit thread: takes every waiter queued, flushes once, fsyncs the data file, and
-/// answers them all. Ends when the store is dropped.
+/// What the flusher makes durable besides sled's own flush.
+struct FlushFiles {
+    /// sled's data file.
+    data: std::path::PathBuf,
+    /// sled's blob directory: an item over about 128 KiB (a quarter of a segment) is written to
+    /// `blobs/<lsn>` with no fsync of its own.
+    blobs: std::path::PathBuf,
+    /// How many blob files were fsynced (for tests and curiosity).
+    synced: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The group-commit thread: takes every waiter queued, flushes once, fsyncs the data file and
+/// any blob file written since the last flush (and then the blob directory), and answers them
+/// all. The data file stays open: reopening it for every flush would fail every write once the
+/// process runs out of file descriptors. Ends when the store is dropped.
 fn flusher(
-    data_file: &Path,
+    files: FlushFiles,
     rx: &std::sync::mpsc::Receiver<FlushRequest>,
     flush_error: &std::sync::Mutex<Option<String>>,
 ) {
     let mut last = 1;
+    let mut data: Option<std::fs::File> = None;
+    let mut blobs = BlobsSeen::default();
     while let Ok((db, first)) = rx.recv() {
         if last > 1 {
             // Under load, wait a moment so one flush serves more writers: every flush costs
@@ -1117,11 +1151,8 @@ fn flusher(
             .map_err(StoreError::from)
             // sled's flush ends with sync_file_range on Linux, which does not survive a power
             // cut for metadata; fsync the data file itself.
-            .and_then(|_| {
-                std::fs::File::open(data_file)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| StoreError::Io(format!("fsync {}: {e}", data_file.display())))
-            });
+            .and_then(|_| sync_data(&files.data, &mut data))
+            .and_then(|()| sync_new_blobs(&files, &mut blobs));
         drop(db);
         *flush_error.lock().unwrap_or_else(|e| e.into_inner()) =
             result.as_ref().err().map(ToString::to_string);
@@ -1129,6 +1160,79 @@ fn flusher(
             let _ = w.send(result.clone());
         }
     }
+}
+
+/// fsyncs the data file through the handle kept open (opened on first use, and again after a
+/// failure: the store may have been reopened on a new file).
+fn sync_data(path: &Path, file: &mut Option<std::fs::File>) -> Result<(), StoreError> {
+    let r = match file {
+        Some(f) => f.sync_all(),
+        None => std::fs::File::open(path).and_then(|f| {
+            let r = f.sync_all();
+            *file = Some(f);
+            r
+        }),
+    };
+    r.map_err(|e| {
+        *file = None;
+        StoreError::Io(format!("fsync {}: {e}", path.display()))
+    })
+}
+
+/// What the flusher knows of the blob directory: its handle, kept open, and its modification
+/// time and size when last looked at.
+#[derive(Default)]
+struct BlobsSeen {
+    dir: Option<std::fs::File>,
+    stamp: Option<(std::time::SystemTime, u64)>,
+    /// The newest blob fsynced (blob files are named by their log sequence number).
+    done: Option<u64>,
+}
+
+/// fsyncs the blob files newer than the last done, then their directory (so their names survive
+/// too). The directory is looked into only when its modification time or size changed (read
+/// from the handle kept open: no descriptor needed), and it is usually empty: values are small.
+fn sync_new_blobs(files: &FlushFiles, seen: &mut BlobsSeen) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| StoreError::Io(format!("fsync {}: {e}", files.blobs.display()));
+    let dir = match &seen.dir {
+        Some(d) => d,
+        None => match std::fs::File::open(&files.blobs) {
+            Ok(d) => seen.dir.insert(d),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        },
+    };
+    let meta = dir.metadata().map_err(io)?;
+    let stamp = Some((meta.modified().map_err(io)?, meta.len()));
+    if stamp == seen.stamp {
+        return Ok(());
+    }
+    let mut newest = seen.done;
+    for entry in std::fs::read_dir(&files.blobs).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let Some(lsn) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if seen.done.is_some_and(|d| lsn <= d) {
+            continue;
+        }
+        match std::fs::File::open(entry.path()).and_then(|f| f.sync_all()) {
+            Ok(()) => {}
+            // Removed meanwhile (sled rewrote the item): nothing to keep.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        }
+        files.synced.fetch_add(1, Ordering::Relaxed);
+        newest = newest.max(Some(lsn));
+    }
+    dir.sync_all().map_err(io)?;
+    seen.done = newest;
+    seen.stamp = stamp;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1142,6 +1246,92 @@ mod tests {
         m.due_at = due;
         m.priority = prio;
         m
+    }
+
+    fn record(body: serde_json::Value) -> IdempotencyRecord {
+        IdempotencyRecord {
+            fingerprint: "f".into(),
+            status: 201,
+            body,
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let rec = record(serde_json::json!({"id": "a"}));
+        store
+            .insert(&[test_message("+12025550100")], Some(("k1", &rec)))
+            .unwrap();
+        let again = store.insert(&[test_message("+12025550101")], Some(("k1", &rec)));
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        // Nothing of the refused insert was written.
+        assert!(store.messages_to("+12025550101", 10).unwrap().is_empty());
+        assert_eq!(store.messages_to("+12025550100", 10).unwrap().len(), 1);
+    }
+
+    /// A value over sled's blob threshold (about 128 KiB) goes to `blobs/<lsn>`, which sled does
+    /// not fsync: the flusher does, with the directory, before `durable` returns.
+    #[tokio::test]
+    async fn large_values_are_made_durable_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        store.durable().await.unwrap();
+        assert_eq!(store.blobs_synced(), 0);
+        let big = serde_json::json!({"messages": "x".repeat(300 * 1024)});
+        store
+            .insert(&[test_message("+12025550102")], Some(("big", &record(big))))
+            .unwrap();
+        store.durable().await.unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+        assert!(blobs >= 1, "the value was not written as a blob");
+        assert!(store.blobs_synced() >= 1, "the blob file was not fsynced");
+    }
+
+    /// Run in a child process with a low descriptor limit (it exhausts the process's
+    /// descriptors): the flusher keeps the data file open, so writes stay durable.
+    #[tokio::test]
+    #[ignore = "run by durable_writes_survive_exhausted_descriptors in a child process"]
+    async fn exhausted_descriptors_child() {
+        if std::env::var_os("SMSGATE_FD_CHILD").is_none() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        store.insert(&[test_message("+12025550103")], None).unwrap();
+        store.durable().await.unwrap();
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 256, 256)
+            .unwrap();
+        let mut held = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            held.push(f);
+            assert!(held.len() < 10_000);
+        }
+        store.insert(&[test_message("+12025550104")], None).unwrap();
+        store.durable().await.unwrap();
+        println!("DURABLE WITH NO DESCRIPTOR LEFT");
+    }
+
+    #[test]
+    fn durable_writes_survive_exhausted_descriptors() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "--nocapture",
+                "store::tests::exhausted_descriptors_child",
+            ])
+            .env("SMSGATE_FD_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("DURABLE WITH NO DESCRIPTOR LEFT"),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[tokio::test]

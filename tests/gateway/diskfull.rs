@@ -49,8 +49,20 @@ async fn post_batch(r: &Running, i: usize) -> (u16, Value) {
                    "send_at": "2099-01-01T00:00:00Z"})
         })
         .collect();
-    r.post("/v1/messages/batch", &json!({ "messages": msgs }))
+    // Each batch with its own key: the one refused is retried with it.
+    let resp = r
+        .http
+        .post(format!("{}/v1/messages/batch", r.base))
+        .bearer_auth(crate::TOKEN)
+        .header("Idempotency-Key", format!("fill-{i}"))
+        .json(&json!({ "messages": msgs }))
+        .send()
         .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }
 
 /// Posts batches until one is refused; the ids of the acknowledged ones.
@@ -65,7 +77,18 @@ async fn fill_until_refused(r: &Running, acked: &mut Vec<String>) -> Value {
                     .iter()
                     .map(|m| m["id"].as_str().unwrap().to_string()),
             ),
-            503 => return v,
+            503 => {
+                // Its retry is not acknowledged from memory: the batch is not on disk.
+                for attempt in 0..3 {
+                    let (code, again) = post_batch(r, i).await;
+                    assert_eq!(
+                        code, 503,
+                        "retry {attempt} of a refused batch: {}",
+                        again["type"]
+                    );
+                }
+                return v;
+            }
             other => panic!("unexpected {other}: {v}"),
         }
     }
@@ -160,6 +183,24 @@ async fn read_only_then_full_disk_503_then_recovery() {
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["store"], "failing", "{body}");
 
+    // A retry with the same Idempotency-Key is not acknowledged from memory while the disk
+    // cannot take what it acknowledges.
+    let keyed = || {
+        r.http
+            .post(format!("{}/v1/messages", r.base))
+            .bearer_auth(crate::TOKEN)
+            .header("Idempotency-Key", "while-full-1")
+            .json(&json!({"to": "+12025550126", "text": "keyed while full", "send_at": "2099-01-01T00:00:00Z"}))
+            .send()
+    };
+    for attempt in 0..3 {
+        let code = keyed().await.unwrap().status().as_u16();
+        assert_eq!(
+            code, 503,
+            "attempt {attempt} acknowledged while the disk is full"
+        );
+    }
+
     // Space again: the gateway reopens its store by itself and takes messages.
     std::fs::remove_file(&filler).unwrap();
     wait_accepting(&r).await;
@@ -167,6 +208,14 @@ async fn read_only_then_full_disk_503_then_recovery() {
         let (code, m) = r.get(&format!("/v1/messages/{id}")).await;
         assert_eq!(code, 200, "acknowledged message {id} lost: {m}");
     }
+    // Once the disk takes writes, the same key gives one message, and its replay the same one.
+    let first: Value = keyed().await.unwrap().json().await.unwrap();
+    let again = keyed().await.unwrap();
+    assert_eq!(again.status().as_u16(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["id"], again["id"], "{first} {again}");
+    let (_, to) = r.get("/v1/messages?to=%2B12025550126").await;
+    assert_eq!(to["messages"].as_array().map(Vec::len), Some(1), "{to}");
     wait_modem_up(&r).await;
     let (code, v) = r
         .post(
