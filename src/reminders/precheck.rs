@@ -184,3 +184,45 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// An answer without a length that never ends is cut at 4 KiB, long before the timeout.
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_4_kib() {
+        let endless = futures_util::stream::repeat_with(|| {
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[b' '; 1000]))
+        });
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || async move { axum::body::Body::from_stream(endless) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = OutboundPolicy::allowing_loopback()
+            .client_builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let resp = client.post(format!("http://{addr}/")).send().await.unwrap();
+        assert_eq!(resp.content_length(), None, "streamed, no length");
+        let e = read_capped(resp).await.unwrap_err();
+        assert_eq!(e, "precheck answer over 4 KiB");
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // A short answer is read whole.
+        let app =
+            axum::Router::new().route("/", axum::routing::post(|| async { "{\"send\": true}" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let resp = client.post(format!("http://{addr}/")).send().await.unwrap();
+        assert_eq!(read_capped(resp).await.unwrap(), b"{\"send\": true}");
+    }
+}
