@@ -61,6 +61,7 @@ async fn gateway(
         clock: Clock::system(),
         modem_source: None,
         twilio: Default::default(),
+        outbound: Default::default(),
     };
     let stop = CancellationToken::new();
     let (tx, rx) = oneshot::channel::<SocketAddr>();

@@ -67,6 +67,9 @@ pub struct Config {
     /// The Twilio-compatible Messages API, its callbacks and incoming-message webhooks.
     #[serde(default)]
     pub twilio: crate::twilio::TwilioConfig,
+    /// Where the gateway's own HTTP requests may go.
+    #[serde(default)]
+    pub outbound: crate::outbound::OutboundConfig,
 }
 
 /// `[dashboard]`: the admin web page.
@@ -561,6 +564,28 @@ impl Config {
                 }
             }
         }
+        // The outbound policy, and the configured URLs against it: a URL it would refuse at
+        // every attempt is refused at start instead.
+        let outbound = self
+            .outbound
+            .policy()
+            .map_err(|e| at("outbound", None, e.key, e.to_string()))?;
+        for (section, key, url) in [
+            ("webhooks", "url", &self.webhooks.url),
+            ("reminders", "precheck_url", &self.reminders.precheck_url),
+            ("twilio", "inbound_url", &self.twilio.inbound_url),
+        ] {
+            if let Some(u) = url
+                && let Err(why) = outbound.check_url_str(u)
+            {
+                return Err(at(
+                    section,
+                    None,
+                    key,
+                    format!("{}: {why}", crate::outbound::REFUSED),
+                ));
+            }
+        }
         for (section, r) in [
             ("replies", self.replies.validate()),
             ("optout", self.optout.validate()),
@@ -865,6 +890,63 @@ port = "tcp://127.0.0.1:7000"
     }
 
     #[test]
+    fn outbound_section_and_urls_it_refuses() {
+        let with = |section: &str| {
+            GOOD.replace(
+                "[[modems]]\nname = \"office-sim\"",
+                &format!("{section}\n[[modems]]\nname = \"office-sim\""),
+            )
+        };
+        let c = parse(&with(
+            "[outbound]\nallow = [\"10.0.0.0/8\", \"billing.example.com\"]\ndeny = [\"10.9.0.0/16\"]",
+        ))
+        .unwrap();
+        let p = c.outbound.policy().unwrap();
+        assert!(p.check_url_str("http://10.1.2.3/").is_ok());
+        assert!(p.check_url_str("http://10.9.2.3/").is_err());
+        assert!(p.check_url_str("http://192.168.1.1/").is_err());
+        assert!(!p.allows_loopback());
+        let e = parse(&with("[outbound]\ndeny = [\"10.0.0.0/99\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[outbound] `deny`") && e.contains("10.0.0.0/99"),
+            "{e}"
+        );
+        let e = parse(&with("[outbound]\nallow_loopbak = true"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_loopbak"), "{e}");
+        // Configured URLs obey the policy too.
+        for (section, key) in [
+            (
+                "[webhooks]\nurl = \"http://169.254.169.254/hook\"",
+                "[webhooks] `url`",
+            ),
+            (
+                "[reminders]\nprecheck_url = \"http://127.0.0.1:9000/check\"",
+                "[reminders] `precheck_url`",
+            ),
+            (
+                "[outbound]\nallow = [\"192.168.0.0/16\"]\n[webhooks]\nurl = \"http://10.1.2.3/hook\"",
+                "[webhooks] `url`",
+            ),
+        ] {
+            let e = parse(&with(section)).unwrap_err().to_string();
+            assert!(
+                e.contains(key) && e.contains("refused by outbound policy"),
+                "{e}"
+            );
+        }
+        // Loopback for tests and development.
+        let c = parse(&with(
+            "[outbound]\nallow_loopback = true\n[webhooks]\nurl = \"http://127.0.0.1:9000/hook\"",
+        ))
+        .unwrap();
+        assert!(c.outbound.policy().unwrap().allows_loopback());
+    }
+
+    #[test]
     fn webhooks_at_the_gateway_itself_are_refused() {
         let own = GOOD.replace(
             "[[modems]]\nname = \"office-sim\"",
@@ -875,7 +957,13 @@ port = "tcp://127.0.0.1:7000"
             e.contains("[webhooks] `url`") && e.contains("own API"),
             "{e}"
         );
+        // Another port on this machine is somebody else's; loopback needs allow_loopback.
         let other = own.replace("localhost:8080", "localhost:9090");
+        assert!(parse(&other).is_err());
+        let other = other.replace(
+            "[webhooks]",
+            "[outbound]\nallow_loopback = true\n[webhooks]",
+        );
         assert!(parse(&other).is_ok());
         let precheck = GOOD.replace(
             "[[modems]]\nname = \"office-sim\"",

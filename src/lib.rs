@@ -9,6 +9,9 @@
 //!   concatenation headers) and received PDUs (SMS-DELIVER, SMS-STATUS-REPORT) → text. Pure.
 //! - [`webhook`]: signed callbacks (Standard Webhooks) from a durable outbox in the store:
 //!   retries with backoff, per-message ordering, dead deliveries kept for a retry on demand.
+//! - [`outbound`]: where the gateway's own HTTP requests (webhooks, Twilio callbacks,
+//!   prechecks) may go: never loopback, link-local or metadata addresses, checked on the URL
+//!   and again on every address a name resolves to; `[outbound] allow`/`deny`.
 //! - [`inbound`]: what is done with a received message: opt-out keywords obeyed, answers
 //!   matched to the message that asked, the rest passed on as `inbound.unmatched`.
 //! - [`reminders`]: reminder plans: an invoice's schedule of texts rendered from templates,
@@ -43,6 +46,7 @@ pub mod inbound;
 pub mod metrics;
 pub mod modem;
 pub mod numbers;
+pub mod outbound;
 pub mod reminders;
 pub mod replies;
 pub mod reports;

@@ -78,6 +78,8 @@ pub struct Gateway {
     pub modem_source: Option<crate::fleet::ModemSource>,
     /// The Twilio-compatible door (off unless its account is configured).
     pub twilio: crate::twilio::TwilioConfig,
+    /// Where webhooks, Twilio callbacks and prechecks may go.
+    pub outbound: crate::outbound::OutboundPolicy,
 }
 
 impl Gateway {
@@ -101,6 +103,10 @@ impl Gateway {
         }
         let langs = cfg.national_languages()?;
         let reminders = cfg.reminders_policy()?;
+        let outbound = cfg
+            .outbound
+            .policy()
+            .map_err(|e| format!("[outbound] {e}"))?;
         Ok(Gateway {
             listen,
             store_path: cfg.storage.path.clone(),
@@ -116,6 +122,7 @@ impl Gateway {
                 body_limit: cfg.http.body_limit,
                 dashboard: cfg.dashboard.clone(),
                 own_address: None,
+                outbound: outbound.clone(),
             },
             dispatch: DispatchConfig {
                 max_attempts: cfg.queue.max_attempts,
@@ -138,6 +145,7 @@ impl Gateway {
             clock: Clock::system(),
             modem_source: None,
             twilio: cfg.twilio.clone(),
+            outbound,
         })
     }
 
@@ -155,6 +163,11 @@ impl Gateway {
     ) -> anyhow::Result<()> {
         // The process's metrics recorder (GET /metrics).
         crate::metrics::handle();
+        if self.outbound.allows_loopback() {
+            tracing::warn!(
+                "outbound.allow_loopback is on: callbacks and prechecks may reach services on this machine; it is meant for tests and development"
+            );
+        }
         // Bind first: a busy port is reported before anything else starts.
         let listener = std::net::TcpListener::bind(self.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -207,8 +220,8 @@ impl Gateway {
         let shutdown = outer.child_token();
         let store = Store::open(&self.store_path, self.cache_mb)
             .map_err(|e| anyhow::Error::new(StoreOpenError(e.to_string())))?;
-        let webhooks =
-            Webhooks::new(store.clone(), &self.webhooks).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let webhooks = Webhooks::new(store.clone(), &self.webhooks, self.outbound.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         store.set_notifier(Some(webhooks.notifier()));
         let webhook_cancel = CancellationToken::new();
         // A background task that panics stops the round (and the daemon, with an error, so that
@@ -225,8 +238,8 @@ impl Gateway {
         let prechecker = crate::reminders::precheck::Prechecker::new(
             reminders.precheck_timeout,
             webhooks.signer(),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+            self.outbound.clone(),
+        )?;
         let dispatcher = Dispatcher::new(
             store.clone(),
             DispatchConfig {
@@ -323,6 +336,7 @@ impl Gateway {
         let sessions = Arc::new(crate::dashboard::Sessions::new(&self.api.dashboard));
         let mut api_cfg = self.api;
         api_cfg.own_address = Some(listener.local_addr()?);
+        api_cfg.outbound = self.outbound.clone();
         let state = AppState {
             store: store.clone(),
             dispatcher: dispatcher.clone(),
@@ -374,6 +388,9 @@ impl Gateway {
         // senders go with them, which ends the event consumer once it has stored everything.
         fleet_stop.cancel();
         let _ = fleet_task.await;
+        // Prechecks still waiting for an answer are dropped: their steps stay due and are asked
+        // again at the next start.
+        dispatcher.stop_prechecks().await;
         let _ = events_task.await;
         webhook_cancel.cancel();
         let _ = webhook_task.await;

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long the dispatcher may go without a beat before it counts as stuck: longer than any
-/// legitimate send (six parts of up to a minute each) plus a precheck.
+/// legitimate send (six parts of up to a minute each); prechecks are asked off the workers.
 pub const STALL: Duration = Duration::from_secs(10 * 60);
 
 /// When the dispatcher last showed it was alive. Cheap to clone.

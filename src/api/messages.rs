@@ -209,12 +209,10 @@ pub(crate) fn build(
         }
     }
     if let Some(url) = &input.callback_url
-        && let Err(e) = crate::webhook::validate_callback(url, state.cfg.own_address)
+        && let Err(e) =
+            crate::webhook::validate_callback(url, state.cfg.own_address, &state.cfg.outbound)
     {
-        err(
-            "callback_url",
-            format!("must be an http:// or https:// URL: {e}"),
-        );
+        err("callback_url", e.to_string());
     }
     if let Some(opts) = &input.reply_options
         && let Err(e) = crate::replies::check_reply_options(opts)

@@ -84,6 +84,8 @@ pub struct ApiConfig {
     pub dashboard: crate::config::DashboardConfig,
     /// The address the API listens on, once bound: callback URLs may not point at it.
     pub own_address: Option<std::net::SocketAddr>,
+    /// Where callback and precheck URLs may point (the same policy the requests obey).
+    pub outbound: crate::outbound::OutboundPolicy,
 }
 
 impl Default for ApiConfig {
@@ -97,6 +99,7 @@ impl Default for ApiConfig {
             body_limit: 4 * 1024 * 1024,
             dashboard: crate::config::DashboardConfig::default(),
             own_address: None,
+            outbound: crate::outbound::OutboundPolicy::default(),
         }
     }
 }

@@ -400,12 +400,13 @@ pub async fn create(
     }
     if let Some(url) = status_callback {
         // Checked like any callback URL; the events themselves go in Twilio's form.
-        crate::webhook::validate_callback(url, state.cfg.own_address).map_err(|e| {
-            TwilioError::bad(
-                21609,
-                format!("The StatusCallback URL {url} is not valid: {e}"),
-            )
-        })?;
+        crate::webhook::validate_callback(url, state.cfg.own_address, &state.cfg.outbound)
+            .map_err(|e| {
+                TwilioError::bad(
+                    21609,
+                    format!("The StatusCallback URL {url} is not valid: {e}"),
+                )
+            })?;
     }
     let input: NewMessage = serde_json::from_value(input)
         .map_err(|e| TwilioError::bad(21600, format!("invalid parameters: {e}")))?;

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+mod ahead;
 pub mod pool;
 mod rules;
 
@@ -160,6 +161,8 @@ pub struct Dispatcher {
     clock: Clock,
     cfg: Arc<DispatchConfig>,
     precheck: Option<Arc<crate::reminders::precheck::Prechecker>>,
+    /// Prechecks asked ahead of the send, off the workers.
+    ahead: Arc<ahead::Ahead>,
     heartbeat: crate::systemd::Heartbeat,
     pool: Arc<Pool>,
 }
@@ -186,6 +189,7 @@ impl Dispatcher {
             clock,
             cfg: Arc::new(cfg),
             precheck: None,
+            ahead: Arc::default(),
             heartbeat: crate::systemd::Heartbeat::default(),
         }
     }
@@ -205,6 +209,17 @@ impl Dispatcher {
     pub fn with_precheck(mut self, p: crate::reminders::precheck::Prechecker) -> Dispatcher {
         self.precheck = Some(Arc::new(p));
         self
+    }
+
+    /// Stops the prechecks under way (their steps stay due and are asked again later) and
+    /// waits for them to end.
+    pub async fn stop_prechecks(&self) {
+        self.ahead.stop().await;
+    }
+
+    /// Whether worker `me` may take `m` now: the pool lets it, and no precheck holds it.
+    fn may_take_now(&self, me: &str, m: &Message, now: DateTime<Utc>) -> bool {
+        !self.ahead.passes_over(m) && self.pool.may_take(me, m, now).is_some()
     }
 
     /// Wakes the workers: new or changed work is in the store.
@@ -316,7 +331,7 @@ impl Dispatcher {
                 }
             }
             let now = self.clock.now();
-            let mine = &mut |m: &Message| self.pool.may_take(&name, m, now).is_some();
+            let mine = &mut |m: &Message| self.may_take_now(&name, m, now);
             let wait = match self.store.next_due_matching(now, MAX_SCAN, mine) {
                 Ok(NextDue::At(t)) => (t - self.clock.now())
                     .to_std()
@@ -340,7 +355,7 @@ impl Dispatcher {
     pub async fn try_dispatch_one(&self, modem: &ModemHandle) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let me = modem.name();
-        let mine = &mut |m: &Message| self.pool.may_take(me, m, now).is_some();
+        let mine = &mut |m: &Message| self.may_take_now(me, m, now);
         let id = match self.store.next_due_matching(now, MAX_SCAN, mine)? {
             NextDue::Ready(id) => id,
             _ => return Ok(false),

@@ -1,6 +1,7 @@
 //! What is checked just before a due message is taken: its send window and quiet days, the
 //! per-recipient cap of reminder texts, and for a reminder step, that its plan still stands
-//! and (with a precheck URL) that the billing system still wants it sent.
+//! and (with a precheck URL) that the billing system still wants it sent: that question is
+//! asked ahead, off the modem's worker (see `ahead.rs`).
 //!
 //! A message held by one of these stays waiting with a later due time, a `status_reason`
 //! (`send_window`, `cap`, `precheck_unavailable`) and a `held` history entry that says until
@@ -229,7 +230,8 @@ impl Dispatcher {
     }
 
     /// A reminder step goes only while its plan is active, and, with a precheck URL, only if
-    /// the billing system says it still applies.
+    /// the billing system says it still applies. The question is asked in a task of its own;
+    /// until its answer is in, the step is passed over (`true`: not now).
     pub(super) async fn precheck(
         &self,
         m: &Message,
@@ -279,8 +281,48 @@ impl Dispatcher {
         let Some(client) = &self.precheck else {
             return Ok(false);
         };
-        let answer = client.ask(&url, &plan, m, link.step as usize).await;
-        tracing::info!(message_id = %m.id, invoice = %plan.invoice, answer = ?answer, "precheck");
+        if self.ahead.take_cleared(&m.id) {
+            return Ok(false);
+        }
+        // Asked in a task of its own: this modem's worker goes on with other messages, and
+        // the step is taken once the answer is in (the task wakes the workers).
+        let d = self.clone();
+        let client = client.clone();
+        let msg = m.clone();
+        let step = link.step as usize;
+        let asked = self.ahead.start(
+            &m.id,
+            async move {
+                let answer = client.ask(&url, &plan, &msg, step).await;
+                tracing::info!(message_id = %msg.id, invoice = %plan.invoice, answer = ?answer, "precheck");
+                match d.answered(&msg, now, answer).await {
+                    Ok(go) => go,
+                    Err(e) => {
+                        tracing::error!(message_id = %msg.id, error = %e, "cannot record a precheck's answer; it is asked again");
+                        false
+                    }
+                }
+            },
+            {
+                let d = self.clone();
+                move || d.notify()
+            },
+        );
+        if asked {
+            tracing::debug!(message_id = %m.id, "precheck asked ahead of the send");
+        }
+        // Not now either way: being asked, or too many questions are out.
+        Ok(true)
+    }
+
+    /// Acts on a precheck's answer for `m` (due at `now`): `true` when the step may go.
+    async fn answered(
+        &self,
+        m: &Message,
+        now: DateTime<Utc>,
+        answer: Answer,
+    ) -> Result<bool, StoreError> {
+        let policy = &self.cfg.reminders;
         match answer {
             Answer::Send => {
                 // Recorded: the history shows the billing system was asked and said yes.
@@ -293,7 +335,8 @@ impl Dispatcher {
                         )
                     })
                 })?;
-                Ok(false)
+                self.store.durable().await?;
+                Ok(true)
             }
             Answer::Skip(reason) => {
                 self.end(
@@ -313,7 +356,7 @@ impl Dispatcher {
                     ),
                 )
                 .await?;
-                Ok(true)
+                Ok(false)
             }
             Answer::Unavailable(why) => {
                 match policy.precheck_on_error {
@@ -327,7 +370,8 @@ impl Dispatcher {
                                 )
                             })
                         })?;
-                        Ok(false)
+                        self.store.durable().await?;
+                        Ok(true)
                     }
                     PrecheckPolicy::Hold => {
                         // `precheck_retry`, growing with the time the step has waited (half of
@@ -368,7 +412,7 @@ impl Dispatcher {
                             )
                             .await?;
                         }
-                        Ok(true)
+                        Ok(false)
                     }
                 }
             }

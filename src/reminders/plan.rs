@@ -489,12 +489,10 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
         ("precheck_url", &req.precheck_url),
     ] {
         if let Some(u) = url
-            && let Err(e) = crate::webhook::validate_callback(u, ctx.api.own_address)
+            && let Err(e) =
+                crate::webhook::validate_callback(u, ctx.api.own_address, &ctx.api.outbound)
         {
-            p.push((
-                field.into(),
-                format!("must be an http:// or https:// URL: {e}"),
-            ));
+            p.push((field.into(), e.to_string()));
         }
     }
     if let Some(m) = &req.metadata {

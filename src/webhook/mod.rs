@@ -32,6 +32,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+use crate::outbound::OutboundPolicy;
 use crate::store::outbox::{DueWebhooks, NewWebhook};
 pub use crate::store::outbox::{OutboxEntry, OutboxState};
 use crate::store::{Event, Message, Notifier, Status, Store, StoreError};
@@ -186,13 +187,53 @@ pub fn points_at(url: &str, own: std::net::SocketAddr) -> bool {
     }
 }
 
-/// [`validate_url`], and not the daemon's own address (`own`, when known).
-pub fn validate_callback(url: &str, own: Option<std::net::SocketAddr>) -> Result<(), String> {
-    validate_url(url)?;
+/// Why a callback URL given through the API is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackUrlError {
+    /// Not an absolute `http://` or `https://` URL with a host.
+    #[error("must be an http:// or https:// URL: {0}")]
+    Invalid(String),
+    /// It would reach this gateway's own API.
+    #[error("points at this gateway's own API: events would loop")]
+    OwnApi,
+    /// The outbound policy refuses its host.
+    #[error("refused by outbound policy: {0}")]
+    Refused(crate::outbound::Refusal),
+}
+
+/// [`validate_url`], not the daemon's own address (`own`, when known), and a host the
+/// outbound policy does not refuse (as far as can be told before the name is resolved).
+pub fn validate_callback(
+    url: &str,
+    own: Option<std::net::SocketAddr>,
+    policy: &OutboundPolicy,
+) -> Result<(), CallbackUrlError> {
+    validate_url(url).map_err(CallbackUrlError::Invalid)?;
     if own.is_some_and(|a| points_at(url, a)) {
-        return Err("points at this gateway's own API".into());
+        return Err(CallbackUrlError::OwnApi);
     }
-    Ok(())
+    policy.check_url_str(url).map_err(CallbackUrlError::Refused)
+}
+
+/// The keys of facts about the hardware (the SIM's IMSI and ICCID, the modem's IMEI): they
+/// identify a device and a subscriber, so they stay in the history and out of events sent to
+/// URLs a caller chose.
+const HARDWARE_KEYS: [&str; 3] = ["imsi", "imei", "iccid"];
+
+/// `data` without hardware identifiers, at any depth.
+pub fn without_hardware_ids(data: &serde_json::Value) -> serde_json::Value {
+    match data {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                !HARDWARE_KEYS.iter().any(|h| k.contains(h))
+            })
+            .map(|(k, v)| (k.clone(), without_hardware_ids(v)))
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().map(without_hardware_ids).collect(),
+        other => other.clone(),
+    }
 }
 
 /// The URL as logged: scheme, host, port and path, without credentials or query.
@@ -302,6 +343,7 @@ impl Router {
                 reason,
             })?;
         }
+        let data = &without_hardware_ids(data);
         // Millisecond precision, as in the body.
         let created_at = DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at);
         let mut new = Vec::with_capacity(targets.len());
@@ -487,7 +529,11 @@ pub struct Webhooks {
 
 struct Shared {
     store: Store,
+    /// Built by the outbound policy: its resolver connects only where the policy allows.
     client: reqwest::Client,
+    /// Checked again before each attempt: IP literals never reach the resolver, and a URL
+    /// stored before the policy changed must obey the policy of now.
+    outbound: OutboundPolicy,
     signer: Option<Signer>,
     router: Router,
     timeout: Duration,
@@ -532,13 +578,18 @@ impl Shared {
 }
 
 impl Webhooks {
-    /// A sender for this configuration, with its retry backoff.
-    pub fn new(store: Store, config: &WebhookConfig) -> Result<Webhooks, WebhookError> {
+    /// A sender for this configuration, with its retry backoff, sending only where
+    /// `outbound` allows.
+    pub fn new(
+        store: Store,
+        config: &WebhookConfig,
+        outbound: OutboundPolicy,
+    ) -> Result<Webhooks, WebhookError> {
         let backoff = Backoff {
             base: config.retry_backoff,
             cap: config.retry_backoff_max,
         };
-        Webhooks::with_backoff(store, config, backoff)
+        Webhooks::with_backoff(store, config, backoff, outbound)
     }
 
     /// A sender for this configuration with another retry backoff.
@@ -546,16 +597,17 @@ impl Webhooks {
         store: Store,
         config: &WebhookConfig,
         backoff: Backoff,
+        outbound: OutboundPolicy,
     ) -> Result<Webhooks, WebhookError> {
         config.validate().map_err(WebhookError::Config)?;
         let signer = match &config.secret {
             Some(s) => Some(Signer::from_secret(s).map_err(WebhookError::Config)?),
             None => None,
         };
-        let client = reqwest::Client::builder()
+        let client = outbound
+            .client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
             .build()
             .map_err(|e| WebhookError::Config(format!("cannot build the HTTP client: {e}")))?;
@@ -563,6 +615,7 @@ impl Webhooks {
             inner: Arc::new(Shared {
                 store,
                 client,
+                outbound,
                 signer,
                 router: Router {
                     url: config.url.clone(),
@@ -841,8 +894,20 @@ impl Webhooks {
         drop(claim);
     }
 
+    /// Refuses an attempt the outbound policy forbids, before anything is sent.
+    fn allowed(&self, e: &OutboxEntry) -> Result<(), Failure> {
+        self.inner.outbound.check_url_str(&e.url).map_err(|why| {
+            tracing::warn!(id = %e.id, url = %log_url(&e.url), reason = %why, "webhook refused by the outbound policy");
+            Failure {
+                status: None,
+                error: crate::outbound::REFUSED.into(),
+            }
+        })
+    }
+
     /// POSTs one delivery, signed for this attempt; the 2xx status or why it failed.
     async fn post(&self, e: &OutboxEntry) -> Result<u16, Failure> {
+        self.allowed(e)?;
         if is_twilio(&e.event_type) {
             return self.post_twilio(e).await;
         }
@@ -961,8 +1026,12 @@ impl Webhooks {
         }
     }
 
-    /// A request error with its causes, e.g. "error sending request: … Connection refused".
+    /// A request error with its causes, e.g. "error sending request: … Connection refused";
+    /// only [`crate::outbound::REFUSED`] when the outbound policy stopped it.
     fn describe(&self, err: reqwest::Error) -> String {
+        if crate::outbound::is_refused(&err) {
+            return crate::outbound::REFUSED.into();
+        }
         if err.is_timeout() {
             return format!(
                 "timed out after {}",

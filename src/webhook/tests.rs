@@ -117,10 +117,15 @@ fn config(url: Option<&str>) -> WebhookConfig {
     }
 }
 
+/// The receivers listen on 127.0.0.1: the policy that lets tests reach them.
+fn loopback() -> OutboundPolicy {
+    OutboundPolicy::allowing_loopback()
+}
+
 fn setup(config: &WebhookConfig) -> (tempfile::TempDir, Store, Webhooks) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), 16).unwrap();
-    let hooks = Webhooks::with_backoff(store.clone(), config, FAST).unwrap();
+    let hooks = Webhooks::with_backoff(store.clone(), config, FAST, loopback()).unwrap();
     (dir, store, hooks)
 }
 
@@ -337,7 +342,7 @@ async fn only_http_urls_are_accepted() {
     }
     assert_eq!(store.next_webhook_at().unwrap(), None, "nothing stored");
     for bad in ["ftp://billing.example/hook", "gopher://x"] {
-        let e = Webhooks::new(store.clone(), &config(Some(bad)))
+        let e = Webhooks::new(store.clone(), &config(Some(bad)), loopback())
             .err()
             .unwrap();
         assert!(matches!(e, WebhookError::Config(_)), "{bad}: {e}");
@@ -346,7 +351,7 @@ async fn only_http_urls_are_accepted() {
         secret: Some("not-a-whsec".into()),
         ..WebhookConfig::default()
     };
-    assert!(Webhooks::new(store.clone(), &no_secret).is_err());
+    assert!(Webhooks::new(store.clone(), &no_secret, loopback()).is_err());
     assert!(
         hooks
             .enqueue(
@@ -520,7 +525,11 @@ fn urls_at_the_gateway_itself() {
         "http://127.0.0.2:8080/",
     ] {
         assert!(points_at(url, own), "{url}");
-        assert!(validate_callback(url, Some(own)).is_err(), "{url}");
+        assert_eq!(
+            validate_callback(url, Some(own), &loopback()),
+            Err(CallbackUrlError::OwnApi),
+            "{url}"
+        );
     }
     for url in [
         "http://127.0.0.1:8081/hook",
@@ -530,9 +539,93 @@ fn urls_at_the_gateway_itself() {
     ] {
         assert!(!points_at(url, own), "{url}");
     }
-    assert!(validate_callback("http://127.0.0.1:8080/", None).is_ok());
+    assert!(validate_callback("http://127.0.0.1:8080/", None, &loopback()).is_ok());
+    assert!(matches!(
+        validate_callback("http://127.0.0.1:8080/", None, &OutboundPolicy::default()),
+        Err(CallbackUrlError::Refused(_))
+    ));
     // Listening on a LAN address: that address and loopback on its port.
     let lan: std::net::SocketAddr = "192.168.1.5:80".parse().unwrap();
     assert!(points_at("http://192.168.1.5/hook", lan));
     assert!(!points_at("http://192.168.1.6/hook", lan));
+}
+
+#[tokio::test]
+async fn a_refused_destination_is_never_connected_to() {
+    let (rx, url) = receiver().await;
+    let port = reqwest::Url::parse(&url).unwrap().port().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 16).unwrap();
+    // A literal loopback address under the default policy; a name that resolves to loopback
+    // under a policy that lets the name through and denies every address it has.
+    let by_name = crate::outbound::OutboundConfig {
+        allow_loopback: true,
+        deny: vec!["127.0.0.0/8".into(), "::1".into()],
+        ..Default::default()
+    }
+    .policy()
+    .unwrap();
+    for (policy, target) in [
+        (OutboundPolicy::default(), url.clone()),
+        (by_name, format!("http://localhost:{port}/hook")),
+    ] {
+        let hooks =
+            Webhooks::with_backoff(store.clone(), &config(Some(&target)), FAST, policy).unwrap();
+        let entry = hooks
+            .enqueue(EventType::MessageSent, json!({"n": 1}), None, "m1")
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(hooks.deliver_due().await, 1);
+        let e = store.webhook(&entry.id).unwrap().unwrap();
+        assert_eq!(e.attempts, 1, "{target}");
+        assert_eq!(e.last_status, None);
+        assert_eq!(
+            e.last_error.as_deref(),
+            Some(crate::outbound::REFUSED),
+            "{target}"
+        );
+        store.webhook_delivered(e.seq).unwrap();
+    }
+    assert!(
+        rx.got().is_empty(),
+        "the receiver was reached: {:?}",
+        rx.ids()
+    );
+}
+
+#[tokio::test]
+async fn events_carry_no_hardware_identifiers() {
+    let (rx, url) = receiver().await;
+    let (_dir, _store, hooks) = setup(&config(Some(&url)));
+    let data = json!({
+        "message_id": "01J0000000000000000000000",
+        "details": {"modem": "sim0", "imsi": "310150123456789", "imei": "356938035643809",
+                    "ICCID": "8901260123456789012", "operator": "Example",
+                    "history": [{"sim_imsi": "310150123456789"}]},
+    });
+    hooks
+        .enqueue(EventType::MessageSent, data, None, "m1")
+        .await
+        .unwrap();
+    assert_eq!(hooks.deliver_due().await, 1);
+    let body = String::from_utf8(rx.got()[0].body.to_vec()).unwrap();
+    for banned in [
+        "imsi",
+        "imei",
+        "iccid",
+        "310150123456789",
+        "356938035643809",
+        "8901260123456789012",
+    ] {
+        assert!(
+            !body.to_ascii_lowercase().contains(banned),
+            "{banned} in {body}"
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["data"]["details"]["operator"], "Example",
+        "the rest is kept"
+    );
 }

@@ -211,7 +211,7 @@ async fn secrets_never_reach_the_log() {
         &config,
         format!(
             "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n\
-             [webhooks]\nurl = \"{}\"\nsecret = \"{SECRET}\"\n[[modems]]\nname = \"sim0\"\nport = \"{}\"\npin = \"{PIN}\"\n",
+             [outbound]\nallow_loopback = true\n[webhooks]\nurl = \"{}\"\nsecret = \"{SECRET}\"\n[[modems]]\nname = \"sim0\"\nport = \"{}\"\npin = \"{PIN}\"\n",
             dir.path().join("store").display(),
             rx.url("global"),
             sim.path().display()

@@ -172,6 +172,7 @@ impl Rig {
                  [storage]\npath = \"{store}\"\n\
                  [[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n\
                  [queue]\nmax_attempts = 12\nretry_backoff = \"200ms\"\nretry_backoff_max = \"1s\"\n\
+                 [outbound]\nallow_loopback = true\n\
                  [webhooks]\nurl = \"{url}\"\nsecret = \"{secret}\"\nretry_backoff = \"100ms\"\n\
                  retry_backoff_max = \"500ms\"\n\
                  [[modems]]\nname = \"sim0\"\nport = \"{modem}\"\ncommand_timeout = \"2s\"\n\

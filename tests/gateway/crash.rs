@@ -264,7 +264,7 @@ async fn kill_9_keeps_pending_callbacks_and_inbound_messages() {
     // The receiver is down at first: its port is free, nobody listens.
     let hook_port = free_port();
     let extra = format!(
-        "[webhooks]\nurl = \"http://127.0.0.1:{hook_port}/global\"\nsecret = \"{}\"\nretry_backoff = \"100ms\"\nretry_backoff_max = \"300ms\"\n",
+        "[outbound]\nallow_loopback = true\n[webhooks]\nurl = \"http://127.0.0.1:{hook_port}/global\"\nsecret = \"{}\"\nretry_backoff = \"100ms\"\nretry_backoff_max = \"300ms\"\n",
         crate::replies::SECRET
     );
     let (config, base, mut daemon) = daemon_with(dir.path(), &sim, &extra, &http).await;

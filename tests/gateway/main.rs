@@ -14,6 +14,7 @@ mod flows;
 mod inbound;
 mod input;
 mod metrics;
+mod outbound;
 mod pool;
 mod reminders;
 mod remote;
@@ -76,6 +77,8 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         clock: Clock::system(),
         modem_source: None,
         twilio: Default::default(),
+        // The receivers of these tests listen on 127.0.0.1; tests of the policy set their own.
+        outbound: smsgate::outbound::OutboundPolicy::allowing_loopback(),
     };
     tweak(&mut gw);
     let shutdown = CancellationToken::new();

@@ -788,3 +788,112 @@ async fn a_plan_and_its_pending_steps_survive_a_restart() {
     assert_eq!(sent[0].text, step(&plan, 0)["text"].as_str().unwrap());
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_precheck_that_never_answers_holds_back_only_its_own_step() {
+    // A billing system that accepts the connection and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = silent.accept().await {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let rig = rig("2026-11-30T12:00:00Z", |gw| {
+        gw.reminders.precheck_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut body = plan_body(
+        "INV-SLOW",
+        "2026-12-01",
+        json!([{"offset": "0d", "template": "due_today"}]),
+    );
+    body["precheck_url"] = json!(format!("http://{addr}/precheck"));
+    let (code, p) = rig.r.post("/v1/reminders", &body).await;
+    assert_eq!(code, 201, "{p}");
+    rig.set("2026-12-01T15:00:00Z").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while held.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the precheck was never asked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // While it hangs, five plain messages go through the same (only) modem.
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let (code, v) = rig
+            .r
+            .post(
+                "/v1/messages",
+                &json!({"to": format!("+1202555013{n}"), "text": format!("plain {n}")}),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        assert_eq!(
+            rig.r.wait_status(id, "sent", Duration::from_secs(10)).await,
+            "sent",
+            "{id}"
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "plain messages waited {took:?} behind a 30 s precheck"
+    );
+    assert_eq!(rig.sim.sent().len(), 5, "the step itself did not go");
+    let p = rig.plan("INV-SLOW").await;
+    assert_eq!(step(&p, 0)["status"], "scheduled", "{p}");
+    // Stopping does not wait for the unanswered question.
+    let stopping = std::time::Instant::now();
+    rig.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_precheck_answer_over_4_kib_is_refused() {
+    let billing = Receiver::start().await;
+    let rig = rig("2026-11-30T12:00:00Z", |gw| {
+        gw.reminders.precheck_retry = chrono::Duration::minutes(5);
+    })
+    .await;
+    billing.answer(|_| (200, json!({"send": true, "pad": "x".repeat(5000)})));
+    let mut body = plan_body(
+        "INV-BIG",
+        "2026-12-01",
+        json!([{"offset": "0d", "template": "due_today"}]),
+    );
+    body["precheck_url"] = json!(format!("http://{}/precheck", billing.addr));
+    let (code, p) = rig.r.post("/v1/reminders", &body).await;
+    assert_eq!(code, 201, "{p}");
+    rig.set("2026-12-01T15:00:00Z").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let p = loop {
+        let p = rig.plan("INV-BIG").await;
+        if step(&p, 0)["status_reason"] == "precheck_unavailable" {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "never held: {p}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(step(&p, 0)["status"], "scheduled");
+    assert!(rig.sim.sent().is_empty());
+    let id = step(&p, 0)["message_id"].as_str().unwrap().to_string();
+    let (_, history) = rig.r.get(&format!("/v1/messages/{id}/history")).await;
+    assert!(
+        history.to_string().contains("precheck answer over 4 KiB"),
+        "{history}"
+    );
+    // An answer within the limit is read: the step goes when it is asked again.
+    billing.answer(|_| (200, json!({"send": true, "pad": "x".repeat(3000)})));
+    rig.set("2026-12-01T15:05:00Z").await;
+    assert_eq!(rig.sent(1).await.len(), 1);
+    rig.stop().await;
+}
