@@ -18,6 +18,8 @@
 //! - [`reports`]: delivery reports (`+CDS` / `+CDSI`) matched to the parts of sent messages by
 //!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
 //! - [`metrics`]: Prometheus metrics for `GET /metrics`.
+//! - [`connections`]: the HTTP server's accept loop: header and body timeouts, a connection
+//!   limit that closes idle connections first, the peer's address on every request.
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
 //!   is alive.
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`), and
@@ -34,6 +36,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod dashboard;
 pub mod dispatch;
 pub mod fleet;

@@ -1,6 +1,7 @@
 //! The gateway end to end: HTTP on 127.0.0.1, a sled store on disk, the simulated modem on a
 //! PTY. In-process for most tests; `crash.rs` runs the real binary and kills it with SIGKILL.
 
+mod abuse;
 mod auth;
 mod browser;
 mod campaign;
