@@ -1,6 +1,7 @@
 //! What a careless network, a customer or a stranger on the LAN can do, against the real
 //! daemon over HTTP on loopback: a flood of half-sent request headers neither starves a real
-//! client nor stays open past `[http] header_timeout`; wrong credentials lock out their own
+//! client nor stays open past `[http] header_timeout`; a body that stops half-way fails at
+//! `body_timeout`; wrong credentials lock out their own
 //! address only (another loopback address, 127.0.0.2, stands for another machine), with 429
 //! and `Retry-After`; an admin session ends at `session_max_age` however much it is used; the
 //! shipped example's placeholder token is refused by `config check` and by `serve`.
@@ -432,4 +433,60 @@ async fn the_placeholder_token_is_refused_by_config_check_and_serve() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing listens"
     );
+}
+
+/// A body that stops half-way fails its request at `[http] body_timeout`, instead of holding a
+/// handler (and its connection) for ever; nothing is stored. Without the deadline the handler
+/// waits for the rest of the body as long as the client keeps the connection: no answer in
+/// 10 s, and the test fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_half_way_fails_at_the_body_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let body_timeout = Duration::from_secs(1);
+    let r = start(dir.path().join("store"), &sim, |g| {
+        g.api.connections.body_timeout = body_timeout;
+    })
+    .await;
+    let addr = r.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let t = Instant::now();
+    s.write_all(
+        format!(
+            "POST /v1/messages HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"to\": \"+1202"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer in 10 s");
+    let took = t.elapsed();
+    let head = String::from_utf8_lossy(&answer).to_string();
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(
+        took >= body_timeout - Duration::from_millis(50) && took < Duration::from_secs(4),
+        "answered after {took:?}"
+    );
+    let (code, v) = r.get("/v1/messages").await;
+    assert_eq!(code, 200);
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "{v}");
+    r.stop().await;
+    sim.shutdown().await;
 }
