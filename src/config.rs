@@ -82,6 +82,9 @@ pub struct DashboardConfig {
     /// How long a login lasts without being used.
     #[serde(default = "default_session_ttl", with = "humantime_serde")]
     pub session_ttl: std::time::Duration,
+    /// How long a login lasts at most, however much it is used.
+    #[serde(default = "default_session_max_age", with = "humantime_serde")]
+    pub session_max_age: std::time::Duration,
     /// When the session cookie is marked `Secure`.
     #[serde(default)]
     pub cookie_secure: crate::dashboard::CookieSecure,
@@ -92,6 +95,7 @@ impl Default for DashboardConfig {
         DashboardConfig {
             enabled: true,
             session_ttl: default_session_ttl(),
+            session_max_age: default_session_max_age(),
             cookie_secure: crate::dashboard::CookieSecure::Auto,
         }
     }
@@ -99,6 +103,10 @@ impl Default for DashboardConfig {
 
 fn default_session_ttl() -> std::time::Duration {
     std::time::Duration::from_secs(12 * 3600)
+}
+
+fn default_session_max_age() -> std::time::Duration {
+    std::time::Duration::from_secs(7 * 24 * 3600)
 }
 
 /// `[inbound]`
@@ -138,6 +146,22 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes (larger: 413).
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
+    /// Time a client has to send a whole request header; then its connection is closed.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time a client has to send a whole request body, from its header.
+    #[serde(default = "default_body_timeout", with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Most connections open at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Wrong credentials one address may present within `auth_failure_window` before its
+    /// requests are answered 429; 0: no limit.
+    #[serde(default = "default_auth_failure_limit")]
+    pub auth_failure_limit: u32,
+    /// The window of `auth_failure_limit`, from an address's first failure.
+    #[serde(default = "default_auth_failure_window", with = "humantime_serde")]
+    pub auth_failure_window: Duration,
 }
 
 impl Default for HttpConfig {
@@ -145,8 +169,52 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             body_limit: default_body_limit(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            max_connections: default_max_connections(),
+            auth_failure_limit: default_auth_failure_limit(),
+            auth_failure_window: default_auth_failure_window(),
         }
     }
+}
+
+impl HttpConfig {
+    /// The HTTP server's bounds.
+    pub fn limits(&self) -> crate::connections::Limits {
+        crate::connections::Limits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+
+    /// The limit of wrong credentials per address.
+    pub fn auth_failures(&self) -> crate::api::throttle::FailureLimit {
+        crate::api::throttle::FailureLimit {
+            max: self.auth_failure_limit,
+            window: self.auth_failure_window,
+        }
+    }
+}
+
+fn default_header_timeout() -> Duration {
+    crate::connections::Limits::default().header_timeout
+}
+
+fn default_body_timeout() -> Duration {
+    crate::connections::Limits::default().body_timeout
+}
+
+fn default_max_connections() -> usize {
+    crate::connections::Limits::default().max_connections
+}
+
+fn default_auth_failure_limit() -> u32 {
+    crate::api::throttle::FailureLimit::default().max
+}
+
+fn default_auth_failure_window() -> Duration {
+    crate::api::throttle::FailureLimit::default().window
 }
 
 fn default_listen() -> String {
@@ -368,6 +436,16 @@ impl ModemSection {
     }
 }
 
+/// The token of `[[api_keys]]` in the shipped example: a daemon must never accept it.
+pub const PLACEHOLDER_TOKEN: &str = "change-me-to-a-long-random-token";
+
+/// Whether a token is the shipped example's placeholder (or an edit of it that keeps its
+/// "change me").
+fn is_placeholder(token: &str) -> bool {
+    let t = token.trim().to_ascii_lowercase();
+    t == PLACEHOLDER_TOKEN || t.starts_with("change-me") || t.starts_with("changeme")
+}
+
 /// A configuration error: what, where.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {message}")]
@@ -482,6 +560,18 @@ impl Config {
                         Some(i),
                         "token",
                         "must be at least 16 characters (e.g. `openssl rand -hex 24`)".into(),
+                    ));
+                }
+                (Some(t), None) if is_placeholder(t) => {
+                    return Err(at(
+                        "api_keys",
+                        Some(i),
+                        "token",
+                        format!(
+                            "is the shipped example's placeholder: anyone who read the example knows it. \
+                             Set a token of your own (`openssl rand -hex 24`), or give it in {}",
+                            format_args!("SMSGATE_API_KEY_{}", env_name(&k.name))
+                        ),
                     ));
                 }
                 (Some(_), None) => {}
@@ -608,6 +698,31 @@ impl Config {
             };
             let (key, msg) = rest.split_once(": ").unwrap_or(("", rest.as_str()));
             return Err(at(section, None, key, msg.to_string()));
+        }
+        for (key, value) in [
+            ("header_timeout", self.http.header_timeout),
+            ("body_timeout", self.http.body_timeout),
+            ("auth_failure_window", self.http.auth_failure_window),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(at("http", None, key, "must be at least 1s".into()));
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err(at(
+                "http",
+                None,
+                "max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.dashboard.session_max_age < std::time::Duration::from_secs(60) {
+            return Err(at(
+                "dashboard",
+                None,
+                "session_max_age",
+                "must be at least 1m".into(),
+            ));
         }
         if self.dashboard.session_ttl < std::time::Duration::from_secs(60) {
             return Err(at(
@@ -1078,15 +1193,34 @@ port = "tcp://127.0.0.1:7000"
 mod shipped {
     use super::*;
 
-    /// The example shipped in config/ must always parse and pass the checks.
+    /// The example shipped in config/ must always parse and pass the checks once its
+    /// placeholder token is replaced (here from the environment), and never with it.
     #[test]
     fn shipped_example_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/smsgate.toml");
-        let cfg = Config::load(&path).unwrap();
+        let src = std::fs::read_to_string(&path).unwrap();
+        let e = Config::parse(&src, "smsgate.toml", |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[[api_keys]] #1 `token`") && e.contains("placeholder"),
+            "{e}"
+        );
+        let cfg = Config::parse(&src, "smsgate.toml", |k| {
+            (k == "SMSGATE_API_KEY_BILLING").then(|| "a-token-of-our-own-0123456789".to_string())
+        })
+        .unwrap();
         assert_eq!(cfg.api_keys.len(), 1);
         assert_eq!(cfg.modems.len(), 1);
         assert_eq!(cfg.http.listen, "127.0.0.1:8080");
         assert_eq!(cfg.queue.retry_backoff, Duration::from_secs(30));
+        assert_eq!(cfg.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.http.max_connections, 512);
+        assert_eq!(cfg.http.auth_failure_limit, 10);
+        assert_eq!(
+            cfg.dashboard.session_max_age,
+            Duration::from_secs(7 * 24 * 3600)
+        );
     }
 }
 

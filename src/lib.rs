@@ -23,6 +23,8 @@
 //! - [`numbers`]: phone numbers: what the API accepts and what the network sends, in one E.164
 //!   form.
 //! - [`metrics`]: Prometheus metrics for `GET /metrics`.
+//! - [`connections`]: the HTTP server's accept loop: header and body timeouts, a connection
+//!   limit that closes idle connections first, the peer's address on every request.
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
 //!   is alive.
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`), and
@@ -39,6 +41,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod dashboard;
 pub mod dispatch;
 pub mod fleet;

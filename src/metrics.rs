@@ -51,6 +51,11 @@ pub const MODEM_REGISTERED: &str = "smsgate_modem_registered";
 pub const MODEM_SENT_PARTS: &str = "smsgate_modem_sent_parts";
 /// The prepaid balance the last USSD balance check read (`balance_ussd`).
 pub const MODEM_BALANCE: &str = "smsgate_modem_balance";
+/// Connections closed to make room for a new one at `[http] max_connections` (each had no
+/// request in progress).
+pub const HTTP_EVICTED: &str = "smsgate_http_connections_evicted_total";
+/// Requests refused with 429 because their address presented too many wrong credentials.
+pub const AUTH_THROTTLED: &str = "smsgate_auth_throttled_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -112,6 +117,14 @@ fn describe() {
     describe_gauge!(MODEM_SIGNAL, "Signal strength in dBm.");
     describe_gauge!(MODEM_REGISTERED, "1 when registered on a network.");
     describe_gauge!(MODEM_SENT_PARTS, "Parts sent since the daemon started.");
+    describe_counter!(
+        HTTP_EVICTED,
+        "Idle connections closed to make room at [http] max_connections."
+    );
+    describe_counter!(
+        AUTH_THROTTLED,
+        "Requests refused (429) after too many wrong credentials from their address."
+    );
 }
 
 /// A low-cardinality code for a modem error: `cms_<n>`, `cme_<n>`, `timeout`, …
@@ -182,7 +195,7 @@ pub fn render(store: &Store, modems: &[ModemStatus], now: chrono::DateTime<chron
 mod tests {
     use super::*;
 
-    const ALL: [&str; 20] = [
+    const ALL: [&str; 22] = [
         SEND_ATTEMPTS,
         SEND_ERRORS,
         SEND_SECONDS,
@@ -203,6 +216,8 @@ mod tests {
         MODEM_SENT_PARTS,
         MODEM_BALANCE,
         MODEM_SIM_FOREIGN,
+        HTTP_EVICTED,
+        AUTH_THROTTLED,
     ];
 
     fn doc(name: &str) -> String {

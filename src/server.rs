@@ -123,6 +123,8 @@ impl Gateway {
                 dashboard: cfg.dashboard.clone(),
                 own_address: None,
                 outbound: outbound.clone(),
+                connections: cfg.http.limits(),
+                auth_failures: cfg.http.auth_failures(),
             },
             dispatch: DispatchConfig {
                 max_attempts: cfg.queue.max_attempts,
@@ -194,6 +196,7 @@ impl Gateway {
                     let l = TcpListener::from_std(listener.try_clone()?)?;
                     let go_on = serve_without_store(
                         l,
+                        self.api.connections,
                         &self.store_path,
                         &e.to_string(),
                         &shutdown,
@@ -335,6 +338,8 @@ impl Gateway {
 
         let sessions = Arc::new(crate::dashboard::Sessions::new(&self.api.dashboard));
         let mut api_cfg = self.api;
+        let api_cfg_failures = api_cfg.auth_failures;
+        let limits = api_cfg.connections;
         api_cfg.own_address = Some(listener.local_addr()?);
         api_cfg.outbound = self.outbound.clone();
         let state = AppState {
@@ -351,6 +356,7 @@ impl Gateway {
             reminders,
             shutdown: shutdown.clone(),
             sessions,
+            failures: Arc::new(crate::api::throttle::Failures::new(api_cfg_failures)),
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
@@ -367,10 +373,7 @@ impl Gateway {
         let app = api::router(state);
         let reopen = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let guard = tokio::spawn(guard_store(store.clone(), shutdown.clone(), reopen.clone()));
-        let stop = shutdown.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await?;
+        crate::connections::serve(listener, app, limits, shutdown.clone()).await?;
         let reopen = reopen.load(std::sync::atomic::Ordering::SeqCst) && !outer.is_cancelled();
         let _ = guard.await;
 
@@ -459,6 +462,7 @@ struct StoreOpenError(String);
 /// writes (try opening the store again), `false` on shutdown.
 async fn serve_without_store(
     listener: TcpListener,
+    limits: crate::connections::Limits,
     path: &std::path::Path,
     reason: &str,
     shutdown: &CancellationToken,
@@ -510,10 +514,7 @@ async fn serve_without_store(
             }
         })
     };
-    let stop = round.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+    crate::connections::serve(listener, app, limits, round.clone()).await?;
     round.cancel();
     Ok(watch.await.unwrap_or(false) && !shutdown.is_cancelled())
 }

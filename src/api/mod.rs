@@ -15,6 +15,7 @@ pub mod reminders;
 pub mod reports;
 pub mod system;
 pub mod templates;
+pub mod throttle;
 pub mod twilio;
 pub mod ussd;
 pub mod webhooks;
@@ -86,6 +87,10 @@ pub struct ApiConfig {
     pub own_address: Option<std::net::SocketAddr>,
     /// Where callback and precheck URLs may point (the same policy the requests obey).
     pub outbound: crate::outbound::OutboundPolicy,
+    /// Timeouts and the connection limit of the HTTP server.
+    pub connections: crate::connections::Limits,
+    /// Wrong credentials allowed per client address.
+    pub auth_failures: throttle::FailureLimit,
 }
 
 impl Default for ApiConfig {
@@ -100,6 +105,8 @@ impl Default for ApiConfig {
             dashboard: crate::config::DashboardConfig::default(),
             own_address: None,
             outbound: crate::outbound::OutboundPolicy::default(),
+            connections: crate::connections::Limits::default(),
+            auth_failures: throttle::FailureLimit::default(),
         }
     }
 }
@@ -133,6 +140,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Logged-in browsers of the admin page.
     pub sessions: Arc<crate::dashboard::Sessions>,
+    /// Wrong credentials per client address (bearer, Twilio Basic, admin login).
+    pub failures: Arc<throttle::Failures>,
 }
 
 impl AppState {
@@ -216,13 +225,25 @@ pub fn bearer_caller(keys: &[ApiKey], headers: &axum::http::HeaderMap) -> Option
 }
 
 /// Who is calling: a bearer token, or else the admin page's session cookie. A session
-/// changes nothing without its CSRF token in `X-CSRF-Token`.
-async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// changes nothing without its CSRF token in `X-CSRF-Token`. An address that presented too
+/// many wrong tokens is answered 429 for any token until its window ends (a right one too:
+/// otherwise the answer would still tell a guess right from wrong).
+async fn auth(
+    State(state): State<AppState>,
+    client: throttle::ClientAddr,
+    mut req: Request,
+    next: Next,
+) -> Response {
     use axum::response::IntoResponse;
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    if header.is_some()
+        && let Some(wait) = state.failures.blocked(client)
+    {
+        return throttle::too_many(wait);
+    }
     let token = match header {
         Some(h) if h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ") => h[7..].trim(),
         Some(_) => {
@@ -254,7 +275,10 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
             req.extensions_mut().insert(Caller(name));
             next.run(req).await
         }
-        None => ApiError::unauthorized("unknown token").into_response(),
+        None => {
+            state.failures.record(client);
+            ApiError::unauthorized("unknown token").into_response()
+        }
     }
 }
 

@@ -102,10 +102,31 @@ impl From<crate::store::StoreError> for TwilioError {
 }
 
 /// HTTP Basic with the account SID and auth token; the path's account must be that one.
-pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Like the bearer door, an address that presented too many wrong credentials is answered 429
+/// (in Twilio's error format, code 20429, with `Retry-After`) until its window ends.
+pub async fn auth(
+    State(state): State<AppState>,
+    client: super::throttle::ClientAddr,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(account) = state.webhooks.twilio().map(|h| h.account.clone()) else {
         return TwilioError::not_found(req.uri().path()).into_response();
     };
+    let credentials = req.headers().contains_key(header::AUTHORIZATION);
+    if credentials && let Some(wait) = state.failures.blocked(client) {
+        metrics::counter!(crate::metrics::AUTH_THROTTLED).increment(1);
+        let secs = super::throttle::retry_after_secs(wait);
+        let mut r = TwilioError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            20429,
+            format!("Too Many Requests: too many wrong credentials from this address; try again in {secs} s"),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return r;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -127,6 +148,9 @@ pub async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -
             u & p
         });
     if !ok {
+        if credentials {
+            state.failures.record(client);
+        }
         return TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate").into_response();
     }
     let path_account = req

@@ -117,6 +117,17 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(super::EXIT_BAD_INPUT);
     }
+    // Every connection is a file descriptor: the soft limit (often 1024) goes up to the hard
+    // one (systemd's LimitNOFILE=) so that `max_connections`, the store and the modems fit.
+    match crate::connections::raise_open_files_limit() {
+        Ok(n) if n < cfg.http.max_connections as u64 + 256 => tracing::warn!(
+            open_files = n,
+            max_connections = cfg.http.max_connections,
+            "the open files limit is low for [http] max_connections: raise LimitNOFILE= or lower max_connections"
+        ),
+        Ok(n) => tracing::debug!(open_files = n, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let mut gw = match Gateway::from_config(&cfg) {
         Ok(g) => g,
         Err(e) => {

@@ -3,11 +3,15 @@
 //!
 //! Login takes an API token, checked like a bearer token, and starts a session: a random id
 //! in an `HttpOnly`, `SameSite=Strict` cookie (also `Secure`, see [`CookieSecure`]), kept in
-//! memory only, so a restart of the daemon logs everyone out. The page then calls the
+//! memory only, so a restart of the daemon logs everyone out. A session ends after
+//! `session_ttl` unused, and `session_max_age` after the login however much it is used (a
+//! stolen cookie does not live for ever). Wrong tokens count against the client's address
+//! (the same count as wrong bearer tokens, [`crate::api::throttle`]): one address failing
+//! locks out that address only. The page then calls the
 //! ordinary `/v1` API with that cookie; a call that changes something must also carry the
 //! session's CSRF token in `X-CSRF-Token`, which only a page the daemon served can know.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,6 +22,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::AppState;
+use crate::api::throttle::ClientAddr;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "smsgate_session";
@@ -25,8 +30,6 @@ pub const COOKIE: &str = "smsgate_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Most sessions kept at once; the one closest to expiry makes room for a new one.
 const MAX_SESSIONS: usize = 256;
-/// Failed logins allowed per minute before the form answers 429 for the rest of it.
-const MAX_FAILURES_PER_MINUTE: usize = 20;
 
 const DASHBOARD_HTML: &str = include_str!("assets/dashboard.html");
 const LOGIN_HTML: &str = include_str!("assets/login.html");
@@ -58,7 +61,10 @@ pub enum CookieSecure {
 struct Session {
     caller: String,
     csrf: String,
+    /// Unused until then, it ends (pushed back by each use).
     expires: Instant,
+    /// It ends then, used or not.
+    ends: Instant,
 }
 
 /// A logged-in browser, as the API's authentication sees it.
@@ -74,6 +80,7 @@ pub struct SessionAuth {
 #[derive(Debug)]
 pub struct Sessions {
     ttl: Duration,
+    max_age: Duration,
     secure: CookieSecure,
     enabled: bool,
     inner: Mutex<SessionsInner>,
@@ -83,7 +90,6 @@ pub struct Sessions {
 struct SessionsInner {
     /// By SHA-256 of the cookie value.
     by_hash: HashMap<[u8; 32], Session>,
-    failures: VecDeque<Instant>,
 }
 
 fn random_hex(bytes: usize) -> Option<String> {
@@ -110,6 +116,7 @@ impl Sessions {
     pub fn new(cfg: &crate::config::DashboardConfig) -> Sessions {
         Sessions {
             ttl: cfg.session_ttl,
+            max_age: cfg.session_max_age,
             secure: cfg.cookie_secure,
             enabled: cfg.enabled,
             inner: Mutex::new(SessionsInner::default()),
@@ -127,7 +134,7 @@ impl Sessions {
         let csrf = random_hex(32)?;
         let now = Instant::now();
         let mut g = self.lock();
-        g.by_hash.retain(|_, s| s.expires > now);
+        g.by_hash.retain(|_, s| s.expires > now && s.ends > now);
         if g.by_hash.len() >= MAX_SESSIONS
             && let Some(k) = g
                 .by_hash
@@ -142,7 +149,8 @@ impl Sessions {
             Session {
                 caller: caller.to_string(),
                 csrf: csrf.clone(),
-                expires: now + self.ttl,
+                expires: now + self.ttl.min(self.max_age),
+                ends: now + self.max_age,
             },
         );
         Some((id, csrf))
@@ -156,11 +164,13 @@ impl Sessions {
         let id = cookie_value(headers)?;
         let now = Instant::now();
         let mut g = self.lock();
-        let s = g.by_hash.get_mut(&digest(&id))?;
-        if s.expires <= now {
+        let key = digest(&id);
+        let s = g.by_hash.get_mut(&key)?;
+        if s.expires <= now || s.ends <= now {
+            g.by_hash.remove(&key);
             return None;
         }
-        s.expires = now + self.ttl;
+        s.expires = (now + self.ttl).min(s.ends);
         Some(SessionAuth {
             caller: s.caller.clone(),
             csrf: s.csrf.clone(),
@@ -171,23 +181,6 @@ impl Sessions {
         if let Some(id) = cookie_value(headers) {
             self.lock().by_hash.remove(&digest(&id));
         }
-    }
-
-    /// Counts a failed login; false when too many failed in the last minute.
-    fn failure_allowed(&self, record: bool) -> bool {
-        let now = Instant::now();
-        let mut g = self.lock();
-        while g
-            .failures
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-        {
-            g.failures.pop_front();
-        }
-        if record {
-            g.failures.push_back(now);
-        }
-        g.failures.len() < MAX_FAILURES_PER_MINUTE
     }
 
     /// Whether the cookie gets `Secure` for this request.
@@ -205,7 +198,7 @@ impl Sessions {
             .http_only(true)
             .same_site(cookie::SameSite::Strict)
             .max_age(cookie::time::Duration::seconds(
-                i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX),
+                i64::try_from(self.ttl.min(self.max_age).as_secs()).unwrap_or(i64::MAX),
             ));
         if self.secure_for(headers) {
             c = c.secure(true);
@@ -328,7 +321,11 @@ fn disabled() -> Response {
 
 /// `GET /`: the dashboard for a logged-in browser (or a caller with a bearer token, who
 /// gets a session too), the login page's address for anyone else.
-pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn index(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+) -> Response {
     let sessions = &state.sessions;
     if !sessions.enabled {
         return disabled();
@@ -336,7 +333,15 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Respons
     if let Some(s) = sessions.from_headers(&headers) {
         return dashboard_page(&s.csrf, None);
     }
-    if let Some(caller) = crate::api::bearer_caller(&state.keys, &headers) {
+    let bearer = headers.contains_key(header::AUTHORIZATION);
+    if bearer && let Some(wait) = state.failures.blocked(client) {
+        return crate::api::throttle::too_many(wait);
+    }
+    let caller = crate::api::bearer_caller(&state.keys, &headers);
+    if bearer && caller.is_none() {
+        state.failures.record(client);
+    }
+    if let Some(caller) = caller {
         let Some((id, csrf)) = sessions.start(&caller) else {
             return crate::api::ApiError::internal("no randomness for a session id")
                 .into_response();
@@ -380,6 +385,7 @@ pub struct LoginForm {
 /// `POST /login`: a valid token starts a session and goes to the dashboard.
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -387,12 +393,19 @@ pub async fn login(
     if !sessions.enabled {
         return disabled();
     }
-    if !sessions.failure_allowed(false) {
-        return login_page(
+    if let Some(wait) = state.failures.blocked(client) {
+        metrics::counter!(crate::metrics::AUTH_THROTTLED).increment(1);
+        let secs = crate::api::throttle::retry_after_secs(wait);
+        let mut r = login_page(
             StatusCode::TOO_MANY_REQUESTS,
             &headers,
-            Some("Too many wrong tokens in the last minute; wait a minute and try again."),
+            Some(&format!(
+                "Too many wrong tokens from this address; try again in {secs} s."
+            )),
         );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return r;
     }
     let token = match form {
         Ok(axum::Form(f)) => f.token,
@@ -403,8 +416,8 @@ pub async fn login(
         .then(|| crate::api::authenticate(&state.keys, token))
         .flatten()
     else {
-        sessions.failure_allowed(true);
-        tracing::warn!("dashboard login with an unknown token");
+        state.failures.record(client);
+        tracing::warn!(client = ?client.0, "dashboard login with an unknown token");
         return login_page(
             StatusCode::UNAUTHORIZED,
             &headers,
@@ -507,13 +520,22 @@ mod tests {
     }
 
     #[test]
-    fn too_many_failures_close_the_form_for_a_minute() {
-        let s = Sessions::new(&crate::config::DashboardConfig::default());
-        for _ in 0..MAX_FAILURES_PER_MINUTE - 1 {
-            assert!(s.failure_allowed(true));
+    fn a_session_ends_at_its_max_age_however_much_it_is_used() {
+        let s = Sessions::new(&crate::config::DashboardConfig {
+            session_ttl: Duration::from_secs(3600),
+            session_max_age: Duration::from_millis(300),
+            ..Default::default()
+        });
+        let (id, _) = s.start("admin").unwrap();
+        let h = headers(&[("cookie", &format!("{COOKIE}={id}"))]);
+        for _ in 0..5 {
+            assert!(s.from_headers(&h).is_some());
+            std::thread::sleep(Duration::from_millis(40));
         }
-        assert!(!s.failure_allowed(true));
-        assert!(!s.failure_allowed(false));
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(s.from_headers(&h).is_none());
+        // The cookie does not outlive the session either.
+        assert!(s.set_cookie(&h, "x").contains("Max-Age=0"));
     }
 
     #[test]

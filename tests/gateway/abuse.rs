@@ -1,230 +1,492 @@
-//! What a careless network, a customer or a stranger on the LAN can do, against the daemon:
-//! national-format senders, automatic answers in a loop.
+//! What a careless network, a customer or a stranger on the LAN can do, against the real
+//! daemon over HTTP on loopback: a flood of half-sent request headers neither starves a real
+//! client nor stays open past `[http] header_timeout`; a body that stops half-way fails at
+//! `body_timeout`; wrong credentials lock out their own
+//! address only (another loopback address, 127.0.0.2, stands for another machine), with 429
+//! and `Retry-After`; an admin session ends at `session_max_age` however much it is used; the
+//! shipped example's placeholder token is refused by `config check` and by `serve`.
 
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use smsgate::sim::{SimConfig, Simulator};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{Running, TOKEN, start, wait_modem_up};
+use crate::crash::free_port;
+use crate::{TOKEN, sim, start};
 
-async fn post(http: &reqwest::Client, base: &str, path: &str, body: &Value) -> (u16, Value) {
+/// Half-sent requests held open at once: more than the usual soft limit of open files (1024),
+/// which is what stopped the daemon from accepting before connections were bounded.
+const SLOW_CLIENTS: usize = 1_100;
+
+/// The test opens a socket per slow client: its own soft limit of open files goes up to the
+/// hard limit (the daemon raises its own at start).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    }
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    assert!(
+        soft >= SLOW_CLIENTS as u64 + 200,
+        "this test needs {} open files; the hard limit is {soft}",
+        SLOW_CLIENTS + 200
+    );
+}
+
+/// A running `smsgate serve` that is killed when dropped.
+struct Daemon {
+    child: tokio::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// `smsgate serve` with `[http]` set to `http` (plus `listen`), no modem; once it answers.
+    async fn start(http: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("smsgate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[http]\nlisten = \"127.0.0.1:{port}\"\n{http}\n[storage]\npath = \"{}\"\n\
+                 [[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n",
+                dir.path().join("store").display()
+            ),
+        )
+        .unwrap();
+        // Started with the soft limit of open files most systems give (1024), below the
+        // number of slow clients: the daemon must raise it itself.
+        let child = tokio::process::Command::new("sh")
+            .args(["-c", "ulimit -Sn 1024 && exec \"$0\" serve --config \"$1\""])
+            .arg(env!("CARGO_BIN_EXE_smsgate"))
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not answer");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Daemon {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+
+    /// SIGTERM, and it stops in time with success.
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("running").to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("stops in time")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// A POST of one message on a fresh connection: its status and how long the answer took.
+async fn post_message(base: &str) -> (u16, Duration) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let t = Instant::now();
     let r = http
-        .post(format!("{base}{path}"))
+        .post(format!("{base}/v1/messages"))
         .bearer_auth(TOKEN)
-        .json(body)
+        .json(&json!({"to": "+12025550123", "text": "served under a flood"}))
+        .send()
+        .await;
+    let code = match r {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => panic!("no answer after {:?}: {e}", t.elapsed()),
+    };
+    (code, t.elapsed())
+}
+
+/// Without a header timeout and a connection limit (as `axum::serve` ran), the 1,100
+/// half-requests took every file descriptor the daemon had: the client's connection waited in
+/// the kernel's backlog and got no answer (the reqwest timeout of 10 s panics `post_message`),
+/// and the half-requests stayed open for good (the EOF wait below fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_headers_neither_starve_a_client_nor_stay_open() {
+    raise_open_files_limit();
+    let header_timeout = Duration::from_secs(2);
+    // max_connections as shipped (512): more slow clients than that, so the limit is met too.
+    let d = Daemon::start("header_timeout = \"2s\"\nmax_connections = 512").await;
+    let addr = d.base.trim_start_matches("http://").to_string();
+
+    let (code, _) = post_message(&d.base).await;
+    assert_eq!(code, 201, "before the flood");
+
+    // Each slow client sends half a header, then waits for the server to close: the time from
+    // its connecting to its EOF (or reset), or None if it was not closed in 15 s.
+    let mut slow = Vec::with_capacity(SLOW_CLIENTS);
+    for _ in 0..SLOW_CLIENTS {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let opened = Instant::now();
+        s.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: gateway\r\nContent-Type: applic")
+            .await
+            .expect("half a header");
+        slow.push(tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let wait = async {
+                loop {
+                    match s.read(&mut buf).await {
+                        // hyper may answer 408 before closing: read on to the end.
+                        Ok(n) if n > 0 => continue,
+                        _ => return opened.elapsed(),
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(15), wait)
+                .await
+                .ok()
+        }));
+    }
+
+    // While the slow clients hold their half-requests, a real client is served at once.
+    let (code, took) = post_message(&d.base).await;
+    assert_eq!(code, 201, "during the flood");
+    assert!(
+        took < Duration::from_secs(2),
+        "answered in {took:?} during the flood"
+    );
+
+    // Every half-request is closed by the server: the ones beyond max_connections as newer
+    // connections came, the rest after header_timeout.
+    let mut closed_by_timeout = 0;
+    let mut latest = Duration::ZERO;
+    for (i, h) in slow.into_iter().enumerate() {
+        let closed = h.await.unwrap();
+        let Some(after) = closed else {
+            panic!("slow client {i} was still open 15 s after it connected");
+        };
+        if after >= header_timeout - Duration::from_millis(100) {
+            closed_by_timeout += 1;
+        }
+        latest = latest.max(after);
+    }
+    eprintln!(
+        "abuse: {SLOW_CLIENTS} half-sent headers; POST during the flood answered 201 in {took:?}; \
+         {} closed to make room, {closed_by_timeout} at header_timeout; the last closed {latest:?} after connecting",
+        SLOW_CLIENTS - closed_by_timeout
+    );
+    // The last 511 or so (the real client took a slot) were within the limit: closed by the
+    // timeout, not before it.
+    assert!(
+        closed_by_timeout >= 400,
+        "only {closed_by_timeout} half-requests lasted until header_timeout"
+    );
+
+    let (code, took) = post_message(&d.base).await;
+    assert_eq!(code, 201, "after the flood");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    d.stop().await;
+}
+
+/// A client whose requests come from `ip` (a loopback address).
+fn client_from(ip: Ipv4Addr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(ip))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+const LAN_STRANGER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const BILLING: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_bearer_tokens_lock_out_their_address_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    // The shipped defaults: 10 failures a minute.
+    let r = start(dir.path().join("store"), &sim, |_| {}).await;
+    let stranger = client_from(LAN_STRANGER);
+    let billing = client_from(BILLING);
+    let send = |c: &reqwest::Client, token: &str| {
+        c.post(format!("{}/v1/messages", r.base))
+            .bearer_auth(token)
+            .json(&json!({"to": "+12025550123", "text": "hello"}))
+            .send()
+    };
+    for i in 0..10 {
+        let resp = send(&stranger, &format!("guess-{i:020}")).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "guess {i}");
+    }
+    let resp = send(&stranger, "guess-number-eleven-000").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/problem+json",
+        "problem details"
+    );
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["type"], "urn:smsgate:problem:too_many_failures", "{v}");
+    assert_eq!(v["status"], 429);
+    // Locked out: a right token from that address is refused too (else the answer would
+    // still tell a right guess from a wrong one)...
+    assert_eq!(send(&stranger, TOKEN).await.unwrap().status().as_u16(), 429);
+    // ...and so is a wrong admin login.
+    let resp = stranger
+        .post(format!("{}/login", r.base))
+        .form(&[("token", TOKEN)])
         .send()
         .await
         .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(http: &reqwest::Client, base: &str, path: &str) -> Value {
-    http.get(format!("{base}{path}"))
-        .bearer_auth(TOKEN)
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // The billing system, on another address, is served as ever.
+    for _ in 0..3 {
+        let resp = send(&billing, TOKEN).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    // Health checks carry no credentials: not affected.
+    let resp = stranger
+        .get(format!("{}/healthz", r.base))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or(Value::Null)
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    r.stop().await;
+    sim.shutdown().await;
 }
 
-/// Waits until an inbound message with `text` is acted on; returns it.
-async fn handled(http: &reqwest::Client, base: &str, text: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let page = get(http, base, "/v1/inbound?limit=100").await;
-        if let Some(m) = page["messages"].as_array().and_then(|a| {
-            a.iter()
-                .find(|m| m["text"] == text && m["handling"].is_string())
-        }) {
-            return m.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{text:?} never handled: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn wait_sent(http: &reqwest::Client, base: &str, id: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while get(http, base, &format!("/v1/messages/{id}")).await["status"] != "sent" {
-        assert!(tokio::time::Instant::now() < deadline, "{id} not sent");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The real binary with `[sms] default_region = "GB"`: a STOP from `07911123456` (national
-/// format, TOA 0x81) after a text to `+447911123456` opts that number out, and an answer from
-/// `447911123457` (international digits without `+`) is matched to the question it answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_national_format_stop_is_honoured_by_the_real_binary() {
+async fn failed_logins_lock_out_their_address_only() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimConfig {
-        status_reports: None,
-        ..SimConfig::default()
+    let sim = sim().await;
+    let r = start(dir.path().join("store"), &sim, |_| {}).await;
+    let stranger = client_from(LAN_STRANGER);
+    let admin = client_from(BILLING);
+    let login = |c: &reqwest::Client, token: &str| {
+        c.post(format!("{}/login", r.base))
+            .form(&[("token", token)])
+            .send()
+    };
+    for i in 0..10 {
+        let resp = login(&stranger, &format!("guess-{i:020}")).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "guess {i}");
+    }
+    let resp = login(&stranger, TOKEN).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert!(!resp.headers().contains_key("set-cookie"), "no session");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Too many wrong tokens"), "{page}");
+    // The admin, elsewhere, logs in and uses the page.
+    let resp = login(&admin, TOKEN).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let resp = admin
+        .get(format!("{}/v1/dashboard", r.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    r.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_its_max_age_however_much_it_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let max_age = Duration::from_millis(1500);
+    let r = start(dir.path().join("store"), &sim, |g| {
+        g.api.dashboard.session_ttl = Duration::from_secs(3600);
+        g.api.dashboard.session_max_age = max_age;
     })
+    .await;
+    let http = client_from(LAN_STRANGER);
+    let resp = http
+        .post(format!("{}/login", r.base))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let logged_in = Instant::now();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let dashboard = || {
+        http.get(format!("{}/v1/dashboard", r.base))
+            .header("cookie", &cookie)
+            .send()
+    };
+    // Used all along, well within the idle timeout...
+    let mut uses = 0;
+    while logged_in.elapsed() < max_age - Duration::from_millis(400) {
+        assert_eq!(dashboard().await.unwrap().status().as_u16(), 200);
+        uses += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(uses >= 5, "{uses}");
+    // ...it still ends at its max age.
+    tokio::time::sleep(max_age.saturating_sub(logged_in.elapsed()) + Duration::from_millis(200))
+        .await;
+    assert_eq!(dashboard().await.unwrap().status().as_u16(), 401);
+    r.stop().await;
+    sim.shutdown().await;
+}
+
+/// `smsgate ARGS` with `env`: exit code and standard error, at most 20 s.
+async fn smsgate(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"));
+    c.args(args)
+        .env_remove("SMSGATE_API_KEY_BILLING")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), c.output())
+        .await
+        .unwrap_or_else(|_| panic!("smsgate {args:?} did not finish in 20 s"))
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_placeholder_token_is_refused_by_config_check_and_serve() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/smsgate.toml");
+    let (code, err) = smsgate(&["config", "check", shipped], &[]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[[api_keys]] #1 `token`") && err.contains("placeholder"),
+        "{err}"
+    );
+    // With a token of its own (here from the environment) the same file is fine.
+    let own = [("SMSGATE_API_KEY_BILLING", "a-token-of-our-own-0123456789")];
+    let (code, err) = smsgate(&["config", "check", shipped], &own).await;
+    assert_eq!(code, 0, "{err}");
+
+    // `serve` refuses to start with it, before listening or opening the store.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("smsgate.toml");
+    let store = dir.path().join("store");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n\
+             [[api_keys]]\nname = \"billing\"\ntoken = \"change-me-to-a-long-random-token\"\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let (code, err) = smsgate(&["serve", "--config", config.to_str().unwrap()], &[]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[[api_keys]] #1 `token` (line 7)") && err.contains("placeholder"),
+        "{err}"
+    );
+    assert!(!store.exists(), "the store was not opened");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens"
+    );
+}
+
+/// A body that stops half-way fails its request at `[http] body_timeout`, instead of holding a
+/// handler (and its connection) for ever; nothing is stored. Without the deadline the handler
+/// waits for the rest of the body as long as the client keeps the connection: no answer in
+/// 10 s, and the test fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_half_way_fails_at_the_body_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let body_timeout = Duration::from_secs(1);
+    let r = start(dir.path().join("store"), &sim, |g| {
+        g.api.connections.body_timeout = body_timeout;
+    })
+    .await;
+    let addr = r.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let t = Instant::now();
+    s.write_all(
+        format!(
+            "POST /v1/messages HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"to\": \"+1202"
+        )
+        .as_bytes(),
+    )
     .await
     .unwrap();
-    let http = reqwest::Client::new();
-    let (_, base, mut daemon) =
-        crate::crash::daemon_with(dir.path(), &sim, "[sms]\ndefault_region = \"GB\"\n", &http)
-            .await;
-    let ask = |to: &str| {
-        json!({"to": to, "text": "Invoice INV-7: reply 1 to be called, 2 to pay the minimum",
-               "reply_options": {"1": "call_me", "2": "pay_minimum"}})
-    };
-    let (code, first) = post(&http, &base, "/v1/messages", &ask("+447911123456")).await;
-    assert_eq!(code, 201, "{first}");
-    let (code, second) = post(&http, &base, "/v1/messages", &ask("+447911123457")).await;
-    assert_eq!(code, 201, "{second}");
-    for m in [&first, &second] {
-        wait_sent(&http, &base, m["id"].as_str().unwrap()).await;
-    }
-    sim.inject_inbound("07911123456", "STOP", false).unwrap();
-    sim.inject_inbound("447911123457", "1", false).unwrap();
-    let stop = handled(&http, &base, "STOP").await;
-    assert_eq!(stop["from"], "+447911123456", "{stop}");
-    assert_eq!(stop["from_raw"], "07911123456", "{stop}");
-    assert_eq!(stop["handling"], "opt_out", "{stop}");
-    let answer = handled(&http, &base, "1").await;
-    assert_eq!(answer["from"], "+447911123457", "{answer}");
-    assert_eq!(answer["handling"], "reply", "{answer}");
-    assert_eq!(answer["in_reply_to"], second["id"], "{answer}");
-    // The opt-out holds for the number as the billing system writes it, and as a national one.
-    for to in ["+447911123456", "07911123456"] {
-        let (code, refused) = post(
-            &http,
-            &base,
-            "/v1/messages",
-            &json!({"to": to, "text": "Reminder: INV-7 is due"}),
-        )
-        .await;
-        assert_eq!(code, 422, "{to}: {refused}");
-    }
-    let _ = daemon.kill().await;
-    sim.shutdown().await;
-}
-
-/// Without a region (and a SIM whose IMSI names no country), a national-format sender is
-/// matched by its last digits to the number that was texted: the STOP still holds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sender_that_reads_as_no_number_is_matched_by_its_last_digits() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = crate::sim().await;
-    let r = start(dir.path().join("store"), &sim, |_| {}).await;
-    wait_modem_up(&r).await;
-    let (code, m) = r
-        .post(
-            "/v1/messages",
-            &json!({"to": "+447911123458", "text": "Invoice INV-8 is due"}),
-        )
-        .await;
-    assert_eq!(code, 201, "{m}");
-    let id = m["id"].as_str().unwrap();
-    assert_eq!(
-        r.wait_status(id, "sent", Duration::from_secs(10)).await,
-        "sent"
-    );
-    sim.inject_inbound("07911123458", "stop", false).unwrap();
-    let stop = handled(&r.http, &r.base, "stop").await;
-    assert_eq!(stop["from"], "07911123458", "{stop}");
-    assert_eq!(stop["handling"], "opt_out", "{stop}");
-    let (code, opt) = r.get("/v1/opt-outs/%2B447911123458").await;
-    assert_eq!(
-        (code, &opt["number"]),
-        (200, &json!("+447911123458")),
-        "{opt}"
-    );
-    let (code, _) = r
-        .post(
-            "/v1/messages",
-            &json!({"to": "+447911123458", "text": "again"}),
-        )
-        .await;
-    assert_eq!(code, 422);
-    r.stop().await;
-    sim.shutdown().await;
-}
-
-/// A customer texting HELP, STOP and START in a loop gets at most one automatic answer of each
-/// kind per `auto_reply_interval`, every keyword is still obeyed, and reminders keep going out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn automatic_answers_are_bounded_per_number() {
-    const WHO: &str = "+12025550177";
-    let dir = tempfile::tempdir().unwrap();
-    let sim = crate::sim().await;
-    let r = start(dir.path().join("store"), &sim, |_| {}).await;
-    wait_modem_up(&r).await;
-    let rounds = 6;
-    let mut sent = 0;
-    for round in 0..rounds {
-        for word in ["HELP", "STOP", "START"] {
-            // Each round spells it differently: the same text from the same sender within a
-            // second is one PDU, which the gateway stores once.
-            let spelled: String = word
-                .chars()
-                .enumerate()
-                .map(|(i, c)| {
-                    if (round >> i) & 1 == 1 {
-                        c.to_ascii_lowercase()
-                    } else {
-                        c
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
                     }
-                })
-                .collect();
-            sim.inject_inbound(WHO, &spelled, false).unwrap();
-            sent += 1;
-            // Each acted on before the next, as a customer's texts arrive.
-            wait_handled_count(&r, sent).await;
+                }
+            }
         }
-    }
-    // Opted back in at the end: a reminder goes out.
-    let (code, m) = r
-        .post(
-            "/v1/messages",
-            &json!({"to": WHO, "text": "Invoice INV-9 is due"}),
-        )
-        .await;
-    assert_eq!(code, 201, "{m}");
-    let id = m["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        r.wait_status(&id, "sent", Duration::from_secs(10)).await,
-        "sent"
+    })
+    .await;
+    assert!(read.is_ok(), "no answer in 10 s");
+    let took = t.elapsed();
+    let head = String::from_utf8_lossy(&answer).to_string();
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(
+        took >= body_timeout - Duration::from_millis(50) && took < Duration::from_secs(4),
+        "answered after {took:?}"
     );
-    let (_, page) = r.get("/v1/messages?to=%2B12025550177&limit=100").await;
-    let automatic: Vec<&Value> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["id"] != id.as_str())
-        .collect();
-    assert_eq!(
-        automatic.len(),
-        3,
-        "one help, one STOP and one START answer: {automatic:?}"
-    );
+    let (code, v) = r.get("/v1/messages").await;
+    assert_eq!(code, 200);
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "{v}");
     r.stop().await;
     sim.shutdown().await;
-}
-
-async fn wait_handled_count(r: &Running, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, page) = r.get("/v1/inbound?limit=100").await;
-        let done = page["messages"].as_array().map_or(0, |a| {
-            a.iter().filter(|m| m["handling"].is_string()).count()
-        });
-        if done >= n {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{done} of {n} handled"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
 }

@@ -20,6 +20,7 @@ mod reminders;
 mod remote;
 mod replies;
 mod reports;
+mod senders;
 mod store_cmd;
 mod twilio;
 mod ussd;
