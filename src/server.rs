@@ -357,6 +357,7 @@ impl Gateway {
             shutdown: shutdown.clone(),
             sessions,
             failures: Arc::new(crate::api::throttle::Failures::new(api_cfg_failures)),
+            exports: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_EXPORTS)),
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");

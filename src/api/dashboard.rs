@@ -415,10 +415,10 @@ fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
             }
         }
     }
-    // Plain messages about the invoice (`metadata.invoice`): reads every message.
-    for m in store.histories_for(None, Some(q))? {
-        if !messages.iter().any(|x| x.id == m.0.id) {
-            messages.push(m.0);
+    // Plain messages about the invoice (`metadata.invoice`), from the invoice index.
+    for m in store.messages_about(q, FOUND)? {
+        if !messages.iter().any(|x| x.id == m.id) {
+            messages.push(m);
         }
     }
     messages.sort_by(|a, b| b.id.cmp(&a.id));

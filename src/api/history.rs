@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use super::messages::normalise_number;
 use super::{ApiError, AppState};
-use crate::store::history::{History, export_csv, export_jsonl};
+use crate::store::StoreError;
+use crate::store::history::{CSV_HEADER, History, csv_rows, jsonl_rows};
 
 /// `GET /v1/messages/{id}/history`: every entry with its hash, and whether the chain holds.
 #[utoipa::path(get, path = "/v1/messages/{id}/history", tag = "messages",
@@ -57,7 +58,9 @@ pub struct ExportQuery {
     responses((status = 200, description = "JSON Lines (`format=jsonl`) or CSV (`format=csv`)",
             content((String = "application/x-ndjson"), (String = "text/csv"))),
         (status = 400, body = super::error::Problem), (status = 401, body = super::error::Problem),
-        (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
+        (status = 422, body = super::error::Problem),
+        (status = 429, description = "Two exports are running already", body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
     security(("bearer" = [])))]
 pub async fn export(
     State(state): State<AppState>,
@@ -74,19 +77,54 @@ pub async fn export(
     if to.is_none() && q.invoice.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::field("to", "give `to` or `invoice` (or both)"));
     }
+    // Each export holds a store reader for as long as its client reads: a few at a time.
+    let Ok(permit) = state.exports.clone().try_acquire_owned() else {
+        let mut r = ApiError::other(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "exports_busy",
+            "Too many exports",
+            format!(
+                "{} history exports are running; try again when one has finished",
+                super::MAX_EXPORTS
+            ),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(5u32));
+        return Ok(r);
+    };
     let store = state.store.clone();
     let invoice = q.invoice.clone();
     let format = q.format.unwrap_or_default();
-    // Reading every message (by invoice) may take a while: off the async threads.
-    let body = tokio::task::spawn_blocking(move || {
-        let rows = store.histories_for(to.as_deref(), invoice.as_deref())?;
-        match format {
-            Format::Jsonl => export_jsonl(&rows),
-            Format::Csv => export_csv(&rows),
+    // Written as it is read, one message at a time, off the async threads: an export of any
+    // size holds one message and a few chunks in memory. A store error after the first rows
+    // ends the body early (the client sees a cut answer, never a wrong one).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let send = |chunk: String| {
+            tx.blocking_send(Ok(bytes::Bytes::from(chunk)))
+                .map_err(|_| StoreError::Closed)
+        };
+        if matches!(format, Format::Csv) && send(CSV_HEADER.to_string()).is_err() {
+            return;
         }
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("export failed: {e}")))??;
+        let r = store.for_each_history::<StoreError>(to.as_deref(), invoice.as_deref(), |m, h| {
+            send(match format {
+                Format::Jsonl => jsonl_rows(m, h)?,
+                Format::Csv => csv_rows(m, h)?,
+            })
+        });
+        if let Err(e) = r
+            && !matches!(e, StoreError::Closed)
+        {
+            tracing::error!(error = %e, "history export cut short");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
     let (ctype, ext) = match format {
         Format::Jsonl => ("application/x-ndjson", "jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),

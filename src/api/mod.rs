@@ -142,7 +142,12 @@ pub struct AppState {
     pub sessions: Arc<crate::dashboard::Sessions>,
     /// Wrong credentials per client address (bearer, Twilio Basic, admin login).
     pub failures: Arc<throttle::Failures>,
+    /// History exports running at once: each reads the store for as long as its client reads.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
+
+/// History exports that may run at once.
+pub const MAX_EXPORTS: usize = 2;
 
 impl AppState {
     /// The running modems now.

@@ -45,7 +45,7 @@ use super::{
 pub const EXPORT_FORMAT: u64 = 1;
 
 /// Every tree of the store, in export order (see the table in [`crate::store`]).
-pub const TREES: [&str; 19] = [
+pub const TREES: [&str; 20] = [
     "messages",
     "due",
     "status",
@@ -65,6 +65,7 @@ pub const TREES: [&str; 19] = [
     "plan_invoices",
     "templates",
     "hourly",
+    "invoices",
 ];
 
 /// sled's own tree, which this store does not use.
@@ -479,9 +480,12 @@ struct Indexed {
     status: Status,
     due: Vec<u8>,
     to: String,
-    /// Matching entries found in `due` or `status`, and in `to`.
+    /// `metadata.invoice`, when it names one.
+    invoice: Option<Vec<u8>>,
+    /// Matching entries found in `due` or `status`, in `to`, and in `invoices`.
     status_entries: u32,
     to_entries: u32,
+    invoice_entries: u32,
 }
 
 /// Why an index entry was left by an insert cut short.
@@ -540,6 +544,7 @@ impl Store {
             "plan_invoices" => &i.plan_invoices,
             "templates" => &i.templates,
             "hourly" => &i.hourly,
+            "invoices" => &i.invoices,
             _ => return None,
         })
     }
@@ -638,8 +643,10 @@ impl Store {
                             status: m.status,
                             due: due_key(&m, &id),
                             to: m.to.clone(),
+                            invoice: super::invoice_key(&m, &id),
                             status_entries: 0,
                             to_entries: 0,
+                            invoice_entries: 0,
                         },
                     );
                 }
@@ -801,11 +808,52 @@ impl Store {
             }
         }
 
+        let built = i.invoices.contains_key([])?;
+        for r in i.invoices.iter() {
+            let (k, _) = r?;
+            if k.is_empty() {
+                continue;
+            }
+            let n = k.len();
+            let Some(id) = (n >= 17 && k[n - 17] == 0xFF)
+                .then(|| id16(&k[n - 16..]))
+                .flatten()
+            else {
+                f.problem("invoices", &k, "the key is not invoice · 0xFF · id");
+                continue;
+            };
+            let sid = id_string(&id);
+            match msgs.get_mut(&id) {
+                None if unreadable.contains(&id) => {}
+                None => f.warning(
+                    "invoices",
+                    &k,
+                    format!("invoice entry of message {sid}, {NEVER_STORED}"),
+                ),
+                Some(m) if m.invoice.as_deref() != Some(&k[..]) => f.problem(
+                    "invoices",
+                    &k,
+                    format!("message {sid}: the invoice entry does not match the record"),
+                ),
+                Some(m) => m.invoice_entries += 1,
+            }
+        }
+
         let mut ids: Vec<&[u8; 16]> = msgs.keys().collect();
         ids.sort_unstable();
         for id in ids {
             let Some(m) = msgs.get(id) else { continue };
             let sid = id_string(id);
+            if built
+                && m.invoice_entries == 0
+                && let Some(k) = &m.invoice
+            {
+                f.problem(
+                    "invoices",
+                    k,
+                    format!("message {sid} has no invoice entry: the export by invoice misses it"),
+                );
+            }
             if m.status_entries == 0 {
                 if m.status.is_waiting() {
                     f.problem(
@@ -1251,6 +1299,8 @@ impl Store {
         }
         let store = Store::open(dir, CACHE_MB)?;
         let (summary, max_outbox) = read_export(&store, input)?;
+        // An export made before the invoice index carries none: derived, so made again.
+        store.rebuild_invoice_index()?;
         drop(store);
         if let Some(seq) = max_outbox {
             advance_id_generator(dir, seq)?;
@@ -1280,6 +1330,7 @@ impl Store {
             }
         }
         let (mut summary, max_outbox) = w.finish()?;
+        target.rebuild_invoice_index()?;
         drop(target);
         if let Some(seq) = max_outbox {
             advance_id_generator(dir, seq)?;

@@ -165,36 +165,56 @@ impl Store {
         Ok(report)
     }
 
-    /// Every message to a number, or whose `metadata.invoice` is `invoice`, oldest first, with
-    /// its history: for an export in a dispute. By invoice reads every message.
+    /// Calls `f` with every message to `to` and/or about `invoice` (`metadata.invoice`) and its
+    /// history, oldest first, one at a time: an export of any size holds one message in memory.
+    /// Reads the recipient index, or the invoice index: never every message.
+    pub fn for_each_history<E: From<StoreError>>(
+        &self,
+        to: Option<&str>,
+        invoice: Option<&str>,
+        mut f: impl FnMut(&Message, &History) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (tree, prefix) = match (to, invoice) {
+            (Some(t), _) => (&self.inner.to, t),
+            (None, Some(inv)) => (&self.inner.invoices, inv),
+            (None, None) => return Ok(()),
+        };
+        let mut prefix = prefix.as_bytes().to_vec();
+        prefix.push(0xFF);
+        let n = prefix.len();
+        for r in tree.scan_prefix(prefix) {
+            let (k, _) = r.map_err(StoreError::from)?;
+            let Some(key) = k
+                .get(n..n + 16)
+                .and_then(|id| <[u8; 16]>::try_from(id).ok())
+            else {
+                continue;
+            };
+            let Some(v) = self.inner.messages.get(key).map_err(StoreError::from)? else {
+                continue;
+            };
+            let m = decode_message(&key, &v)?;
+            if invoice.is_some() && invoice_of(&m) != invoice {
+                continue;
+            }
+            let h = self.history_of(&m, &key)?;
+            f(&m, &h)?;
+        }
+        Ok(())
+    }
+
+    /// Every message to `to` and/or about `invoice`, with its history, oldest first (see
+    /// [`Store::for_each_history`]).
     pub fn histories_for(
         &self,
         to: Option<&str>,
         invoice: Option<&str>,
     ) -> Result<Vec<(Message, History)>, StoreError> {
-        let mut msgs = match to {
-            Some(t) => self.messages_to(t, usize::MAX)?,
-            None => {
-                let mut all = Vec::new();
-                for r in self.inner.messages.iter() {
-                    let (k, v) = r?;
-                    if let Ok(key) = <[u8; 16]>::try_from(&k[..]) {
-                        all.push(decode_message(&key, &v)?);
-                    }
-                }
-                all
-            }
-        };
-        if let Some(inv) = invoice {
-            msgs.retain(|m| invoice_of(m) == Some(inv));
-        }
-        msgs.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut out = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            let Some(key) = id_key(&m.id) else { continue };
-            let h = self.history_of(&m, &key)?;
-            out.push((m, h));
-        }
+        let mut out = Vec::new();
+        self.for_each_history::<StoreError>(to, invoice, |m, h| {
+            out.push((m.clone(), h.clone()));
+            Ok(())
+        })?;
         Ok(out)
     }
 }
@@ -224,59 +244,62 @@ pub struct ExportRow<'a> {
 pub fn export_jsonl(rows: &[(Message, History)]) -> Result<String, StoreError> {
     let mut out = String::new();
     for (m, h) in rows {
-        for e in &h.events {
-            let row = ExportRow {
-                message_id: &m.id,
-                to: &m.to,
-                invoice: invoice_of(m),
-                chain_verified: h.verified,
-                event: e,
-            };
-            out.push_str(&serde_json::to_string(&row).map_err(|e| StoreError::Io(e.to_string()))?);
-            out.push('\n');
-        }
+        out.push_str(&jsonl_rows(m, h)?);
     }
     Ok(out)
 }
 
+/// One message's entries as JSON Lines.
+pub fn jsonl_rows(m: &Message, h: &History) -> Result<String, StoreError> {
+    let mut out = String::new();
+    for e in &h.events {
+        let row = ExportRow {
+            message_id: &m.id,
+            to: &m.to,
+            invoice: invoice_of(m),
+            chain_verified: h.verified,
+            event: e,
+        };
+        out.push_str(&serde_json::to_string(&row).map_err(|e| StoreError::Io(e.to_string()))?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The header line of the CSV export.
+pub const CSV_HEADER: &str =
+    "message_id,to,invoice,seq,at,kind,status,reason,data,prev,hash,chain_verified\n";
+
 /// The export as CSV with a header line; `data` is the entry's facts as JSON.
 pub fn export_csv(rows: &[(Message, History)]) -> Result<String, StoreError> {
+    let mut out = CSV_HEADER.to_string();
+    for (m, h) in rows {
+        out.push_str(&csv_rows(m, h)?);
+    }
+    Ok(out)
+}
+
+/// One message's entries as CSV lines (no header).
+pub fn csv_rows(m: &Message, h: &History) -> Result<String, StoreError> {
     let io = |e: csv::Error| StoreError::Io(e.to_string());
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "message_id",
-        "to",
-        "invoice",
-        "seq",
-        "at",
-        "kind",
-        "status",
-        "reason",
-        "data",
-        "prev",
-        "hash",
-        "chain_verified",
-    ])
-    .map_err(io)?;
-    for (m, h) in rows {
-        for c in &h.events {
-            let e = &c.event;
-            w.write_record([
-                m.id.as_str(),
-                m.to.as_str(),
-                invoice_of(m).unwrap_or(""),
-                &e.seq.to_string(),
-                &e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                &e.kind,
-                e.status.as_str(),
-                e.reason.as_deref().unwrap_or(""),
-                &e.data.as_ref().map(|d| d.to_string()).unwrap_or_default(),
-                e.prev.as_deref().unwrap_or(""),
-                &c.hash,
-                if h.verified { "true" } else { "false" },
-            ])
-            .map_err(io)?;
-        }
+    for c in &h.events {
+        let e = &c.event;
+        w.write_record([
+            m.id.as_str(),
+            m.to.as_str(),
+            invoice_of(m).unwrap_or(""),
+            &e.seq.to_string(),
+            &e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            &e.kind,
+            e.status.as_str(),
+            e.reason.as_deref().unwrap_or(""),
+            &e.data.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+            e.prev.as_deref().unwrap_or(""),
+            &c.hash,
+            if h.verified { "true" } else { "false" },
+        ])
+        .map_err(io)?;
     }
     let bytes = w.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| StoreError::Io(e.to_string()))

@@ -22,6 +22,7 @@
 //! | `plan_invoices` | invoice reference | plan id (16): one plan per invoice |
 //! | `templates` | template name | JSON [`plans::StoredTemplate`]: templates set through the API |
 //! | `hourly` | hour since the epoch (4, BE) · modem | sent · delivered · failed (3 × 8, BE): per-hour counts ([`hourly`]) |
+//! | `invoices` | invoice (`metadata.invoice`) · 0xFF · id (16); the empty key once built | empty: messages about an invoice, for the dispute export and the admin page's search |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -154,6 +155,7 @@ struct Inner {
     plan_invoices: sled::Tree,
     templates: sled::Tree,
     hourly: sled::Tree,
+    invoices: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     notifier: std::sync::RwLock<Option<Arc<dyn Notifier>>>,
@@ -223,6 +225,16 @@ fn to_key(to: &str, id: &[u8; 16]) -> Vec<u8> {
     k
 }
 
+/// `invoice · 0xFF · id`, for a message whose `metadata.invoice` names one.
+fn invoice_key(m: &Message, id: &[u8; 16]) -> Option<Vec<u8>> {
+    let invoice = history::invoice_of(m).filter(|i| !i.is_empty())?;
+    let mut k = Vec::with_capacity(invoice.len() + 17);
+    k.extend_from_slice(invoice.as_bytes());
+    k.push(0xFF);
+    k.extend_from_slice(id);
+    Some(k)
+}
+
 fn event_key(id: &[u8; 16], seq: u32) -> Vec<u8> {
     let mut k = Vec::with_capacity(20);
     k.extend_from_slice(id);
@@ -274,14 +286,32 @@ impl Store {
     pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| {
-                StoreError::Io(format!("cannot open the store in {}: {e}", path.display()))
-            })?;
+            .mode(sled::Mode::HighThroughput);
+        // A store just closed in this process may keep its lock for a moment: sled's own
+        // background thread lets go of the file when it next wakes. Another process's lock
+        // (a running daemon) still fails after the short wait.
+        let mut tries = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // sled says so only in words.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && tries < LOCK_TRIES =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(StoreError::Io(format!(
+                        "cannot open the store in {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        };
         let (flush_tx, flush_rx) = std::sync::mpsc::channel();
         let inner = Inner {
             messages: db.open_tree("messages")?,
@@ -303,6 +333,7 @@ impl Store {
             plan_invoices: db.open_tree("plan_invoices")?,
             templates: db.open_tree("templates")?,
             hourly: db.open_tree("hourly")?,
+            invoices: db.open_tree("invoices")?,
             counts: Default::default(),
             notifier: std::sync::RwLock::new(None),
             live: live::channel(),
@@ -325,6 +356,10 @@ impl Store {
         let store = Store {
             inner: Arc::new(inner),
         };
+        if !store.inner.invoices.contains_key([])? {
+            // A store written before the index: built once, then marked by the empty key.
+            store.rebuild_invoice_index()?;
+        }
         let files = FlushFiles {
             data: path.join("db"),
             blobs: path.join("blobs"),
@@ -357,6 +392,44 @@ impl Store {
             .insert(HEALTH_PROBE, &[1u8][..])
             .and_then(|_| self.inner.db.remove(HEALTH_PROBE));
         probe.err().map(|e| format!("storage error: {e}"))
+    }
+
+    /// Makes the `invoices` index again from the messages (the empty key marks it built).
+    pub(crate) fn rebuild_invoice_index(&self) -> Result<(), StoreError> {
+        let i = &self.inner;
+        i.invoices.clear()?;
+        for r in i.messages.iter() {
+            let (k, v) = r?;
+            let Ok(id) = <[u8; 16]>::try_from(&k[..]) else {
+                continue;
+            };
+            if let Ok(m) = decode_message(&id, &v)
+                && let Some(key) = invoice_key(&m, &id)
+            {
+                i.invoices.insert(key, &[])?;
+            }
+        }
+        i.invoices.insert([], &[])?;
+        Ok(())
+    }
+
+    /// Messages whose `metadata.invoice` is `invoice`, newest first, at most `limit`.
+    pub fn messages_about(&self, invoice: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let mut prefix = invoice.as_bytes().to_vec();
+        prefix.push(0xFF);
+        let n = prefix.len();
+        let mut out = Vec::new();
+        for r in self.inner.invoices.scan_prefix(prefix).rev() {
+            let (k, _) = r?;
+            let Some(id) = k.get(n..n + 16) else { continue };
+            if let Some(v) = self.inner.messages.get(id)? {
+                out.push(decode_message(id, &v)?);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// How many of sled's blob files (items over about 128 KiB) the flusher has fsynced.
@@ -430,6 +503,9 @@ impl Store {
                     i.status.insert(status_key(m.status, id), &[])?;
                 }
                 i.to.insert(to_key(&m.to, id), &[])?;
+                if let Some(k) = invoice_key(m, id) {
+                    i.invoices.insert(k, &[])?;
+                }
             }
             if let [(id, json)] = rows.as_slice() {
                 i.messages.insert(&id[..], json.as_slice())?;
@@ -447,8 +523,15 @@ impl Store {
             return Ok(());
         }
         let idem = idempotency_row(idempotency)?;
-        (&i.messages, &i.due, &i.status, &i.to, &i.idempotency).transaction(
-            |(tm, td, ts, tt, ti)| {
+        (
+            &i.messages,
+            &i.due,
+            &i.status,
+            &i.to,
+            &i.idempotency,
+            &i.invoices,
+        )
+            .transaction(|(tm, td, ts, tt, ti, tinv)| {
                 if let Some((k, v)) = &idem {
                     // A key already written (a retry that raced past the API's guard, or a
                     // second process) is refused, never overwritten: one request, one message.
@@ -460,9 +543,13 @@ impl Store {
                     ti.insert(k.as_slice(), v.as_slice())?;
                 }
                 insert_in(tm, td, ts, tt, messages, &rows)?;
+                for (m, (id, _)) in messages.iter().zip(&rows) {
+                    if let Some(k) = invoice_key(m, id) {
+                        tinv.insert(k, &[])?;
+                    }
+                }
                 Ok::<_, Tx>(())
-            },
-        )?;
+            })?;
         for m in messages {
             self.count(m.status, 1);
             self.publish(m);
@@ -1107,6 +1194,9 @@ pub(crate) fn test_message(to: &str) -> Message {
     }
 }
 
+/// Attempts, 50 ms apart, to take the lock of a store this process has just closed.
+const LOCK_TRIES: u32 = 20;
+
 /// How long the flusher gathers writers when the previous flush served more than one.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -1255,6 +1345,34 @@ mod tests {
             body,
             at: Utc::now(),
         }
+    }
+
+    #[tokio::test]
+    async fn the_invoice_index_is_kept_and_built_for_an_older_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let about = |i: &str| {
+            let mut m = test_message("+12025550105");
+            m.metadata = Some(serde_json::json!({ "invoice": i }));
+            m
+        };
+        {
+            let store = Store::open(dir.path(), 16).unwrap();
+            store
+                .insert(&[about("INV-1"), about("INV-2")], None)
+                .unwrap();
+            let rec = record(serde_json::json!({}));
+            store.insert(&[about("INV-1")], Some(("k", &rec))).unwrap();
+            store.insert(&[test_message("+12025550106")], None).unwrap();
+            assert_eq!(store.messages_about("INV-1", 10).unwrap().len(), 2);
+            assert_eq!(store.messages_about("INV-2", 10).unwrap().len(), 1);
+            assert!(store.messages_about("INV-", 10).unwrap().is_empty());
+            // As a store written before the index: none at all.
+            store.inner.invoices.clear().unwrap();
+            store.durable().await.unwrap();
+        }
+        let store = Store::open(dir.path(), 16).unwrap();
+        assert_eq!(store.messages_about("INV-1", 10).unwrap().len(), 2);
+        assert_eq!(store.messages_about("INV-2", 10).unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ mod crash;
 mod dashboard;
 mod diskfull;
 mod examples;
+mod export;
 mod flows;
 mod inbound;
 mod input;
