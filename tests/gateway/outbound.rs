@@ -209,3 +209,32 @@ async fn the_sent_event_carries_no_hardware_identifiers() {
     r.stop().await;
     sim.shutdown().await;
 }
+
+/// The real binary, configured as shipped (no `[outbound]` section): the cloud metadata URL is
+/// refused with 422, a LAN address is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_refuses_the_metadata_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let http = reqwest::Client::new();
+    let (_, base, mut daemon) = crate::crash::daemon_with(dir.path(), &sim, "", &http).await;
+    let post = |url: &'static str| {
+        http.post(format!("{base}/v1/messages"))
+            .bearer_auth(crate::TOKEN)
+            .json(
+                &json!({"to": "+12025550123", "text": "Invoice INV-1 is due",
+                          "send_at": LATER, "callback_url": url}),
+            )
+            .send()
+    };
+    let refused = post("http://169.254.169.254/latest/meta-data/")
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body.to_string().contains(REFUSED), "{body}");
+    let lan = post("http://10.1.2.3/hooks/sms").await.unwrap();
+    assert_eq!(lan.status().as_u16(), 201);
+    let _ = daemon.kill().await;
+    sim.shutdown().await;
+}
