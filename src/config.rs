@@ -1339,10 +1339,10 @@ mod reference {
                 if let Some(h) = &current {
                     doc.entry(h.clone()).or_default();
                 }
-            } else if let (Some(h), Some(cell)) = (&current, line.strip_prefix("| `")) {
-                if let Some((key, _)) = cell.split_once('`') {
-                    doc.entry(h.clone()).or_default().push(key.to_string());
-                }
+            } else if let (Some(h), Some(cell)) = (&current, line.strip_prefix("| `"))
+                && let Some((key, _)) = cell.split_once('`')
+            {
+                doc.entry(h.clone()).or_default().push(key.to_string());
             }
         }
         doc

@@ -22,6 +22,7 @@
 //!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
 //! - [`numbers`]: phone numbers: what the API accepts and what the network sends, in one E.164
 //!   form.
+//! - [`util`]: secrets from the operating system's random source.
 //! - [`metrics`]: Prometheus metrics for `GET /metrics`.
 //! - [`connections`]: the HTTP server's accept loop: header and body timeouts, a connection
 //!   limit that closes idle connections first, the peer's address on every request.
@@ -59,4 +60,5 @@ pub mod sms;
 pub mod store;
 pub mod systemd;
 pub mod twilio;
+pub mod util;
 pub mod webhook;

@@ -30,14 +30,72 @@ pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sled=warn,axum=info"));
+    let journal = stderr_is_journal();
+    // https://no-color.org: any non-empty NO_COLOR turns colour off.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour && !journal)
         .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let _ = match (format, journal) {
+        (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
+        // The journal stamps each line itself and reads a `<N>` prefix as its priority.
+        (LogFormat::Human, true) => builder
+            .event_format(JournalFormat(
+                tracing_subscriber::fmt::format().without_time(),
+            ))
+            .try_init(),
+        (LogFormat::Human, false) => builder.try_init(),
     };
+}
+
+/// Whether standard error is the journal's stream: systemd sets `JOURNAL_STREAM` to its
+/// `device:inode` (a child whose stderr was redirected elsewhere inherits the variable, so the
+/// stream itself is compared).
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let Ok(st) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    dev.parse::<u64>().is_ok_and(|d| d == st.st_dev)
+        && ino.parse::<u64>().is_ok_and(|i| i == st.st_ino)
+}
+
+/// The human format with the syslog priority in front (`<3>` error … `<7>` debug), which the
+/// journal turns into the entry's priority (`journalctl -p warning`).
+struct JournalFormat<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalFormat<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", journal_priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// syslog priorities (RFC 5424) of tracing's levels.
+fn journal_priority(level: tracing::Level) -> u8 {
+    match level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
+    }
 }
 
 /// Arguments of `smsgate serve`.
@@ -216,13 +274,19 @@ pub fn demo(args: DemoArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let token = args.token.clone().unwrap_or_else(|| {
-            (0..24).map(|_| format!("{:02x}", fastrand::u8(..))).collect()
-        });
-        let webhook_secret = args
-            .webhook_secret
-            .clone()
-            .unwrap_or_else(crate::webhook::Signer::generate_secret);
+        let secrets = (
+            args.token.clone().map_or_else(|| crate::util::secret_hex(24), Ok),
+            args.webhook_secret
+                .clone()
+                .map_or_else(crate::webhook::Signer::generate_secret, Ok),
+        );
+        let (token, webhook_secret) = match secrets {
+            (Ok(t), Ok(w)) => (t, w),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: the system's random source failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let webhooks = crate::webhook::WebhookConfig {
             url: args.webhook_url.clone(),
             secret: Some(webhook_secret.clone()),

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod client;
 pub mod daemon;
+pub mod docs;
 pub mod history;
 pub mod modem;
 pub mod pdu;
@@ -73,6 +74,11 @@ pub enum Command {
     /// Follow a running daemon's events live (message status changes, received texts).
     #[command(long_about = client::long_about::TAIL)]
     Tail(client::TailArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output,
+    /// e.g. `smsgate completions bash > /etc/bash_completion.d/smsgate`.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff) to standard output: `smsgate man | man -l -`.
+    Man,
 }
 
 /// Exit code for bad input (unparseable PDU, invalid number, text too long): the same code clap
@@ -114,6 +120,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reminders(cmd) => client::reminders(cmd),
         Command::Optout(cmd) => client::optout(cmd),
         Command::Tail(args) => client::tail(args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man => docs::man(),
         Command::Store(cmd) => store::run(cmd),
     }
 }

@@ -93,9 +93,7 @@ struct SessionsInner {
 }
 
 fn random_hex(bytes: usize) -> Option<String> {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).ok()?;
-    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+    crate::util::secret_hex(bytes).ok()
 }
 
 fn digest(s: &str) -> [u8; 32] {

@@ -266,11 +266,11 @@ pub async fn configure_sms<S: AsyncRead + AsyncWrite + Unpin>(
     };
     // Everything in the SIM store, read, written and received alike; keep the modem's own
     // choice when it refuses.
-    if let Some(r) = soft(at.command("AT+CPMS=\"SM\",\"SM\",\"SM\"", timeout).await)? {
-        if let Some(mut s) = r.value("+CPMS:").and_then(info::parse_cpms) {
-            s.memory.get_or_insert_with(|| "SM".to_string());
-            info.storage = Some(s);
-        }
+    if let Some(r) = soft(at.command("AT+CPMS=\"SM\",\"SM\",\"SM\"", timeout).await)?
+        && let Some(mut s) = r.value("+CPMS:").and_then(info::parse_cpms)
+    {
+        s.memory.get_or_insert_with(|| "SM".to_string());
+        info.storage = Some(s);
     }
     info.cnmi = None;
     for setting in CNMI_PREFERENCES {

@@ -213,7 +213,7 @@ fn read_body(declared: Option<usize>, stat: Option<u8>, body: &[String]) -> Cont
         declared.map_or(0, |d| 2 * (1 + smsc + d))
     };
     for more in &body[1..] {
-        if hex.len() >= wanted(&hex) || !is_hex_line(more) || hex.len() % 2 != 0 {
+        if hex.len() >= wanted(&hex) || !is_hex_line(more) || !hex.len().is_multiple_of(2) {
             break;
         }
         hex.push_str(hex_prefix(more));

@@ -70,7 +70,7 @@ pub fn parse(args: &str) -> Option<UssdAnswer> {
 }
 
 fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.len() % 2 == 0 && s.chars().all(|c| c.is_ascii_hexdigit())
+    !s.is_empty() && s.len().is_multiple_of(2) && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// Whether `dcs` says UCS-2 (TS 23.038 §5: general coding with the alphabet bits `10`, or the
@@ -88,14 +88,15 @@ pub fn decode(raw: &str, dcs: Option<u8>) -> String {
     if !is_hex(raw) || raw.chars().all(|c| c.is_ascii_digit()) {
         return raw.to_string();
     }
-    if dcs.is_some_and(ucs2) && raw.len() % 4 == 0 {
-        if let Ok(bytes) = parse_hex(raw) {
-            let units: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            return String::from_utf16_lossy(&units);
-        }
+    if dcs.is_some_and(ucs2)
+        && raw.len().is_multiple_of(4)
+        && let Ok(bytes) = parse_hex(raw)
+    {
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
     }
     unpack_hex(raw)
         .filter(|t| t.chars().all(|c| !c.is_control() || c == '\n' || c == '\r'))

@@ -748,13 +748,13 @@ fn resolve_locale(input: &str) -> Result<ResolvedLocale, String> {
         Some("Cyrl") => Some("cyrillic"),
         _ => None,
     });
-    if let Some(modifier) = modifier {
-        if let Ok(data) = Locale::try_from(format!("{glibc}@{modifier}").as_str()) {
-            return Ok(ResolvedLocale {
-                name: format!("{name}@{modifier}"),
-                data,
-            });
-        }
+    if let Some(modifier) = modifier
+        && let Ok(data) = Locale::try_from(format!("{glibc}@{modifier}").as_str())
+    {
+        return Ok(ResolvedLocale {
+            name: format!("{name}@{modifier}"),
+            data,
+        });
     }
     let data = Locale::try_from(glibc.as_str()).map_err(|_| unknown())?;
     Ok(ResolvedLocale { name, data })
@@ -1198,10 +1198,10 @@ fn amount_text(value: &Value) -> Result<String, Error> {
         if let Ok(whole) = i128::try_from(value.clone()) {
             return Ok(whole.to_string());
         }
-        if let Ok(float) = f64::try_from(value.clone()) {
-            if float.is_finite() {
-                return Ok(float.to_string());
-            }
+        if let Ok(float) = f64::try_from(value.clone())
+            && float.is_finite()
+        {
+            return Ok(float.to_string());
         }
     }
     Err(invalid(format!("money: {value} is not an amount")))

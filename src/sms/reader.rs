@@ -7,7 +7,7 @@ use super::error::DecodeError;
 pub fn parse_hex(hex: &str) -> Result<Vec<u8>, DecodeError> {
     let hex = hex.trim();
     let bytes = hex.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(DecodeError::Hex {
             position: bytes.len(),
             reason: "odd number of hex digits",

@@ -221,7 +221,7 @@ fn unhex(s: &str) -> Result<Vec<u8>, String> {
             _ => Err(format!("{:?} is not a hex digit", char::from(c))),
         }
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", s.len()));
     }
     s.as_bytes()

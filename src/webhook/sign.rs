@@ -22,10 +22,11 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// A new random secret (32 bytes), as `whsec_<base64>`.
-    pub fn generate_secret() -> String {
-        let key: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
-        format!("whsec_{}", STANDARD.encode(key))
+    /// A new random secret (32 bytes from the operating system's cryptographic source), as
+    /// `whsec_<base64>`.
+    pub fn generate_secret() -> Result<String, getrandom::Error> {
+        let key = crate::util::secret_bytes(32)?;
+        Ok(format!("whsec_{}", STANDARD.encode(key)))
     }
 
     /// A signer from a `whsec_<base64>` secret; the error says what is wrong without quoting it.

@@ -92,10 +92,8 @@ impl Daemon {
 
     /// SIGTERM, and it stops in time with success.
     async fn stop(mut self) {
-        let pid = self.child.id().expect("running").to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status();
+        let pid = self.child.id().expect("running");
+        crate::crash::signal(pid, nix::sys::signal::Signal::SIGTERM);
         let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
             .expect("stops in time")

@@ -289,9 +289,7 @@ async fn secrets_never_reach_the_log() {
         g.body["type"] == "message.delivered" && g.body["data"]["message_id"] == id
     })
     .await;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().unwrap().to_string()])
-        .status();
+    crate::crash::signal(daemon.id().unwrap(), nix::sys::signal::Signal::SIGTERM);
     let _ = tokio::time::timeout(Duration::from_secs(15), daemon.wait()).await;
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(

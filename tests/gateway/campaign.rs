@@ -606,7 +606,7 @@ fn request_body(key: &str, n: usize, first_text: &str) -> (&'static str, Value) 
         return ("/v1/messages/batch", json!({"messages": messages}));
     }
     let mut body = json!({"to": CUSTOMERS[num % CUSTOMERS.len()], "text": first_text});
-    if num % 5 == 0 {
+    if num.is_multiple_of(5) {
         body = json!({
             "to": answering_number(num),
             "text": first_text,
@@ -654,7 +654,7 @@ async fn submitter(
                     Some(msgs) => {
                         l.max_latency = l.max_latency.max(took);
                         l.latencies.push((Instant::now(), took));
-                        if num % 5 == 0 && !batch {
+                        if num.is_multiple_of(5) && !batch {
                             l.to_answer.push(answering_number(num));
                         }
                         l.acked.insert(key.clone(), msgs);
@@ -688,7 +688,11 @@ async fn injector(sim: SimHandle, ledger: Arc<Mutex<Ledger>>, stop: Cancellation
         k += 1;
         let answer = {
             let mut l = ledger.lock().unwrap();
-            if k % 2 == 0 { l.to_answer.pop() } else { None }
+            if k.is_multiple_of(2) {
+                l.to_answer.pop()
+            } else {
+                None
+            }
         };
         let (from, text) = match answer {
             Some(number) => (number, "1".to_string()),

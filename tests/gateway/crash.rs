@@ -10,6 +10,13 @@ use smsgate::sim::{SimConfig, Simulator};
 
 use crate::TOKEN;
 
+/// Sends `signal` to process `pid` (with nix, not the `kill` binary); whether it was delivered.
+pub(crate) fn signal(pid: u32, signal: nix::sys::signal::Signal) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), signal).is_ok())
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -57,7 +64,7 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
 
 /// Writes `dir/smsgate.toml`: a daemon on `port` with its store in `dir/store` and `sim` as its
 /// modem, `extra` sections before the modem's.
-fn write_config(
+pub(crate) fn write_config(
     dir: &std::path::Path,
     sim: &smsgate::sim::SimHandle,
     port: u16,
@@ -230,11 +237,7 @@ async fn sigterm_finishes_the_send_in_flight_and_exits_0() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = daemon.id().expect("running");
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    assert!(signal(pid, nix::sys::signal::Signal::SIGTERM));
     let status = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
         .await
         .expect("exits")
@@ -374,11 +377,10 @@ async fn systemd_hears_ready_then_the_watchdog_then_stopping() {
         .await
         .unwrap();
     assert!(r.status().is_success());
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    assert!(signal(
+        daemon.id().unwrap(),
+        nix::sys::signal::Signal::SIGTERM
+    ));
     loop {
         let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
             .await
@@ -418,11 +420,7 @@ async fn sighup_reloads_the_modems_from_the_file() {
     };
     assert_eq!(modems(&http).await.len(), 1);
     let hup = |pid: u32| {
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        assert!(signal(pid, nix::sys::signal::Signal::SIGHUP));
     };
     let pid = daemon.id().unwrap();
 
@@ -463,9 +461,7 @@ async fn sighup_reloads_the_modems_from_the_file() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    signal(pid, nix::sys::signal::Signal::SIGTERM);
     let status = tokio::time::timeout(Duration::from_secs(15), daemon.wait())
         .await
         .unwrap()
@@ -473,4 +469,65 @@ async fn sighup_reloads_the_modems_from_the_file() {
     assert!(status.success(), "{status}");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// Under systemd (`JOURNAL_STREAM` naming the stream standard error is), log lines carry the
+/// syslog priority the journal reads (`<6>` info, `<4>` warn …) and no timestamp of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_the_journal_carry_priorities_and_no_timestamps() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let config = write_config(dir.path(), &sim, free_port(), "");
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let st = nix::sys::stat::fstat(write.as_fd()).unwrap();
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("JOURNAL_STREAM", format!("{}:{}", st.st_dev, st.st_ino))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(write))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Read until the "listening" line.
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::from(read);
+        let mut all = String::new();
+        let mut buf = [0u8; 4096];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !all.contains("listening") && std::time::Instant::now() < deadline {
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        all
+    });
+    // A daemon that never says it listens is killed, which ends the reader's pipe.
+    let pid = daemon.id().unwrap();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        signal(pid, nix::sys::signal::Signal::SIGKILL);
+    });
+    let all = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    killer.abort();
+    let _ = daemon.kill().await;
+    let line = all
+        .lines()
+        .find(|l| l.contains("listening"))
+        .unwrap_or_else(|| panic!("no listening line: {all}"));
+    assert!(line.starts_with("<6>"), "{line}");
+    // No timestamp of its own: the line goes straight from the priority to the level.
+    assert!(
+        line.starts_with("<6> INFO") || line.starts_with("<6>INFO"),
+        "{line}"
+    );
+    assert!(!all.contains('\x1b'), "colour in the journal: {all}");
+    sim.shutdown().await;
 }

@@ -129,7 +129,10 @@ async fn read_only_then_full_disk_503_then_recovery() {
             std::env::var("SMSGATE_REQUIRE_MOUNT").is_err(),
             "SMSGATE_REQUIRE_MOUNT is set but tmpfs cannot be mounted"
         );
-        eprintln!("SKIPPED: cannot mount a tmpfs (needs root); the disk-full test did not run");
+        crate::skipped(
+            "diskfull",
+            "cannot mount a tmpfs (needs root); a full and a read-only disk were not tried",
+        );
         return;
     }
     let _mounted = Mounted(&fs);

@@ -126,7 +126,10 @@ async fn client(r: &Running, args: &[&str]) -> (i32, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_examples_work_against_the_daemon() {
     if !have_python().await {
-        eprintln!("python3 not found: the docs/examples test is skipped");
+        crate::skipped(
+            "examples",
+            "no python3; the Python examples of the docs were not run",
+        );
         return;
     }
     let mut rx = PyReceiver::start().await;
@@ -212,7 +215,7 @@ async fn the_python_examples_work_against_the_daemon() {
     // Deliveries the receiver must refuse, then one it takes, once.
     let http = reqwest::Client::new();
     let signer = Signer::from_secret(SECRET).unwrap();
-    let other = Signer::from_secret(&Signer::generate_secret()).unwrap();
+    let other = Signer::from_secret(&Signer::generate_secret().unwrap()).unwrap();
     let now = chrono::Utc::now().timestamp();
     let body = |id: &str| {
         json!({"id": id, "type": "message.sent", "created_at": "2026-11-23T15:04:05.123Z",

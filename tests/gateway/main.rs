@@ -171,3 +171,48 @@ pub async fn wait_modem_up(r: &Running) {
     }
     panic!("modem never came up");
 }
+
+/// Says that a test did not run, and why, where a person running `cargo test` sees it: straight
+/// to standard error, past the test harness's capture of `eprintln!` (which shows a passing
+/// test's output only with `--nocapture`).
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// The first line of `program --version` (or the given flag), when it runs and succeeds within
+/// 10 seconds: a program found on the PATH may be a stub (Ubuntu's `chromium-browser` asks for
+/// a snap and exits 1).
+pub fn version_of(program: &std::path::Path, flag: &str) -> Option<String> {
+    let mut child = std::process::Command::new(program)
+        .arg(flag)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    // Some print it on standard error.
+    let text = [out.stdout, out.stderr].concat();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+}

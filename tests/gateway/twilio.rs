@@ -39,8 +39,11 @@ fn python() -> Option<String> {
                 !required,
                 "SMSGATE_REQUIRE_TWILIO=1 but the twilio library cannot be installed: {why}"
             );
-            eprintln!(
-                "the twilio Python library is not available, the Twilio test is skipped: {why}"
+            crate::skipped(
+                "twilio",
+                &format!(
+                    "the twilio Python library is not available ({why}); Twilio's client was not tried"
+                ),
             );
             None
         }
