@@ -481,7 +481,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__demo)
-            opts="-h --listen --data --token --webhook-url --webhook-secret --latency --log-format --help"
+            opts="-h --listen --data --token --webhook-url --webhook-secret --latency --auth-failure-limit --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -508,6 +508,10 @@ _smsgate() {
                     return 0
                     ;;
                 --latency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-failure-limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

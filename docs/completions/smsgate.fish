@@ -54,6 +54,7 @@ complete -c smsgate -n "__fish_smsgate_using_subcommand demo" -l token -d 'API t
 complete -c smsgate -n "__fish_smsgate_using_subcommand demo" -l webhook-url -d 'Where to POST events (message.sent, message.reply, …), e.g. a local receiver' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand demo" -l webhook-secret -d 'Webhook signing secret (`whsec_…`; default: a new random one, printed)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand demo" -l latency -d 'Simulated network time per message' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand demo" -l auth-failure-limit -d 'Wrong credentials one client address may send within a minute before it gets 429 (as `[http] auth_failure_limit`; 0: no limit, for tools that send wrong tokens on purpose)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand demo" -l log-format -d 'Log format' -r -f -a "human\t'Human-readable lines'
 json\t'One JSON object per line (for journald/Loki)'"
 complete -c smsgate -n "__fish_smsgate_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -84,6 +84,23 @@ fn problem_responses(doc: &mut serde_json::Value) {
                     content.insert("application/problem+json".into(), v);
                 }
             }
+            if op.get("security").is_some() {
+                // Wrong credentials are counted per client address: past the limit every
+                // request with credentials from it is refused for a while, whatever the route.
+                let r = op.get_mut("responses").and_then(|r| r.as_object_mut());
+                if let Some(responses) = r {
+                    responses.entry("429").or_insert_with(|| {
+                        serde_json::json!({
+                            "description": "Too many wrong credentials from this address (or, on an export, too many exports running)",
+                            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+                            "content": problem()
+                        })
+                    });
+                }
+            }
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
             if takes_body {
                 for (code, what) in [
                     ("400", "Malformed JSON"),

@@ -130,6 +130,10 @@ pub struct DemoArgs {
     /// Simulated network time per message.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub latency: std::time::Duration,
+    /// Wrong credentials one client address may send within a minute before it gets 429 (as
+    /// `[http] auth_failure_limit`; 0: no limit, for tools that send wrong tokens on purpose).
+    #[arg(long, default_value_t = 10)]
+    pub auth_failure_limit: u32,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -302,7 +306,13 @@ pub fn demo(args: DemoArgs) -> ExitCode {
             cache_mb: 32,
             keys: vec![ApiKey::from_token("demo", &token)],
             modems: vec![ModemConfig::new("simulated", sim.path().display().to_string())],
-            api: ApiConfig::default(),
+            api: ApiConfig {
+                auth_failures: crate::api::throttle::FailureLimit {
+                    max: args.auth_failure_limit,
+                    ..Default::default()
+                },
+                ..ApiConfig::default()
+            },
             dispatch: DispatchConfig::default(),
             inbound: crate::server::InboundPolicy {
                 reassembly_timeout: std::time::Duration::from_secs(3600),

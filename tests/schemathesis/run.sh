@@ -23,7 +23,8 @@ fi
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TOKEN=schemathesis-token-0123456789
 LOG=$(mktemp)
-"$BIN" demo --listen "127.0.0.1:$PORT" --token "$TOKEN" >"$LOG" 2>&1 &
+# Wrong tokens are sent on purpose (the ignored_auth check): no per-address lockout here.
+"$BIN" demo --listen "127.0.0.1:$PORT" --token "$TOKEN" --auth-failure-limit 0 >"$LOG" 2>&1 &
 DEMO=$!
 trap 'kill $DEMO 2>/dev/null || true; wait $DEMO 2>/dev/null || true; rm -f "$LOG"' EXIT
 for _ in $(seq 1 100); do
