@@ -1,8 +1,10 @@
 //! Gateway figures, printed: durable single POSTs with 64 concurrent clients, the batch
 //! endpoint, the full path through a simulated modem, a queue of 1,000,000 messages, and a pool
 //! of 1, 2, 4 and 8 modems at 1 s per send.
-//! Run with `cargo bench --bench gateway [accept|single|batch] [path] [million] [pool]` (loopback
-//! only; bounded in count and time). `SMSGATE_BENCH_NUMBERS` sets how many different recipients
+//! Run with `cargo bench --bench gateway [accept|single|batch] [path] [million] [footprint]
+//! [cpu] [pool]` (loopback only; bounded in count and time). `footprint` is the `million` run
+//! with 10,000 messages (a small office's queue); `cpu` is the daemon's CPU per message through
+//! one simulated modem answering at once and after 500 ms. `SMSGATE_BENCH_NUMBERS` sets how many different recipients
 //! the accept rounds use (10,000 by default); `SMSGATE_BENCH_CACHE_MB` the daemon's store cache
 //! in `million` (32 by default, the shipped default).
 
@@ -337,9 +339,12 @@ async fn daemon(config: &std::path::Path, base: &str) -> (std::process::Child, D
 }
 
 fn stop(mut child: std::process::Child) {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
     let _ = child.wait();
 }
 
@@ -431,6 +436,76 @@ async fn million(n: usize) {
         "queue of {n}: next-due lookup {:.1} µs",
         per.as_secs_f64() * 1e6
     );
+}
+
+/// The real daemon (its own process, the shipped defaults) and one simulated modem answering
+/// each `AT+CMGS` after `latency`: the daemon's CPU time per message for `n` messages posted
+/// in one batch, from the batch to the last `sent`.
+async fn cpu_per_message(latency: Duration, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimConfig {
+        latency,
+        status_reports: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = dir.path().join("smsgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n\
+             [[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n\
+             [[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
+            dir.path().join("store").display(),
+            sim.path().display()
+        ),
+    )
+    .unwrap();
+    let (child, _) = daemon(&config, &base).await;
+    let pid = child.id();
+    let http = reqwest::Client::new();
+    // The modem up, the start-up settled.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let msgs: Vec<_> = (0..n)
+        .map(|i| json!({"to": number(i), "text": format!("Reminder {i}: invoice INV-{i} for $120.50 is due Dec 1.")}))
+        .collect();
+    let before = cpu_seconds(pid);
+    let started = Instant::now();
+    let r = http
+        .post(format!("{base}/v1/messages/batch"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "messages": msgs }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let deadline = Instant::now() + latency * (n as u32) * 2 + Duration::from_secs(60);
+    loop {
+        let stats = get_json(&http, &format!("{base}/v1/stats")).await;
+        if stats["counts"]["sent"].as_u64() == Some(n as u64) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all sent: {stats}");
+        // Asked once a second: the asking costs the daemon CPU too.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let cpu = cpu_seconds(pid) - before;
+    println!(
+        "cpu, {} ms per AT+CMGS: {n} messages in {:.1} s; daemon CPU {:.2} s, {:.2} ms per message",
+        latency.as_millis(),
+        started.elapsed().as_secs_f64(),
+        cpu,
+        cpu * 1000.0 / n as f64
+    );
+    stop(child);
+    sim.shutdown().await;
 }
 
 /// CPU seconds a process has used (user + system), from `/proc/<pid>/stat` (USER_HZ is 100 on
@@ -589,6 +664,13 @@ fn main() {
         }
         if want("million") {
             million(1_000_000).await;
+        }
+        if want("footprint") {
+            million(10_000).await;
+        }
+        if want("cpu") {
+            cpu_per_message(Duration::ZERO, 400).await;
+            cpu_per_message(Duration::from_millis(500), 100).await;
         }
         if want("pool") {
             pool(&[1, 2, 4, 8], 20).await;
