@@ -6,7 +6,7 @@
 //! with 10,000 messages (a small office's queue); `cpu` is the daemon's CPU per message through
 //! one simulated modem answering at once and after 500 ms. `SMSGATE_BENCH_NUMBERS` sets how many different recipients
 //! the accept rounds use (10,000 by default); `SMSGATE_BENCH_CACHE_MB` the daemon's store cache
-//! in `million` (32 by default, the shipped default).
+//! in `million` and `footprint` (the shipped default when unset).
 
 /// The daemon's allocator (see src/main.rs), so the figures are the daemon's.
 #[global_allocator]
@@ -348,30 +348,42 @@ fn stop(mut child: std::process::Child) {
     let _ = child.wait();
 }
 
-/// A queue of `n` waiting messages in the real daemon (`smsgate serve`, its own process, the
-/// shipped default cache size), filled through the batch endpoint: its RSS, then a restart.
-async fn million(n: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+/// Writes `dir/smsgate.toml` for the real daemon on a free port with `sim` as its modem and
+/// `storage` lines added to `[storage]`; the file and the base URL.
+fn daemon_config(
+    dir: &std::path::Path,
+    sim: &smsgate::sim::SimHandle,
+    storage: &str,
+) -> (std::path::PathBuf, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("smsgate.toml");
+    let config = dir.join("smsgate.toml");
     std::fs::write(
         &config,
         format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n\
-             cache_mb = {}\n[[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n\
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n{storage}\
+             [[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n\
              [[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
-            dir.path().join("store").display(),
-            std::env::var("SMSGATE_BENCH_CACHE_MB").unwrap_or_else(|_| "32".into()),
+            dir.join("store").display(),
             sim.path().display()
         ),
     )
     .unwrap();
+    (config, format!("http://127.0.0.1:{port}"))
+}
+
+/// A queue of `n` waiting messages in the real daemon (`smsgate serve`, its own process, the
+/// shipped default cache size), filled through the batch endpoint: its RSS, then a restart.
+async fn million(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    let cache = std::env::var("SMSGATE_BENCH_CACHE_MB")
+        .map(|mb| format!("cache_mb = {mb}\n"))
+        .unwrap_or_default();
+    let (config, base) = daemon_config(dir.path(), &sim, &cache);
     let (child, _) = daemon(&config, &base).await;
     let pid = child.id();
     let started = Instant::now();
@@ -450,24 +462,7 @@ async fn cpu_per_message(latency: Duration, n: usize) {
     })
     .await
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("smsgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n\
-             [[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n\
-             [[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
-            dir.path().join("store").display(),
-            sim.path().display()
-        ),
-    )
-    .unwrap();
+    let (config, base) = daemon_config(dir.path(), &sim, "");
     let (child, _) = daemon(&config, &base).await;
     let pid = child.id();
     let http = reqwest::Client::new();
