@@ -194,7 +194,7 @@ complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and not __fish
 complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and not __fish_seen_subcommand_from list show cancel requeue help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and __fish_seen_subcommand_from list" -l status -d 'Only messages in this status (queued, scheduled, sending, sent, delivered, failed, expired, cancelled, unknown)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and __fish_seen_subcommand_from list" -l to -d 'Only messages to this number (any form)' -r
-complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and __fish_seen_subcommand_from list" -l since -d 'Only messages created at or after this time (RFC 3339)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and __fish_seen_subcommand_from list" -l since -d 'Only messages created at or after this time: RFC 3339, a date (`2026-12-06`, midnight here), a local date and time (`2026-12-06 15:00`), or how long ago (`1h`, `2d`)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and __fish_seen_subcommand_from list" -l limit -d 'Page size, 1 to 1000 (the daemon\'s default: 50)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and __fish_seen_subcommand_from list" -l cursor -d 'Start after this cursor (a page\'s `next_cursor`)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand messages; and __fish_seen_subcommand_from list" -l url -d 'The daemon\'s base URL, e.g. http://127.0.0.1:8080 (default: `http://` + the configuration\'s `[http] listen`)' -r
@@ -227,7 +227,7 @@ complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and not __fish_
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and not __fish_seen_subcommand_from list help" -f -a "list" -d 'List received messages, newest first (`GET /v1/inbound`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and not __fish_seen_subcommand_from list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from list" -l from -d 'Only messages from this number (any form), short code or sender name' -r
-complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from list" -l since -d 'Only messages received at or after this time (RFC 3339)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from list" -l since -d 'Only messages received at or after this time: RFC 3339, a date (`2026-12-06`, midnight here), a local date and time (`2026-12-06 15:00`), or how long ago (`1h`)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from list" -l limit -d 'Page size, 1 to 1000 (the daemon\'s default: 50)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from list" -l cursor -d 'Start after this cursor (a page\'s `next_cursor`)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from list" -l url -d 'The daemon\'s base URL, e.g. http://127.0.0.1:8080 (default: `http://` + the configuration\'s `[http] listen`)' -r
