@@ -182,8 +182,9 @@ pub fn format_event(e: &Event, colour: bool) -> String {
                 f("to"),
                 f("kind")
             );
+            // A reason that only repeats the kind ("accepted: accepted") says nothing more.
             let reason = f("reason");
-            if !reason.is_empty() {
+            if !reason.is_empty() && reason != f("kind") {
                 line.push_str(&format!(": {reason}"));
             }
             line.trim_end().to_string()
@@ -448,5 +449,12 @@ mod tests {
             id: None,
         };
         assert_eq!(format_event(&e, false), "message: not json");
+        let e = Event {
+            event: "message".into(),
+            data: r#"{"message_id":"01C","at":"2026-11-23T15:04:05Z","status":"queued","kind":"accepted","reason":"accepted","to":"+12025550123"}"#.into(),
+            id: None,
+        };
+        let line = format_event(&e, false);
+        assert!(line.ends_with("queued     accepted"), "{line}");
     }
 }
