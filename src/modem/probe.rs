@@ -78,11 +78,18 @@ fn natural_key(p: &Path) -> (String, u32) {
 pub fn explain_open_error(e: &tokio_serial::Error) -> String {
     let raw = e.to_string();
     let lower = raw.to_ascii_lowercase();
-    if lower.contains("busy") || lower.contains("resource temporarily unavailable") {
+    // serialport says "Unable to acquire exclusive lock on serial port" for a port another
+    // process opened exclusively (as smsgate does), the kernel "busy" for one in use.
+    if lower.contains("busy")
+        || lower.contains("resource temporarily unavailable")
+        || lower.contains("exclusive lock")
+    {
         format!(
-            "{raw}: the port is held by another program. ModemManager grabs modems on most desktop \
-             distributions: stop it (`sudo systemctl stop ModemManager`) or tell it to leave the modem \
-             alone with a udev rule (ENV{{ID_MM_DEVICE_IGNORE}}=\"1\", see systemd/99-smsgate-modem.rules); \
+            "{raw}: the port is held by another program. A running smsgate daemon holds its modems' \
+             ports (`systemctl status smsgate`; `smsgate status` asks it about the modem instead, or \
+             stop it first). ModemManager grabs modems on most desktop distributions: stop it \
+             (`sudo systemctl stop ModemManager`) or tell it to leave the modem alone with a udev \
+             rule (ENV{{ID_MM_DEVICE_IGNORE}}=\"1\", see systemd/99-smsgate-modem.rules); \
              `sudo fuser -v <port>` shows who holds it"
         )
     } else if lower.contains("permission denied") {

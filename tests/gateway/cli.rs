@@ -500,3 +500,21 @@ async fn cli_tail_follows_live_events() {
     r.stop().await;
     sim.shutdown().await;
 }
+
+/// `smsgate modem probe` on the port a running daemon drives: it says the port is held and that
+/// the daemon may be the one holding it, and exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probing_the_port_a_daemon_drives_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let r = start(dir.path().join("store"), &sim, |_| {}).await;
+    wait_modem_up(&r).await;
+    let port = sim.path().display().to_string();
+    let run = smsgate_with(&["modem", "probe", &port, "--timeout", "2s"], &[], None).await;
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert_ne!(run.code, 0, "{all}");
+    assert!(all.contains("held by another program"), "{all}");
+    assert!(all.contains("smsgate daemon"), "{all}");
+    r.stop().await;
+    sim.shutdown().await;
+}
