@@ -184,8 +184,17 @@ _smsgate() {
             smsgate__subcmd__help__subcmd__reminders,create)
                 cmd="smsgate__subcmd__help__subcmd__reminders__subcmd__create"
                 ;;
+            smsgate__subcmd__help__subcmd__reminders,delete)
+                cmd="smsgate__subcmd__help__subcmd__reminders__subcmd__delete"
+                ;;
+            smsgate__subcmd__help__subcmd__reminders,list)
+                cmd="smsgate__subcmd__help__subcmd__reminders__subcmd__list"
+                ;;
             smsgate__subcmd__help__subcmd__reminders,paid)
                 cmd="smsgate__subcmd__help__subcmd__reminders__subcmd__paid"
+                ;;
+            smsgate__subcmd__help__subcmd__reminders,patch)
+                cmd="smsgate__subcmd__help__subcmd__reminders__subcmd__patch"
                 ;;
             smsgate__subcmd__help__subcmd__reminders,show)
                 cmd="smsgate__subcmd__help__subcmd__reminders__subcmd__show"
@@ -325,11 +334,20 @@ _smsgate() {
             smsgate__subcmd__reminders,create)
                 cmd="smsgate__subcmd__reminders__subcmd__create"
                 ;;
+            smsgate__subcmd__reminders,delete)
+                cmd="smsgate__subcmd__reminders__subcmd__delete"
+                ;;
             smsgate__subcmd__reminders,help)
                 cmd="smsgate__subcmd__reminders__subcmd__help"
                 ;;
+            smsgate__subcmd__reminders,list)
+                cmd="smsgate__subcmd__reminders__subcmd__list"
+                ;;
             smsgate__subcmd__reminders,paid)
                 cmd="smsgate__subcmd__reminders__subcmd__paid"
+                ;;
+            smsgate__subcmd__reminders,patch)
+                cmd="smsgate__subcmd__reminders__subcmd__patch"
                 ;;
             smsgate__subcmd__reminders,show)
                 cmd="smsgate__subcmd__reminders__subcmd__show"
@@ -337,11 +355,20 @@ _smsgate() {
             smsgate__subcmd__reminders__subcmd__help,create)
                 cmd="smsgate__subcmd__reminders__subcmd__help__subcmd__create"
                 ;;
+            smsgate__subcmd__reminders__subcmd__help,delete)
+                cmd="smsgate__subcmd__reminders__subcmd__help__subcmd__delete"
+                ;;
             smsgate__subcmd__reminders__subcmd__help,help)
                 cmd="smsgate__subcmd__reminders__subcmd__help__subcmd__help"
                 ;;
+            smsgate__subcmd__reminders__subcmd__help,list)
+                cmd="smsgate__subcmd__reminders__subcmd__help__subcmd__list"
+                ;;
             smsgate__subcmd__reminders__subcmd__help,paid)
                 cmd="smsgate__subcmd__reminders__subcmd__help__subcmd__paid"
+                ;;
+            smsgate__subcmd__reminders__subcmd__help,patch)
+                cmd="smsgate__subcmd__reminders__subcmd__help__subcmd__patch"
                 ;;
             smsgate__subcmd__reminders__subcmd__help,show)
                 cmd="smsgate__subcmd__reminders__subcmd__help__subcmd__show"
@@ -905,7 +932,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help__subcmd__reminders)
-            opts="create show paid"
+            opts="create list patch delete show paid"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -932,7 +959,49 @@ _smsgate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smsgate__subcmd__help__subcmd__reminders__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__help__subcmd__reminders__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smsgate__subcmd__help__subcmd__reminders__subcmd__paid)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__help__subcmd__reminders__subcmd__patch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2011,7 +2080,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__reminders)
-            opts="-h --help create show paid help"
+            opts="-h --help create list patch delete show paid help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2102,8 +2171,34 @@ _smsgate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smsgate__subcmd__reminders__subcmd__delete)
+            opts="-h --url --token --config --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smsgate__subcmd__reminders__subcmd__help)
-            opts="create show paid help"
+            opts="create list patch delete show paid help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2117,6 +2212,20 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__reminders__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__reminders__subcmd__help__subcmd__delete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2144,7 +2253,35 @@ _smsgate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smsgate__subcmd__reminders__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smsgate__subcmd__reminders__subcmd__help__subcmd__paid)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__reminders__subcmd__help__subcmd__patch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2172,6 +2309,48 @@ _smsgate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smsgate__subcmd__reminders__subcmd__list)
+            opts="-h --to --status --limit --cursor --all --url --token --config --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smsgate__subcmd__reminders__subcmd__paid)
             opts="-h --url --token --config --json --amount-paid --no-confirm --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2192,6 +2371,56 @@ _smsgate() {
                     return 0
                     ;;
                 --amount-paid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__reminders__subcmd__patch)
+            opts="-h --url --token --config --json --due-date --amount --currency --name --pay-url --var --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --due-date)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --amount)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --currency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pay-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --var)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

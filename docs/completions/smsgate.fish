@@ -238,11 +238,14 @@ complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from help" -f -a "list" -d 'List received messages, newest first (`GET /v1/inbound`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand inbound; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create show paid help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create show paid help" -f -a "create" -d 'Make an invoice\'s reminder plan (`POST /v1/reminders`)'
-complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create show paid help" -f -a "show" -d 'Show a plan: every step with its status, send time and text (`GET /v1/reminders/{id}`)'
-complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create show paid help" -f -a "paid" -d 'Mark the invoice paid: pending steps are cancelled and the confirmation is sent once (`POST /v1/reminders/{id}/paid`)'
-complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create show paid help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create list patch delete show paid help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create list patch delete show paid help" -f -a "create" -d 'Make an invoice\'s reminder plan (`POST /v1/reminders`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create list patch delete show paid help" -f -a "list" -d 'List plans, newest first (`GET /v1/reminders`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create list patch delete show paid help" -f -a "patch" -d 'Change a plan: its unsent steps are made again, sent ones kept (`PATCH /v1/reminders/{id}`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create list patch delete show paid help" -f -a "delete" -d 'Cancel a plan: its unsent steps are cancelled (`DELETE /v1/reminders/{id}`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create list patch delete show paid help" -f -a "show" -d 'Show a plan: every step with its status, send time and text (`GET /v1/reminders/{id}`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create list patch delete show paid help" -f -a "paid" -d 'Mark the invoice paid: pending steps are cancelled and the confirmation is sent once (`POST /v1/reminders/{id}/paid`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and not __fish_seen_subcommand_from create list patch delete show paid help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from create" -l to -d 'Recipient: +E.164, or national digits with `[sms] default_region`' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from create" -l invoice -d 'The invoice reference (one plan per invoice)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from create" -l amount -d 'Amount due, a decimal such as 120.50' -r
@@ -261,6 +264,32 @@ complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_se
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from create" -l config -d 'Configuration file to take the URL and token from, when they are not given (default: /etc/smsgate/smsgate.toml, when it exists)' -r -F
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from create" -l json -d 'Print the API\'s JSON answer as it is (pretty-printed), for scripts; never coloured'
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l to -d 'Only plans to this number (any form)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l status -d 'Only plans in this status (active, paid, cancelled)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l limit -d 'Page size, 1 to 1000 (the daemon\'s default: 50)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l cursor -d 'Start after this cursor (a page\'s `next_cursor`)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l url -d 'The daemon\'s base URL, e.g. http://127.0.0.1:8080 (default: `http://` + the configuration\'s `[http] listen`)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l token -d 'API token (default: the first `[[api_keys]]` of the configuration with a plain `token`)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l config -d 'Configuration file to take the URL and token from, when they are not given (default: /etc/smsgate/smsgate.toml, when it exists)' -r -F
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l all -d 'Every page, following `next_cursor` (pages of `--limit`, default 1000)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -l json -d 'Print the API\'s JSON answer as it is (pretty-printed), for scripts; never coloured'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l url -d 'The daemon\'s base URL, e.g. http://127.0.0.1:8080 (default: `http://` + the configuration\'s `[http] listen`)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l token -d 'API token (default: the first `[[api_keys]]` of the configuration with a plain `token`)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l config -d 'Configuration file to take the URL and token from, when they are not given (default: /etc/smsgate/smsgate.toml, when it exists)' -r -F
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l due-date -d 'New due date' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l amount -d 'New amount due' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l currency -d 'New currency (ISO 4217)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l name -d 'New customer name' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l pay-url -d 'New payment link' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l var -d 'A template variable to set, e.g. `desk=Bo`; repeat for each' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -l json -d 'Print the API\'s JSON answer as it is (pretty-printed), for scripts; never coloured'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from patch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from delete" -l url -d 'The daemon\'s base URL, e.g. http://127.0.0.1:8080 (default: `http://` + the configuration\'s `[http] listen`)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from delete" -l token -d 'API token (default: the first `[[api_keys]]` of the configuration with a plain `token`)' -r
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from delete" -l config -d 'Configuration file to take the URL and token from, when they are not given (default: /etc/smsgate/smsgate.toml, when it exists)' -r -F
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from delete" -l json -d 'Print the API\'s JSON answer as it is (pretty-printed), for scripts; never coloured'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from show" -l url -d 'The daemon\'s base URL, e.g. http://127.0.0.1:8080 (default: `http://` + the configuration\'s `[http] listen`)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from show" -l token -d 'API token (default: the first `[[api_keys]]` of the configuration with a plain `token`)' -r
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from show" -l config -d 'Configuration file to take the URL and token from, when they are not given (default: /etc/smsgate/smsgate.toml, when it exists)' -r -F
@@ -274,6 +303,9 @@ complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_se
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from paid" -l no-confirm -d 'Send no confirmation text'
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from paid" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from help" -f -a "create" -d 'Make an invoice\'s reminder plan (`POST /v1/reminders`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from help" -f -a "list" -d 'List plans, newest first (`GET /v1/reminders`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from help" -f -a "patch" -d 'Change a plan: its unsent steps are made again, sent ones kept (`PATCH /v1/reminders/{id}`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Cancel a plan: its unsent steps are cancelled (`DELETE /v1/reminders/{id}`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a plan: every step with its status, send time and text (`GET /v1/reminders/{id}`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from help" -f -a "paid" -d 'Mark the invoice paid: pending steps are cancelled and the confirmation is sent once (`POST /v1/reminders/{id}/paid`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand reminders; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -347,6 +379,9 @@ complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_su
 complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from messages" -f -a "requeue" -d 'Send an unknown, failed, expired or cancelled message again (`POST /v1/messages/{id}/requeue`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from inbound" -f -a "list" -d 'List received messages, newest first (`GET /v1/inbound`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from reminders" -f -a "create" -d 'Make an invoice\'s reminder plan (`POST /v1/reminders`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from reminders" -f -a "list" -d 'List plans, newest first (`GET /v1/reminders`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from reminders" -f -a "patch" -d 'Change a plan: its unsent steps are made again, sent ones kept (`PATCH /v1/reminders/{id}`)'
+complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from reminders" -f -a "delete" -d 'Cancel a plan: its unsent steps are cancelled (`DELETE /v1/reminders/{id}`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from reminders" -f -a "show" -d 'Show a plan: every step with its status, send time and text (`GET /v1/reminders/{id}`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from reminders" -f -a "paid" -d 'Mark the invoice paid: pending steps are cancelled and the confirmation is sent once (`POST /v1/reminders/{id}/paid`)'
 complete -c smsgate -n "__fish_smsgate_using_subcommand help; and __fish_seen_subcommand_from optout" -f -a "add" -d 'Opt a number out: it gets no messages, its waiting ones are cancelled; nothing is sent to it (`POST /v1/opt-outs`)'

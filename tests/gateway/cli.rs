@@ -376,6 +376,63 @@ async fn cli_reminders_create_show_paid() {
     let nf = cli(&r, &["reminders", "show", "INV-NOPE"]).await;
     assert_eq!(nf.code, 3, "{}", nf.stderr);
 
+    // A second plan: listed, changed, cancelled.
+    let create = cli(
+        &r,
+        &[
+            "reminders",
+            "create",
+            "--to",
+            "+12025550124",
+            "--invoice",
+            "INV-CLI-2",
+            "--amount",
+            "80",
+            "--currency",
+            "USD",
+            "--due-date",
+            &due,
+        ],
+    )
+    .await;
+    assert_eq!(create.code, 0, "{}{}", create.stdout, create.stderr);
+    let list = cli(&r, &["reminders", "list"]).await;
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    for word in ["INVOICE", "INV-CLI-1", "INV-CLI-2", "paid", "active"] {
+        assert!(list.stdout.contains(word), "{word}: {}", list.stdout);
+    }
+    let only = cli(&r, &["reminders", "list", "--status", "active", "--json"])
+        .await
+        .json();
+    assert_eq!(
+        only["reminders"].as_array().map(Vec::len),
+        Some(1),
+        "{only}"
+    );
+    let nothing = cli(&r, &["reminders", "patch", "INV-CLI-2"]).await;
+    assert_eq!(nothing.code, 2, "{}", nothing.stderr);
+    let patched = cli(
+        &r,
+        &[
+            "reminders",
+            "patch",
+            "INV-CLI-2",
+            "--amount",
+            "95.25",
+            "--var",
+            "desk=Bo",
+        ],
+    )
+    .await;
+    assert_eq!(patched.code, 0, "{}", patched.stderr);
+    let (_, plan) = r.get("/v1/reminders/INV-CLI-2").await;
+    assert_eq!(plan["amount"], "95.25", "{plan}");
+    assert_eq!(plan["vars"]["desk"], "Bo", "{plan}");
+    let deleted = cli(&r, &["reminders", "delete", "INV-CLI-2"]).await;
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    let (_, plan) = r.get("/v1/reminders/INV-CLI-2").await;
+    assert_eq!(plan["status"], "cancelled", "{plan}");
+
     r.stop().await;
     sim.shutdown().await;
 }

@@ -221,12 +221,81 @@ pub struct PlanId {
     pub remote: Remote,
 }
 
+/// Arguments of `smsgate reminders patch`.
+#[derive(Debug, Args)]
+pub struct ReminderPatchArgs {
+    /// The plan and daemon.
+    #[command(flatten)]
+    pub plan: PlanId,
+    /// New due date.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub due_date: Option<String>,
+    /// New amount due.
+    #[arg(long)]
+    pub amount: Option<String>,
+    /// New currency (ISO 4217).
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// New customer name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New payment link.
+    #[arg(long, value_name = "URL")]
+    pub pay_url: Option<String>,
+    /// A template variable to set, e.g. `desk=Bo`; repeat for each.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// The `PATCH /v1/reminders/{id}` body of `reminders patch`; `None` when nothing is changed.
+fn patch_body(a: &ReminderPatchArgs) -> Option<Value> {
+    let mut body = Map::new();
+    for (k, v) in [
+        ("due_date", &a.due_date),
+        ("amount", &a.amount),
+        ("currency", &a.currency),
+        ("name", &a.name),
+        ("pay_url", &a.pay_url),
+    ] {
+        if let Some(v) = v {
+            body.insert(k.into(), json!(v));
+        }
+    }
+    if !a.vars.is_empty() {
+        let vars: Map<String, Value> = a.vars.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        body.insert("vars".into(), Value::Object(vars));
+    }
+    (!body.is_empty()).then_some(Value::Object(body))
+}
+
 /// `smsgate reminders …`
 #[derive(Debug, Subcommand)]
 pub enum RemindersCommand {
     /// Make an invoice's reminder plan (`POST /v1/reminders`).
     #[command(long_about = concat!("Make an invoice's reminder plan (`POST /v1/reminders`): its texts are rendered and scheduled at once, and every step is shown. The same request again shows the plan made the first time; other values for the same invoice are refused (exit 1).\n\n", about_remote!()))]
     Create(Box<ReminderCreateArgs>),
+    /// List plans, newest first (`GET /v1/reminders`).
+    #[command(long_about = concat!("List reminder plans, newest first (`GET /v1/reminders`).\n\n", about_remote!()))]
+    List {
+        /// Only plans to this number (any form).
+        #[arg(long, value_name = "NUMBER")]
+        to: Option<String>,
+        /// Only plans in this status (active, paid, cancelled).
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// Paging.
+        #[command(flatten)]
+        paging: Paging,
+        /// The daemon and the output.
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change a plan: its unsent steps are made again, sent ones kept (`PATCH /v1/reminders/{id}`).
+    #[command(long_about = concat!("Change a plan (`PATCH /v1/reminders/{id}`): a new due date, amount, name, payment link or variables; the steps not sent yet are made again with them, the sent ones are kept.\n\n", about_remote!()))]
+    Patch(Box<ReminderPatchArgs>),
+    /// Cancel a plan: its unsent steps are cancelled (`DELETE /v1/reminders/{id}`).
+    #[command(long_about = concat!("Cancel a plan (`DELETE /v1/reminders/{id}`): the steps not sent yet are cancelled; nothing is sent to the customer.\n\n", about_remote!()))]
+    Delete(PlanId),
     /// Show a plan: every step with its status, send time and text (`GET /v1/reminders/{id}`).
     #[command(long_about = concat!("Show a plan: every step with its template, status, send time and text, and the customer's replies (`GET /v1/reminders/{id}`).\n\n", about_remote!()))]
     Show(PlanId),
@@ -1048,6 +1117,84 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
                         );
                     }
                     out(&render_plan(&p, o.colour));
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        RemindersCommand::List {
+            to,
+            status,
+            paging,
+            remote,
+        } => run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+            let mut q = Vec::new();
+            for (k, v) in [("to", &to), ("status", &status)] {
+                if let Some(v) = v {
+                    q.push((k, v.clone()));
+                }
+            }
+            let Answer {
+                json: page, raw, ..
+            } = pages(&api, "/v1/reminders", q, "reminders", &paging).await?;
+            if o.json {
+                print_raw(&raw);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = Table::new(&["ID", "INVOICE", "TO", "STATUS", "DUE", "AMOUNT"]);
+            for p in page["reminders"].as_array().into_iter().flatten() {
+                t.row(vec![
+                    Cell::new(s(&p["id"])),
+                    Cell::new(show::clean(&s(&p["invoice"]))),
+                    Cell::new(s(&p["to"])),
+                    Cell::status(&s(&p["status"]), None),
+                    Cell::new(s(&p["due_date"])),
+                    Cell::new(format!("{} {}", s(&p["amount"]), s(&p["currency"]))),
+                ]);
+            }
+            if t.is_empty() {
+                eprintln!("no reminder plans");
+            } else {
+                out(&t.render(o.colour));
+            }
+            more_hint(&page);
+            Ok(ExitCode::SUCCESS)
+        }),
+        RemindersCommand::Patch(a) => {
+            let Some(body) = patch_body(&a) else {
+                eprintln!(
+                    "error: nothing to change: give --due-date, --amount, --currency, --name, --pay-url or --var"
+                );
+                return ExitCode::from(super::EXIT_BAD_INPUT);
+            };
+            let remote = a.plan.remote.clone();
+            let path = format!("/v1/reminders/{}", path_segment(&a.plan.id));
+            run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+                let p = api
+                    .call(Method::PATCH, &path, &[], Some(&body), &[])
+                    .await?;
+                if o.json {
+                    print_raw(&p.raw);
+                } else {
+                    out(&render_plan(&p.json, o.colour));
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        RemindersCommand::Delete(a) => {
+            run_remote(&a.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
+                let p = api
+                    .call(
+                        Method::DELETE,
+                        &format!("/v1/reminders/{}", path_segment(&a.id)),
+                        &[],
+                        None,
+                        &[],
+                    )
+                    .await?;
+                if o.json {
+                    print_raw(&p.raw);
+                } else {
+                    out(&render_plan(&p.json, o.colour));
                 }
                 Ok(ExitCode::SUCCESS)
             })
