@@ -130,7 +130,7 @@ fn median(what: &str, rounds: &[Round]) {
 }
 
 async fn single_posts(base: &str, clients: usize, per_client: usize) -> Round {
-    let http = reqwest::Client::builder()
+    let http = smsgate::tls::client_builder()
         .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
@@ -187,7 +187,7 @@ async fn single_posts(base: &str, clients: usize, per_client: usize) -> Round {
 }
 
 async fn batches(base: &str, clients: usize, per_client: usize, size: usize) -> Round {
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let bodies: Vec<Vec<Vec<u8>>> = (0..clients)
         .map(|c| {
             (0..per_client)
@@ -252,7 +252,7 @@ async fn full_path(n: usize) {
         vec![ModemConfig::new("sim0", sim.path().display().to_string())],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     for _ in 0..200 {
         let v: serde_json::Value = http
             .get(format!("{base}/readyz"))
@@ -324,7 +324,7 @@ async fn daemon(config: &std::path::Path, base: &str) -> (std::process::Child, D
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start smsgate");
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await
@@ -392,7 +392,7 @@ async fn million(n: usize) {
     for c in 0..clients {
         let url = format!("{base}/v1/messages/batch");
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = smsgate::tls::client_builder().build().unwrap();
             for b in (c..n / 1000).step_by(clients) {
                 let msgs: Vec<_> = (0..1000)
                     .map(|i| json!({"to": number(b * 1000 + i), "text": format!("Reminder {b}-{i}: invoice INV-{b}{i} for $120.50 is due Dec 1. Reply 1 for a call."), "send_at": "2099-01-01T00:00:00Z"}))
@@ -415,7 +415,9 @@ async fn million(n: usize) {
     stop(child);
     let (child, ready) = daemon(&config, &base).await;
     let pid = child.id();
-    let stats: serde_json::Value = reqwest::Client::new()
+    let stats: serde_json::Value = smsgate::tls::client_builder()
+        .build()
+        .unwrap()
         .get(format!("{base}/v1/stats"))
         .bearer_auth(TOKEN)
         .send()
@@ -465,7 +467,7 @@ async fn cpu_per_message(latency: Duration, n: usize) {
     let (config, base) = daemon_config(dir.path(), &sim, "");
     let (child, _) = daemon(&config, &base).await;
     let pid = child.id();
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     // The modem up, the start-up settled.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let msgs: Vec<_> = (0..n)
@@ -565,7 +567,7 @@ async fn pool(counts: &[usize], per_modem: usize) {
         .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let (child, _) = daemon(&config, &base).await;
-        let http = reqwest::Client::new();
+        let http = smsgate::tls::client_builder().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let v = get_json(&http, &format!("{base}/v1/modems")).await;

@@ -28,6 +28,7 @@
 //!   limit that closes idle connections first, the peer's address on every request.
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
 //!   is alive.
+//! - [`tls`]: the TLS of every HTTP client the crate makes (rustls with *ring*).
 //! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`), and
 //!   the client of a running daemon's HTTP API (`smsgate status|send|messages|tail …`).
 //!
@@ -59,6 +60,7 @@ pub mod sim;
 pub mod sms;
 pub mod store;
 pub mod systemd;
+pub mod tls;
 pub mod twilio;
 pub mod util;
 pub mod webhook;

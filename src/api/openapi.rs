@@ -1,16 +1,29 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations and the types they send
-//! and receive (so it cannot describe a field the server does not have). Served at
-//! `/openapi.json`; a copy is kept in `docs/openapi.json` and a test fails when the two differ.
+//! The OpenAPI 3 document. The tests generate it from the handlers' annotations and the types
+//! they send and receive (so it cannot describe a field the server does not have) and keep
+//! `docs/openapi.json` equal to it; the daemon serves that file at `/openapi.json`.
+//!
+//! Why the file and not the generator at run time: the document changes only when the code
+//! does (and then the test fails), so the daemon need not assemble it from the annotations on
+//! each request, and the release build need not optimise `#[derive(OpenApi)]`'s one function
+//! that builds every operation and schema of the document.
 
+#[cfg(test)]
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+#[cfg(test)]
 use utoipa::{Modify, OpenApi};
 
+#[cfg(test)]
 use super::{
     admin, dashboard, error, events, history, inbound, messages, optouts, reminders, reports,
     system, templates, ussd, webhooks,
 };
 
-/// The document.
+/// The document as served: `docs/openapi.json`, which the tests keep byte for byte equal to
+/// the document the annotations generate.
+pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
+
+/// The document, as the annotations describe it.
+#[cfg(test)]
 #[derive(OpenApi)]
 #[openapi(
     info(title = "smsgate", description = "Self-hosted SMS gateway: queue, send and track SMS through your own GSM modem."),
@@ -41,8 +54,10 @@ use super::{
 )]
 pub struct ApiDoc;
 
+#[cfg(test)]
 struct BearerAuth;
 
+#[cfg(test)]
 impl Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
@@ -56,6 +71,7 @@ impl Modify for BearerAuth {
 /// Errors as the server sends them: every problem answer is `application/problem+json`, and
 /// every operation that takes a body may answer 400 (malformed JSON), 413 (too large), 415 (not
 /// JSON) and 422 (invalid), all problem details.
+#[cfg(test)]
 fn problem_responses(doc: &mut serde_json::Value) {
     const PROBLEM: &str = "#/components/schemas/Problem";
     let problem = || serde_json::json!({"application/problem+json": {"schema": {"$ref": PROBLEM}}});
@@ -118,7 +134,8 @@ fn problem_responses(doc: &mut serde_json::Value) {
 }
 
 /// The document as pretty JSON, with the crate's version.
-pub fn document_json() -> String {
+#[cfg(test)]
+fn document_json() -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let Ok(mut value) = serde_json::to_value(&doc) else {
@@ -133,7 +150,7 @@ pub async fn serve() -> axum::response::Response {
     use axum::response::IntoResponse;
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        document_json(),
+        DOCUMENT,
     )
         .into_response()
 }
@@ -173,6 +190,23 @@ mod tests {
         }
         assert!(v["components"]["schemas"]["MessageView"]["properties"]["status"].is_object());
         assert!(v["components"]["securitySchemes"]["bearer"].is_object());
+    }
+
+    /// `/openapi.json` answers with the generated document itself, as JSON.
+    #[tokio::test]
+    async fn the_served_document_is_the_generated_one() {
+        let resp = serve().await;
+        assert_eq!(
+            resp.headers()[axum::http::header::CONTENT_TYPE],
+            "application/json"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(
+            body == document_json().as_bytes(),
+            "docs/openapi.json is out of date: run SMSGATE_UPDATE_OPENAPI=1 cargo test --lib openapi"
+        );
     }
 }
 

@@ -191,41 +191,37 @@ impl Sessions {
     }
 
     fn set_cookie(&self, headers: &HeaderMap, id: &str) -> String {
-        let mut c = cookie::Cookie::build((COOKIE, id.to_string()))
-            .path("/")
-            .http_only(true)
-            .same_site(cookie::SameSite::Strict)
-            .max_age(cookie::time::Duration::seconds(
-                i64::try_from(self.ttl.min(self.max_age).as_secs()).unwrap_or(i64::MAX),
-            ));
-        if self.secure_for(headers) {
-            c = c.secure(true);
-        }
-        c.build().to_string()
+        let max_age = i64::try_from(self.ttl.min(self.max_age).as_secs()).unwrap_or(i64::MAX);
+        session_cookie(id, max_age, self.secure_for(headers))
     }
 
     fn clear_cookie(&self, headers: &HeaderMap) -> String {
-        let mut c = cookie::Cookie::build((COOKIE, ""))
-            .path("/")
-            .http_only(true)
-            .same_site(cookie::SameSite::Strict)
-            .max_age(cookie::time::Duration::ZERO);
-        if self.secure_for(headers) {
-            c = c.secure(true);
-        }
-        c.build().to_string()
+        session_cookie("", 0, self.secure_for(headers))
     }
 }
 
+/// A `Set-Cookie` value for the session cookie (RFC 6265 §4.1). `value` is an id this module
+/// made (hex) or empty, so it needs no quoting or escaping; `Max-Age=0` removes the cookie.
+fn session_cookie(value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; HttpOnly; SameSite=Strict{secure}; Path=/; Max-Age={max_age}")
+}
+
+/// The session id a request carries: the first `smsgate_session` pair of its `Cookie` headers
+/// (RFC 6265 §5.4: `name=value` pairs separated by `;`, spaces around them ignored), or `None`
+/// when there is none or it is empty. Values are taken as they are, not percent-decoded.
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == COOKIE)
-        .map(|c| c.value().to_string())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            Some((name.trim(), value.trim()))
+        })
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
         .filter(|v| !v.is_empty())
 }
 
@@ -498,6 +494,43 @@ mod tests {
         let local = headers(&[("host", "127.0.0.1:8080")]);
         let c = s.set_cookie(&local, "x");
         assert!(c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Strict"));
+    }
+
+    #[test]
+    fn session_cookies_are_written_and_read_as_browsers_do() {
+        let s = Sessions::new(&crate::config::DashboardConfig {
+            session_ttl: Duration::from_secs(600),
+            session_max_age: Duration::from_secs(3600),
+            ..Default::default()
+        });
+        let local = headers(&[("host", "127.0.0.1:8080")]);
+        assert_eq!(
+            s.set_cookie(&local, "ab12"),
+            "smsgate_session=ab12; HttpOnly; SameSite=Strict; Secure; Path=/; Max-Age=600"
+        );
+        let lan = headers(&[("host", "192.168.1.5:8080")]);
+        assert_eq!(
+            s.clear_cookie(&lan),
+            "smsgate_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
+        );
+        for (header, found) in [
+            ("smsgate_session=ab12", Some("ab12")),
+            ("  a=1 ;; smsgate_session = ab12 ; b=2", Some("ab12")),
+            (
+                "a=1; smsgate_session=ab12; smsgate_session=cd34",
+                Some("ab12"),
+            ),
+            ("smsgate_session=; smsgate_session=cd34", None),
+            ("smsgate_session", None),
+            ("xsmsgate_session=ab12; =ab12", None),
+            ("a=%20; smsgate_session=a%20b", Some("a%20b")),
+            ("", None),
+        ] {
+            let got = cookie_value(&headers(&[("cookie", header)]));
+            assert_eq!(got.as_deref(), found, "{header:?}");
+        }
+        let two = headers(&[("cookie", "a=1"), ("cookie", "smsgate_session=ef56")]);
+        assert_eq!(cookie_value(&two).as_deref(), Some("ef56"));
     }
 
     #[test]

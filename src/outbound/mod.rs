@@ -427,7 +427,7 @@ impl OutboundPolicy {
     /// sight) and no redirects (a redirect could lead anywhere after the URL was checked).
     /// Requests to IP literals must still be checked with [`check_url`](Self::check_url).
     pub fn client_builder(&self) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
+        crate::tls::client_builder()
             .dns_resolver(Arc::new(PolicyResolver::new(self.clone())))
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())

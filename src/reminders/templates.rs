@@ -857,36 +857,62 @@ struct Monetary {
     own_currency: Option<Currency>,
 }
 
+/// One glibc fact of a locale per function, each a single `match` over the ~340 locales, kept
+/// out of its callers: with thirteen of these matches in one function, LLVM spent more than
+/// twenty minutes of a release build optimising that function (measured alone, in a crate of
+/// its own); a function with one match compiles to a table look-up in a fraction of a second.
+macro_rules! locale_facts {
+    ($($name:ident: $ty:ty = $category:ident::$item:ident;)*) => {$(
+        #[inline(never)]
+        fn $name(locale: Locale) -> $ty {
+            locale_match!(locale => $category::$item)
+        }
+    )*};
+}
+
+locale_facts! {
+    mon_decimal_point: &'static str = LC_MONETARY::MON_DECIMAL_POINT;
+    decimal_point: &'static str = LC_NUMERIC::DECIMAL_POINT;
+    mon_thousands_sep: &'static str = LC_MONETARY::MON_THOUSANDS_SEP;
+    p_cs_precedes: i64 = LC_MONETARY::P_CS_PRECEDES;
+    n_cs_precedes: i64 = LC_MONETARY::N_CS_PRECEDES;
+    int_p_cs_precedes: Option<i64> = LC_MONETARY::INT_P_CS_PRECEDES;
+    int_n_cs_precedes: Option<i64> = LC_MONETARY::INT_N_CS_PRECEDES;
+    p_sep_by_space: i64 = LC_MONETARY::P_SEP_BY_SPACE;
+    n_sep_by_space: i64 = LC_MONETARY::N_SEP_BY_SPACE;
+    int_curr_symbol: &'static str = LC_MONETARY::INT_CURR_SYMBOL;
+    mon_grouping: &'static [i64] = LC_MONETARY::MON_GROUPING;
+    n_sign_posn: i64 = LC_MONETARY::N_SIGN_POSN;
+    negative_sign: &'static str = LC_MONETARY::NEGATIVE_SIGN;
+    d_fmt: &'static str = LC_TIME::D_FMT;
+}
+
 impl Monetary {
     fn of(locale: Locale) -> Monetary {
-        let mut decimal_point: &str = locale_match!(locale => LC_MONETARY::MON_DECIMAL_POINT);
-        if decimal_point.is_empty() {
-            decimal_point = locale_match!(locale => LC_NUMERIC::DECIMAL_POINT);
+        let mut decimal_point_text = mon_decimal_point(locale);
+        if decimal_point_text.is_empty() {
+            decimal_point_text = decimal_point(locale);
         }
-        if decimal_point.is_empty() {
-            decimal_point = ".";
+        if decimal_point_text.is_empty() {
+            decimal_point_text = ".";
         }
-        let thousands_sep: &str = locale_match!(locale => LC_MONETARY::MON_THOUSANDS_SEP);
-        let p_cs_precedes: i64 = locale_match!(locale => LC_MONETARY::P_CS_PRECEDES);
-        let n_cs_precedes: i64 = locale_match!(locale => LC_MONETARY::N_CS_PRECEDES);
-        let int_p: Option<i64> = locale_match!(locale => LC_MONETARY::INT_P_CS_PRECEDES);
-        let int_n: Option<i64> = locale_match!(locale => LC_MONETARY::INT_N_CS_PRECEDES);
-        let p_sep: i64 = locale_match!(locale => LC_MONETARY::P_SEP_BY_SPACE);
-        let n_sep: i64 = locale_match!(locale => LC_MONETARY::N_SEP_BY_SPACE);
-        let int_curr_symbol: &str = locale_match!(locale => LC_MONETARY::INT_CURR_SYMBOL);
+        let p_cs = p_cs_precedes(locale);
+        let n_cs = n_cs_precedes(locale);
         Monetary {
-            decimal_point: sms_separator(decimal_point).unwrap_or_else(|| ".".to_owned()),
-            thousands_sep: sms_separator(thousands_sep).unwrap_or_default(),
-            grouping: locale_match!(locale => LC_MONETARY::MON_GROUPING),
-            p_cs_precedes: p_cs_precedes == 1,
-            p_sep_by_space: p_sep == 1,
-            n_cs_precedes: n_cs_precedes == 1,
-            n_sep_by_space: n_sep == 1,
-            n_sign_posn: locale_match!(locale => LC_MONETARY::N_SIGN_POSN),
-            int_p_cs_precedes: int_p.unwrap_or(p_cs_precedes) == 1,
-            int_n_cs_precedes: int_n.unwrap_or(n_cs_precedes) == 1,
-            negative_sign: locale_match!(locale => LC_MONETARY::NEGATIVE_SIGN),
-            own_currency: int_curr_symbol.get(..3).and_then(Currency::from_code),
+            decimal_point: sms_separator(decimal_point_text).unwrap_or_else(|| ".".to_owned()),
+            thousands_sep: sms_separator(mon_thousands_sep(locale)).unwrap_or_default(),
+            grouping: mon_grouping(locale),
+            p_cs_precedes: p_cs == 1,
+            p_sep_by_space: p_sep_by_space(locale) == 1,
+            n_cs_precedes: n_cs == 1,
+            n_sep_by_space: n_sep_by_space(locale) == 1,
+            n_sign_posn: n_sign_posn(locale),
+            int_p_cs_precedes: int_p_cs_precedes(locale).unwrap_or(p_cs) == 1,
+            int_n_cs_precedes: int_n_cs_precedes(locale).unwrap_or(n_cs) == 1,
+            negative_sign: negative_sign(locale),
+            own_currency: int_curr_symbol(locale)
+                .get(..3)
+                .and_then(Currency::from_code),
         }
     }
 }
@@ -1030,7 +1056,7 @@ struct DateOrder {
 
 impl DateOrder {
     fn of(locale: Locale) -> DateOrder {
-        let d_fmt: &str = locale_match!(locale => LC_TIME::D_FMT);
+        let d_fmt = d_fmt(locale);
         // The date fields in order, each with the literal text before it.
         let mut fields: Vec<(char, String)> = Vec::new();
         let mut literal = String::new();

@@ -72,7 +72,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = smsgate::tls::client_builder().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = http.get(format!("{base}/healthz")).send().await
@@ -104,7 +104,7 @@ impl Daemon {
 
 /// A POST of one message on a fresh connection: its status and how long the answer took.
 async fn post_message(base: &str) -> (u16, Duration) {
-    let http = reqwest::Client::builder()
+    let http = smsgate::tls::client_builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(10))
         .build()
@@ -208,7 +208,7 @@ async fn half_sent_headers_neither_starve_a_client_nor_stay_open() {
 
 /// A client whose requests come from `ip` (a loopback address).
 fn client_from(ip: Ipv4Addr) -> reqwest::Client {
-    reqwest::Client::builder()
+    smsgate::tls::client_builder()
         .local_address(IpAddr::V4(ip))
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -39,7 +39,7 @@ async fn every_route_but_health_needs_the_token_in_its_header() {
         g.api.auth_failures.max = 0
     })
     .await;
-    let http = reqwest::Client::builder()
+    let http = smsgate::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -116,7 +116,7 @@ async fn a_nearly_right_token_is_refused_as_fast_as_a_random_one() {
         g.api.auth_failures.max = u32::MAX;
     })
     .await;
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let url = format!("{}/v1/stats", r.base);
     // All but the last character right, against nothing right; same length.
     let mut near = TOKEN.to_string();
@@ -239,7 +239,7 @@ async fn secrets_never_reach_the_log() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
+    let http = smsgate::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

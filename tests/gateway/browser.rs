@@ -102,7 +102,11 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let targets: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
+        let targets: Value = smsgate::tls::client_builder()
+            .build()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/json/list"))
+            .send()
             .await
             .unwrap()
             .json()

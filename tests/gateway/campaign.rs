@@ -190,7 +190,7 @@ impl Rig {
             hooks,
             config,
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::builder()
+            http: smsgate::tls::client_builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),

@@ -109,7 +109,7 @@ async fn kill_9_during_a_batch_loses_nothing_and_doubles_nothing() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let (config, base, mut daemon) = daemon_with(
         dir.path(),
         &sim,
@@ -215,7 +215,7 @@ async fn sigterm_finishes_the_send_in_flight_and_exits_0() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let (config, base, mut daemon) = daemon_with(dir.path(), &sim, "", &http).await;
     let m: Value = http
         .post(format!("{base}/v1/messages"))
@@ -263,7 +263,7 @@ async fn kill_9_keeps_pending_callbacks_and_inbound_messages() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     // The receiver is down at first: its port is free, nobody listens.
     let hook_port = free_port();
     let extra = format!(
@@ -370,7 +370,7 @@ async fn systemd_hears_ready_then_the_watchdog_then_stopping() {
     assert!(heard[0].contains("READY=1"), "READY first: {heard:?}");
     assert!(heard[0].contains("STATUS=listening on"), "{heard:?}");
     // READY came after the API answers.
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let r = http
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .send()
@@ -410,7 +410,7 @@ async fn sighup_reloads_the_modems_from_the_file() {
         .unwrap()
     };
     let (a, b) = (sim(0).await, sim(1).await);
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let (config, base, mut daemon) = daemon_with(dir.path(), &a, "", &http).await;
     let modems = async |http: &reqwest::Client| {
         get_json(http, format!("{base}/v1/modems")).await["modems"]

@@ -132,7 +132,7 @@ pub async fn populated() -> Fixture {
 }
 
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
+    smsgate::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

@@ -213,7 +213,7 @@ async fn the_python_examples_work_against_the_daemon() {
     assert_eq!((code, refused), (1, Value::Null));
 
     // Deliveries the receiver must refuse, then one it takes, once.
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let signer = Signer::from_secret(SECRET).unwrap();
     let other = Signer::from_secret(&Signer::generate_secret().unwrap()).unwrap();
     let now = chrono::Utc::now().timestamp();

@@ -94,7 +94,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         base: format!("http://{addr}"),
         shutdown,
         task,
-        http: reqwest::Client::new(),
+        http: smsgate::tls::client_builder().build().unwrap(),
     }
 }
 

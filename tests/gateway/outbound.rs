@@ -216,7 +216,7 @@ async fn the_sent_event_carries_no_hardware_identifiers() {
 async fn the_real_binary_refuses_the_metadata_url() {
     let dir = tempfile::tempdir().unwrap();
     let sim = sim().await;
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let (_, base, mut daemon) = crate::crash::daemon_with(dir.path(), &sim, "", &http).await;
     let post = |url: &'static str| {
         http.post(format!("{base}/v1/messages"))

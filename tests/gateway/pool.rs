@@ -438,7 +438,9 @@ async fn a_twilio_from_picks_the_modem() {
     let post = |to: String, from: &'static str| {
         let url = url.clone();
         async move {
-            let resp = reqwest::Client::new()
+            let resp = smsgate::tls::client_builder()
+                .build()
+                .unwrap()
                 .post(url)
                 .basic_auth(account, Some(token))
                 .form(&[("To", to.as_str()), ("From", from), ("Body", "hello")])

@@ -69,7 +69,7 @@ async fn a_national_format_stop_is_honoured_by_the_real_binary() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let (_, base, mut daemon) =
         crate::crash::daemon_with(dir.path(), &sim, "[sms]\ndefault_region = \"GB\"\n", &http)
             .await;

@@ -238,7 +238,7 @@ async fn the_door_is_closed_without_its_section_and_checks_what_it_gets() {
     let dir = tempfile::tempdir().unwrap();
     let sim = crate::sim().await;
     let closed = crate::start(dir.path().join("a"), &sim, |_| {}).await;
-    let http = reqwest::Client::new();
+    let http = smsgate::tls::client_builder().build().unwrap();
     let url =
         |base: &str, account: &str| format!("{base}/2010-04-01/Accounts/{account}/Messages.json");
     let resp = http

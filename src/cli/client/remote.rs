@@ -427,7 +427,7 @@ impl Api {
     /// A client whose requests time out after `timeout` (none: only connecting is limited, to
     /// [`REQUEST_TIMEOUT`]).
     pub fn new(target: Target, timeout: Option<Duration>) -> Result<Api, Failure> {
-        let mut b = reqwest::Client::builder()
+        let mut b = crate::tls::client_builder()
             .connect_timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("smsgate-cli/", env!("CARGO_PKG_VERSION")));
         if let Some(t) = timeout {
