@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use smsgate::sim::{SimConfig, Simulator};
 
 use crate::{Running, TOKEN, start, wait_modem_up};
 
@@ -63,12 +62,7 @@ async fn wait_sent(http: &reqwest::Client, base: &str, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_national_format_stop_is_honoured_by_the_real_binary() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimConfig {
-        status_reports: None,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = crate::sim().await;
     let http = smsgate::tls::client_builder().build().unwrap();
     let (_, base, mut daemon) =
         crate::crash::daemon_with(dir.path(), &sim, "[sms]\ndefault_region = \"GB\"\n", &http)
