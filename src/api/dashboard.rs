@@ -92,6 +92,17 @@ pub struct UnreadableSummary {
     pub raw_answer: Option<String>,
 }
 
+/// An opt-out keyword that answered a message.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StopSummary {
+    /// The keyword as texted (`STOP`, `Unsubscribe`…).
+    pub keyword: Option<String>,
+    /// When the number opted out.
+    pub at: DateTime<Utc>,
+    /// The received text's id (`GET /v1/inbound/{id}`).
+    pub inbound_id: Option<String>,
+}
+
 /// A customer's text that answered no message: someone should read it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UnmatchedSummary {
@@ -151,6 +162,9 @@ pub struct MessageSummary {
     pub step: Option<u32>,
     /// The recipient's answers.
     pub replies: Vec<Reply>,
+    /// The STOP that answered it: the number opted out by keyword, and this was the last
+    /// message sent to it before.
+    pub stop: Option<StopSummary>,
     /// What the page may do with it: `requeue`, `cancel`.
     pub actions: Vec<String>,
 }
@@ -273,8 +287,52 @@ fn summarise(m: &Message, now: DateTime<Utc>, gate: &crate::dispatch::Gate) -> M
         invoice: invoice_of(m),
         step: m.reminder.as_ref().map(|r| r.step),
         replies: m.replies.clone(),
+        stop: None,
         actions,
     }
+}
+
+/// Puts each opt-out keyword (STOP) under the message it answered: the last message sent to
+/// the number before it opted out by keyword.
+fn attach_stops(
+    store: &crate::store::Store,
+    lists: &mut [&mut Vec<MessageSummary>],
+) -> Result<(), ApiError> {
+    let mut answered: BTreeMap<String, Option<(String, StopSummary)>> = BTreeMap::new();
+    for list in lists.iter_mut() {
+        for s in list.iter_mut() {
+            if s.sent_at.is_none() {
+                continue;
+            }
+            if !answered.contains_key(&s.to) {
+                let found = match store.optout(&s.to)? {
+                    Some(o) if o.source == "keyword" => store
+                        .messages_to(&s.to, 100)?
+                        .into_iter()
+                        .filter(|m| m.sent_at.is_some_and(|t| t <= o.opted_out_at))
+                        .max_by_key(|m| m.sent_at)
+                        .map(|m| {
+                            (
+                                m.id,
+                                StopSummary {
+                                    keyword: o.keyword.clone(),
+                                    at: o.opted_out_at,
+                                    inbound_id: o.inbound_id.clone(),
+                                },
+                            )
+                        }),
+                    _ => None,
+                };
+                answered.insert(s.to.clone(), found);
+            }
+            if let Some(Some((id, stop))) = answered.get(&s.to)
+                && *id == s.id
+            {
+                s.stop = Some(stop.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn webhook_summary(e: &OutboxEntry) -> WebhookSummary {
@@ -393,7 +451,7 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
             ..ListFilter::default()
         })
     };
-    let recent = page(None, RECENT)?
+    let mut recent: Vec<MessageSummary> = page(None, RECENT)?
         .iter()
         .map(|m| summarise(m, now, &gate))
         .collect();
@@ -447,6 +505,9 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
         })
         .collect();
     let oldest = store.oldest_due()?;
+    let mut attention: Vec<MessageSummary> =
+        attention.iter().map(|m| summarise(m, now, &gate)).collect();
+    attach_stops(store, &mut [&mut recent, &mut attention])?;
     Ok(DashboardView {
         generated_at: now,
         timezone: tz.name().to_string(),
@@ -461,7 +522,7 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
         oldest_due_age_seconds: oldest.map(|t| (now - t).num_seconds().max(0)),
         hourly,
         recent,
-        attention: attention.iter().map(|m| summarise(m, now, &gate)).collect(),
+        attention,
         failed_webhooks,
         retrying_webhooks,
         unmatched,
@@ -491,18 +552,31 @@ fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
     let looks_like_number = q.starts_with('+')
         || (q.chars().filter(char::is_ascii_digit).count() >= 6
             && q.chars().all(|c| c.is_ascii_digit() || " -().".contains(c)));
-    if looks_like_number
-        && let Ok(number) =
-            super::messages::normalise_number(q, state.cfg.default_region.as_deref())
-    {
+    // A national number is read in `[sms] default_region`; digits that are an international
+    // number without its `+` are read as one.
+    let region = state.cfg.default_region.as_deref();
+    let number = looks_like_number
+        .then(|| {
+            crate::numbers::normalise_number(q, region)
+                .ok()
+                .or_else(|| {
+                    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+                    crate::numbers::normalise_sender(&digits, region)
+                })
+        })
+        .flatten();
+    if let Some(number) = number {
         let messages = store.messages_to(&number, FOUND)?;
+        let mut messages: Vec<MessageSummary> =
+            messages.iter().map(|m| summarise(m, now, &gate)).collect();
+        attach_stops(store, &mut [&mut messages])?;
         return Ok(SearchResult {
             query: q.to_string(),
             kind: "number".into(),
             opted_out: Some(store.is_opted_out(&number)?),
             number: Some(number),
             plan_id: None,
-            messages: messages.iter().map(|m| summarise(m, now, &gate)).collect(),
+            messages,
         });
     }
     let plan = store.plan_by_invoice(q)?;
@@ -526,13 +600,16 @@ fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
     others.sort_by(|a, b| b.id.cmp(&a.id));
     messages.extend(others);
     messages.truncate(FOUND);
+    let mut messages: Vec<MessageSummary> =
+        messages.iter().map(|m| summarise(m, now, &gate)).collect();
+    attach_stops(store, &mut [&mut messages])?;
     Ok(SearchResult {
         query: q.to_string(),
         kind: "invoice".into(),
         number: None,
         opted_out: None,
         plan_id: plan.map(|p| p.id),
-        messages: messages.iter().map(|m| summarise(m, now, &gate)).collect(),
+        messages,
     })
 }
 

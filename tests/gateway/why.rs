@@ -360,3 +360,131 @@ async fn why_it_is_not_sending_is_shown_in_the_api_the_page_and_the_cli() {
     f.r.stop().await;
     f.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_stops_step_times_in_order_and_reads_national_numbers() {
+    const STOPPER: &str = "+12025550143";
+    const PLANNED: &str = "+12025550144";
+    const INVOICE: &str = "INV-8800";
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let r = start(dir.path().join("store"), &sim, |g| {
+        g.api.default_region = Some("US".into());
+    })
+    .await;
+    wait_modem_up(&r).await;
+
+    // A STOP answers the last message sent to the number: it shows under that one.
+    let (code, v) = r
+        .post("/v1/messages", &json!({"to": STOPPER, "text": "First."}))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let first = v["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.wait_status(&first, "sent", Duration::from_secs(10)).await,
+        "sent"
+    );
+    let (_, v) = r
+        .post("/v1/messages", &json!({"to": STOPPER, "text": "Second."}))
+        .await;
+    let second = v["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.wait_status(&second, "sent", Duration::from_secs(10))
+            .await,
+        "sent"
+    );
+    sim.inject_inbound(STOPPER, "STOP", false).unwrap();
+    let d = wait_for(&r, "/v1/dashboard", "the opt-out", |d| {
+        d["opt_out_count"] == 1
+    })
+    .await;
+    let recent = d["recent"].as_array().unwrap();
+    let shown = |id: &str| {
+        recent
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(shown(&second)["stop"]["keyword"], "STOP", "{d:#}");
+    assert!(shown(&second)["stop"]["inbound_id"].is_string());
+    assert!(
+        shown(&first)["stop"].is_null(),
+        "only under the one it answered"
+    );
+
+    // A reminder plan's steps: searched by invoice, in the plan's order, each with when it
+    // goes (its send time, not when it was made).
+    let due = (Utc::now() + chrono::Duration::days(20)).date_naive();
+    let (code, plan) = r
+        .post(
+            "/v1/reminders",
+            &json!({"to": PLANNED, "invoice": INVOICE, "amount": "80.00", "currency": "USD",
+                    "due_date": due.to_string(), "name": "Ana", "timezone": "UTC",
+                    "schedule": [{"offset": "-3d", "template": "upcoming"},
+                                 {"offset": "0d", "template": "due_today"},
+                                 {"offset": "+3d", "template": "past_due"}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{plan}");
+    let steps: Vec<(String, DateTime<Utc>)> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["message_id"].as_str().unwrap().to_string(),
+                time(&s["send_at"]),
+            )
+        })
+        .collect();
+    assert_eq!(steps.len(), 3);
+    let (code, s) = r.get(&format!("/v1/dashboard/search?q={INVOICE}")).await;
+    assert_eq!(code, 200, "{s}");
+    let found: Vec<(String, DateTime<Utc>, u64)> = s["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                time(&m["next_attempt_at"]),
+                m["step"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, (id, at))| (id.clone(), *at, i as u64))
+            .collect::<Vec<_>>(),
+        "{s:#}"
+    );
+    assert!(found[0].1 > Utc::now() + chrono::Duration::days(10));
+
+    // A national number (with `default_region`), and international digits without their `+`,
+    // are read as numbers, not as invoices.
+    for q in ["(202)%20555-0143", "202-555-0143", "12025550143"] {
+        let (code, s) = r.get(&format!("/v1/dashboard/search?q={q}")).await;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(
+            (s["kind"].as_str(), s["number"].as_str()),
+            (Some("number"), Some(STOPPER)),
+            "{q}: {s:#}"
+        );
+        assert_eq!(s["opted_out"], true);
+        let answered = s["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == second.as_str())
+            .cloned()
+            .expect("listed");
+        assert_eq!(answered["stop"]["keyword"], "STOP");
+    }
+
+    r.stop().await;
+    sim.shutdown().await;
+}

@@ -263,7 +263,9 @@ function messageItem(m) {
     !m.hold && m.status_reason && m.status_reason !== m.status
       ? el("div", { class: "muted", text: m.status_reason }) : null,
     (m.replies || []).map((r) => el("div", { class: "reply", "data-reply": r.choice || "" },
-      `↩ “${r.text}”`, el("span", { class: "muted", text: ` ${r.action} · ${when(r.at)}` }))));
+      `↩ “${r.text}”`, el("span", { class: "muted", text: ` ${r.action} · ${when(r.at)}` }))),
+    m.stop ? el("div", { class: "reply", "data-stop": m.stop.inbound_id || "1" },
+      `↩ “${m.stop.keyword || "STOP"}”`, el("span", { class: "warn", text: ` opted out · ${when(m.stop.at)}` })) : null);
   if (m.actions && m.actions.length) item.append(actionBox(item, m));
   return item;
 }
