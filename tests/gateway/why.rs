@@ -345,6 +345,13 @@ async fn why_it_is_not_sending_is_shown_in_the_api_the_page_and_the_cli() {
         held.contains("every modem is resting") && held.contains("looked at again"),
         "{held}"
     );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("status") && l.ends_with("queued (held)")),
+        "{}",
+        out.stdout
+    );
     let out = cli(r, &["messages", "show", &f.windowed]).await;
     assert!(
         out.stdout.contains("outside its send window"),

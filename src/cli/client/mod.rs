@@ -938,7 +938,9 @@ fn hold_line(h: &Value) -> Option<String> {
 
 fn render_message(m: &Value, colour: bool) -> String {
     let status = s(&m["status"]);
+    // A held message's reason is told in words on its own line (`held`), not as a code here.
     let status_line = match m["status_reason"].as_str() {
+        _ if present(&m["hold"]).is_some() => format!("{status} (held)"),
         Some(r) => format!("{status} ({})", show::clean(r)),
         None => status.clone(),
     };

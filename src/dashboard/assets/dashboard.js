@@ -234,6 +234,23 @@ function ask(item, m, act) {
   item.querySelector(".actions").replaceWith(swap);
 }
 
+// A message's status_reason codes in words (a modem's own error is shown as it came).
+const REASONS = {
+  too_late: "Not sent: it could only have gone out later than its max_lateness.",
+  expires_at: "Not sent: it expired first.",
+  opted_out: "Cancelled: the number opted out.",
+  cancelled: "Cancelled.",
+  requeued: "Queued again by hand.",
+  daemon_stopped_while_sending: "The gateway stopped while it was being sent: it may be on the phone.",
+  no_answer_after_submit: "The modem stopped answering after it was handed over: it may be on the phone.",
+  modem_unavailable: "No modem could take it; tried again.",
+  send_window: "Outside its send window.",
+  cap: "The per-recipient cap of reminder texts was reached.",
+  precheck_unavailable: "The billing system's precheck did not answer.",
+  precheck: "The billing system's precheck said not to send it.",
+  awaiting_reply: "An earlier question to the same number awaited its answer.",
+};
+
 // The time a message line shows: when a waiting one goes (a scheduled reminder step: when it
 // will be sent, not when it was made), when a sent one went, or its last change.
 function messageTime(m) {
@@ -261,7 +278,7 @@ function messageItem(m) {
     el("div", { class: "msg-text", text: m.text }),
     holdLine(m),
     !m.hold && m.status_reason && m.status_reason !== m.status
-      ? el("div", { class: "muted", text: m.status_reason }) : null,
+      ? el("div", { class: "muted", "data-reason": m.status_reason, text: REASONS[m.status_reason] || m.status_reason }) : null,
     (m.replies || []).map((r) => el("div", { class: "reply", "data-reply": r.choice || "" },
       `↩ “${r.text}”`, el("span", { class: "muted", text: ` ${r.action} · ${when(r.at)}` }))),
     m.stop ? el("div", { class: "reply", "data-stop": m.stop.inbound_id || "1" },
