@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
@@ -158,9 +158,14 @@ pub(crate) fn day_counts(
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<String, DayCounts>, ApiError> {
     let mut out: BTreeMap<String, DayCounts> = BTreeMap::new();
-    for c in store.hourly(midnight, now)? {
-        // The hour that holds midnight counts only when midnight starts it.
-        if c.hour < midnight {
+    // Counted by whole hours: the hour that holds midnight counts (a zone half an hour off
+    // UTC), as for the admin page's "sent today".
+    let first_hour = Utc
+        .timestamp_opt(midnight.timestamp().div_euclid(3600) * 3600, 0)
+        .single()
+        .unwrap_or(midnight);
+    for c in store.hourly(first_hour, now)? {
+        if c.hour < first_hour {
             continue;
         }
         let d = out.entry(c.modem.clone()).or_default();
