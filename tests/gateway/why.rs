@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use smsgate::sim::SimHandle;
+use smsgate::sim::{SimConfig, SimHandle, Simulator};
 
 use crate::cli::cli;
 use crate::{Running, sim, start, wait_modem_up};
@@ -81,7 +81,15 @@ fn time(v: &Value) -> DateTime<Utc> {
 /// message due behind it.
 pub async fn resting_gateway() -> Resting {
     let dir = tempfile::tempdir().unwrap();
-    let sim = sim().await;
+    // A link that follows the device across the unplug (a PTY's own number may be another
+    // test's by then).
+    let sim = Simulator::start(SimConfig {
+        status_reports: None,
+        link: Some(dir.path().join("modem")),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
     sim.set_status_reports(Some(Duration::from_millis(50)), 0);
     let hits = Arc::new(AtomicUsize::new(0));
     let url = failing_receiver(hits.clone()).await;
