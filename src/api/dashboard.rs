@@ -25,6 +25,12 @@ const WEBHOOKS: usize = 10;
 const OPT_OUTS: usize = 10;
 /// Unreadable received texts shown.
 const UNREADABLE: usize = 10;
+/// Failing (not yet dead) webhook deliveries shown.
+const RETRYING: usize = 10;
+/// Unmatched customers' texts shown.
+const UNMATCHED: usize = 10;
+/// Received texts looked through for the unmatched ones.
+const UNMATCHED_SCAN: usize = 500;
 /// Messages a search returns at most.
 const FOUND: usize = 50;
 
@@ -37,6 +43,10 @@ pub struct DashboardModem {
     pub port: String,
     /// `connecting`, `initialising`, `up`, `recovering`, `down` or `stopped`.
     pub state: String,
+    /// Whether it sends now: `up`, `resting`, `limited` or `down` (see `GET /v1/modems`).
+    pub sending: crate::dispatch::Sending,
+    /// When a rest or a limit ends.
+    pub sending_until: Option<DateTime<Utc>>,
     /// Operator name.
     pub operator: Option<String>,
     /// Registration, in words.
@@ -49,8 +59,14 @@ pub struct DashboardModem {
     pub model: Option<String>,
     /// Messages this modem sent since midnight (in `[reminders] timezone`).
     pub sent_today: u64,
-    /// The last error, in words.
+    /// Its messages that failed since midnight.
+    pub failed_today: u64,
+    /// Customers' texts it received since midnight.
+    pub received_today: u64,
+    /// The last error, in words; cleared once the modem works again.
     pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<DateTime<Utc>>,
     /// Why it takes no work now: `quarantined`, `minute_limit`, `day_limit`.
     pub paused: Option<String>,
     /// `max_per_day`.
@@ -74,6 +90,32 @@ pub struct UnreadableSummary {
     pub reason: String,
     /// The modem's answer as received (for `smsgate pdu decode`).
     pub raw_answer: Option<String>,
+}
+
+/// An opt-out keyword that answered a message.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StopSummary {
+    /// The keyword as texted (`STOP`, `Unsubscribe`…).
+    pub keyword: Option<String>,
+    /// When the number opted out.
+    pub at: DateTime<Utc>,
+    /// The received text's id (`GET /v1/inbound/{id}`).
+    pub inbound_id: Option<String>,
+}
+
+/// A customer's text that answered no message: someone should read it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UnmatchedSummary {
+    /// The inbound message's id (`GET /v1/inbound/{id}`).
+    pub id: String,
+    /// The sender.
+    pub from: String,
+    /// The text.
+    pub text: String,
+    /// The modem it came to.
+    pub modem: String,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
 }
 
 /// One hour of the chart.
@@ -106,19 +148,36 @@ pub struct MessageSummary {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// When a waiting message is looked at next (a scheduled step: when it goes).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Why a waiting message does not go out now, and until when.
+    pub hold: Option<crate::dispatch::Hold>,
     /// The modem that took it.
     pub modem: Option<String>,
     /// The invoice it is about (a reminder plan's, or `metadata.invoice`).
     pub invoice: Option<String>,
+    /// The reminder plan step it is the text of (its index in the plan).
+    pub step: Option<u32>,
     /// The recipient's answers.
     pub replies: Vec<Reply>,
+    /// The STOP that answered it: the number opted out by keyword, and this was the last
+    /// message sent to it before.
+    pub stop: Option<StopSummary>,
     /// What the page may do with it: `requeue`, `cancel`.
     pub actions: Vec<String>,
 }
 
-/// A dead webhook delivery on the admin page.
+/// A dead or failing webhook delivery on the admin page.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookSummary {
+    /// `dead` (given up) or `pending` (failing, retried at `next_attempt_at`).
+    pub state: crate::store::outbox::OutboxState,
+    /// The next attempt, for a failing delivery.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The HTTP status of the last attempt, when the receiver answered.
+    pub last_status: Option<u16>,
     /// The delivery's `webhook-id`.
     pub id: String,
     /// The event type.
@@ -158,6 +217,12 @@ pub struct DashboardView {
     pub attention: Vec<MessageSummary>,
     /// Webhook deliveries that gave up (`GET /v1/webhooks/failed`).
     pub failed_webhooks: Vec<WebhookSummary>,
+    /// Webhook deliveries failing but not given up yet (wrong secret, receiver down), with
+    /// their last error and next attempt (`GET /v1/webhooks/failed?state=retrying`).
+    pub retrying_webhooks: Vec<WebhookSummary>,
+    /// Customers' texts that answered nothing the gateway sent, for a person to read,
+    /// newest first.
+    pub unmatched: Vec<UnmatchedSummary>,
     /// The latest opt-outs.
     pub opt_outs: Vec<OptOut>,
     /// Numbers opted out in all.
@@ -186,7 +251,8 @@ pub struct SearchResult {
     pub opted_out: Option<bool>,
     /// The invoice's reminder plan, for `invoice`.
     pub plan_id: Option<String>,
-    /// Matching messages, newest first (at most 50).
+    /// Matching messages (at most 50): to a number, newest first; about an invoice, its plan's
+    /// steps in order, then other messages about it, newest first.
     pub messages: Vec<MessageSummary>,
 }
 
@@ -197,7 +263,8 @@ fn invoice_of(m: &Message) -> Option<String> {
         .or_else(|| crate::store::history::invoice_of(m).map(str::to_string))
 }
 
-fn summarise(m: &Message) -> MessageSummary {
+fn summarise(m: &Message, now: DateTime<Utc>, gate: &crate::dispatch::Gate) -> MessageSummary {
+    let hold = crate::dispatch::hold::explain(m, now, Some(gate));
     let mut actions = Vec::new();
     if matches!(m.status, Status::Unknown | Status::Failed) {
         actions.push("requeue".to_string());
@@ -213,15 +280,67 @@ fn summarise(m: &Message) -> MessageSummary {
         status_reason: m.status_reason.clone(),
         created_at: m.created_at,
         updated_at: m.updated_at,
+        next_attempt_at: crate::dispatch::hold::next_look(m, now, hold.as_ref()),
+        sent_at: m.sent_at,
+        hold,
         modem: m.modem.clone(),
         invoice: invoice_of(m),
+        step: m.reminder.as_ref().map(|r| r.step),
         replies: m.replies.clone(),
+        stop: None,
         actions,
     }
 }
 
+/// Puts each opt-out keyword (STOP) under the message it answered: the last message sent to
+/// the number before it opted out by keyword.
+fn attach_stops(
+    store: &crate::store::Store,
+    lists: &mut [&mut Vec<MessageSummary>],
+) -> Result<(), ApiError> {
+    let mut answered: BTreeMap<String, Option<(String, StopSummary)>> = BTreeMap::new();
+    for list in lists.iter_mut() {
+        for s in list.iter_mut() {
+            if s.sent_at.is_none() {
+                continue;
+            }
+            if !answered.contains_key(&s.to) {
+                let found = match store.optout(&s.to)? {
+                    Some(o) if o.source == "keyword" => store
+                        .messages_to(&s.to, 100)?
+                        .into_iter()
+                        .filter(|m| m.sent_at.is_some_and(|t| t <= o.opted_out_at))
+                        .max_by_key(|m| m.sent_at)
+                        .map(|m| {
+                            (
+                                m.id,
+                                StopSummary {
+                                    keyword: o.keyword.clone(),
+                                    at: o.opted_out_at,
+                                    inbound_id: o.inbound_id.clone(),
+                                },
+                            )
+                        }),
+                    _ => None,
+                };
+                answered.insert(s.to.clone(), found);
+            }
+            if let Some(Some((id, stop))) = answered.get(&s.to)
+                && *id == s.id
+            {
+                s.stop = Some(stop.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn webhook_summary(e: &OutboxEntry) -> WebhookSummary {
     WebhookSummary {
+        state: e.state,
+        next_attempt_at: (e.state == crate::store::outbox::OutboxState::Pending)
+            .then_some(e.next_attempt_at),
+        last_status: e.last_status,
         id: e.id.clone(),
         event_type: e.event_type.clone(),
         url: e.url.clone(),
@@ -237,10 +356,26 @@ fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(t)
 }
 
-/// Midnight today in `tz`, as an instant.
-fn midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
-    let local = now.with_timezone(&tz).date_naive();
-    crate::reminders::window::local_instant(tz, local, chrono::NaiveTime::MIN)
+use super::system::midnight;
+
+/// The latest customers' texts that answered nothing (`handling = unmatched`).
+fn unmatched(store: &crate::store::Store) -> Result<Vec<UnmatchedSummary>, ApiError> {
+    Ok(store
+        .list_inbound(&InboundFilter {
+            limit: UNMATCHED_SCAN,
+            ..InboundFilter::default()
+        })?
+        .into_iter()
+        .filter(|m| m.handling.as_deref() == Some("unmatched"))
+        .take(UNMATCHED)
+        .map(|m| UnmatchedSummary {
+            id: m.id,
+            from: m.from,
+            text: m.text,
+            modem: m.modem,
+            received_at: m.received_at,
+        })
+        .collect())
 }
 
 fn build(state: &AppState) -> Result<DashboardView, ApiError> {
@@ -272,15 +407,24 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
         }
     }
     let pool = state.dispatcher.pool();
+    let gate = pool.gate(now);
+    let day = super::system::day_counts(store, today, now)?;
     let modems = state
         .modems()
         .iter()
         .map(|h| {
             let p = pool.view(h.name(), now);
+            let (sending, sending_until) = pool.sending(h.name(), now);
             let s = h.status();
             let i = &s.info;
+            let d = day.get(s.name.as_str()).copied().unwrap_or_default();
             DashboardModem {
                 sent_today: sent_today.get(s.name.as_str()).copied().unwrap_or(0),
+                failed_today: d.failed,
+                received_today: d.received,
+                sending,
+                sending_until,
+                last_error_at: s.last_error_at,
                 name: s.name,
                 port: s.port,
                 state: s.state.as_str().to_string(),
@@ -307,7 +451,10 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
             ..ListFilter::default()
         })
     };
-    let recent = page(None, RECENT)?.iter().map(summarise).collect();
+    let mut recent: Vec<MessageSummary> = page(None, RECENT)?
+        .iter()
+        .map(|m| summarise(m, now, &gate))
+        .collect();
     let mut attention = page(Some(Status::Unknown), ATTENTION)?;
     attention.extend(page(Some(Status::Failed), ATTENTION)?);
     attention.sort_by_key(|m| std::cmp::Reverse(m.updated_at));
@@ -319,6 +466,14 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
         .iter()
         .map(webhook_summary)
         .collect();
+    let retrying_webhooks = state
+        .webhooks
+        .retrying(RETRYING, None)
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .iter()
+        .map(webhook_summary)
+        .collect();
+    let unmatched = unmatched(store)?;
     let mut opt_outs = Vec::new();
     let mut after: Option<String> = None;
     // Listed by number: the latest need them all (a few thousand at most in practice).
@@ -350,6 +505,9 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
         })
         .collect();
     let oldest = store.oldest_due()?;
+    let mut attention: Vec<MessageSummary> =
+        attention.iter().map(|m| summarise(m, now, &gate)).collect();
+    attach_stops(store, &mut [&mut recent, &mut attention])?;
     Ok(DashboardView {
         generated_at: now,
         timezone: tz.name().to_string(),
@@ -364,8 +522,10 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
         oldest_due_age_seconds: oldest.map(|t| (now - t).num_seconds().max(0)),
         hourly,
         recent,
-        attention: attention.iter().map(summarise).collect(),
+        attention,
         failed_webhooks,
+        retrying_webhooks,
+        unmatched,
         opt_outs,
         opt_out_count,
         unreadable,
@@ -387,21 +547,36 @@ pub async fn summary(State(state): State<AppState>) -> Result<Response, ApiError
 
 fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
     let store = &state.store;
+    let now = state.clock.now();
+    let gate = state.dispatcher.pool().gate(now);
     let looks_like_number = q.starts_with('+')
         || (q.chars().filter(char::is_ascii_digit).count() >= 6
             && q.chars().all(|c| c.is_ascii_digit() || " -().".contains(c)));
-    if looks_like_number
-        && let Ok(number) =
-            super::messages::normalise_number(q, state.cfg.default_region.as_deref())
-    {
+    // A national number is read in `[sms] default_region`; digits that are an international
+    // number without its `+` are read as one.
+    let region = state.cfg.default_region.as_deref();
+    let number = looks_like_number
+        .then(|| {
+            crate::numbers::normalise_number(q, region)
+                .ok()
+                .or_else(|| {
+                    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+                    crate::numbers::normalise_sender(&digits, region)
+                })
+        })
+        .flatten();
+    if let Some(number) = number {
         let messages = store.messages_to(&number, FOUND)?;
+        let mut messages: Vec<MessageSummary> =
+            messages.iter().map(|m| summarise(m, now, &gate)).collect();
+        attach_stops(store, &mut [&mut messages])?;
         return Ok(SearchResult {
             query: q.to_string(),
             kind: "number".into(),
             opted_out: Some(store.is_opted_out(&number)?),
             number: Some(number),
             plan_id: None,
-            messages: messages.iter().map(summarise).collect(),
+            messages,
         });
     }
     let plan = store.plan_by_invoice(q)?;
@@ -415,21 +590,26 @@ fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
             }
         }
     }
-    // Plain messages about the invoice (`metadata.invoice`), from the invoice index.
-    for m in store.messages_about(q, FOUND)? {
-        if !messages.iter().any(|x| x.id == m.id) {
-            messages.push(m);
-        }
-    }
-    messages.sort_by(|a, b| b.id.cmp(&a.id));
+    // The plan's steps in the plan's order (a replaced step's old text right after it), then
+    // plain messages about the invoice (`metadata.invoice`), newest first.
+    let mut others: Vec<Message> = store
+        .messages_about(q, FOUND)?
+        .into_iter()
+        .filter(|m| !messages.iter().any(|x| x.id == m.id))
+        .collect();
+    others.sort_by(|a, b| b.id.cmp(&a.id));
+    messages.extend(others);
     messages.truncate(FOUND);
+    let mut messages: Vec<MessageSummary> =
+        messages.iter().map(|m| summarise(m, now, &gate)).collect();
+    attach_stops(store, &mut [&mut messages])?;
     Ok(SearchResult {
         query: q.to_string(),
         kind: "invoice".into(),
         number: None,
         opted_out: None,
         plan_id: plan.map(|p| p.id),
-        messages: messages.iter().map(summarise).collect(),
+        messages,
     })
 }
 

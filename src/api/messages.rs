@@ -91,8 +91,12 @@ pub struct MessageView {
     pub send_at: Option<DateTime<Utc>>,
     /// Not after.
     pub expires_at: Option<DateTime<Utc>>,
-    /// When a waiting message may go next (after `send_at` or a retry backoff).
+    /// When a waiting message may go next (after `send_at` or a retry backoff); when read
+    /// (`GET`), when it is looked at next, never in the past.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why a waiting message does not go out now (a rule holds it, or no modem takes work)
+    /// and when it is looked at again; `null` when it is not held. Filled when read (`GET`).
+    pub hold: Option<crate::dispatch::Hold>,
     /// Longest acceptable delay past the due time.
     pub max_lateness_seconds: u64,
     /// Reply choices offered.
@@ -344,6 +348,7 @@ pub fn view(m: &Message) -> MessageView {
         send_at: m.send_at,
         expires_at: m.expires_at,
         next_attempt_at: m.status.is_waiting().then_some(m.due_at),
+        hold: None,
         max_lateness_seconds: m.max_lateness_secs,
         reply_options: m.reply_options.clone(),
         callback_url: m.callback_url.clone(),
@@ -359,6 +364,15 @@ pub fn view(m: &Message) -> MessageView {
         reminder: m.reminder.clone(),
         twilio: m.twilio.clone(),
     }
+}
+
+/// The API view of a message as it stands at `now`, with the modems as `gate` says: why it
+/// is held, and when it is looked at next.
+pub fn view_at(m: &Message, now: DateTime<Utc>, gate: &crate::dispatch::Gate) -> MessageView {
+    let mut v = view(m);
+    v.hold = crate::dispatch::hold::explain(m, now, Some(gate));
+    v.next_attempt_at = crate::dispatch::hold::next_look(m, now, v.hold.as_ref());
+    v
 }
 
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
@@ -671,8 +685,10 @@ pub async fn get_one(
         .store
         .get_with_events(&id)?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
+    let now = state.clock.now();
+    let gate = state.dispatcher.pool().gate(now);
     Ok(axum::Json(MessageWithEvents {
-        message: view(&m),
+        message: view_at(&m, now, &gate),
         events,
     })
     .into_response())
@@ -734,8 +750,10 @@ pub async fn list(
         limit,
     })?;
     let next = super::next_cursor(&page, limit, |m| m.id.clone());
+    let now = state.clock.now();
+    let gate = state.dispatcher.pool().gate(now);
     Ok(axum::Json(MessagePage {
-        messages: page.iter().map(view).collect(),
+        messages: page.iter().map(|m| view_at(m, now, &gate)).collect(),
         next_cursor: next,
     })
     .into_response())

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
@@ -21,8 +21,17 @@ pub struct ModemView {
     pub port: String,
     /// `connecting`, `initialising`, `up`, `recovering`, `down` or `stopped`.
     pub state: String,
-    /// The last error, in words.
+    /// Whether it sends now: `up`, `resting` (after going down too often), `limited` (at
+    /// `max_per_minute` or `max_per_day`) or `down` (not up). A modem `up` that is resting
+    /// sends nothing.
+    pub sending: crate::dispatch::Sending,
+    /// When a rest or a limit ends and it sends again (`resting`, `limited`).
+    pub sending_until: Option<DateTime<Utc>>,
+    /// The last error, in words; cleared once the modem works again (a part sent, or a health
+    /// probe answered while it is up).
     pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<DateTime<Utc>>,
     /// `AT+CGMI`.
     pub manufacturer: Option<String>,
     /// `AT+CGMM`.
@@ -45,6 +54,13 @@ pub struct ModemView {
     pub smsc: Option<String>,
     /// Message store use.
     pub storage: Option<Storage>,
+    /// Messages it sent since midnight (in `[reminders] timezone`).
+    pub sent_today: u64,
+    /// Messages it sent that failed since midnight (each counted once, however many parts or
+    /// attempts).
+    pub failed_today: u64,
+    /// Customers' texts it received since midnight (delivery reports are not counted).
+    pub received_today: u64,
     /// Parts sent since start.
     pub messages_sent: u64,
     /// Parts that failed since start.
@@ -119,13 +135,88 @@ pub struct Ready {
     pub modems: Vec<ReadyModem>,
 }
 
-fn modem_view(s: &ModemStatus, pool: crate::dispatch::pool::PoolView) -> ModemView {
+/// One modem's messages since midnight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DayCounts {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages failed.
+    pub failed: u64,
+    /// Customers' texts received.
+    pub received: u64,
+}
+
+/// Received texts read at most to count today's (a gateway gets far fewer a day).
+const RECEIVED_SCAN: usize = 20_000;
+
+/// Each modem's messages since `midnight`, by name: sent and failed from the per-hour
+/// counters, received from the stored customers' texts (unreadable ones and delivery reports
+/// are not texts from a customer).
+pub(crate) fn day_counts(
+    store: &crate::store::Store,
+    midnight: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<BTreeMap<String, DayCounts>, ApiError> {
+    let mut out: BTreeMap<String, DayCounts> = BTreeMap::new();
+    // Counted by whole hours: the hour that holds midnight counts (a zone half an hour off
+    // UTC), as for the admin page's "sent today".
+    let first_hour = Utc
+        .timestamp_opt(midnight.timestamp().div_euclid(3600) * 3600, 0)
+        .single()
+        .unwrap_or(midnight);
+    for c in store.hourly(first_hour, now)? {
+        if c.hour < first_hour {
+            continue;
+        }
+        let d = out.entry(c.modem.clone()).or_default();
+        d.sent += c.sent;
+        d.failed += c.failed;
+    }
+    let mut after: Option<String> = None;
+    let mut read = 0;
+    while read < RECEIVED_SCAN {
+        let page = store.list_inbound(&crate::store::inbound::InboundFilter {
+            since: Some(midnight),
+            after: after.take(),
+            limit: 1000,
+            ..Default::default()
+        })?;
+        read += page.len();
+        for m in page.iter().filter(|m| m.decode_error.is_none()) {
+            out.entry(m.modem.clone()).or_default().received += 1;
+        }
+        if page.len() < 1000 {
+            break;
+        }
+        after = page.last().map(|m| m.id.clone());
+    }
+    Ok(out)
+}
+
+/// Midnight today in `tz`, as an instant.
+pub(crate) fn midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let local = now.with_timezone(&tz).date_naive();
+    crate::reminders::window::local_instant(tz, local, chrono::NaiveTime::MIN)
+}
+
+fn modem_view(
+    s: &ModemStatus,
+    pool: crate::dispatch::pool::PoolView,
+    sending: (crate::dispatch::Sending, Option<DateTime<Utc>>),
+    today: DayCounts,
+) -> ModemView {
     let i = &s.info;
     ModemView {
         name: s.name.clone(),
         port: s.port.clone(),
         state: s.state.as_str().to_string(),
+        sending: sending.0,
+        sending_until: sending.1,
         last_error: s.last_error.clone(),
+        last_error_at: s.last_error_at,
+        sent_today: today.sent,
+        failed_today: today.failed,
+        received_today: today.received,
         manufacturer: i.manufacturer.clone(),
         model: i.model.clone(),
         revision: i.revision.clone(),
@@ -147,19 +238,32 @@ fn modem_view(s: &ModemStatus, pool: crate::dispatch::pool::PoolView) -> ModemVi
 
 /// `GET /v1/modems`
 #[utoipa::path(get, path = "/v1/modems", tag = "gateway",
-    responses((status = 200, body = ModemList), (status = 401, body = super::error::Problem)),
+    responses((status = 200, body = ModemList), (status = 401, body = super::error::Problem),
+        (status = 503, body = super::error::Problem)),
     security(("bearer" = [])))]
-pub async fn modems(State(state): State<AppState>) -> Response {
-    let pool = state.dispatcher.pool();
-    let now = state.clock.now();
-    axum::Json(ModemList {
-        modems: state
-            .modems()
-            .iter()
-            .map(|m| modem_view(&m.status(), pool.view(m.name(), now)))
-            .collect(),
+pub async fn modems(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let list = tokio::task::spawn_blocking(move || {
+        let pool = state.dispatcher.pool();
+        let now = state.clock.now();
+        let today = day_counts(&state.store, midnight(now, state.reminders.timezone), now)?;
+        Ok::<_, ApiError>(ModemList {
+            modems: state
+                .modems()
+                .iter()
+                .map(|m| {
+                    modem_view(
+                        &m.status(),
+                        pool.view(m.name(), now),
+                        pool.sending(m.name(), now),
+                        today.get(m.name()).copied().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        })
     })
-    .into_response()
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(axum::Json(list).into_response())
 }
 
 /// `GET /metrics`: Prometheus text format (every metric is described in `docs/metrics.md`).

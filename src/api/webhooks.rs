@@ -1,4 +1,4 @@
-//! `/v1/webhooks`: deliveries given up on, and retrying them.
+//! `/v1/webhooks`: deliveries given up on or failing, and retrying them.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -25,9 +25,12 @@ pub struct FailedQuery {
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
     cursor: Option<u64>,
+    /// `dead` (the default): deliveries given up; `retrying`: deliveries that failed at least
+    /// once (wrong secret, receiver down) and wait for their next attempt, not yet given up.
+    state: Option<String>,
 }
 
-/// One page of dead deliveries.
+/// One page of dead (or, with `state=retrying`, failing) deliveries.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FailedPage {
     /// Oldest first.
@@ -37,7 +40,8 @@ pub struct FailedPage {
 }
 
 /// `GET /v1/webhooks/failed`: deliveries retried for `[webhooks] max_age` without a 2xx
-/// answer, oldest first, with the last error.
+/// answer, oldest first, with the last error; with `state=retrying`, the deliveries still being
+/// retried that failed at least once, with their last error and `next_attempt_at`.
 #[utoipa::path(get, path = "/v1/webhooks/failed", tag = "webhooks", params(FailedQuery),
     responses((status = 200, body = FailedPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
@@ -49,7 +53,16 @@ pub async fn failed(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = super::page_limit(q.limit, None)?;
-    let page = state.webhooks.dead(limit, q.cursor)?;
+    let page = match q.state.as_deref() {
+        None | Some("dead") => state.webhooks.dead(limit, q.cursor)?,
+        Some("retrying") => state.webhooks.retrying(limit, q.cursor)?,
+        Some(other) => {
+            return Err(ApiError::field(
+                "state",
+                format!("unknown state {other:?} (dead or retrying)"),
+            ));
+        }
+    };
     let next_cursor = super::next_cursor(&page, limit, |e| e.seq);
     Ok(axum::Json(FailedPage {
         webhooks: page,

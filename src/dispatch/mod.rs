@@ -16,13 +16,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod ahead;
+pub mod hold;
 pub mod pool;
 mod rules;
 
 use crate::modem::{ModemHandle, ModemState, PartOutcome, Retry};
 use crate::sms::{self, NationalLanguage, SubmitOptions};
 use crate::store::{Attempt, Message, NextDue, Note, Part, Status, Store, StoreError};
-pub use pool::{ModemPolicy, Pool, Traffic};
+pub use hold::Hold;
+pub use pool::{Gate, ModemPolicy, Pool, Sending, Traffic};
 
 /// Due messages a worker looks at, at most, to find one it may take (routing, sticky sender).
 const MAX_SCAN: usize = 2000;

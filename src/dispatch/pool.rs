@@ -156,8 +156,87 @@ pub struct PoolView {
     pub quarantined_until: Option<DateTime<Utc>>,
     /// `quarantined`, `minute_limit`, `day_limit`, or none when it takes work.
     pub paused: Option<String>,
+    /// When the pause ends and it takes work again (a rest's or a limit's end).
+    pub paused_until: Option<DateTime<Utc>>,
     /// The last prepaid balance check, when `balance_ussd` is set.
     pub balance: Option<BalanceView>,
+}
+
+/// Whether a modem sends now, in one word, and until when it does not: what decides sending,
+/// shown by the admin page, `GET /v1/modems` and `smsgate status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sending {
+    /// Up and taking work.
+    Up,
+    /// Up, but resting after going down too often (`quarantine_after`): it takes no work
+    /// until the rest ends.
+    Resting,
+    /// Up, but at its `max_per_minute` or `max_per_day` limit until it frees up.
+    Limited,
+    /// Not up (connecting, recovering, down or stopped): it sends nothing.
+    Down,
+}
+
+impl Sending {
+    /// The word in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sending::Up => "up",
+            Sending::Resting => "resting",
+            Sending::Limited => "limited",
+            Sending::Down => "down",
+        }
+    }
+}
+
+/// Whether the modems of the pool can send now, as seen at one instant: what a waiting message
+/// that is due waits for when none can.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    /// Each modem: whether it sends, and until when it does not.
+    pub modems: Vec<(String, Sending, Option<DateTime<Utc>>)>,
+}
+
+impl Gate {
+    /// `None` when some modem sends now; otherwise why none does and the earliest time one
+    /// takes work again (`None` when that depends on a modem coming back up).
+    pub fn blocked(&self) -> Option<(Sending, Option<DateTime<Utc>>)> {
+        if self.modems.is_empty() || self.modems.iter().any(|(_, s, _)| *s == Sending::Up) {
+            return None;
+        }
+        let waiting = |want: Sending| {
+            self.modems
+                .iter()
+                .filter(|(_, s, _)| *s == want)
+                .filter_map(|(_, _, t)| *t)
+                .min()
+        };
+        if let Some(t) = waiting(Sending::Resting) {
+            // A modem at its limit may free up before the rest ends.
+            let until = waiting(Sending::Limited).map_or(t, |l| l.min(t));
+            return Some((Sending::Resting, Some(until)));
+        }
+        if let Some(t) = waiting(Sending::Limited) {
+            return Some((Sending::Limited, Some(t)));
+        }
+        Some((Sending::Down, None))
+    }
+}
+
+impl Pause {
+    /// When it ends, on the wall clock (`now` is the same instant as `Instant::now()`).
+    fn until(&self, now: DateTime<Utc>, quarantined_until: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        let later = |i: &Instant| {
+            now + chrono::Duration::from_std(i.saturating_duration_since(Instant::now()))
+                .unwrap_or_default()
+        };
+        match self {
+            Pause::Quarantined(i) => quarantined_until.unwrap_or_else(|| later(i)),
+            Pause::MinuteLimit(i) => later(i),
+            Pause::DayLimit(t) => *t,
+        }
+    }
 }
 
 /// The modems of the gateway and what each may take.
@@ -461,6 +540,42 @@ impl Pool {
         true
     }
 
+    /// Whether `name` sends now, and until when it does not.
+    pub fn sending(&self, name: &str, now: DateTime<Utc>) -> (Sending, Option<DateTime<Utc>>) {
+        let up = self
+            .member(name)
+            .is_some_and(|m| m.handle.status().state == ModemState::Up);
+        if !up {
+            return (Sending::Down, None);
+        }
+        let view = self.view(name, now);
+        match view.paused.as_deref() {
+            None => (Sending::Up, None),
+            Some("quarantined") => (Sending::Resting, view.paused_until),
+            Some(_) => (Sending::Limited, view.paused_until),
+        }
+    }
+
+    /// Whether the pool's modems send now.
+    pub fn gate(&self, now: DateTime<Utc>) -> Gate {
+        let names: Vec<String> = self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        Gate {
+            modems: names
+                .into_iter()
+                .map(|n| {
+                    let (s, t) = self.sending(&n, now);
+                    (n, s, t)
+                })
+                .collect(),
+        }
+    }
+
     /// What the API shows of `name`.
     pub fn view(&self, name: &str, now: DateTime<Utc>) -> PoolView {
         let paused = self.paused(name, now);
@@ -468,7 +583,11 @@ impl Pool {
             return PoolView::default();
         };
         let mut st = m.state.lock().unwrap_or_else(|e| e.into_inner());
+        let paused_until = paused
+            .as_ref()
+            .map(|p| p.until(now, st.quarantined_until_utc));
         PoolView {
+            paused_until,
             sent_today: self.sent_today(name, &mut st, now),
             sent_last_minute: st.minute.len() as u64,
             max_per_minute: m.policy.max_per_minute,

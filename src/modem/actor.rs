@@ -486,6 +486,9 @@ impl Actor {
             changed = s.state != state || (reason.is_some() && s.last_error != reason);
             s.state = state;
             if reason.is_some() {
+                if s.last_error != reason {
+                    s.last_error_at = Some(chrono::Utc::now());
+                }
                 s.last_error = reason.clone();
             }
             changed
@@ -884,7 +887,12 @@ impl Actor {
                     self.last_send = Some(Instant::now());
                     match r {
                         Ok(mr) => {
-                            self.status.send_modify(|s| s.sent_parts += 1);
+                            // It works again: an earlier error is history now.
+                            self.status.send_modify(|s| {
+                                s.sent_parts += 1;
+                                s.last_error = None;
+                                s.last_error_at = None;
+                            });
                             outcomes.push(PartOutcome::Sent {
                                 message_reference: mr,
                             });
@@ -893,6 +901,7 @@ impl Actor {
                             self.status.send_modify(|s| {
                                 s.failed_parts += 1;
                                 s.last_error = Some(error.to_string());
+                                s.last_error_at = Some(chrono::Utc::now());
                             });
                             tracing::warn!(modem = %self.cfg.name, %error, maybe_sent, "send failed");
                             if is_fatal(&error) {
@@ -1350,6 +1359,8 @@ impl Actor {
                 return Err(e.clone());
             }
         }
+        // Both answered, registered, and up: the modem works, an earlier error is history.
+        let works = reg.is_ok() && csq.is_ok();
         let registration = reg.ok().and_then(|r| {
             r.value("+CREG:")
                 .and_then(|v| super::codec::parse_registration(v, false))
@@ -1366,6 +1377,16 @@ impl Actor {
                 i.signal = signal;
             }
         });
+        if works && registration.is_some_and(Registration::is_registered) {
+            self.status.send_if_modified(|s| {
+                let stale = s.state == ModemState::Up && s.last_error.is_some();
+                if stale {
+                    s.last_error = None;
+                    s.last_error_at = None;
+                }
+                stale
+            });
+        }
         self.process_urcs(at).await
     }
 }

@@ -12,8 +12,11 @@ pub struct ModemStatus {
     pub port: String,
     /// `connecting`, `initialising`, `up`, `recovering`, `down` or `stopped`.
     pub state: ModemState,
-    /// The last error, in words.
+    /// The last error, in words; cleared once the modem works again (a part sent, or a health
+    /// probe answered while it is up).
     pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Identity and network facts, as far as the modem told them.
     pub info: ModemInfo,
     /// Message parts sent since start.

@@ -285,6 +285,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Pending entries that have failed at least once (the receiver answered an error or could
+    /// not be reached) and wait for their next attempt, in sequence order after sequence
+    /// `after`, at most `limit` (1 to 1000): deliveries failing but not yet given up.
+    pub fn retrying_webhooks(
+        &self,
+        limit: usize,
+        after: Option<u64>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let start = match after {
+            Some(a) => match a.checked_add(1) {
+                Some(s) => s,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        let mut out = Vec::new();
+        for e in self.outbox_entries(start) {
+            let e = e?;
+            if e.state == OutboxState::Pending && e.attempts > 0 {
+                out.push(e);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The entry with this `webhook-id`, pending or dead (delivered entries are gone).
     pub fn webhook(&self, id: &str) -> Result<Option<OutboxEntry>, StoreError> {
         for e in self.outbox_entries(0) {
@@ -378,11 +407,21 @@ mod tests {
         assert_eq!(seqs(&due), vec![c, d, f]);
         // A failed first entry holds the second until its retry is delivered.
         let later = now + chrono::Duration::seconds(30);
+        assert!(store.retrying_webhooks(10, None).unwrap().is_empty());
         let failed = store
             .webhook_failed(a, Some(500), "HTTP 500", Some(later))
             .unwrap()
             .unwrap();
         assert_eq!((failed.attempts, failed.last_status), (1, Some(500)));
+        // Failing, not yet given up: listed with its error and next attempt.
+        let retrying = store.retrying_webhooks(10, None).unwrap();
+        assert_eq!(retrying.len(), 1);
+        assert_eq!(
+            (retrying[0].seq, retrying[0].last_error.as_deref()),
+            (a, Some("HTTP 500"))
+        );
+        assert_eq!(retrying[0].next_attempt_at, later);
+        assert!(store.retrying_webhooks(10, Some(a)).unwrap().is_empty());
         let due = store.due_webhooks(now, 10, |_| false).unwrap();
         assert_eq!((seqs(&due), due.next_at), (vec![c, d, f], Some(later)));
         assert_eq!(store.next_webhook_at().unwrap(), Some(now));

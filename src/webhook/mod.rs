@@ -718,6 +718,16 @@ impl Webhooks {
         Ok(self.inner.store.dead_webhooks(limit, after)?)
     }
 
+    /// Pending deliveries that failed at least once and wait for their next attempt, in
+    /// sequence order after sequence `after`, at most `limit`.
+    pub fn retrying(
+        &self,
+        limit: usize,
+        after: Option<u64>,
+    ) -> Result<Vec<OutboxEntry>, WebhookError> {
+        Ok(self.inner.store.retrying_webhooks(limit, after)?)
+    }
+
     /// Makes a delivery (by `webhook-id`) pending and due now, attempts kept, and wakes the
     /// worker; `None` when there is no such delivery.
     pub async fn retry(&self, id: &str) -> Result<Option<OutboxEntry>, WebhookError> {

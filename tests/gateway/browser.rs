@@ -434,3 +434,120 @@ async fn dashboard_in_headless_chromium_on_a_phone() {
     f.r.stop().await;
     f.sim.shutdown().await;
 }
+
+/// Logs in through the form with the API token and waits for the dashboard's first render.
+async fn log_in(b: &mut Browser, base: &str) {
+    b.goto(&format!("{base}/login")).await;
+    b.wait("the login form", "!!document.getElementById('token')")
+        .await;
+    b.eval(&format!(
+        "document.getElementById('token').value = '{TOKEN}'; document.getElementById('login').submit(); true"
+    ))
+    .await;
+    b.wait("the dashboard", "document.body.dataset.ready === '1'")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_it_is_not_sending_in_headless_chromium() {
+    let Some(binary) = chromium() else {
+        assert!(
+            std::env::var("SMSGATE_REQUIRE_BROWSER").is_err(),
+            "SMSGATE_REQUIRE_BROWSER is set but no Chromium was found"
+        );
+        crate::skipped(
+            "browser why",
+            "no Chromium that runs (apt-get install chromium); the admin page was not tried in a browser",
+        );
+        return;
+    };
+    let f = crate::why::resting_gateway().await;
+    let mut b = Browser::launch(&binary).await;
+    b.viewport(390, 844, true).await;
+    log_in(&mut b, &f.r.base).await;
+
+    // The header and the modem: resting, until when; not "up".
+    let overall = b
+        .wait(
+            "the header says resting",
+            "document.getElementById('overall').textContent.startsWith('modem resting until') && document.getElementById('overall').textContent",
+        )
+        .await;
+    assert!(!overall.as_str().unwrap().contains("modem up"), "{overall}");
+    assert_eq!(
+        b.eval("document.querySelector('[data-modem=\"sim0\"] [data-sending]').dataset.sending")
+            .await,
+        "resting"
+    );
+    // Its stale error is gone once a probe answered.
+    b.wait(
+        "no stale last error",
+        "!document.querySelector('[data-modem=\"sim0\"] [data-last-error]')",
+    )
+    .await;
+    let note = b
+        .eval("document.getElementById('queue-note').textContent")
+        .await;
+    assert!(
+        note.as_str().unwrap().contains("no modem sends now"),
+        "{note}"
+    );
+
+    // The held messages: why, in words, and when they are looked at again, with a zone.
+    let held = b
+        .eval(&format!(
+            "document.querySelector('#recent li[data-id=\"{}\"] [data-hold]')?.dataset.hold + ' ' + document.querySelector('#recent li[data-id=\"{}\"] [data-hold]')?.textContent",
+            f.stuck, f.stuck
+        ))
+        .await;
+    let held = held.as_str().unwrap();
+    assert!(
+        held.starts_with("modem_resting Held: due, but every modem is resting"),
+        "{held}"
+    );
+    assert!(held.contains("Looked at again"), "{held}");
+    let goes = b
+        .eval(&format!(
+            "document.querySelector('#recent li[data-id=\"{}\"] [data-time]').textContent",
+            f.windowed
+        ))
+        .await;
+    let goes = goes.as_str().unwrap();
+    assert!(goes.starts_with("goes "), "{goes}");
+    assert!(
+        goes.contains("UTC")
+            || goes.contains("GMT")
+            || goes.chars().filter(char::is_ascii_uppercase).count() >= 3,
+        "a time with its zone: {goes}"
+    );
+
+    // The failing webhook, with its error and next attempt; the text to read.
+    let hook = b
+        .eval("document.querySelector('#webhooks li[data-webhook-state=\"pending\"]')?.textContent")
+        .await;
+    let hook = hook.as_str().unwrap_or("");
+    assert!(
+        hook.contains("failing, retried")
+            && hook.contains("HTTP 500")
+            && hook.contains("Next attempt"),
+        "{hook}"
+    );
+    let unmatched = b
+        .eval("document.querySelector('#unmatched [data-unmatched]')?.textContent")
+        .await;
+    assert!(
+        unmatched.as_str().unwrap_or("").contains("Who is this?"),
+        "{unmatched}"
+    );
+    assert_eq!(
+        b.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        true,
+        "the page scrolls sideways on a 390 px screen"
+    );
+    b.screenshot(&artifacts().join("dashboard-resting.png"))
+        .await;
+    b.close().await;
+    f.r.stop().await;
+    f.sim.shutdown().await;
+}

@@ -11,14 +11,14 @@ use tokio::io::AsyncWriteExt;
 use crate::{Running, TOKEN, sim, start, wait_modem_up};
 
 /// What a run printed and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
@@ -73,7 +73,7 @@ async fn smsgate_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) 
 }
 
 /// `smsgate ARGS --url <the gateway> --token <TOKEN>`.
-async fn cli(r: &Running, args: &[&str]) -> Run {
+pub(crate) async fn cli(r: &Running, args: &[&str]) -> Run {
     let mut all = args.to_vec();
     all.extend(["--url", &r.base, "--token", TOKEN]);
     smsgate_with(&all, &[], None).await

@@ -25,6 +25,7 @@ mod senders;
 mod store_cmd;
 mod twilio;
 mod ussd;
+mod why;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -366,7 +366,7 @@ pub struct TailArgs {
 pub mod long_about {
     /// `smsgate status`
     pub const STATUS: &str = concat!(
-        "Show the daemon's modems (state, operator, signal, last error) and queue (messages per status, queue depth, oldest due) on one screen (`GET /v1/modems`, `GET /v1/stats`). Exit 0 when at least one modem is up, 1 when none is.\n\n",
+        "Show the daemon's modems (whether each sends: up, resting or at a limit until when, or down; operator, signal, messages sent and failed and customers' texts received today, the last error) and queue (messages per status, queue depth, oldest due), and webhook deliveries failing but not yet given up, with their last error and next attempt, on one screen (`GET /v1/modems`, `GET /v1/stats`, `GET /v1/webhooks/failed?state=retrying`). Exit 0 when at least one modem sends, 1 when none does (down, or up but resting or at its limit).\n\n",
         about_remote!()
     );
     /// `smsgate send`
@@ -514,28 +514,74 @@ where
 /// `smsgate status`
 pub fn status(args: StatusArgs) -> ExitCode {
     run_remote(&args.remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-        let (modems, stats) = tokio::join!(api.get("/v1/modems", &[]), api.get("/v1/stats", &[]));
+        let retrying_query = [
+            ("state", "retrying".to_string()),
+            ("limit", "20".to_string()),
+        ];
+        let (modems, stats, hooks) = tokio::join!(
+            api.get("/v1/modems", &[]),
+            api.get("/v1/stats", &[]),
+            api.get("/v1/webhooks/failed", &retrying_query)
+        );
         let (modems, stats) = (modems?, stats?);
+        // A daemon from before the filter answers 422: nothing to show then.
+        let hooks = hooks.ok();
         let list = modems.json["modems"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let up = list.iter().filter(|m| m["state"] == "up").count();
+        let sending = list.iter().filter(|m| sends(m)).count();
         if o.json {
             let modems = raw_field(&modems.raw, "modems").unwrap_or_else(|| "[]".into());
-            print_raw(&format!("{{\"modems\":{modems},\"stats\":{}}}", stats.raw));
+            let retrying = hooks
+                .as_ref()
+                .and_then(|h| raw_field(&h.raw, "webhooks"))
+                .unwrap_or_else(|| "[]".into());
+            print_raw(&format!(
+                "{{\"modems\":{modems},\"stats\":{},\"retrying_webhooks\":{retrying}}}",
+                stats.raw
+            ));
         } else {
-            out(&render_status(&list, &stats.json, o.colour));
+            let retrying = hooks
+                .and_then(|h| h.json["webhooks"].as_array().cloned())
+                .unwrap_or_default();
+            out(&render_status(&list, &stats.json, &retrying, o.colour));
         }
-        if up == 0 {
+        if sending == 0 {
             return Err(Failure::Refused(if list.is_empty() {
                 "the daemon has no modem configured".into()
             } else {
-                "no modem is up: see each one's state and last error".into()
+                "no modem sends now: see each one's state, rest and last error".into()
             }));
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Whether a modem of `GET /v1/modems` sends now (`sending`; a daemon without it: `state`).
+fn sends(m: &Value) -> bool {
+    match m["sending"].as_str() {
+        Some(s) => s == "up",
+        None => m["state"] == "up",
+    }
+}
+
+/// A modem's STATE cell: whether it sends, and until when it does not.
+fn sending_cell(m: &Value) -> Cell {
+    let state = s(&m["state"]);
+    match m["sending"].as_str() {
+        Some(w @ ("resting" | "limited")) => {
+            let until = present(&m["sending_until"]).map(show::time_zoned);
+            let why = match (w, until) {
+                ("resting", Some(t)) => format!("went down too often; sends again {t}"),
+                ("resting", None) => "went down too often".to_string(),
+                (_, Some(t)) => format!("at its limit until {t}"),
+                (_, None) => "at its limit".to_string(),
+            };
+            Cell::status(w, Some(&why))
+        }
+        _ => Cell::status(&state, None),
+    }
 }
 
 fn signal(v: &Value) -> String {
@@ -546,7 +592,7 @@ fn signal(v: &Value) -> String {
     }
 }
 
-fn render_status(modems: &[Value], stats: &Value, colour: bool) -> String {
+fn render_status(modems: &[Value], stats: &Value, retrying: &[Value], colour: bool) -> String {
     let mut t = Table::new(&[
         "MODEM",
         "STATE",
@@ -557,20 +603,37 @@ fn render_status(modems: &[Value], stats: &Value, colour: bool) -> String {
         "RECEIVED",
         "LAST ERROR",
     ]);
+    // Today's messages; a daemon from before these fields: its counts since start.
+    let today = |m: &Value, key: &str, old: &str| {
+        if m[key].is_null() {
+            s(&m[old])
+        } else {
+            s(&m[key])
+        }
+    };
     for m in modems {
-        let state = s(&m["state"]);
+        let last_error = match (present(&m["last_error"]), present(&m["last_error_at"])) {
+            (Some(e), Some(at)) => format!("{} ({})", s(e), show::time(at)),
+            (Some(e), None) => s(e),
+            (None, _) => String::new(),
+        };
         t.row(vec![
             Cell::new(s(&m["name"])),
-            Cell::status(&state, None),
+            sending_cell(m),
             Cell::new(s(&m["operator"])),
             Cell::new(signal(&m["signal"])),
-            Cell::new(s(&m["messages_sent"])),
-            Cell::new(s(&m["parts_failed"])),
-            Cell::new(s(&m["received"])),
-            Cell::new(s(&m["last_error"])),
+            Cell::new(today(m, "sent_today", "messages_sent")),
+            Cell::new(today(m, "failed_today", "parts_failed")),
+            Cell::new(today(m, "received_today", "received")),
+            Cell::new(last_error),
         ]);
     }
     let mut text = t.render(colour);
+    if modems.iter().any(|m| !m["sent_today"].is_null()) {
+        text.push_str(
+            "SENT, FAILED: messages since midnight (each once, whatever its parts); RECEIVED: customers' texts since midnight (not delivery reports)\n",
+        );
+    }
     for m in modems {
         let n = m["foreign_messages"].as_u64().unwrap_or(0);
         if n > 0 {
@@ -579,6 +642,24 @@ fn render_status(modems: &[Value], stats: &Value, colour: bool) -> String {
                 s(&m["name"])
             ));
         }
+    }
+    if !retrying.is_empty() {
+        text.push_str("\nWebhooks failing (not given up yet)\n");
+        let mut t = Table::new(&["EVENT", "URL", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"]);
+        for w in retrying {
+            t.row(vec![
+                Cell::new(s(&w["event_type"])),
+                Cell::new(s(&w["url"])),
+                Cell::new(s(&w["attempts"])),
+                Cell::new(
+                    present(&w["next_attempt_at"])
+                        .map(show::time_zoned)
+                        .unwrap_or_default(),
+                ),
+                Cell::new(s(&w["last_error"])),
+            ]);
+        }
+        text.push_str(&t.render(colour));
     }
     text.push('\n');
     let counts = &stats["counts"];
@@ -839,9 +920,27 @@ fn options(v: &Value) -> Option<String> {
     })
 }
 
+/// A held message's reason in words and when it is looked at again.
+fn hold_line(h: &Value) -> Option<String> {
+    let text = present(&h["text"])?;
+    Some(match present(&h["until"]) {
+        Some(t) => format!(
+            "{}; looked at again {}",
+            show::clean(&s(text)),
+            show::time_zoned(t)
+        ),
+        None => format!(
+            "{}; looked at again when a modem is up",
+            show::clean(&s(text))
+        ),
+    })
+}
+
 fn render_message(m: &Value, colour: bool) -> String {
     let status = s(&m["status"]);
+    // A held message's reason is told in words on its own line (`held`), not as a code here.
     let status_line = match m["status_reason"].as_str() {
+        _ if present(&m["hold"]).is_some() => format!("{status} (held)"),
         Some(r) => format!("{status} ({})", show::clean(r)),
         None => status.clone(),
     };
@@ -869,6 +968,7 @@ fn render_message(m: &Value, colour: bool) -> String {
             ("updated", opt_time(&m["updated_at"])),
             ("send at", opt_time(&m["send_at"])),
             ("expires at", opt_time(&m["expires_at"])),
+            ("held", hold_line(&m["hold"])),
             ("next attempt", opt_time(&m["next_attempt_at"])),
             ("modem", opt_str(&m["modem"])),
             ("sent", opt_time(&m["sent_at"])),
@@ -1421,7 +1521,7 @@ mod tests {
         let stats = json!({"counts": {"queued": 2, "sent": 3}, "queue_depth": 2,
             "oldest_due": null, "oldest_due_age_seconds": null, "modems_up": 1, "modems": 1,
             "unmatched_reports": 0});
-        let text = render_status(&modems, &stats, false);
+        let text = render_status(&modems, &stats, &[], false);
         assert!(text.contains("sim0"), "{text}");
         assert!(text.contains("-73 dBm (4/5)"), "{text}");
         assert!(text.contains("QUEUED  SCHEDULED"), "{text}");
@@ -1429,10 +1529,33 @@ mod tests {
         assert!(!text.contains('\x1b'));
         assert!(!text.contains("phone's own texts"), "{text}");
         let modems = vec![json!({"name": "sim0", "state": "up", "foreign_messages": 3})];
-        let text = render_status(&modems, &stats, false);
+        let text = render_status(&modems, &stats, &[], false);
         assert!(
             text.contains("sim0: 3 of a phone's own texts left in the SIM"),
             "{text}"
         );
+        // A resting modem is not "up": it says so, and until when; today's counts are shown.
+        let modems = vec![json!({"name": "sim0", "state": "up", "sending": "resting",
+            "sending_until": "2026-12-07T03:12:00Z", "sent_today": 4, "failed_today": 1,
+            "received_today": 2, "messages_sent": 9, "parts_failed": 3, "received": 7,
+            "last_error": null})];
+        let hooks = vec![
+            json!({"event_type": "message.sent", "url": "http://127.0.0.1:9/h",
+            "attempts": 2, "next_attempt_at": "2026-12-07T03:20:00Z", "last_error": "HTTP 500"}),
+        ];
+        let text = render_status(&modems, &stats, &hooks, false);
+        assert!(
+            text.contains("resting (went down too often; sends again 2026-12-07"),
+            "{text}"
+        );
+        assert!(!sends(&modems[0]));
+        let row = text.lines().find(|l| l.starts_with("sim0")).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert!(cells.windows(3).any(|w| w == ["4", "1", "2"]), "{row}");
+        assert!(
+            text.contains("Webhooks failing (not given up yet)"),
+            "{text}"
+        );
+        assert!(text.contains("HTTP 500"), "{text}");
     }
 }

@@ -31,9 +31,8 @@ impl Colour {
 pub fn status_colour(word: &str) -> Option<Colour> {
     match word {
         "sent" | "delivered" | "up" | "paid" => Some(Colour::Green),
-        "queued" | "scheduled" | "sending" | "connecting" | "initialising" | "recovering" => {
-            Some(Colour::Yellow)
-        }
+        "queued" | "scheduled" | "sending" | "connecting" | "initialising" | "recovering"
+        | "resting" | "limited" => Some(Colour::Yellow),
         "failed" | "expired" | "unknown" | "down" | "stopped" => Some(Colour::Red),
         _ => None,
     }
@@ -275,6 +274,21 @@ pub fn time(v: &Value) -> String {
         Some(t) => t
             .with_timezone(&Local)
             .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        None => s(v),
+    }
+}
+
+/// A time in local time with its offset, e.g. `2026-12-07 03:12:00 +00:00`: a time someone
+/// waits for, where the zone matters.
+pub fn time_zoned(v: &Value) -> String {
+    match v
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        Some(t) => t
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S %:z")
             .to_string(),
         None => s(v),
     }

@@ -52,12 +52,14 @@ function showError(msg) {
   e.hidden = !msg;
 }
 
+// A time with its zone (the browser's), e.g. "14:05 GMT+1" or "Dec 7, 09:00 EST".
 function when(t) {
   if (!t) return "";
   const d = new Date(t);
   const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZoneName: "short" })
+    : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+      timeZoneName: "short" });
 }
 
 function ago(seconds) {
@@ -80,6 +82,24 @@ function stateClass(state) {
   return state === "up" ? "ok" : (state === "down" || state === "stopped") ? "bad" : "warn";
 }
 
+// Whether a modem sends now, in words: up, resting until T, at its limit until T, or its
+// driver state when it is not up.
+function sendingWord(m) {
+  const until = m.sending_until ? ` until ${when(m.sending_until)}` : "";
+  if (m.sending === "resting") return `resting${until}`;
+  if (m.sending === "limited") return `at its limit${until}`;
+  return m.state;
+}
+
+function sendingClass(m) {
+  return m.sending === "resting" || m.sending === "limited" ? "warn" : stateClass(m.state);
+}
+
+// A modem sends when it is up and neither resting nor at a limit (an older daemon: up).
+function sends(m) {
+  return m.sending ? m.sending === "up" : m.state === "up";
+}
+
 function renderModems(modems) {
   const box = document.getElementById("modems");
   box.replaceChildren();
@@ -90,6 +110,8 @@ function renderModems(modems) {
       ["Network", m.registration || "—"],
       ["Signal", bars(m.signal)],
       ["Sent today", m.max_per_day ? `${m.sent_today} of ${m.max_per_day}` : String(m.sent_today)],
+      ["Failed today", String(m.failed_today || 0)],
+      ["Texts received today", String(m.received_today || 0)],
       ["Number", m.own_number || "—"],
       ["Model", m.model || "—"],
       ["Port", m.port],
@@ -102,24 +124,34 @@ function renderModems(modems) {
       rows.push(["Balance", el("span", { class: b.low ? "warn" : "", title: b.text || "",
         text: `${text}${b.low ? " (low)" : ""} · ${when(b.checked_at)}` })]);
     }
-    if (m.paused) rows.push(["Paused", el("span", { class: "warn", text: pauses[m.paused] || m.paused })]);
+    if (m.paused) {
+      rows.push(["Paused", el("span", { class: "warn", "data-paused": m.paused,
+        text: `${pauses[m.paused] || m.paused}${m.sending_until ? `; sends again ${when(m.sending_until)}` : ""}` })]);
+    }
     if (m.foreign_messages) {
       rows.push(["SIM", el("span", { class: "warn", "data-foreign": String(m.foreign_messages),
         title: "Sent texts or drafts a phone left in the SIM: they take slots customers' replies need. [inbound] purge_foreign = true deletes them.",
         text: `${m.foreign_messages} phone ${m.foreign_messages === 1 ? "text" : "texts"} left in the SIM` })]);
     }
-    if (m.last_error) rows.push(["Last error", el("span", { class: "error", text: m.last_error })]);
+    if (m.last_error) {
+      rows.push(["Last error", el("span", { class: m.state === "up" ? "warn" : "error", "data-last-error": "1",
+        text: `${m.last_error}${m.last_error_at ? ` · ${when(m.last_error_at)}` : ""}` })]);
+    }
     box.append(el("div", { class: "modem", "data-modem": m.name },
       el("div", { class: "name" }, el("span", { text: m.name }),
-        el("span", { class: `pill ${stateClass(m.state)}`, "data-state": m.state, text: m.state })),
+        el("span", { class: `pill ${sendingClass(m)}`, "data-state": m.state, "data-sending": m.sending || m.state,
+          text: sendingWord(m) })),
       el("dl", {}, rows.map(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]))));
   }
-  const up = modems.filter((m) => m.state === "up").length;
+  const up = modems.filter(sends).length;
   const overall = document.getElementById("overall");
+  const resting = modems.filter((m) => m.sending === "resting" || m.sending === "limited");
   overall.textContent = modems.length === 0 ? "no modem"
     : up === modems.length ? (up === 1 ? "modem up" : `all ${up} modems up`)
-    : `${modems.length - up} of ${modems.length} modems not up`;
-  overall.className = `pill ${modems.length && up === modems.length ? "ok" : up ? "warn" : "bad"}`;
+    : modems.length === 1 ? `modem ${sendingWord(modems[0])}`
+    : `${modems.length - up} of ${modems.length} modems not sending`;
+  overall.dataset.sending = String(up);
+  overall.className = `pill ${modems.length && up === modems.length ? "ok" : up || resting.length ? "warn" : "bad"}`;
 }
 
 function renderQueue(d) {
@@ -128,12 +160,14 @@ function renderQueue(d) {
     el("b", { text: String(d.counts[s] || 0) }), el("span", { text: s }))));
   const note = document.getElementById("queue-note");
   const late = d.oldest_due_age_seconds || 0;
+  const stuck = d.modems.length > 0 && !d.modems.some(sends);
   note.textContent = !d.queue_depth ? "Nothing waiting."
+    : stuck ? `${d.queue_depth} waiting; no modem sends now (${d.modems.map((m) => `${m.name} ${sendingWord(m)}`).join(", ")}).`
     : late > 60 ? `${d.queue_depth} waiting; the oldest has been due for ${ago(late)}.`
     : d.oldest_due && new Date(d.oldest_due) > new Date(d.generated_at)
       ? `${d.queue_depth} waiting; the next is due ${when(d.oldest_due)}.`
       : `${d.queue_depth} waiting, going out now.`;
-  note.className = late > 600 ? "warn" : "muted";
+  note.className = late > 600 || (stuck && d.queue_depth) ? "warn" : "muted";
 }
 
 function renderChart(hours) {
@@ -200,18 +234,55 @@ function ask(item, m, act) {
   item.querySelector(".actions").replaceWith(swap);
 }
 
+// A message's status_reason codes in words (a modem's own error is shown as it came).
+const REASONS = {
+  too_late: "Not sent: it could only have gone out later than its max_lateness.",
+  expires_at: "Not sent: it expired first.",
+  opted_out: "Cancelled: the number opted out.",
+  cancelled: "Cancelled.",
+  requeued: "Queued again by hand.",
+  daemon_stopped_while_sending: "The gateway stopped while it was being sent: it may be on the phone.",
+  no_answer_after_submit: "The modem stopped answering after it was handed over: it may be on the phone.",
+  modem_unavailable: "No modem could take it; tried again.",
+  send_window: "Outside its send window.",
+  cap: "The per-recipient cap of reminder texts was reached.",
+  precheck_unavailable: "The billing system's precheck did not answer.",
+  precheck: "The billing system's precheck said not to send it.",
+  awaiting_reply: "An earlier question to the same number awaited its answer.",
+};
+
+// The time a message line shows: when a waiting one goes (a scheduled reminder step: when it
+// will be sent, not when it was made), when a sent one went, or its last change.
+function messageTime(m) {
+  if ((m.status === "queued" || m.status === "scheduled") && m.next_attempt_at) {
+    return `goes ${when(m.next_attempt_at)}`;
+  }
+  if (m.sent_at) return `sent ${when(m.sent_at)}`;
+  return when(m.updated_at);
+}
+
+// Why a waiting message does not go now, in words, and when it is looked at again.
+function holdLine(m) {
+  if (!m.hold) return null;
+  const next = m.hold.until ? ` Looked at again ${when(m.hold.until)}.` : " Looked at again when a modem is up.";
+  return el("div", { class: "warn hold", "data-hold": m.hold.reason, text: `Held: ${m.hold.text}.${next}` });
+}
+
 function messageItem(m) {
   const item = el("li", { "data-id": m.id, "data-status": m.status },
     el("div", { class: "msg-head" },
       el("span", { class: "to", text: m.to }),
       el("span", { class: `status ${m.status}`, text: m.status }),
-      m.invoice ? el("span", { class: "muted", text: m.invoice }) : null,
-      el("span", { class: "muted", text: when(m.updated_at) })),
+      m.invoice ? el("span", { class: "muted", text: m.step !== null && m.step !== undefined ? `${m.invoice} · step ${m.step + 1}` : m.invoice }) : null,
+      el("span", { class: "muted", "data-time": "1", text: messageTime(m) })),
     el("div", { class: "msg-text", text: m.text }),
-    m.status_reason && m.status_reason !== m.status
-      ? el("div", { class: "muted", text: m.status_reason }) : null,
+    holdLine(m),
+    !m.hold && m.status_reason && m.status_reason !== m.status
+      ? el("div", { class: "muted", "data-reason": m.status_reason, text: REASONS[m.status_reason] || m.status_reason }) : null,
     (m.replies || []).map((r) => el("div", { class: "reply", "data-reply": r.choice || "" },
-      `↩ “${r.text}”`, el("span", { class: "muted", text: ` ${r.action} · ${when(r.at)}` }))));
+      `↩ “${r.text}”`, el("span", { class: "muted", text: ` ${r.action} · ${when(r.at)}` }))),
+    m.stop ? el("div", { class: "reply", "data-stop": m.stop.inbound_id || "1" },
+      `↩ “${m.stop.keyword || "STOP"}”`, el("span", { class: "warn", text: ` opted out · ${when(m.stop.at)}` })) : null);
   if (m.actions && m.actions.length) item.append(actionBox(item, m));
   return item;
 }
@@ -223,14 +294,34 @@ function renderMessages(id, list, empty) {
   ul.replaceChildren(...(list.length ? list.map(messageItem) : [el("li", { class: "empty", text: empty })]));
 }
 
-function renderWebhooks(list) {
-  const ul = document.getElementById("webhooks");
-  ul.replaceChildren(...(list.length ? list.map((w) => el("li", { "data-webhook": w.id },
+// Dead deliveries (given up) and failing ones (still retried: a wrong secret, a receiver
+// down), each with its last error; a failing one with its next attempt.
+function webhookItem(w) {
+  const failing = w.state === "pending";
+  return el("li", { "data-webhook": w.id, "data-webhook-state": w.state },
     el("div", { class: "msg-head" }, el("b", { text: w.event_type }),
+      el("span", { class: failing ? "warn" : "error", text: failing ? "failing, retried" : "given up" }),
       el("span", { class: "muted", text: `${w.attempts} attempts · ${when(w.created_at)}` })),
     el("div", { class: "muted", text: w.url }),
-    w.last_error ? el("div", { class: "muted", text: w.last_error }) : null))
+    w.last_error ? el("div", { class: "error", text: w.last_error }) : null,
+    failing && w.next_attempt_at ? el("div", { class: "muted", "data-next": "1", text: `Next attempt ${when(w.next_attempt_at)}` }) : null);
+}
+
+function renderWebhooks(dead, failing) {
+  const ul = document.getElementById("webhooks");
+  const all = failing.concat(dead);
+  ul.replaceChildren(...(all.length ? all.map(webhookItem)
     : [el("li", { class: "empty", text: "None: every event was delivered." })]));
+}
+
+// Customers' texts that answered nothing the gateway sent: a person reads them.
+function renderUnmatched(list) {
+  const ul = document.getElementById("unmatched");
+  ul.replaceChildren(...(list.length ? list.map((u) => el("li", { "data-unmatched": u.id },
+    el("div", { class: "msg-head" }, el("span", { class: "to", text: u.from }),
+      el("span", { class: "muted", text: `${u.modem} · ${when(u.received_at)}` })),
+    el("div", { class: "msg-text", text: u.text })))
+    : [el("li", { class: "empty", text: "No unanswered text from a customer." })]));
 }
 
 function renderUnreadable(list) {
@@ -263,7 +354,8 @@ async function refresh() {
     renderChart(d.hourly);
     renderMessages("attention", d.attention, "Nothing waits for a decision.");
     renderMessages("recent", d.recent, "No message yet.");
-    renderWebhooks(d.failed_webhooks);
+    renderWebhooks(d.failed_webhooks, d.retrying_webhooks || []);
+    renderUnmatched(d.unmatched || []);
     renderOptOuts(d.opt_outs, d.opt_out_count);
     renderUnreadable(d.unreadable || []);
     document.getElementById("updated").textContent = `updated ${when(d.generated_at)}`;
@@ -289,7 +381,7 @@ async function search(ev) {
     const r = await api(`/v1/dashboard/search?q=${encodeURIComponent(q)}`);
     const what = r.kind === "number"
       ? `${r.messages.length} message(s) to ${r.number}${r.opted_out ? " (opted out)" : ""}`
-      : `${r.messages.length} message(s) about invoice ${r.query}${r.plan_id ? ` (plan ${r.plan_id})` : ""}`;
+      : `${r.messages.length} message(s) about invoice ${r.query}${r.plan_id ? ` (plan ${r.plan_id}, steps in order)` : ""}`;
     const ul = el("ul", { class: "messages", id: "found" },
       r.messages.length ? r.messages.map(messageItem) : [el("li", { class: "empty", text: "Nothing found." })]);
     out.replaceChildren(el("p", { class: "muted", id: "found-summary", text: what }), ul);
