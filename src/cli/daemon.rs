@@ -311,10 +311,11 @@ fn first_text(policy: &crate::reminders::Policy, now: chrono::DateTime<chrono::U
         );
     }
     let local = open.with_timezone(&tz);
-    let day = if local.date_naive() == local_now.date_naive() {
-        "today".to_string()
-    } else {
-        local.format("%a %-d %b").to_string()
+    let date = local.format("%a %-d %b");
+    let day = match (local.date_naive() - local_now.date_naive()).num_days() {
+        0 => "today".to_string(),
+        1 => format!("tomorrow ({date})"),
+        _ => date.to_string(),
     };
     format!(
         "it is {} there, outside the window: its first text goes when the window opens, at {} {day}",
@@ -670,7 +671,7 @@ mod tests {
         // 23:30 in Paris: closed until 08:00 there tomorrow.
         let b = banner_at("2026-12-07T22:30:00Z", chrono_tz::Tz::Europe__Paris);
         assert!(
-            b.contains("it is 23:30 there, outside the window: its first text goes when the window opens, at 08:00 Tue 8 Dec"),
+            b.contains("it is 23:30 there, outside the window: its first text goes when the window opens, at 08:00 tomorrow (Tue 8 Dec)"),
             "{b}"
         );
         // 05:00 in New York: closed until 08:00 the same day.
