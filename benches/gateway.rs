@@ -64,6 +64,7 @@ async fn gateway(
         modem_source: None,
         twilio: Default::default(),
         outbound: Default::default(),
+        phone: None,
     };
     let stop = CancellationToken::new();
     let (tx, rx) = oneshot::channel::<SocketAddr>();

@@ -80,6 +80,9 @@ pub struct Gateway {
     pub twilio: crate::twilio::TwilioConfig,
     /// Where webhooks, Twilio callbacks and prechecks may go.
     pub outbound: crate::outbound::OutboundPolicy,
+    /// The simulated customers' phones (`smsgate demo` only; `None` everywhere else): the API
+    /// then has `/v1/demo/phone` and the admin page its panel.
+    pub phone: Option<Arc<crate::api::demo::DemoPhone>>,
 }
 
 impl Gateway {
@@ -148,6 +151,7 @@ impl Gateway {
             modem_source: None,
             twilio: cfg.twilio.clone(),
             outbound,
+            phone: None,
         })
     }
 
@@ -165,11 +169,6 @@ impl Gateway {
     ) -> anyhow::Result<()> {
         // The process's metrics recorder (GET /metrics).
         crate::metrics::handle();
-        if self.outbound.allows_loopback() {
-            tracing::warn!(
-                "outbound.allow_loopback is on: callbacks and prechecks may reach services on this machine; it is meant for tests and development"
-            );
-        }
         // Bind first: a busy port is reported before anything else starts.
         let listener = std::net::TcpListener::bind(self.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -358,6 +357,7 @@ impl Gateway {
             sessions,
             failures: Arc::new(crate::api::throttle::Failures::new(api_cfg_failures)),
             exports: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_EXPORTS)),
+            phone: self.phone.clone(),
         };
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod dashboard;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod history;
@@ -144,6 +145,9 @@ pub struct AppState {
     pub failures: Arc<throttle::Failures>,
     /// History exports running at once: each reads the store for as long as its client reads.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// The simulated customers' phones, in `smsgate demo` only: `/v1/demo/phone` exists when
+    /// this is set (and the admin page shows its panel).
+    pub phone: Option<Arc<demo::DemoPhone>>,
 }
 
 /// History exports that may run at once.
@@ -333,8 +337,15 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/{id}/retry", post(webhooks::retry))
         .route("/admin/reload", post(admin::reload))
         .route("/dashboard", get(dashboard::summary))
-        .route("/dashboard/search", get(dashboard::search))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+        .route("/dashboard/search", get(dashboard::search));
+    // The demo's simulated phones: routes that only `smsgate demo` has.
+    let v1 = if state.phone.is_some() {
+        v1.route("/demo/phone", get(demo::phone))
+            .route("/demo/phone/reply", post(demo::reply))
+    } else {
+        v1
+    };
+    let v1 = v1.route_layer(middleware::from_fn_with_state(state.clone(), auth));
     let docs = Router::new()
         .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(system::metrics))

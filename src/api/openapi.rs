@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 
 #[cfg(test)]
 use super::{
-    admin, dashboard, error, events, history, inbound, messages, optouts, reminders, reports,
+    admin, dashboard, demo, error, events, history, inbound, messages, optouts, reminders, reports,
     system, templates, ussd, webhooks,
 };
 
@@ -38,6 +38,7 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
         reports::unmatched,
         system::modems, ussd::ussd, system::stats, admin::reload, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
+        demo::phone, demo::reply,
     ),
     components(schemas(error::Problem, error::FieldError, history::Format)),
     modifiers(&BearerAuth),
@@ -50,6 +51,7 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
         (name = "gateway", description = "Modems and queue"),
         (name = "webhooks", description = "Event deliveries that failed"),
         (name = "health", description = "Liveness and readiness, without a token"),
+        (name = "demo", description = "`smsgate demo` only: the simulated customers' phones (404 elsewhere)"),
     )
 )]
 pub struct ApiDoc;

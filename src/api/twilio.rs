@@ -57,6 +57,19 @@ impl TwilioError {
     }
 }
 
+impl TwilioError {
+    /// Every path of a door that is off: a 404 that says why, so that whoever tries it does
+    /// not hunt for a wrong URL.
+    fn off() -> Self {
+        TwilioError::new(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The Twilio-compatible API is off: set [twilio] account_sid and auth_token \
+             (see docs/twilio.md)",
+        )
+    }
+}
+
 impl IntoResponse for TwilioError {
     fn into_response(self) -> Response {
         let body = json!({
@@ -111,7 +124,7 @@ pub async fn auth(
     next: Next,
 ) -> Response {
     let Some(account) = state.webhooks.twilio().map(|h| h.account.clone()) else {
-        return TwilioError::not_found(req.uri().path()).into_response();
+        return TwilioError::off().into_response();
     };
     let credentials = req.headers().contains_key(header::AUTHORIZATION);
     if credentials && let Some(wait) = state.failures.blocked(client) {

@@ -197,6 +197,11 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(super::EXIT_BAD_INPUT);
         }
     };
+    if gw.outbound.allows_loopback() {
+        tracing::warn!(
+            "outbound.allow_loopback is on: callbacks and prechecks may reach services on this machine; it is meant for tests and development"
+        );
+    }
     // SIGHUP and POST /v1/admin/reload read the file again (all of it is checked; only the
     // modems change).
     let path = args.config.clone();
@@ -243,139 +248,437 @@ pub fn config(cmd: ConfigCommand) -> ExitCode {
 }
 
 /// `smsgate demo`: the whole gateway with the built-in simulated modem, no hardware, no config.
+/// It reads the simulator's commands on standard input (as `smsgate simulate` does), and its
+/// admin page has a panel of the simulated customers' phones.
 pub fn demo(args: DemoArgs) -> ExitCode {
     init_tracing(args.log_format);
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    rt.block_on(async {
-        let tmp;
-        let data = match &args.data {
-            Some(d) => d.clone(),
-            None => match tempfile::Builder::new().prefix("smsgate-demo-").tempdir() {
-                Ok(t) => {
-                    tmp = t;
-                    tmp.path().to_path_buf()
-                }
-                Err(e) => {
-                    eprintln!("error: cannot create a temporary directory: {e}");
-                    return ExitCode::FAILURE;
-                }
-            },
-        };
-        let log = data.join("simulator-sent.jsonl");
-        let sim = match Simulator::start(SimConfig {
-            latency: args.latency,
-            log: Some(log.clone()),
-            status_reports: Some(std::time::Duration::from_secs(2)),
-            ..SimConfig::default()
-        })
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: cannot start the simulated modem: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let secrets = (
-            args.token.clone().map_or_else(|| crate::util::secret_hex(24), Ok),
-            args.webhook_secret
-                .clone()
-                .map_or_else(crate::webhook::Signer::generate_secret, Ok),
+    let code = rt.block_on(run_demo(args));
+    // The standard input reader sits in a blocking read that only a new line ends: do not
+    // wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}
+
+/// The numbers, invoices and amounts of the banner's examples: each example its own customer
+/// and invoice, so that none waits behind another (a second question to a number waits for
+/// the first's answer) or is refused (one plan per invoice).
+mod examples {
+    pub const QUESTION: (&str, &str) = ("+12025550123", "INV-1041");
+    pub const PLAN: (&str, &str) = ("+12025550124", "INV-1042");
+    pub const CLI: (&str, &str) = ("+12025550125", "INV-1043");
+    pub const PYTHON: (&str, &str) = ("+12025550126", "INV-1044");
+    pub const TWILIO: (&str, &str) = ("+12025550127", "INV-1045");
+}
+
+/// The demo's reminder policy: the shipped one in this machine's time zone (UTC, with a note
+/// saying so, when the zone cannot be told).
+fn demo_reminders() -> (crate::reminders::Policy, Option<String>) {
+    let (timezone, note) = match crate::reminders::window::local_timezone() {
+        Ok(tz) => (tz, None),
+        Err(e) => (
+            chrono_tz::Tz::UTC,
+            Some(format!(
+                "this machine's time zone cannot be told ({e}): UTC is used; set TZ, e.g. TZ=Europe/Paris"
+            )),
+        ),
+    };
+    (
+        crate::reminders::Policy {
+            timezone,
+            ..crate::reminders::Policy::default()
+        },
+        note,
+    )
+}
+
+/// When a reminder plan made now sends its first text: at once inside the send window, else
+/// when it opens.
+fn first_text(policy: &crate::reminders::Policy, now: chrono::DateTime<chrono::Utc>) -> String {
+    use crate::reminders::window::Window;
+    let tz = policy.timezone;
+    let local_now = now.with_timezone(&tz);
+    let Ok(window) = Window::parse(&policy.window_in(tz.name())) else {
+        return "its first text goes at once".into();
+    };
+    let open = window.next_open(now, &policy.quiet);
+    if open <= now {
+        return format!(
+            "it is {} there, inside the window: its first text goes at once",
+            local_now.format("%H:%M")
         );
-        let (token, webhook_secret) = match secrets {
-            (Ok(t), Ok(w)) => (t, w),
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("error: the system's random source failed: {e}");
+    }
+    let local = open.with_timezone(&tz);
+    let date = local.format("%a %-d %b");
+    let day = match (local.date_naive() - local_now.date_naive()).num_days() {
+        0 => "today".to_string(),
+        1 => format!("tomorrow ({date})"),
+        _ => date.to_string(),
+    };
+    format!(
+        "it is {} there, outside the window: its first text goes when the window opens, at {} {day}",
+        local_now.format("%H:%M"),
+        local.format("%H:%M")
+    )
+}
+
+/// The Twilio-compatible door of the demo: an account SID (`AC` and 32 hex digits) and a token.
+fn demo_twilio() -> Result<crate::twilio::TwilioConfig, getrandom::Error> {
+    Ok(crate::twilio::TwilioConfig {
+        account_sid: Some(format!("AC{}", crate::util::secret_hex(16)?)),
+        auth_token: Some(crate::util::secret_hex(24)?),
+        inbound_url: None,
+    })
+}
+
+/// How this program was started, for the banner's command-line examples
+/// (`target/release/smsgate` under `cargo run`).
+fn program_name() -> String {
+    std::env::args()
+        .next()
+        .filter(|a| a.contains('/') && !a.contains(char::is_whitespace))
+        .unwrap_or_else(|| "smsgate".into())
+}
+
+async fn run_demo(args: DemoArgs) -> ExitCode {
+    let tmp;
+    let data = match &args.data {
+        Some(d) => d.clone(),
+        None => match tempfile::Builder::new().prefix("smsgate-demo-").tempdir() {
+            Ok(t) => {
+                tmp = t;
+                tmp.path().to_path_buf()
+            }
+            Err(e) => {
+                eprintln!("error: cannot create a temporary directory: {e}");
                 return ExitCode::FAILURE;
             }
-        };
-        let webhooks = crate::webhook::WebhookConfig {
-            url: args.webhook_url.clone(),
-            secret: Some(webhook_secret.clone()),
-            ..crate::webhook::WebhookConfig::default()
-        };
-        if let Err(e) = webhooks.validate() {
-            eprintln!("error: {e}");
-            return ExitCode::from(super::EXIT_BAD_INPUT);
+        },
+    };
+    if let Err(e) = std::fs::create_dir_all(&data) {
+        eprintln!("error: cannot create {}: {e}", data.display());
+        return ExitCode::FAILURE;
+    }
+    let log = data.join("simulator-sent.jsonl");
+    let sim = match Simulator::start(SimConfig {
+        latency: args.latency,
+        log: Some(log.clone()),
+        status_reports: Some(std::time::Duration::from_secs(2)),
+        ..SimConfig::default()
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the simulated modem: {e}");
+            return ExitCode::FAILURE;
         }
-        let gw = Gateway {
-            listen: args.listen,
-            store_path: data.join("store"),
-            cache_mb: 32,
-            keys: vec![ApiKey::from_token("demo", &token)],
-            modems: vec![ModemConfig::new("simulated", sim.path().display().to_string())],
-            api: ApiConfig {
-                auth_failures: crate::api::throttle::FailureLimit {
-                    max: args.auth_failure_limit,
-                    ..Default::default()
-                },
-                ..ApiConfig::default()
-            },
-            dispatch: DispatchConfig::default(),
-            inbound: crate::server::InboundPolicy {
-                reassembly_timeout: std::time::Duration::from_secs(3600),
+    };
+    let secrets = (
+        args.token
+            .clone()
+            .map_or_else(|| crate::util::secret_hex(24), Ok),
+        args.webhook_secret
+            .clone()
+            .map_or_else(crate::webhook::Signer::generate_secret, Ok),
+        demo_twilio(),
+    );
+    let (token, webhook_secret, twilio) = match secrets {
+        (Ok(t), Ok(w), Ok(tw)) => (t, w, tw),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("error: the system's random source failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let webhooks = crate::webhook::WebhookConfig {
+        url: args.webhook_url.clone(),
+        secret: Some(webhook_secret.clone()),
+        ..crate::webhook::WebhookConfig::default()
+    };
+    if let Err(e) = webhooks.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(super::EXIT_BAD_INPUT);
+    }
+    let (reminders, tz_note) = demo_reminders();
+    if let Some(note) = &tz_note {
+        tracing::warn!("{note}");
+    }
+    // The demo runs on one machine: its receivers listen on 127.0.0.1 by design, so this is
+    // no news worth a warning here (`serve` warns when a config file turns it on).
+    tracing::debug!("outbound requests may reach 127.0.0.1 (demo)");
+    let gw = Gateway {
+        listen: args.listen,
+        store_path: data.join("store"),
+        cache_mb: 32,
+        keys: vec![ApiKey::from_token("demo", &token)],
+        modems: vec![ModemConfig::new(
+            "simulated",
+            sim.path().display().to_string(),
+        )],
+        api: ApiConfig {
+            auth_failures: crate::api::throttle::FailureLimit {
+                max: args.auth_failure_limit,
                 ..Default::default()
             },
-            webhooks,
-            reminders: crate::reminders::Policy::default(),
-            clock: Clock::system(),
-            modem_source: None,
-            twilio: Default::default(),
-            // The demo runs on one machine: its receivers listen on 127.0.0.1.
-            outbound: crate::outbound::OutboundPolicy::allowing_loopback(),
-        };
-        let reminders_tz = gw.reminders.timezone.name().to_string();
-        let shutdown = shutdown_signal();
-        let (tx, rx) = oneshot::channel();
-        let run = tokio::spawn(gw.run(shutdown.clone(), Some(tx)));
-        let Ok(addr) = rx.await else {
-            return match run.await {
-                Ok(Err(e)) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-                _ => ExitCode::FAILURE,
-            };
-        };
-        let base = format!("http://{addr}");
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "smsgate demo: the gateway with a simulated modem on {}\n\
-             API: {base}/v1\n\
-             admin page: {base}/ (log in with the token)\n\
-             token: {token}\n\
-             webhook secret: {webhook_secret}{hook}\n\
-             data: {} (messages the simulated network delivered: {})\n\n\
-             Try it:\n\
-             curl -s -X POST {base}/v1/messages \\\n  -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  -d '{{\"to\": \"+12025550123\", \"text\": \"Invoice INV-1042: $120.50 due Dec 1. Reply 1 for a call.\"}}'\n\
-             curl -s {base}/v1/messages -H 'Authorization: Bearer {token}'\n\n\
-             A reminder plan (texts between 08:00 and 21:00, {tz} time; see docs/reminders.md):\n\
-             curl -s -X POST {base}/v1/reminders \\\n  -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  -d '{{\"to\": \"+12025550123\", \"invoice\": \"INV-1042\", \"amount\": \"120.50\", \"currency\": \"USD\", \"due_date\": \"{due}\", \"name\": \"Ana\"}}'\n\n\
-             Ctrl-C stops it.",
-            sim.path().display(),
-            data.display(),
-            log.display(),
-            tz = reminders_tz,
-            due = (chrono::Utc::now().date_naive() + chrono::Duration::days(10)),
-            hook = args
-                .webhook_url
-                .as_deref()
-                .map(|u| format!(" (events to {u})"))
-                .unwrap_or_default(),
-        );
-        drop(out);
-        let code = match run.await {
-            Ok(Ok(())) => ExitCode::SUCCESS,
+            ..ApiConfig::default()
+        },
+        dispatch: DispatchConfig::default(),
+        inbound: crate::server::InboundPolicy {
+            reassembly_timeout: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        },
+        webhooks,
+        reminders,
+        clock: Clock::system(),
+        modem_source: None,
+        twilio: twilio.clone(),
+        outbound: crate::outbound::OutboundPolicy::allowing_loopback(),
+        phone: Some(std::sync::Arc::new(crate::api::demo::DemoPhone::new(
+            sim.clone(),
+        ))),
+    };
+    let policy = gw.reminders.clone();
+    let shutdown = shutdown_signal();
+    let (tx, rx) = oneshot::channel();
+    let run = tokio::spawn(gw.run(shutdown.clone(), Some(tx)));
+    let Ok(addr) = rx.await else {
+        return match run.await {
             Ok(Err(e)) => {
                 eprintln!("error: {e:#}");
                 ExitCode::FAILURE
             }
-            Err(_) => ExitCode::FAILURE,
+            _ => ExitCode::FAILURE,
         };
-        sim.shutdown().await;
-        code
-    })
+    };
+    let banner = Banner {
+        base: format!("http://{addr}"),
+        token: &token,
+        webhook_secret: &webhook_secret,
+        webhook_url: args.webhook_url.as_deref(),
+        device: sim.path().display().to_string(),
+        data: &data,
+        log: &log,
+        policy: &policy,
+        tz_note: tz_note.as_deref(),
+        twilio: &twilio,
+        now: chrono::Utc::now(),
+        program: program_name(),
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", banner.text());
+        let _ = out.flush();
+    }
+    // The simulator's commands (`inbound <from> <text>`, `unplug`, …), as `smsgate simulate`
+    // reads them; a closed or redirected standard input just ends the reader.
+    let commands = tokio::spawn(super::simulate::read_commands(sim.clone()));
+    let code = match run.await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::FAILURE,
+    };
+    commands.abort();
+    sim.shutdown().await;
+    code
+}
+
+/// What `smsgate demo` prints once it listens.
+struct Banner<'a> {
+    base: String,
+    token: &'a str,
+    webhook_secret: &'a str,
+    webhook_url: Option<&'a str>,
+    device: String,
+    data: &'a std::path::Path,
+    log: &'a std::path::Path,
+    policy: &'a crate::reminders::Policy,
+    tz_note: Option<&'a str>,
+    twilio: &'a crate::twilio::TwilioConfig,
+    now: chrono::DateTime<chrono::Utc>,
+    program: String,
+}
+
+impl Banner<'_> {
+    fn text(&self) -> String {
+        use examples::{CLI, PLAN, PYTHON, QUESTION, TWILIO};
+        let Banner {
+            base, token, now, ..
+        } = self;
+        let tz = self.policy.timezone;
+        let due = (now.with_timezone(&tz).date_naive() + chrono::Duration::days(10)).to_string();
+        let due_words = (now.with_timezone(&tz).date_naive() + chrono::Duration::days(10))
+            .format("%b %-d")
+            .to_string();
+        let hook = self
+            .webhook_url
+            .map(|u| format!(" (events to {u})"))
+            .unwrap_or_default();
+        let tz_note = self.tz_note.map(|n| format!(" ({n})")).unwrap_or_default();
+        let auth =
+            format!("-H 'Authorization: Bearer {token}' -H 'Content-Type: application/json'");
+        let sid = self.twilio.account_sid.as_deref().unwrap_or_default();
+        let twilio_token = self.twilio.auth_token.as_deref().unwrap_or_default();
+        let program = &self.program;
+        let mut t = String::new();
+        t += &format!(
+            "smsgate demo: the gateway with a simulated modem on {device}\n\
+             API: {base}/v1\n\
+             admin page: {base}/ (log in with the token; its \"Simulated phone\" panel shows what each customer received and answers as them)\n\
+             token: {token}\n\
+             webhook secret: {secret}{hook}\n\
+             data: {data} (messages the simulated network delivered: {log})\n\n",
+            device = self.device,
+            secret = self.webhook_secret,
+            data = self.data.display(),
+            log = self.log.display(),
+        );
+        t += &format!(
+            "For the command line and the Python examples, in another terminal:\n\
+             export SMSGATE_URL={base} SMSGATE_TOKEN={token}\n\n"
+        );
+        t += &format!(
+            "Ask a customer a question (their answer \"1\" or \"2\" is matched to it):\n\
+             curl -s -X POST {base}/v1/messages \\\n  {auth} \\\n  \
+             -d '{{\"to\": \"{to}\", \"text\": \"Invoice {inv}: $120.50 due {due_words}. Reply 1 for a call back, 2 to pay the minimum.\", \"reply_options\": {{\"1\": \"call_me\", \"2\": \"pay_minimum\"}}, \"metadata\": {{\"invoice\": \"{inv}\"}}}}'\n\
+             Answer as that customer: in the admin page's \"Simulated phone\" panel, or type here\n\
+             (the simulator's commands on standard input; \"help\" lists them):\n\
+             inbound {to} 1\n\
+             The answer shows under the message (\"replies\"):\n\
+             curl -s '{base}/v1/messages?limit=1' -H 'Authorization: Bearer {token}'\n\n",
+            to = QUESTION.0,
+            inv = QUESTION.1,
+        );
+        t += &format!(
+            "A reminder plan (see docs/reminders.md): its texts go out between {start} and {end}, \
+             {tz} time{tz_note}; {first}:\n\
+             curl -s -X POST {base}/v1/reminders \\\n  {auth} \\\n  \
+             -d '{{\"to\": \"{to}\", \"invoice\": \"{inv}\", \"amount\": \"120.50\", \"currency\": \"USD\", \"due_date\": \"{due}\", \"name\": \"Ana\"}}'\n\n",
+            start = self.policy.window_start,
+            end = self.policy.window_end,
+            first = first_text(self.policy, *now),
+            to = PLAN.0,
+            inv = PLAN.1,
+        );
+        t += &format!(
+            "The command line, and Python from the source tree (after the export above):\n\
+             {program} status\n\
+             {program} send --to {cli_to} --text 'Invoice {cli_inv}: $80.00 due {due_words}.'\n\
+             python3 docs/examples/send_reminder.py plan --to {py_to} --invoice {py_inv} \\\n  \
+             --amount 75.00 --currency USD --due-date {due} --name Ben\n\n",
+            cli_to = CLI.0,
+            cli_inv = CLI.1,
+            py_to = PYTHON.0,
+            py_inv = PYTHON.1,
+        );
+        t += &format!(
+            "The Twilio-compatible API (docs/twilio.md): account SID {sid}, auth token {twilio_token}\n\
+             curl -s -u {sid}:{twilio_token} {base}/2010-04-01/Accounts/{sid}/Messages.json \\\n  \
+             --data-urlencode To={to} --data-urlencode Body='Invoice {inv}: $45.00 due {due_words}.'\n\n\
+             Ctrl-C stops it.",
+            to = TWILIO.0,
+            inv = TWILIO.1,
+        );
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn banner_at(now: &str, tz: chrono_tz::Tz) -> String {
+        let policy = crate::reminders::Policy {
+            timezone: tz,
+            ..crate::reminders::Policy::default()
+        };
+        let twilio = crate::twilio::TwilioConfig {
+            account_sid: Some("AC0123456789abcdef0123456789abcdef".into()),
+            auth_token: Some("twilio-token-0123456789".into()),
+            inbound_url: None,
+        };
+        Banner {
+            base: "http://127.0.0.1:8080".into(),
+            token: "demo-token-0123456789",
+            webhook_secret: "whsec_AAAA",
+            webhook_url: None,
+            device: "/dev/pts/9".into(),
+            data: std::path::Path::new("/tmp/d"),
+            log: std::path::Path::new("/tmp/d/simulator-sent.jsonl"),
+            policy: &policy,
+            tz_note: None,
+            twilio: &twilio,
+            now: chrono::DateTime::parse_from_rfc3339(now).unwrap().to_utc(),
+            program: "smsgate".into(),
+        }
+        .text()
+    }
+
+    #[test]
+    fn the_banner_asks_a_question_first_and_gives_each_example_its_own_customer() {
+        let b = banner_at("2026-12-07T12:00:00Z", chrono_tz::Tz::Europe__Paris);
+        let first_curl = b.find("curl -s -X POST").unwrap();
+        assert!(b[first_curl..].starts_with("curl -s -X POST http://127.0.0.1:8080/v1/messages"));
+        let question = &b[first_curl..b[first_curl..].find("\n\n").unwrap() + first_curl];
+        assert!(question.contains(r#""reply_options": {"1": "call_me", "2": "pay_minimum"}"#));
+        // The question's body is JSON the API takes.
+        let body = question
+            .split("-d '")
+            .nth(1)
+            .unwrap()
+            .split("'\n")
+            .next()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["to"], examples::QUESTION.0);
+        assert!(b.contains(
+            "export SMSGATE_URL=http://127.0.0.1:8080 SMSGATE_TOKEN=demo-token-0123456789"
+        ));
+        assert!(b.contains("inbound +12025550123 1"));
+        assert!(b.contains("Simulated phone"));
+        assert!(b.contains("account SID AC0123456789abcdef0123456789abcdef"));
+        assert!(b.contains("Europe/Paris"));
+        assert!(
+            b.contains("08:00 and 21:00, Europe/Paris time; it is 13:00 there, inside the window: its first text goes at once"),
+            "{b}"
+        );
+        for (to, inv) in [
+            examples::QUESTION,
+            examples::PLAN,
+            examples::CLI,
+            examples::PYTHON,
+            examples::TWILIO,
+        ] {
+            assert_eq!(
+                b.matches(to).count(),
+                if to == examples::QUESTION.0 { 2 } else { 1 },
+                "{to}"
+            );
+            assert_eq!(
+                b.matches(inv).count(),
+                if inv == examples::QUESTION.1 { 2 } else { 1 },
+                "{inv}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_banner_says_when_a_closed_window_opens() {
+        // 23:30 in Paris: closed until 08:00 there tomorrow.
+        let b = banner_at("2026-12-07T22:30:00Z", chrono_tz::Tz::Europe__Paris);
+        assert!(
+            b.contains("it is 23:30 there, outside the window: its first text goes when the window opens, at 08:00 tomorrow (Tue 8 Dec)"),
+            "{b}"
+        );
+        // 05:00 in New York: closed until 08:00 the same day.
+        let b = banner_at("2026-12-07T10:00:00Z", chrono_tz::Tz::America__New_York);
+        assert!(
+            b.contains("America/New_York time; it is 05:00 there, outside the window: its first text goes when the window opens, at 08:00 today"),
+            "{b}"
+        );
+    }
 }

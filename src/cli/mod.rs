@@ -35,6 +35,12 @@ pub enum Command {
     /// Run the gateway with a configuration file.
     Serve(daemon::ServeArgs),
     /// Run the whole gateway with the built-in simulated modem: no hardware, no configuration.
+    ///
+    /// It prints the API address, a token, examples to paste (curl, the command line, Python)
+    /// and the credentials of the Twilio-compatible API it opens. Standard input takes the
+    /// simulator's commands, one per line: `inbound <from> <text>` answers as a customer,
+    /// `help` lists the others. The admin page has a "Simulated phone" panel that shows what
+    /// each customer received and answers as them.
     Demo(daemon::DemoArgs),
     /// Check a configuration file.
     #[command(subcommand)]

@@ -187,8 +187,9 @@ async fn stop_signal() -> std::io::Result<()> {
     }
 }
 
-/// Reads commands from stdin until it closes; the simulator keeps running after that.
-async fn read_commands(sim: SimHandle) {
+/// Reads commands from stdin until it closes; the simulator keeps running after that (also
+/// what `smsgate demo` reads on its standard input).
+pub(crate) async fn read_commands(sim: SimHandle) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let line = line.trim();

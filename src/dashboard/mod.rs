@@ -36,6 +36,10 @@ const LOGIN_HTML: &str = include_str!("assets/login.html");
 const SCRIPT: &str = include_str!("assets/dashboard.js");
 const STYLE: &str = include_str!("assets/dashboard.css");
 const ICON: &str = include_str!("assets/icon.svg");
+/// The demo's simulated phone panel, put into the page by `smsgate demo` only.
+const DEMO_PHONE_HTML: &str = include_str!("assets/demo-phone.html");
+const DEMO_PHONE_SCRIPT: &str = include_str!("assets/demo-phone.js");
+const DEMO_PHONE_STYLE: &str = include_str!("assets/demo-phone.css");
 
 /// Content-Security-Policy of the pages: nothing from anywhere but the daemon itself.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -324,8 +328,9 @@ pub async fn index(
     if !sessions.enabled {
         return disabled();
     }
+    let demo = state.phone.is_some();
     if let Some(s) = sessions.from_headers(&headers) {
-        return dashboard_page(&s.csrf, None);
+        return dashboard_page(&s.csrf, None, demo);
     }
     let bearer = headers.contains_key(header::AUTHORIZATION);
     if bearer && let Some(wait) = state.failures.blocked(client) {
@@ -341,13 +346,15 @@ pub async fn index(
                 .into_response();
         };
         let cookie = sessions.set_cookie(&headers, &id);
-        return dashboard_page(&csrf, Some(cookie));
+        return dashboard_page(&csrf, Some(cookie), demo);
     }
     Redirect::to("/login").into_response()
 }
 
-fn dashboard_page(csrf: &str, cookie: Option<String>) -> Response {
+/// The page; with the simulated phone panel when `demo` (`smsgate demo`).
+fn dashboard_page(csrf: &str, cookie: Option<String>, demo: bool) -> Response {
     let body = DASHBOARD_HTML
+        .replace("{{demo_phone}}", if demo { DEMO_PHONE_HTML } else { "" })
         .replace("{{csrf}}", &escape(csrf))
         .replace("{{version}}", env!("CARGO_PKG_VERSION"));
     html(
@@ -455,6 +462,8 @@ pub async fn asset(Path(name): Path<String>) -> Response {
         "dashboard.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "dashboard.css" => (STYLE, "text/css; charset=utf-8"),
         "icon.svg" => (ICON, "image/svg+xml"),
+        "demo-phone.js" => (DEMO_PHONE_SCRIPT, "text/javascript; charset=utf-8"),
+        "demo-phone.css" => (DEMO_PHONE_STYLE, "text/css; charset=utf-8"),
         _ => return crate::api::ApiError::not_found("no such asset").into_response(),
     };
     (

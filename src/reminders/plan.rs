@@ -19,6 +19,11 @@ use crate::store::{Message, Priority, ReminderLink, Status, StepKind, Store, Sto
 /// Problems with a request, by field (`schedule[2].template`).
 pub type Problems = Vec<(String, String)>;
 
+/// The template of the text that says an invoice was issued (the default `now` step).
+const INVOICE_ISSUED: &str = "invoice_issued";
+/// What a plan made after its due date sends in its place.
+const PAST_DUE: &str = "past_due";
+
 /// An amount as posted: a decimal string (`"120.50"`, exact) or a JSON number.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
@@ -569,10 +574,18 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
     let latest_past = planned.iter().rposition(|t| *t <= ctx.now);
     let status_report = req.status_report.unwrap_or(ctx.api.status_report);
     let mut messages = Vec::new();
+    // A plan made after its due date does not open with "your invoice is ready, due …": its
+    // `now` step sends the past-due notice instead.
+    let overdue = window::local_date(tz, ctx.now) > plan.due_date;
     for (i, ((offset, _, spec), at)) in steps.iter().zip(&planned).enumerate() {
+        let template = if overdue && *offset == Offset::Now && spec.template == INVOICE_ISSUED {
+            PAST_DUE.to_string()
+        } else {
+            spec.template.clone()
+        };
         let mut step = PlanStep {
             kind: StepKind::Reminder,
-            template: spec.template.clone(),
+            template,
             offset: Some(spec.offset.clone()),
             time: spec.time.clone(),
             reply_options: spec.reply_options.clone(),
@@ -590,7 +603,7 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
             window::local_date(tz, (*at).max(ctx.now)),
             &[],
         );
-        let r = match render(ctx, &spec.template, &vars) {
+        let r = match render(ctx, &step.template, &vars) {
             Ok(r) => r,
             Err(e) => {
                 problems.push((format!("schedule[{i}].template"), e));
@@ -1031,5 +1044,71 @@ fn reschedule_steps(
         Ok(())
     } else {
         Err(Refused::Invalid(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_at(now: DateTime<Utc>, due_date: &str) -> (Plan, Vec<Message>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), 8).unwrap();
+        let policy = Policy {
+            timezone: chrono_tz::Tz::UTC,
+            ..Policy::default()
+        };
+        let api = ApiConfig::default();
+        let ctx = Ctx {
+            policy: &policy,
+            api: &api,
+            store: &store,
+            now,
+            caller: "test",
+        };
+        let req: NewPlan = serde_json::from_value(json!({
+            "to": "+12025550123", "invoice": "INV-1042", "amount": "120.50",
+            "currency": "USD", "due_date": due_date, "timezone": "UTC"
+        }))
+        .unwrap();
+        build(&ctx, &req).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn a_plan_before_its_due_date_opens_with_the_invoice() {
+        let (plan, messages) = build_at(at("2026-11-20T12:00:00Z"), "2026-12-01");
+        assert_eq!(plan.steps[0].template, INVOICE_ISSUED);
+        assert!(
+            messages[0].text.contains("is ready"),
+            "{}",
+            messages[0].text
+        );
+    }
+
+    #[test]
+    fn a_plan_after_its_due_date_opens_with_the_past_due_notice() {
+        // Five days late: the invoice-issued text would say "is ready, due Dec 1".
+        let (plan, messages) = build_at(at("2026-12-06T12:00:00Z"), "2026-12-01");
+        assert_eq!(plan.steps[0].template, PAST_DUE);
+        let first = &messages[0];
+        assert_eq!(plan.steps[0].message_id.as_deref(), Some(first.id.as_str()));
+        assert!(!first.text.contains("is ready"), "{}", first.text);
+        assert!(first.text.contains("was due"), "{}", first.text);
+        assert!(first.text.contains("5 days ago"), "{}", first.text);
+        // The steps whose time passed are skipped as before, not sent.
+        let skipped: Vec<_> = plan
+            .steps
+            .iter()
+            .filter(|s| s.skipped.is_some())
+            .map(|s| s.template.as_str())
+            .collect();
+        assert_eq!(skipped, ["upcoming", "due_today", "past_due"]);
+        // On the due date itself it is not past due yet.
+        let (plan, _) = build_at(at("2026-12-01T12:00:00Z"), "2026-12-01");
+        assert_eq!(plan.steps[0].template, INVOICE_ISSUED);
     }
 }

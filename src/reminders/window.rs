@@ -92,10 +92,29 @@ pub fn parse_timezone(s: &str) -> Result<Tz, String> {
 
 /// This machine's time zone (`/etc/localtime`, `TZ`), or `UTC` when it cannot be told.
 pub fn system_timezone() -> String {
-    iana_time_zone::get_timezone()
-        .ok()
-        .filter(|z| parse_timezone(z).is_ok())
-        .unwrap_or_else(|| "UTC".into())
+    local_timezone()
+        .map(|tz| tz.name().to_string())
+        .unwrap_or_else(|_| "UTC".into())
+}
+
+/// This machine's time zone: `TZ` when it names an IANA zone (`Europe/Paris`, `:Europe/Paris`),
+/// else the zone `/etc/localtime` points at; why not, when neither tells.
+pub fn local_timezone() -> Result<Tz, String> {
+    pick_timezone(
+        std::env::var("TZ").ok().as_deref(),
+        iana_time_zone::get_timezone().map_err(|e| e.to_string()),
+    )
+}
+
+fn pick_timezone(tz_env: Option<&str>, system: Result<String, String>) -> Result<Tz, String> {
+    if let Some(tz) = tz_env
+        .map(|t| t.trim_start_matches(':'))
+        .and_then(|t| parse_timezone(t).ok())
+    {
+        return Ok(tz);
+    }
+    let name = system?;
+    parse_timezone(&name)
 }
 
 /// A plan step's offset from the due date in whole days: `-7d`, `0d`, `+3d` (also `-1w`).
@@ -199,6 +218,23 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_local_zone_is_tz_then_the_system_s() {
+        let paris = Ok("Europe/Paris".to_string());
+        assert_eq!(
+            pick_timezone(Some(":America/New_York"), paris.clone()),
+            Ok(Tz::America__New_York)
+        );
+        assert_eq!(pick_timezone(None, paris.clone()), Ok(Tz::Europe__Paris));
+        // A POSIX rule is not a zone name: the system's zone then.
+        assert_eq!(
+            pick_timezone(Some("CET-1CEST"), paris.clone()),
+            Ok(Tz::Europe__Paris)
+        );
+        assert!(pick_timezone(None, Err("no /etc/localtime".into())).is_err());
+        assert!(pick_timezone(None, Ok("Mars/Olympus".into())).is_err());
+    }
 
     fn ny() -> Window {
         Window::parse(&WindowSpec {

@@ -34,9 +34,12 @@ async fn status(
 async fn every_route_but_health_needs_the_token_in_its_header() {
     let dir = tempfile::tempdir().unwrap();
     let sim = sim().await;
-    // Hundreds of wrong tokens from one address: no 429 here (abuse.rs tests the limit).
+    // Hundreds of wrong tokens from one address: no 429 here (abuse.rs tests the limit). With
+    // the demo's simulated phone, so that its routes are there to be checked too.
+    let phone = smsgate::api::demo::DemoPhone::new(sim.clone());
     let r = start(dir.path().join("store"), &sim, |g| {
-        g.api.auth_failures.max = 0
+        g.api.auth_failures.max = 0;
+        g.phone = Some(std::sync::Arc::new(phone));
     })
     .await;
     let http = smsgate::tls::client_builder()

@@ -24,7 +24,7 @@ use crate::dashboard::{CUSTOMER, INVOICE, OPTED_OUT, populated};
 /// How long any one wait in the browser may take.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("SMSGATE_CHROMIUM") {
         return Some(PathBuf::from(p));
     }
@@ -49,14 +49,14 @@ fn chromium() -> Option<PathBuf> {
     .find(|p| crate::version_of(p, "--version").is_some_and(|v| v.contains("Chrom")))
 }
 
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     std::env::var_os("SMSGATE_ARTIFACTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-artifacts"))
 }
 
 /// A headless Chromium and its one page, spoken to over the DevTools protocol.
-struct Browser {
+pub(crate) struct Browser {
     child: tokio::process::Child,
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
@@ -64,7 +64,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn launch(binary: &Path) -> Browser {
+    pub(crate) async fn launch(binary: &Path) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let child = tokio::process::Command::new(binary)
             .args([
@@ -131,7 +131,7 @@ impl Browser {
     }
 
     /// One DevTools command; its result (events in between are skipped).
-    async fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) async fn call(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
@@ -153,7 +153,7 @@ impl Browser {
     }
 
     /// Evaluates `expr` in the page (promises awaited), by value.
-    async fn eval(&mut self, expr: &str) -> Value {
+    pub(crate) async fn eval(&mut self, expr: &str) -> Value {
         let r = self
             .call(
                 "Runtime.evaluate",
@@ -165,7 +165,7 @@ impl Browser {
     }
 
     /// Waits until `expr` is truthy in the page; returns its value.
-    async fn wait(&mut self, what: &str, expr: &str) -> Value {
+    pub(crate) async fn wait(&mut self, what: &str, expr: &str) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let r = self
@@ -188,7 +188,7 @@ impl Browser {
         }
     }
 
-    async fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
+    pub(crate) async fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
         self.call(
             "Emulation.setDeviceMetricsOverride",
             json!({"width": width, "height": height, "deviceScaleFactor": if mobile { 2 } else { 1 },
@@ -197,12 +197,12 @@ impl Browser {
         .await;
     }
 
-    async fn goto(&mut self, url: &str) {
+    pub(crate) async fn goto(&mut self, url: &str) {
         self.call("Page.navigate", json!({"url": url})).await;
     }
 
     /// A PNG of the whole page.
-    async fn screenshot(&mut self, path: &Path) {
+    pub(crate) async fn screenshot(&mut self, path: &Path) {
         let r = self
             .call(
                 "Page.captureScreenshot",
@@ -218,7 +218,7 @@ impl Browser {
         println!("screenshot: {}", path.display());
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.call("Browser.close", json!({})).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }

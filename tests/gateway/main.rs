@@ -8,6 +8,7 @@ mod campaign;
 mod cli;
 mod crash;
 mod dashboard;
+mod demo;
 mod diskfull;
 mod examples;
 mod export;
@@ -82,6 +83,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         twilio: Default::default(),
         // The receivers of these tests listen on 127.0.0.1; tests of the policy set their own.
         outbound: smsgate::outbound::OutboundPolicy::allowing_loopback(),
+        phone: None,
     };
     tweak(&mut gw);
     let shutdown = CancellationToken::new();

@@ -251,6 +251,12 @@ async fn the_door_is_closed_without_its_section_and_checks_what_it_gets() {
     assert_eq!(resp.status(), 404);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["code"], 20404);
+    // It says the door is off and which keys open it.
+    let said = v["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("off") && said.contains("[twilio] account_sid and auth_token"),
+        "{v}"
+    );
     closed.stop().await;
 
     let open = crate::start(dir.path().join("b"), &sim, |g| {
