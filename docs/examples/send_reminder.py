@@ -4,12 +4,16 @@
 Use it as a module (copy the Client class) or from the command line:
 
     export SMSGATE_URL=http://127.0.0.1:8080 SMSGATE_TOKEN=...
-    python3 send_reminder.py message --to +12025550123 --text "Invoice INV-1042 is due Dec 1."
-    python3 send_reminder.py plan --to +12025550123 --invoice INV-1042 --amount 120.50 \
-        --currency USD --due-date 2026-12-01 --timezone America/New_York --name Ana
-    python3 send_reminder.py paid INV-1042
+    python3 send_reminder.py message --to +12025550121 --text "Invoice INV-1121 is due Dec 1."
+    python3 send_reminder.py plan --to +12025550122 --invoice INV-1122 --amount 120.50 \
+        --currency USD --due-date 2027-01-15 --timezone America/New_York --name Ana
+    python3 send_reminder.py paid INV-1122
     python3 send_reminder.py status 01KAR6V1T4Y1Q0ZBC5Z2W3M6XD
-    python3 send_reminder.py plan-status INV-1042
+    python3 send_reminder.py plan-status INV-1122
+
+Give each invoice its own plan and each question its own number while you try it: a second
+plan for an invoice with other values is refused (409), and a second message with reply
+options to a number waits behind an unanswered first one (status_reason "awaiting_reply").
 
 Each command prints the API's JSON answer. Exit code 0 when the call succeeded, 1 when smsgate
 refused it (the problem is printed on standard error), 2 when smsgate could not be reached.

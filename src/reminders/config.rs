@@ -81,8 +81,9 @@ pub struct RemindersConfig {
     /// Steps of a new plan whose time has passed: `skip` or `send_latest`.
     #[serde(default)]
     pub past_steps: PastSteps,
-    /// Appended by the shipped templates (`{{ opt_out_hint }}`), e.g. "Reply STOP to opt out.".
-    #[serde(default)]
+    /// Appended by the shipped templates (`{{ opt_out_hint }}`): [`DEFAULT_OPT_OUT_HINT`] unless
+    /// set; `""` adds nothing.
+    #[serde(default = "default_opt_out_hint")]
     pub opt_out_hint: String,
     /// How long the last step of a plan may wait (send window, cap, precheck, modem outage)
     /// before it is expired; every other step expires when the next one falls due.
@@ -112,7 +113,7 @@ impl Default for RemindersConfig {
             locale: default_locale(),
             send_time: default_send_time(),
             past_steps: PastSteps::Skip,
-            opt_out_hint: String::new(),
+            opt_out_hint: default_opt_out_hint(),
             last_step_expiry: default_last_step_expiry(),
             schedule: default_schedule(),
             precheck_url: None,
@@ -121,6 +122,14 @@ impl Default for RemindersConfig {
             precheck_retry: default_precheck_retry(),
         }
     }
+}
+
+/// The opt-out statement the shipped templates end with unless `[reminders] opt_out_hint` says
+/// otherwise: short, and in the GSM 7-bit alphabet, so a reminder stays one part.
+pub const DEFAULT_OPT_OUT_HINT: &str = "Reply STOP to opt out.";
+
+fn default_opt_out_hint() -> String {
+    DEFAULT_OPT_OUT_HINT.into()
 }
 
 fn default_locale() -> String {
@@ -310,7 +319,7 @@ impl Policy {
             locale: default_locale(),
             send_time: NaiveTime::from_hms_opt(10, 0, 0).unwrap_or_default(),
             past_steps: PastSteps::Skip,
-            opt_out_hint: String::new(),
+            opt_out_hint: default_opt_out_hint(),
             last_step_expiry: chrono_duration(default_last_step_expiry()),
             schedule: default_schedule(),
             precheck_url: None,
@@ -410,4 +419,31 @@ pub fn check_step(s: &StepSpec) -> Result<(), String> {
         crate::replies::check_reply_options(opts).map_err(|e| format!("reply_options: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(toml_text: &str) -> Policy {
+        let r: RemindersConfig = toml::from_str(toml_text).unwrap();
+        Policy::from_config(
+            &r,
+            &SendWindowConfig::default(),
+            &CapsConfig::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_opt_out_hint_is_on_unless_set_empty() {
+        assert_eq!(policy("").opt_out_hint, "Reply STOP to opt out.");
+        assert_eq!(Policy::default().opt_out_hint, DEFAULT_OPT_OUT_HINT);
+        assert_eq!(policy("opt_out_hint = \"\"").opt_out_hint, "");
+        assert_eq!(
+            policy("opt_out_hint = \"STOP: no more texts\"").opt_out_hint,
+            "STOP: no more texts"
+        );
+    }
 }

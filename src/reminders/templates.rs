@@ -42,11 +42,15 @@ pub const DEFAULT_NAMES: [&str; 8] = [
     "payment_failed",
 ];
 
-const INVOICE_ISSUED: &str = "{% if name %}Hi {{ name }}, your{% else %}Your{% endif %} invoice\
-{% if invoice %} {{ invoice }}{% endif %} for {{ amount | money }} is ready, due \
+// Every shipped template stays one GSM 7-bit part (160 characters) with the default opt-out
+// hint and realistic values (a 20-character name, a 40-character pay link, an amount like
+// $1,234.56): the test `every_shipped_template_with_the_hint_is_one_part` checks it.
+
+const INVOICE_ISSUED: &str = "{% if name %}Hi {{ name }}, new{% else %}New{% endif %} invoice\
+{% if invoice %} {{ invoice }}{% endif %} for {{ amount | money }} is due \
 {{ due_date | date }}.{% if pay_url %} Pay at {{ pay_url }}{% endif %} {{ opt_out_hint }}";
 
-const UPCOMING: &str = "{% if name %}Hi {{ name }}, a{% else %}A{% endif %} reminder: invoice\
+const UPCOMING: &str = "{% if name %}Hi {{ name }}, r{% else %}R{% endif %}eminder: invoice\
 {% if invoice %} {{ invoice }}{% endif %} for {{ amount | money }} is due \
 {{ due_date | date }}.{% if pay_url %} Pay at {{ pay_url }}{% endif %} {{ opt_out_hint }}";
 
@@ -54,30 +58,29 @@ const DUE_TODAY: &str = "{% if name %}Hi {{ name }}, invoice{% else %}Invoice{% 
 {% if invoice %} {{ invoice }}{% endif %} for {{ amount | money }} is due today.\
 {% if pay_url %} Pay at {{ pay_url }}{% endif %} {{ opt_out_hint }}";
 
-const PAST_DUE: &str = "{% if name %}Hi {{ name }}, invoice{% else %}Invoice{% endif %}\
+const PAST_DUE: &str = "{% if name %}{{ name }}, invoice{% else %}Invoice{% endif %}\
 {% if invoice %} {{ invoice }}{% endif %} for {{ amount | money }} was due \
 {{ due_date | date }}{% if days_overdue == 1 %} (1 day ago){% elif days_overdue > 1 %} \
-({{ days_overdue }} days ago){% endif %}.{% if pay_url %} Please pay at {{ pay_url }}\
+({{ days_overdue }} days ago){% endif %}.{% if pay_url %} Pay at {{ pay_url }}\
 {% else %} Please pay as soon as you can.{% endif %} {{ opt_out_hint }}";
 
-const SECOND_NOTICE: &str = "{% if name %}Hi {{ name }}, invoice{% else %}Invoice{% endif %}\
-{% if invoice %} {{ invoice }}{% endif %} for {{ amount | money }} is \
+const SECOND_NOTICE: &str = "Invoice{% if invoice %} {{ invoice }}{% endif %} for \
+{{ amount | money }} is \
 {% if days_overdue == 1 %}1 day {% elif days_overdue > 1 %}{{ days_overdue }} days {% endif %}\
 overdue.{% if pay_url %} Pay at {{ pay_url }}{% endif %} \
-Reply 1 for a call back, 2 to pay the minimum. {{ opt_out_hint }}";
+Reply 1: call me, 2: pay minimum. {{ opt_out_hint }}";
 
-const FINAL_NOTICE: &str = "{% if name %}Hi {{ name }}, final{% else %}Final{% endif %} notice: \
-invoice{% if invoice %} {{ invoice }}{% endif %} for {{ amount | money }} is \
+const FINAL_NOTICE: &str = "Final notice: invoice{% if invoice %} {{ invoice }}{% endif %} for \
+{{ amount | money }} is \
 {% if days_overdue == 1 %}1 day {% elif days_overdue > 1 %}{{ days_overdue }} days {% endif %}\
-overdue. Please pay{% if pay_url %} at {{ pay_url }}{% endif %} as soon as possible. \
-{{ opt_out_hint }}";
+overdue. Please pay now{% if pay_url %} at {{ pay_url }}{% else %}.{% endif %} {{ opt_out_hint }}";
 
 const PAYMENT_RECEIVED: &str = "Thank you{% if name %}, {{ name }}{% endif %}! We received your \
 payment of {{ amount_paid | money }}{% if invoice %} for invoice {{ invoice }}{% endif %}. \
 {{ opt_out_hint }}";
 
-const PAYMENT_FAILED: &str = "{% if name %}Hi {{ name }}, your{% else %}Your{% endif %} payment \
-of {{ amount | money }}{% if invoice %} for invoice {{ invoice }}{% endif %} did not go through\
+const PAYMENT_FAILED: &str = "Your payment of {{ amount | money }}\
+{% if invoice %} for invoice {{ invoice }}{% endif %} failed\
 {% if failure_reason %} ({{ failure_reason }}){% endif %}.{% if pay_url %} Please try again at \
 {{ pay_url }}{% else %} Please try again.{% endif %} {{ opt_out_hint }}";
 
@@ -1351,11 +1354,11 @@ mod tests {
         let expected = [
             (
                 "invoice_issued",
-                "Hi Ana, your invoice INV-1042 for $120.50 is ready, due Dec 1. Pay at https://pay.example/x Reply STOP to opt out.",
+                "Hi Ana, new invoice INV-1042 for $120.50 is due Dec 1. Pay at https://pay.example/x Reply STOP to opt out.",
             ),
             (
                 "upcoming",
-                "Hi Ana, a reminder: invoice INV-1042 for $120.50 is due Dec 1. Pay at https://pay.example/x Reply STOP to opt out.",
+                "Hi Ana, reminder: invoice INV-1042 for $120.50 is due Dec 1. Pay at https://pay.example/x Reply STOP to opt out.",
             ),
             (
                 "due_today",
@@ -1363,15 +1366,15 @@ mod tests {
             ),
             (
                 "past_due",
-                "Hi Ana, invoice INV-1042 for $120.50 was due Dec 1 (10 days ago). Please pay at https://pay.example/x Reply STOP to opt out.",
+                "Ana, invoice INV-1042 for $120.50 was due Dec 1 (10 days ago). Pay at https://pay.example/x Reply STOP to opt out.",
             ),
             (
                 "second_notice",
-                "Hi Ana, invoice INV-1042 for $120.50 is 10 days overdue. Pay at https://pay.example/x Reply 1 for a call back, 2 to pay the minimum. Reply STOP to opt out.",
+                "Invoice INV-1042 for $120.50 is 10 days overdue. Pay at https://pay.example/x Reply 1: call me, 2: pay minimum. Reply STOP to opt out.",
             ),
             (
                 "final_notice",
-                "Hi Ana, final notice: invoice INV-1042 for $120.50 is 10 days overdue. Please pay at https://pay.example/x as soon as possible. Reply STOP to opt out.",
+                "Final notice: invoice INV-1042 for $120.50 is 10 days overdue. Please pay now at https://pay.example/x Reply STOP to opt out.",
             ),
             (
                 "payment_received",
@@ -1379,7 +1382,7 @@ mod tests {
             ),
             (
                 "payment_failed",
-                "Hi Ana, your payment of $120.50 for invoice INV-1042 did not go through. Please try again at https://pay.example/x Reply STOP to opt out.",
+                "Your payment of $120.50 for invoice INV-1042 failed. Please try again at https://pay.example/x Reply STOP to opt out.",
             ),
         ];
         for (name, text) in expected {
@@ -1392,7 +1395,7 @@ mod tests {
         let fr = context("fr-FR", "EUR");
         assert_eq!(
             rendered("upcoming", &fr),
-            "Hi Ana, a reminder: invoice INV-1042 for 120,50 € is due 1 déc. Pay at https://pay.example/x Reply STOP to opt out."
+            "Hi Ana, reminder: invoice INV-1042 for 120,50 € is due 1 déc. Pay at https://pay.example/x Reply STOP to opt out."
         );
         assert_eq!(
             rendered("payment_received", &fr),
@@ -1401,11 +1404,11 @@ mod tests {
         let de = context("de-DE", "EUR");
         assert_eq!(
             rendered("past_due", &de),
-            "Hi Ana, invoice INV-1042 for 120,50 € was due 1 Dez (10 days ago). Please pay at https://pay.example/x Reply STOP to opt out."
+            "Ana, invoice INV-1042 for 120,50 € was due 1 Dez (10 days ago). Pay at https://pay.example/x Reply STOP to opt out."
         );
         assert_eq!(
             rendered("second_notice", &de),
-            "Hi Ana, invoice INV-1042 for 120,50 € is 10 days overdue. Pay at https://pay.example/x Reply 1 for a call back, 2 to pay the minimum. Reply STOP to opt out."
+            "Invoice INV-1042 for 120,50 € is 10 days overdue. Pay at https://pay.example/x Reply 1: call me, 2: pay minimum. Reply STOP to opt out."
         );
     }
 
@@ -1423,6 +1426,40 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_template_with_the_hint_is_one_part() {
+        // The default hint and realistic values: a 20-character name, a 40-character pay
+        // link, an amount in the thousands, a month overdue.
+        let hint = crate::reminders::config::RemindersConfig::default().opt_out_hint;
+        assert_eq!(hint, crate::reminders::config::DEFAULT_OPT_OUT_HINT);
+        for (locale, currency) in [
+            ("en-US", "USD"),
+            ("en-GB", "GBP"),
+            ("fr-FR", "EUR"),
+            ("de-DE", "EUR"),
+        ] {
+            let mut vars = context(locale, currency);
+            vars["name"] = json!("Maximilian Johansson");
+            vars["invoice"] = json!("INV-104223");
+            vars["amount"] = json!("1234.56");
+            vars["amount_paid"] = json!("1234.56");
+            vars["pay_url"] = json!("https://pay.example.com/i/2026-0042/abcd");
+            vars["failure_reason"] = json!("card declined");
+            vars["opt_out_hint"] = json!(hint);
+            vars["days_overdue"] = json!(30);
+            vars["days_until_due"] = json!(-30);
+            assert_eq!(vars["name"].as_str().map(str::len), Some(20));
+            assert_eq!(vars["pay_url"].as_str().map(str::len), Some(40));
+            for name in DEFAULT_NAMES {
+                let text = rendered(name, &vars);
+                assert!(text.ends_with(&hint), "{name} {locale}: {text}");
+                let plan = crate::sms::TextPlan::new(&text, &[], 6).unwrap();
+                assert_eq!(plan.encoding.as_str(), "gsm7", "{name} {locale}: {text}");
+                assert_eq!(plan.parts.len(), 1, "{name} {locale}: {text}");
+            }
+        }
+    }
+
+    #[test]
     fn defaults_read_well_without_optional_values() {
         let mut vars = context("en-US", "USD");
         for key in ["name", "invoice", "pay_url", "opt_out_hint"] {
@@ -1431,7 +1468,7 @@ mod tests {
         vars["days_overdue"] = json!(1);
         assert_eq!(
             rendered("upcoming", &vars),
-            "A reminder: invoice for $120.50 is due Dec 1."
+            "Reminder: invoice for $120.50 is due Dec 1."
         );
         assert_eq!(
             rendered("past_due", &vars),
@@ -1444,13 +1481,13 @@ mod tests {
         vars["failure_reason"] = json!("card declined");
         assert_eq!(
             rendered("payment_failed", &vars),
-            "Your payment of $120.50 did not go through (card declined). Please try again."
+            "Your payment of $120.50 failed (card declined). Please try again."
         );
     }
 
     #[test]
     fn second_notice_offers_the_reply_options() {
-        assert!(SECOND_NOTICE.contains("Reply 1 for a call back, 2 to pay the minimum."));
+        assert!(SECOND_NOTICE.contains("Reply 1: call me, 2: pay minimum."));
     }
 
     #[test]
