@@ -574,7 +574,7 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
     let latest_past = planned.iter().rposition(|t| *t <= ctx.now);
     let status_report = req.status_report.unwrap_or(ctx.api.status_report);
     let mut messages = Vec::new();
-    // A plan made after its due date does not open with "your invoice is ready, due …": its
+    // A plan made after its due date does not open with "new invoice …, due …": its
     // `now` step sends the past-due notice instead.
     let overdue = window::local_date(tz, ctx.now) > plan.due_date;
     for (i, ((offset, _, spec), at)) in steps.iter().zip(&planned).enumerate() {
@@ -1083,7 +1083,7 @@ mod tests {
         let (plan, messages) = build_at(at("2026-11-20T12:00:00Z"), "2026-12-01");
         assert_eq!(plan.steps[0].template, INVOICE_ISSUED);
         assert!(
-            messages[0].text.contains("is ready"),
+            messages[0].text.starts_with("New invoice"),
             "{}",
             messages[0].text
         );
@@ -1091,12 +1091,12 @@ mod tests {
 
     #[test]
     fn a_plan_after_its_due_date_opens_with_the_past_due_notice() {
-        // Five days late: the invoice-issued text would say "is ready, due Dec 1".
+        // Five days late: the invoice-issued text would say "New invoice … is due Dec 1".
         let (plan, messages) = build_at(at("2026-12-06T12:00:00Z"), "2026-12-01");
         assert_eq!(plan.steps[0].template, PAST_DUE);
         let first = &messages[0];
         assert_eq!(plan.steps[0].message_id.as_deref(), Some(first.id.as_str()));
-        assert!(!first.text.contains("is ready"), "{}", first.text);
+        assert!(!first.text.starts_with("New invoice"), "{}", first.text);
         assert!(first.text.contains("was due"), "{}", first.text);
         assert!(first.text.contains("5 days ago"), "{}", first.text);
         // The steps whose time passed are skipped as before, not sent.
