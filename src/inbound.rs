@@ -513,8 +513,7 @@ impl Inbox {
         for t in messages.iter().take(MAX_TWIML_REPLIES) {
             let to = match &t.to {
                 Some(n) => {
-                    match crate::api::messages::normalise_number(n, i.api.default_region.as_deref())
-                    {
+                    match crate::numbers::normalise_number(n, i.api.default_region.as_deref()) {
                         Ok(n) => n,
                         Err(e) => {
                             tracing::warn!(message_sid = %sid, to = %n, error = %e, "a TwiML <Message> names a number that cannot be texted; skipped");

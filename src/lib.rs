@@ -4,33 +4,48 @@
 //! them durably, sends them through a USB GSM/LTE modem with AT commands at the right time, and
 //! turns the customer's replies and the network's delivery reports into signed callbacks.
 //!
-//! ## Map of the crate
-//! - [`sms`]: the SMS codec. Text → SMS-SUBMIT PDUs (GSM 7-bit or UCS-2, segmentation with
-//!   concatenation headers) and received PDUs (SMS-DELIVER, SMS-STATUS-REPORT) → text. Pure.
-//! - [`webhook`]: signed callbacks (Standard Webhooks) from a durable outbox in the store:
-//!   retries with backoff, per-message ordering, dead deliveries kept for a retry on demand.
-//! - [`outbound`]: where the gateway's own HTTP requests (webhooks, Twilio callbacks,
-//!   prechecks) may go: never loopback, link-local or metadata addresses, checked on the URL
-//!   and again on every address a name resolves to; `[outbound] allow`/`deny`.
-//! - [`inbound`]: what is done with a received message: opt-out keywords obeyed, answers
-//!   matched to the message that asked, the rest passed on as `inbound.unmatched`.
-//! - [`reminders`]: reminder plans: an invoice's schedule of texts rendered from templates,
-//!   in the recipient's local time and send window, with per-recipient caps and a precheck.
+//! ## Map of the crate, in layers
+//! Each layer uses only itself and the layers below it; `src/layers.rs` declares the layers and
+//! its test keeps imports going downhill.
+//!
+//! **base**
+//! - [`sms`]: the SMS codec: text ⇄ SMS-SUBMIT / SMS-DELIVER / SMS-STATUS-REPORT PDUs. Pure.
+//! - [`util`]: secrets from the operating system's random source, constant-time comparison.
+//! - [`tls`]: the TLS of every HTTP client the crate makes (rustls with *ring*).
+//! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog.
+//!
+//! **domain**
+//! - [`numbers`]: phone numbers: what the API accepts and what the network sends, in E.164.
 //! - [`replies`]: what an inbound text means: an opt-out keyword or an answer to a message's
 //!   `reply_options`.
-//! - [`reports`]: delivery reports (`+CDS` / `+CDSI`) matched to the parts of sent messages by
-//!   modem, TP-MR, recipient and recency ([`store::reports`]), then deleted from the SIM.
-//! - [`numbers`]: phone numbers: what the API accepts and what the network sends, in one E.164
-//!   form.
-//! - [`util`]: secrets from the operating system's random source.
+//!
+//! **adapters**
+//! - [`store`]: the durable store (sled): messages, history, plans, inbound, reports, outbox,
+//!   opt-outs, with group commit.
+//! - [`modem`]: the modem driver: one actor per serial port speaking AT commands.
+//! - [`sim`]: the built-in modem simulator on a pseudo-terminal.
+//! - [`outbound`]: where the gateway's own HTTP requests may go (URL and address policy).
 //! - [`metrics`]: Prometheus metrics for `GET /metrics`.
-//! - [`connections`]: the HTTP server's accept loop: header and body timeouts, a connection
-//!   limit that closes idle connections first, the peer's address on every request.
-//! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog, fed while the dispatcher
-//!   is alive.
-//! - [`tls`]: the TLS of every HTTP client the crate makes (rustls with *ring*).
-//! - [`cli`]: the command-line tools built on the library (`smsgate pdu encode|decode`), and
-//!   the client of a running daemon's HTTP API (`smsgate status|send|messages|tail …`).
+//!
+//! **services**
+//! - [`dispatch`]: the scheduler: due messages to free modems, send rules, holds, retries.
+//! - [`inbound`]: received texts: opt-outs obeyed, answers matched, the rest passed on.
+//! - [`reports`]: delivery reports matched to the parts of sent messages.
+//! - [`reminders`]: reminder plans: an invoice's texts from templates, in local time and window.
+//! - [`webhook`]: signed callbacks from the durable outbox, retried, ordered per message.
+//! - [`twilio`]: the Twilio-compatible API's protocol and its status callbacks.
+//!
+//! **http**
+//! - [`api`]: the HTTP API (`/v1`), its authentication and its OpenAPI document.
+//! - [`dashboard`]: the admin page's sessions and assets.
+//! - [`connections`]: the accept loop: header and body timeouts, a connection limit.
+//!
+//! **app**
+//! - [`config`]: the configuration file, checked whole at start.
+//! - [`fleet`]: the modems' workers, started, reloaded and stopped.
+//! - [`server`]: the gateway wired together (`Gateway::run`).
+//! - [`cli`]: the command line: `serve`, `demo`, `simulate`, the codec tools and the client of
+//!   a running daemon's API.
 //!
 //! ## Data flow
 //! ```text
@@ -64,3 +79,6 @@ pub mod tls;
 pub mod twilio;
 pub mod util;
 pub mod webhook;
+
+#[cfg(test)]
+mod layers;

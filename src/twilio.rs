@@ -194,7 +194,7 @@ pub fn signature_matches(
     presented: &str,
 ) -> bool {
     let want = signature(token, url, params);
-    crate::dashboard::same(presented, &want)
+    crate::util::same(presented, &want)
 }
 
 /// A form body (`application/x-www-form-urlencoded`).

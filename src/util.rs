@@ -16,9 +16,29 @@ pub fn secret_hex(n: usize) -> Result<String, getrandom::Error> {
         .collect())
 }
 
+/// Whether two byte strings are equal, in time that depends on their lengths only (for
+/// secrets: tokens, CSRF values, credentials, digests).
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// [`same_bytes`] for strings.
+pub fn same(a: &str, b: &str) -> bool {
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_compares_whole_values() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        assert!(same_bytes(&[], &[]));
+        assert!(!same_bytes(&[1, 2], &[1, 3]));
+    }
 
     #[test]
     fn secrets_differ_and_have_their_length() {

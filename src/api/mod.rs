@@ -211,12 +211,7 @@ pub fn authenticate(keys: &[ApiKey], token: &str) -> Option<String> {
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let mut found = None;
     for k in keys {
-        let diff = k
-            .sha256
-            .iter()
-            .zip(digest.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff == 0 && found.is_none() {
+        if crate::util::same_bytes(&k.sha256, &digest) && found.is_none() {
             found = Some(k.name.clone());
         }
     }
@@ -269,7 +264,7 @@ async fn auth(
                     .get(crate::dashboard::CSRF_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                if !safe && !crate::dashboard::same(presented, &s.csrf) {
+                if !safe && !crate::util::same(presented, &s.csrf) {
                     return ApiError::csrf().into_response();
                 }
                 req.extensions_mut().insert(Caller(s.caller));

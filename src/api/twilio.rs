@@ -156,8 +156,8 @@ pub async fn auth(
         .and_then(|p| p.split_once(':'))
         .is_some_and(|(user, pass)| {
             // Both compared whatever the first gives: the time tells nothing.
-            let u = crate::dashboard::same(user, &account.sid);
-            let p = crate::dashboard::same(pass, &account.token);
+            let u = crate::util::same(user, &account.sid);
+            let p = crate::util::same(pass, &account.token);
             u & p
         });
     if !ok {

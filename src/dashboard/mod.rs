@@ -104,15 +104,6 @@ fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-/// Compares two strings in time that depends on their length only.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 impl Sessions {
     /// From `[dashboard]`.
     pub fn new(cfg: &crate::config::DashboardConfig) -> Sessions {
@@ -444,7 +435,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !same(presented, &s.csrf) {
+        if !crate::util::same(presented, &s.csrf) {
             return crate::api::ApiError::csrf().into_response();
         }
         sessions.end(&headers);
@@ -549,8 +540,8 @@ mod tests {
         let h = headers(&[("cookie", &format!("other=1; {COOKIE}={id}"))]);
         let got = s.from_headers(&h).unwrap();
         assert_eq!(got.caller, "admin");
-        assert!(same(&got.csrf, &csrf));
-        assert!(!same(&got.csrf, "nope"));
+        assert!(crate::util::same(&got.csrf, &csrf));
+        assert!(!crate::util::same(&got.csrf, "nope"));
         s.end(&h);
         assert!(s.from_headers(&h).is_none());
         assert!(

@@ -439,7 +439,7 @@ fn expiries(policy: &Policy, planned: &[DateTime<Utc>]) -> Vec<DateTime<Utc>> {
 pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Problems> {
     let mut problems: Problems = Vec::new();
     let p = &mut problems;
-    let to = crate::api::messages::normalise_number(&req.to, ctx.api.default_region.as_deref())
+    let to = crate::numbers::normalise_number(&req.to, ctx.api.default_region.as_deref())
         .map_err(|e| p.push(("to".into(), e)))
         .ok();
     let invoice = req.invoice.trim().to_string();
