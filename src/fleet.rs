@@ -15,35 +15,17 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::api::admin::{ReloadError, ReloadRequest, ReloadSummary};
 use crate::dispatch::{Clock, Dispatcher};
 use crate::modem::{self, BalanceCheck, ModemConfig, ModemEvent, ModemHandle, ModemState};
 use crate::webhook::{EventType, Webhooks};
 
 /// Where a reload reads the modems from (the configuration file, for `serve`).
 pub type ModemSource = Arc<dyn Fn() -> Result<Vec<ModemConfig>, String> + Send + Sync>;
-
-/// What a reload did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ReloadSummary {
-    /// Modems started.
-    pub added: Vec<String>,
-    /// Modems stopped (after the message in hand).
-    pub removed: Vec<String>,
-    /// Modems stopped and started again with new driver settings.
-    pub restarted: Vec<String>,
-    /// Modems that took new routing or limits without a restart.
-    pub updated: Vec<String>,
-    /// Modems left as they were.
-    pub unchanged: Vec<String>,
-}
-
-/// A reload request: the answer goes back on the channel.
-pub type ReloadRequest = oneshot::Sender<Result<ReloadSummary, String>>;
 
 struct Running {
     cfg: ModemConfig,
@@ -339,14 +321,11 @@ pub async fn run(
             .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP; use POST /v1/admin/reload"))
             .ok()
     });
-    let reload = async |fleet: &mut Fleet| -> Result<ReloadSummary, String> {
+    let reload = async |fleet: &mut Fleet| -> Result<ReloadSummary, ReloadError> {
         let Some(src) = &source else {
-            return Err(
-                "this gateway was not started from a configuration file (smsgate serve --config)"
-                    .into(),
-            );
+            return Err(ReloadError::NoConfigFile);
         };
-        let wanted = src()?;
+        let wanted = src().map_err(ReloadError::Invalid)?;
         crate::systemd::reloading();
         let summary = fleet.apply(wanted).await;
         *modems_now.write().unwrap_or_else(|e| e.into_inner()) = fleet.handles();

@@ -42,7 +42,6 @@ pub const LAYERS: &[(&str, &[&str])] = &[
 /// work removes one pair at a time.
 pub const KNOWN_UPHILL: &[(&str, &str)] = &[
     ("api", "config"),
-    ("api", "fleet"),
     ("dashboard", "config"),
     ("inbound", "api"),
     ("modem", "dispatch"),

@@ -4,7 +4,35 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::fleet::ReloadSummary;
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ReloadSummary {
+    /// Modems started.
+    pub added: Vec<String>,
+    /// Modems stopped (after the message in hand).
+    pub removed: Vec<String>,
+    /// Modems stopped and started again with new driver settings.
+    pub restarted: Vec<String>,
+    /// Modems that took new routing or limits without a restart.
+    pub updated: Vec<String>,
+    /// Modems left as they were.
+    pub unchanged: Vec<String>,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// The gateway has no file to read again (`smsgate demo`, or a gateway built in code).
+    #[error("this gateway was not started from a configuration file (smsgate serve --config)")]
+    NoConfigFile,
+    /// The file is not valid; the message names the key and line.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A reload request: the answer goes back on the channel (served by the app's fleet).
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<ReloadSummary, ReloadError>>;
 
 /// `POST /v1/admin/reload`: reads the configuration file again and adds, removes or
 /// reconfigures modems (like `SIGHUP`). A modem being removed or restarted finishes the message
@@ -22,10 +50,10 @@ pub async fn reload(State(state): State<AppState>) -> Result<Response, ApiError>
         .map_err(|_| ApiError::unavailable("the gateway is stopping"))?;
     match rx.await {
         Ok(Ok(summary)) => Ok(axum::Json(summary).into_response()),
-        Ok(Err(e)) if e.contains("not started from a configuration file") => {
-            Err(ApiError::conflict("no_config_file", e))
+        Ok(Err(e @ ReloadError::NoConfigFile)) => {
+            Err(ApiError::conflict("no_config_file", e.to_string()))
         }
-        Ok(Err(e)) => Err(ApiError::field("config", e)),
+        Ok(Err(ReloadError::Invalid(e))) => Err(ApiError::field("config", e)),
         Err(_) => Err(ApiError::unavailable("the gateway is stopping")),
     }
 }

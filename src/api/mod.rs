@@ -122,7 +122,7 @@ pub struct AppState {
     /// The running modems, in configuration order (a reload replaces them).
     pub modems: Arc<std::sync::RwLock<Vec<ModemHandle>>>,
     /// Reload requests to the modem fleet (`POST /v1/admin/reload`).
-    pub reload: tokio::sync::mpsc::Sender<crate::fleet::ReloadRequest>,
+    pub reload: tokio::sync::mpsc::Sender<admin::ReloadRequest>,
     /// API keys.
     pub keys: Arc<Vec<ApiKey>>,
     /// Defaults.
