@@ -4,6 +4,8 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use toml::de::{DeTable, DeValue};
+
 use super::api_keys::is_placeholder;
 use super::{Config, env_name};
 
@@ -354,40 +356,53 @@ impl Config {
     }
 }
 
-/// The line (1-based) of `key` in `[section]` or in the `index`-th `[[section]]`.
+/// The line (1-based) of `key` in `[section]` or in the `index`-th `[[section]]`, from the
+/// spans the TOML parser keeps for every key; `None` when the file does not hold the key (a
+/// required key left out, or one the check names for its section as a whole).
 fn locate(src: &str, section: &str, index: Option<usize>, key: &str) -> Option<usize> {
-    let header = match index {
-        Some(_) => format!("[[{section}]]"),
-        None => format!("[{section}]"),
+    let document = DeTable::parse(src).ok()?;
+    let table = match (document.get_ref().get(section)?.get_ref(), index) {
+        (DeValue::Table(table), None) => table,
+        (DeValue::Array(array), Some(i)) => match array.get(i)?.get_ref() {
+            DeValue::Table(table) => table,
+            _ => return None,
+        },
+        _ => return None,
     };
-    let mut seen = 0usize;
-    let mut inside = false;
-    for (n, line) in src.lines().enumerate() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            inside = false;
-            if t.starts_with(&header) {
-                if index.is_none_or(|i| i == seen) {
-                    inside = true;
-                }
-                seen += 1;
-            }
-            continue;
-        }
-        if inside {
-            let k = t.split('=').next().unwrap_or("").trim();
-            if k == key {
-                return Some(n + 1);
-            }
-        }
-    }
-    None
+    let (found, _) = table.get_key_value(key)?;
+    let before = src.get(..found.span().start)?;
+    Some(before.matches('\n').count() + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::tests::{GOOD, parse};
     use super::*;
+
+    #[test]
+    fn keys_are_found_by_the_spans_the_parser_keeps() {
+        let src = "[http]\n# listen = \"x\"\nlisten = \"127.0.0.1:1\"\n\
+                   [[modems]]\nname = \"a\"\n[[modems]]\nname = \"b\"\n\
+                   port = \"\"\"\nport = 1\n\"\"\"\n";
+        assert_eq!(locate(src, "http", None, "listen"), Some(3));
+        assert_eq!(locate(src, "modems", Some(1), "port"), Some(8));
+        assert_eq!(locate(src, "modems", Some(0), "port"), None);
+        assert_eq!(locate(src, "modems", None, "name"), None);
+        // Inline tables and dotted keys have lines too; a key left out has none.
+        assert_eq!(
+            locate("\nhttp = { listen = \"x\" }\n", "http", None, "listen"),
+            Some(2)
+        );
+        assert_eq!(
+            locate("http.listen = \"x\"\n", "http", None, "listen"),
+            Some(1)
+        );
+        assert_eq!(
+            locate("[reminders]\n\ntimezone = \"x\"\n", "reminders", None, ""),
+            None
+        );
+        assert_eq!(locate("[http]\n", "http", None, "listen"), None);
+    }
 
     #[test]
     fn twilio_section_and_modem_numbers() {
