@@ -20,12 +20,12 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
-use super::at::{AtPort, Response, SendFailure, UrcEvent};
-use super::codec::Urc;
-use super::error::ModemError;
-use super::info::{self, ModemInfo, ModemState, ModemStatus, Registration};
-use super::init::{self, PinGuard};
-use super::stored::{self, Content, StoredAnswer};
+use crate::modem::at::{AtPort, Response, SendFailure, UrcEvent};
+use crate::modem::codec::Urc;
+use crate::modem::error::ModemError;
+use crate::modem::info::{self, ModemInfo, ModemState, ModemStatus, Registration};
+use crate::modem::init::{self, PinGuard};
+use crate::modem::stored::{self, Content, StoredAnswer};
 use crate::sms::{self, EncodedPart, SubmitOptions};
 
 /// How to reach and drive one modem.
@@ -222,7 +222,7 @@ enum Request {
     },
 }
 
-type UssdReply = oneshot::Sender<Result<super::ussd::UssdAnswer, ModemError>>;
+type UssdReply = oneshot::Sender<Result<crate::modem::ussd::UssdAnswer, ModemError>>;
 
 /// A cheap, cloneable handle to a running driver.
 #[derive(Clone)]
@@ -307,12 +307,12 @@ impl ModemHandle {
     }
 
     /// Sends a USSD code (`*100#`) and waits up to `timeout` for the operator's answer. The
-    /// code must pass [`super::ussd::valid_code`].
+    /// code must pass [`crate::modem::ussd::valid_code`].
     pub async fn ussd(
         &self,
         code: &str,
         timeout: Duration,
-    ) -> Result<super::ussd::UssdAnswer, ModemError> {
+    ) -> Result<crate::modem::ussd::UssdAnswer, ModemError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Ussd {
@@ -403,7 +403,7 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Opens a port: a serial device, `tcp://host:port` (raw TCP) or `rfc2217://host:port`
-/// (Telnet COM-PORT-OPTION), see [`super::remote`].
+/// (Telnet COM-PORT-OPTION), see [`crate::modem::remote`].
 pub async fn open_port(port: &str, baud: u32) -> Result<Box<dyn Stream>, ModemError> {
     let failed = |e: std::io::Error| ModemError::Open {
         port: port.to_string(),
@@ -411,12 +411,12 @@ pub async fn open_port(port: &str, baud: u32) -> Result<Box<dyn Stream>, ModemEr
     };
     if let Some(addr) = port.strip_prefix("tcp://") {
         return Ok(Box::new(
-            super::remote::connect(addr).await.map_err(failed)?,
+            crate::modem::remote::connect(addr).await.map_err(failed)?,
         ));
     }
     if let Some(addr) = port.strip_prefix("rfc2217://") {
         return Ok(Box::new(
-            super::remote::open_rfc2217(addr, baud)
+            crate::modem::remote::open_rfc2217(addr, baud)
                 .await
                 .map_err(failed)?,
         ));
@@ -426,7 +426,7 @@ pub async fn open_port(port: &str, baud: u32) -> Result<Box<dyn Stream>, ModemEr
         .open_native_async()
         .map_err(|e| ModemError::Open {
             port: port.to_string(),
-            reason: super::probe::explain_open_error(&e),
+            reason: crate::modem::probe::explain_open_error(&e),
         })?;
     Ok(Box::new(s))
 }
@@ -836,13 +836,13 @@ impl Actor {
                 let t = self.cfg.command_timeout;
                 let mut r = at.command(&format!("AT+CUSD=1,\"{code}\",15"), t).await;
                 if matches!(r, Err(ModemError::Cme { .. } | ModemError::Error { .. }))
-                    && let Some(packed) = super::ussd::pack_code(&code)
+                    && let Some(packed) = crate::modem::ussd::pack_code(&code)
                 {
                     // Some firmwares (Huawei) want the code packed in GSM 7-bit hex.
                     r = at.command(&format!("AT+CUSD=1,\"{packed}\",15"), t).await;
                 }
                 match r {
-                    Ok(resp) => match resp.value("+CUSD:").and_then(super::ussd::parse) {
+                    Ok(resp) => match resp.value("+CUSD:").and_then(crate::modem::ussd::parse) {
                         // Some modems answer before their OK.
                         Some(a) => {
                             let _ = reply.send(Ok(a));
@@ -972,7 +972,7 @@ impl Actor {
                 tracing::warn!(modem = %self.cfg.name, "modem reports its message store full; sweeping");
                 self.sweep_due = true;
             }
-            Urc::Ussd(args) => match (self.ussd.take(), super::ussd::parse(&args)) {
+            Urc::Ussd(args) => match (self.ussd.take(), crate::modem::ussd::parse(&args)) {
                 (Some((reply, ..)), Some(a)) => {
                     let _ = reply.send(Ok(a));
                 }
@@ -1173,7 +1173,7 @@ impl Actor {
         by_number.or_else(|| {
             info.imsi
                 .as_deref()
-                .and_then(super::mcc::region_of_imsi)
+                .and_then(crate::modem::mcc::region_of_imsi)
                 .map(str::to_string)
         })
     }
@@ -1363,7 +1363,7 @@ impl Actor {
         let works = reg.is_ok() && csq.is_ok();
         let registration = reg.ok().and_then(|r| {
             r.value("+CREG:")
-                .and_then(|v| super::codec::parse_registration(v, false))
+                .and_then(|v| crate::modem::codec::parse_registration(v, false))
                 .map(Registration::from_stat)
         });
         let signal = csq
