@@ -3,7 +3,8 @@
 //! - [`codec`]: bytes → lines and the `> ` prompt; line classification; URC parsing.
 //! - [`at`]: one AT conversation (command → response, PDU send), URCs set aside.
 //! - [`init`]: the init sequence as plain functions (shared by the task and the CLI tools).
-//! - [`actor`]: the task that owns a port: sends, inbound, health, recovery.
+//! - [`actor`]: the task that owns a port: sends, inbound, health, recovery (its handle, the
+//!   session of one connection, and the messages stored on the SIM, one file each).
 //! - [`info`]: status types and parsing of the modem's answers.
 //! - [`stored`]: the answers to `AT+CMGR` / `AT+CMGL` as real devices print them, read by
 //!   the PDU's own structure.

@@ -5,7 +5,8 @@
 //! - `pty`: the PTY pair (raw mode, hang-up detection, stale output discarded).
 //! - `at`: command-line parsing (V.250 syntax), result codes and their framing.
 //! - `state`: the modem's volatile settings, the SIM's message stores, multipart assembly.
-//! - `actor`: the one task that owns the master side and plays the modem.
+//! - `actor`: the one task that owns the master side and plays the modem (input framing,
+//!   command handlers, SIM storage, the simulated network and output, one file each).
 //!
 //! ```text
 //! client ──/dev/pts/N──▶ PTY master ──▶ actor ──▶ SentMessage (sent(), JSONL log)

@@ -1,4 +1,10 @@
 //! The simulator driven the way the driver drives it: a real client on the PTY slave, raw AT.
+//!
+//! One file, longer than 800 lines, on purpose: every test here is a scenario that drives the
+//! whole simulator through its PTY with the same `Client`, and most of them cross several of
+//! the task's parts at once (a send is input framing, a command, the network and the output).
+//! Cut along those parts, each scenario would land in one file by an arbitrary choice and the
+//! shared client would move away from every test that reads it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
