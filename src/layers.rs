@@ -45,7 +45,6 @@ pub const KNOWN_UPHILL: &[(&str, &str)] = &[
     ("dashboard", "config"),
     ("inbound", "api"),
     ("modem", "dispatch"),
-    ("modem", "server"),
     ("reminders", "api"),
     ("store", "reminders"),
     ("store", "twilio"),

@@ -436,21 +436,12 @@ where
     let failed = failed.clone();
     tokio::spawn(async move {
         if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
-            let what = panic_text(panic.as_ref());
+            let what = crate::util::panic_text(panic.as_ref());
             tracing::error!(task = name, panic = %what, "an internal task failed; stopping so that the service manager restarts the gateway");
             let _ = failed.set(format!("the {name} failed ({what}); restart the gateway"));
             shutdown.cancel();
         }
     })
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 /// The store could not be opened.
