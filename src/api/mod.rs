@@ -83,7 +83,7 @@ pub struct ApiConfig {
     /// Largest request body.
     pub body_limit: usize,
     /// The admin web page.
-    pub dashboard: crate::config::DashboardConfig,
+    pub dashboard: crate::dashboard::DashboardConfig,
     /// The address the API listens on, once bound: callback URLs may not point at it.
     pub own_address: Option<std::net::SocketAddr>,
     /// Where callback and precheck URLs may point (the same policy the requests obey).
@@ -103,7 +103,7 @@ impl Default for ApiConfig {
             max_lateness: Duration::from_secs(12 * 3600),
             national_languages: Vec::new(),
             body_limit: 4 * 1024 * 1024,
-            dashboard: crate::config::DashboardConfig::default(),
+            dashboard: crate::dashboard::DashboardConfig::default(),
             own_address: None,
             outbound: crate::outbound::OutboundPolicy::default(),
             connections: crate::connections::Limits::default(),

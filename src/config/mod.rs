@@ -7,7 +7,7 @@
 //! upper case with every other character than A–Z and 0–9 turned into `_`.
 //!
 //! One file per section of the file (`http.rs`, `storage.rs`, `api_keys.rs`, `sms.rs`,
-//! `queue.rs`, `inbound.rs`, `modems.rs`, `dashboard.rs`; the sections of other subsystems,
+//! `queue.rs`, `inbound.rs`, `modems.rs`; the sections of other subsystems, `[dashboard]`,
 //! `[webhooks]`, `[replies]`, `[optout]`, `[reminders]`, `[twilio]`, `[outbound]`, live with
 //! them), `check.rs` for the checks of the whole; this file holds [`Config`], loading and
 //! [`ConfigError`].
@@ -21,7 +21,6 @@ use crate::sms::NationalLanguage;
 
 mod api_keys;
 mod check;
-mod dashboard;
 mod http;
 mod inbound;
 mod modems;
@@ -29,8 +28,8 @@ mod queue;
 mod sms;
 mod storage;
 
+pub use crate::dashboard::DashboardConfig;
 pub use api_keys::{ApiKeyConfig, PLACEHOLDER_TOKEN};
-pub use dashboard::DashboardConfig;
 pub use http::HttpConfig;
 pub use inbound::InboundConfig;
 pub use modems::ModemSection;

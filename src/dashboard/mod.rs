@@ -11,6 +11,9 @@
 //! ordinary `/v1` API with that cookie; a call that changes something must also carry the
 //! session's CSRF token in `X-CSRF-Token`, which only a page the daemon served can know.
 
+mod config;
+pub use config::DashboardConfig;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -106,7 +109,7 @@ fn digest(s: &str) -> [u8; 32] {
 
 impl Sessions {
     /// From `[dashboard]`.
-    pub fn new(cfg: &crate::config::DashboardConfig) -> Sessions {
+    pub fn new(cfg: &DashboardConfig) -> Sessions {
         Sessions {
             ttl: cfg.session_ttl,
             max_age: cfg.session_max_age,
@@ -488,7 +491,7 @@ mod tests {
         assert!(!on_loopback(&headers(&[("host", "192.168.1.5:8080")])));
         assert!(!on_loopback(&headers(&[("host", "gateway.example")])));
         assert!(over_https(&headers(&[("x-forwarded-proto", "HTTPS")])));
-        let s = Sessions::new(&crate::config::DashboardConfig::default());
+        let s = Sessions::new(&DashboardConfig::default());
         let lan = headers(&[("host", "192.168.1.5:8080")]);
         assert!(!s.set_cookie(&lan, "x").contains("Secure"));
         let local = headers(&[("host", "127.0.0.1:8080")]);
@@ -498,7 +501,7 @@ mod tests {
 
     #[test]
     fn session_cookies_are_written_and_read_as_browsers_do() {
-        let s = Sessions::new(&crate::config::DashboardConfig {
+        let s = Sessions::new(&DashboardConfig {
             session_ttl: Duration::from_secs(600),
             session_max_age: Duration::from_secs(3600),
             ..Default::default()
@@ -535,7 +538,7 @@ mod tests {
 
     #[test]
     fn sessions_are_found_by_cookie_and_end() {
-        let s = Sessions::new(&crate::config::DashboardConfig::default());
+        let s = Sessions::new(&DashboardConfig::default());
         let (id, csrf) = s.start("admin").unwrap();
         let h = headers(&[("cookie", &format!("other=1; {COOKIE}={id}"))]);
         let got = s.from_headers(&h).unwrap();
@@ -552,7 +555,7 @@ mod tests {
 
     #[test]
     fn a_session_ends_at_its_max_age_however_much_it_is_used() {
-        let s = Sessions::new(&crate::config::DashboardConfig {
+        let s = Sessions::new(&DashboardConfig {
             session_ttl: Duration::from_secs(3600),
             session_max_age: Duration::from_millis(300),
             ..Default::default()

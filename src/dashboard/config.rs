@@ -7,7 +7,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct DashboardConfig {
     /// Serve the page at `GET /` (login with an API token).
-    #[serde(default = "super::default_true")]
+    #[serde(default = "enabled_by_default")]
     pub enabled: bool,
     /// How long a login lasts without being used.
     #[serde(default = "default_session_ttl", with = "humantime_serde")]
@@ -17,7 +17,7 @@ pub struct DashboardConfig {
     pub session_max_age: std::time::Duration,
     /// When the session cookie is marked `Secure`.
     #[serde(default)]
-    pub cookie_secure: crate::dashboard::CookieSecure,
+    pub cookie_secure: super::CookieSecure,
 }
 
 impl Default for DashboardConfig {
@@ -26,7 +26,7 @@ impl Default for DashboardConfig {
             enabled: true,
             session_ttl: default_session_ttl(),
             session_max_age: default_session_max_age(),
-            cookie_secure: crate::dashboard::CookieSecure::Auto,
+            cookie_secure: super::CookieSecure::Auto,
         }
     }
 }
@@ -37,4 +37,8 @@ fn default_session_ttl() -> std::time::Duration {
 
 fn default_session_max_age() -> std::time::Duration {
     std::time::Duration::from_secs(7 * 24 * 3600)
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
