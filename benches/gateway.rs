@@ -50,7 +50,10 @@ async fn gateway(
         keys: vec![ApiKey::from_token("bench", TOKEN)],
         modems,
         api: ApiConfig {
-            status_report: false,
+            messages: smsgate::domain::MessageRules {
+                status_report: false,
+                ..Default::default()
+            },
             ..ApiConfig::default()
         },
         dispatch: DispatchConfig::default(),

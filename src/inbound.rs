@@ -12,8 +12,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::api::ApiConfig;
 use crate::dispatch::{Clock, Dispatcher};
+use crate::domain::MessageRules;
 use crate::replies::{Keyword, OptOutConfig, RepliesConfig};
 use crate::sms::TextPlan;
 use crate::store::inbound::InboundMessage;
@@ -44,7 +44,7 @@ struct Inner {
     dispatcher: Dispatcher,
     replies: RepliesConfig,
     optout: OptOutConfig,
-    api: ApiConfig,
+    rules: MessageRules,
     clock: Clock,
 }
 
@@ -65,14 +65,14 @@ pub struct OptOutRequest {
 
 impl Inbox {
     /// An inbox over `store`; events go through `webhooks`, texts it sends are queued for
-    /// `dispatcher` and encoded per `api`.
+    /// `dispatcher` and made by `rules`.
     pub fn new(
         store: Store,
         webhooks: Webhooks,
         dispatcher: Dispatcher,
         replies: RepliesConfig,
         optout: OptOutConfig,
-        api: ApiConfig,
+        rules: MessageRules,
         clock: Clock,
     ) -> Inbox {
         Inbox {
@@ -82,7 +82,7 @@ impl Inbox {
                 dispatcher,
                 replies,
                 optout,
-                api,
+                rules,
                 clock,
             }),
         }
@@ -513,7 +513,7 @@ impl Inbox {
         for t in messages.iter().take(MAX_TWIML_REPLIES) {
             let to = match &t.to {
                 Some(n) => {
-                    match crate::numbers::normalise_number(n, i.api.default_region.as_deref()) {
+                    match crate::numbers::normalise_number(n, i.rules.default_region.as_deref()) {
                         Ok(n) => n,
                         Err(e) => {
                             tracing::warn!(message_sid = %sid, to = %n, error = %e, "a TwiML <Message> names a number that cannot be texted; skipped");
@@ -568,7 +568,7 @@ impl Inbox {
         now: DateTime<Utc>,
     ) -> Option<Message> {
         let i = &self.inner;
-        let plan = match TextPlan::new(text, &i.api.national_languages, i.api.max_parts) {
+        let plan = match TextPlan::new(text, &i.rules.national_languages, i.rules.max_parts) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(to, error = %e, "a text the gateway was to send cannot be sent");

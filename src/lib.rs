@@ -15,6 +15,7 @@
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog.
 //!
 //! **domain**
+//! - [`domain`]: the rules a new message is made by.
 //! - [`numbers`]: phone numbers: what the API accepts and what the network sends, in E.164.
 //! - [`replies`]: what an inbound text means: an opt-out keyword or an answer to a message's
 //!   `reply_options`.
@@ -61,6 +62,7 @@ pub mod config;
 pub mod connections;
 pub mod dashboard;
 pub mod dispatch;
+pub mod domain;
 pub mod fleet;
 pub mod inbound;
 pub mod metrics;

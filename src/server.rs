@@ -117,11 +117,13 @@ impl Gateway {
             keys,
             modems: cfg.driver_configs(),
             api: ApiConfig {
-                default_region: cfg.sms.default_region.clone(),
-                max_parts: cfg.sms.max_parts,
-                status_report: cfg.sms.status_report,
-                max_lateness: cfg.queue.max_lateness,
-                national_languages: langs.clone(),
+                messages: crate::domain::MessageRules {
+                    default_region: cfg.sms.default_region.clone(),
+                    max_parts: cfg.sms.max_parts,
+                    status_report: cfg.sms.status_report,
+                    max_lateness: cfg.queue.max_lateness,
+                    national_languages: langs.clone(),
+                },
                 body_limit: cfg.http.body_limit,
                 dashboard: cfg.dashboard.clone(),
                 own_address: None,
@@ -281,7 +283,7 @@ impl Gateway {
             dispatcher.clone(),
             self.inbound.replies.clone(),
             self.inbound.optout.clone(),
-            self.api.clone(),
+            self.api.messages.clone(),
             self.clock.clone(),
         );
         // The webhook worker holds it weakly (the inbox holds the webhooks); this round owns it.
@@ -304,7 +306,7 @@ impl Gateway {
                 inbox.clone(),
                 self.clock.clone(),
                 self.inbound.reassembly_timeout,
-                self.api.default_region.clone(),
+                self.api.messages.default_region.clone(),
             ),
         );
         // The modems start only now: opt-outs stored before an unclean stop are acted on first.

@@ -554,7 +554,7 @@ fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
             && q.chars().all(|c| c.is_ascii_digit() || " -().".contains(c)));
     // A national number is read in `[sms] default_region`; digits that are an international
     // number without its `+` are read as one.
-    let region = state.cfg.default_region.as_deref();
+    let region = state.cfg.messages.default_region.as_deref();
     let number = looks_like_number
         .then(|| {
             crate::numbers::normalise_number(q, region)

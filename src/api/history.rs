@@ -69,7 +69,7 @@ pub async fn export(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let to = match &q.to {
         Some(t) => Some(
-            normalise_number(t, state.cfg.default_region.as_deref())
+            normalise_number(t, state.cfg.messages.default_region.as_deref())
                 .map_err(|e| ApiError::field("to", e))?,
         ),
         None => None,

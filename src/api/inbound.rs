@@ -49,7 +49,7 @@ pub async fn list(
     let from = match q.from.as_deref() {
         // A sender may be a short code or a name: keep what does not parse as a number.
         Some(f) => Some(
-            normalise_number(f, state.cfg.default_region.as_deref())
+            normalise_number(f, state.cfg.messages.default_region.as_deref())
                 .unwrap_or_else(|_| f.trim().to_string()),
         ),
         None => None,

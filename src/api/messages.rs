@@ -173,7 +173,7 @@ pub(crate) fn build(
             detail,
         })
     };
-    let to = normalise_number(&input.to, state.cfg.default_region.as_deref())
+    let to = normalise_number(&input.to, state.cfg.messages.default_region.as_deref())
         .map_err(|e| err("to", e))
         .ok();
     if let Some(t) = &to
@@ -193,8 +193,8 @@ pub(crate) fn build(
     } else {
         match TextPlan::new(
             &input.text,
-            &state.cfg.national_languages,
-            state.cfg.max_parts,
+            &state.cfg.messages.national_languages,
+            state.cfg.messages.max_parts,
         ) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -238,7 +238,7 @@ pub(crate) fn build(
                 0
             }
         },
-        None => state.cfg.max_lateness.as_secs(),
+        None => state.cfg.messages.max_lateness.as_secs(),
     };
     let policy = &state.reminders;
     let timezone = input
@@ -313,7 +313,9 @@ pub(crate) fn build(
         reply_options: input.reply_options.clone(),
         callback_url: input.callback_url.clone(),
         metadata: input.metadata.clone(),
-        status_report: input.status_report.unwrap_or(state.cfg.status_report),
+        status_report: input
+            .status_report
+            .unwrap_or(state.cfg.messages.status_report),
         attempts: Vec::new(),
         part_status: Vec::new(),
         modem: None,
@@ -736,7 +738,7 @@ pub async fn list(
     };
     let to = match q.to.as_deref() {
         Some(t) => Some(
-            normalise_number(t, state.cfg.default_region.as_deref())
+            normalise_number(t, state.cfg.messages.default_region.as_deref())
                 .map_err(|e| ApiError::field("to", e))?,
         ),
         None => None,

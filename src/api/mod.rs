@@ -23,7 +23,6 @@ pub mod webhooks;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::header;
@@ -35,7 +34,6 @@ use sha2::{Digest, Sha256};
 
 use crate::dispatch::{Clock, Dispatcher};
 use crate::modem::ModemHandle;
-use crate::sms::NationalLanguage;
 use crate::store::Store;
 pub use error::{ApiError, FieldError};
 
@@ -67,19 +65,11 @@ impl ApiKey {
     }
 }
 
-/// Message defaults the API applies.
+/// The API's settings.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Region for numbers without `+`.
-    pub default_region: Option<String>,
-    /// Most parts per message.
-    pub max_parts: usize,
-    /// Ask for delivery reports unless a message says otherwise.
-    pub status_report: bool,
-    /// Default `max_lateness`.
-    pub max_lateness: Duration,
-    /// National language tables the encoder may use.
-    pub national_languages: Vec<NationalLanguage>,
+    /// The rules new messages are made by.
+    pub messages: crate::domain::MessageRules,
     /// Largest request body.
     pub body_limit: usize,
     /// The admin web page.
@@ -97,11 +87,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            default_region: None,
-            max_parts: crate::sms::DEFAULT_MAX_PARTS,
-            status_report: true,
-            max_lateness: Duration::from_secs(12 * 3600),
-            national_languages: Vec::new(),
+            messages: crate::domain::MessageRules::default(),
             body_limit: 4 * 1024 * 1024,
             dashboard: crate::dashboard::DashboardConfig::default(),
             own_address: None,

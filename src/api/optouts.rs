@@ -78,7 +78,7 @@ pub async fn list(
 }
 
 fn number(state: &AppState, field: &str, n: &str) -> Result<String, FieldError> {
-    normalise_number(n, state.cfg.default_region.as_deref()).map_err(|detail| FieldError {
+    normalise_number(n, state.cfg.messages.default_region.as_deref()).map_err(|detail| FieldError {
         field: field.to_string(),
         detail,
     })

@@ -216,7 +216,9 @@ fn problems(p: plan::Problems) -> ApiError {
 fn ctx<'a>(st: &'a AppState, caller: &'a str) -> Ctx<'a> {
     Ctx {
         policy: &st.reminders,
-        api: &st.cfg,
+        rules: &st.cfg.messages,
+        own_address: st.cfg.own_address,
+        outbound: &st.cfg.outbound,
         store: &st.store,
         now: st.clock.now(),
         caller,
@@ -361,7 +363,7 @@ pub async fn list(
     };
     let to = match q.to.as_deref() {
         Some(t) => Some(
-            super::messages::normalise_number(t, st.cfg.default_region.as_deref())
+            super::messages::normalise_number(t, st.cfg.messages.default_region.as_deref())
                 .map_err(|e| ApiError::field("to", e))?,
         ),
         None => None,

@@ -90,8 +90,12 @@ fn preview(st: &AppState, text: &str) -> Result<Preview, String> {
     if out.trim().is_empty() {
         return Err("renders an empty text".into());
     }
-    let p = TextPlan::new(&out, &st.cfg.national_languages, st.cfg.max_parts)
-        .map_err(|e| format!("with sample values: {e}"))?;
+    let p = TextPlan::new(
+        &out,
+        &st.cfg.messages.national_languages,
+        st.cfg.messages.max_parts,
+    )
+    .map_err(|e| format!("with sample values: {e}"))?;
     Ok(Preview {
         text: out,
         encoding: p.encoding.as_str().to_string(),

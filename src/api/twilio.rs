@@ -205,7 +205,7 @@ fn number_key(n: &str, region: Option<&str>) -> String {
 
 /// The modem a `From` names: by its number or by its name.
 fn modem_for(state: &AppState, from: &str) -> Option<String> {
-    let region = state.cfg.default_region.as_deref();
+    let region = state.cfg.messages.default_region.as_deref();
     let wanted = number_key(from, region);
     state.modems().iter().find_map(|h| {
         let by_name = h.name() == from;
@@ -751,7 +751,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, TwilioError> {
     let q = list_query(query.as_deref())?;
-    let region = state.cfg.default_region.as_deref();
+    let region = state.cfg.messages.default_region.as_deref();
     let norm = |n: &str| number_key(n, region);
     let to = q.to.as_deref().map(norm);
     let from = q.from.as_deref().map(norm);

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::config::{PastSteps, Policy, StepSpec, check_step};
 use super::templates;
 use super::window::{self, Window, WindowSpec};
-use crate::api::ApiConfig;
+use crate::domain::MessageRules;
 use crate::sms::TextPlan;
 use crate::store::plans::{Cancel, Decision, Plan, PlanChange, PlanStatus, PlanStep};
 use crate::store::{Message, Priority, ReminderLink, Status, StepKind, Store, StoreError};
@@ -151,8 +151,12 @@ pub struct PaymentFailed {
 pub struct Ctx<'a> {
     /// Reminder policy.
     pub policy: &'a Policy,
-    /// Message defaults.
-    pub api: &'a ApiConfig,
+    /// The rules new messages are made by.
+    pub rules: &'a MessageRules,
+    /// The API's own address, where callback URLs may not point.
+    pub own_address: Option<std::net::SocketAddr>,
+    /// Where callback URLs may point.
+    pub outbound: &'a crate::outbound::OutboundPolicy,
     /// Templates set through the API.
     pub store: &'a Store,
     /// Now.
@@ -295,7 +299,7 @@ fn render(ctx: &Ctx<'_>, name: &str, vars: &Value) -> Result<Rendered, String> {
     if text.trim().is_empty() {
         return Err(format!("template {name:?} renders an empty text"));
     }
-    let p = TextPlan::new(&text, &ctx.api.national_languages, ctx.api.max_parts)
+    let p = TextPlan::new(&text, &ctx.rules.national_languages, ctx.rules.max_parts)
         .map_err(|e| format!("template {name:?}: {e}"))?;
     Ok(Rendered {
         text,
@@ -341,7 +345,7 @@ fn message(
         updated_at: ctx.now,
         send_at: Some(send_at),
         expires_at,
-        max_lateness_secs: ctx.api.max_lateness.as_secs(),
+        max_lateness_secs: ctx.rules.max_lateness.as_secs(),
         due_at: send_at.max(ctx.now),
         reply_options: step.reply_options.clone(),
         callback_url: plan.callback_url.clone(),
@@ -439,7 +443,7 @@ fn expiries(policy: &Policy, planned: &[DateTime<Utc>]) -> Vec<DateTime<Utc>> {
 pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Problems> {
     let mut problems: Problems = Vec::new();
     let p = &mut problems;
-    let to = crate::numbers::normalise_number(&req.to, ctx.api.default_region.as_deref())
+    let to = crate::numbers::normalise_number(&req.to, ctx.rules.default_region.as_deref())
         .map_err(|e| p.push(("to".into(), e)))
         .ok();
     let invoice = req.invoice.trim().to_string();
@@ -494,8 +498,7 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
         ("precheck_url", &req.precheck_url),
     ] {
         if let Some(u) = url
-            && let Err(e) =
-                crate::webhook::validate_callback(u, ctx.api.own_address, &ctx.api.outbound)
+            && let Err(e) = crate::webhook::validate_callback(u, ctx.own_address, ctx.outbound)
         {
             p.push((field.into(), e.to_string()));
         }
@@ -572,7 +575,7 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
     // With `send_latest`, the one past step that goes now: the latest whose successor is
     // still ahead.
     let latest_past = planned.iter().rposition(|t| *t <= ctx.now);
-    let status_report = req.status_report.unwrap_or(ctx.api.status_report);
+    let status_report = req.status_report.unwrap_or(ctx.rules.status_report);
     let mut messages = Vec::new();
     // A plan made after its due date does not open with "new invoice …, due …": its
     // `now` step sends the past-due notice instead.
@@ -731,7 +734,7 @@ fn change_status_report(ctx: &Ctx<'_>, plan: &Plan) -> bool {
         .iter()
         .find_map(|s| s.message_id.as_ref())
         .and_then(|id| ctx.store.get(id).ok().flatten())
-        .map_or(ctx.api.status_report, |m| m.status_report)
+        .map_or(ctx.rules.status_report, |m| m.status_report)
 }
 
 fn cancel_waiting(
@@ -1058,10 +1061,13 @@ mod tests {
             timezone: chrono_tz::Tz::UTC,
             ..Policy::default()
         };
-        let api = ApiConfig::default();
+        let rules = MessageRules::default();
+        let outbound = crate::outbound::OutboundPolicy::default();
         let ctx = Ctx {
             policy: &policy,
-            api: &api,
+            rules: &rules,
+            own_address: None,
+            outbound: &outbound,
             store: &store,
             now,
             caller: "test",

@@ -384,7 +384,7 @@ async fn the_page_shows_stops_step_times_in_order_and_reads_national_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let sim = sim().await;
     let r = start(dir.path().join("store"), &sim, |g| {
-        g.api.default_region = Some("US".into());
+        g.api.messages.default_region = Some("US".into());
     })
     .await;
     wait_modem_up(&r).await;

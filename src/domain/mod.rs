@@ -1,0 +1,36 @@
+//! The gateway's own vocabulary, free of I/O: what every layer above may speak.
+//!
+//! Today: the rules a new message is made by ([`MessageRules`]). Phone numbers
+//! ([`crate::numbers`]) and the reading of replies ([`crate::replies`]) are in this layer too.
+
+use std::time::Duration;
+
+use crate::sms::NationalLanguage;
+
+/// The rules a new message is made by, wherever it comes from (the API, a reminder plan, an
+/// automatic reply, the Twilio-compatible door): `[sms]` and `[queue]` of the configuration.
+#[derive(Debug, Clone)]
+pub struct MessageRules {
+    /// Region for numbers without `+` (`[sms] default_region`).
+    pub default_region: Option<String>,
+    /// Most parts per message.
+    pub max_parts: usize,
+    /// Ask for delivery reports unless a message says otherwise.
+    pub status_report: bool,
+    /// Default `max_lateness`.
+    pub max_lateness: Duration,
+    /// National language tables the encoder may use.
+    pub national_languages: Vec<NationalLanguage>,
+}
+
+impl Default for MessageRules {
+    fn default() -> Self {
+        MessageRules {
+            default_region: None,
+            max_parts: crate::sms::DEFAULT_MAX_PARTS,
+            status_report: true,
+            max_lateness: Duration::from_secs(12 * 3600),
+            national_languages: Vec::new(),
+        }
+    }
+}
