@@ -48,7 +48,7 @@ async fn gateway(
         store_path: store,
         cache_mb: 32,
         keys: vec![ApiKey::from_token("bench", TOKEN)],
-        modems,
+        modems: modems.into_iter().map(Into::into).collect(),
         api: ApiConfig {
             messages: smsgate::domain::MessageRules {
                 status_report: false,

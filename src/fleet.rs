@@ -20,15 +20,42 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::api::admin::{ReloadError, ReloadRequest, ReloadSummary};
-use crate::dispatch::{Clock, Dispatcher};
+use crate::dispatch::{Clock, Dispatcher, ModemPolicy};
 use crate::modem::{self, BalanceCheck, ModemConfig, ModemEvent, ModemHandle, ModemState};
 use crate::webhook::{EventType, Webhooks};
 
 /// Where a reload reads the modems from (the configuration file, for `serve`).
-pub type ModemSource = Arc<dyn Fn() -> Result<Vec<ModemConfig>, String> + Send + Sync>;
+pub type ModemSource = Arc<dyn Fn() -> Result<Vec<ModemSetup>, String> + Send + Sync>;
+
+/// A modem as the gateway runs it: its driver's settings, and its routing and limits in the
+/// pool of modems (the dispatcher's business, not the driver's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModemSetup {
+    /// The driver's settings.
+    pub driver: ModemConfig,
+    /// Routing and limits.
+    pub policy: ModemPolicy,
+}
+
+impl From<ModemConfig> for ModemSetup {
+    /// A modem with the default policy: every destination, no limits.
+    fn from(driver: ModemConfig) -> Self {
+        ModemSetup {
+            driver,
+            policy: ModemPolicy::default(),
+        }
+    }
+}
+
+impl ModemSetup {
+    /// The modem's name.
+    pub fn name(&self) -> &str {
+        &self.driver.name
+    }
+}
 
 struct Running {
-    cfg: ModemConfig,
+    cfg: ModemSetup,
     handle: ModemHandle,
     driver_cancel: CancellationToken,
     driver: JoinHandle<()>,
@@ -48,11 +75,10 @@ pub struct Fleet {
 
 /// Whether two configurations differ only in routing, limits and the balance check (which
 /// need no restart of the driver).
-fn same_driver(a: &ModemConfig, b: &ModemConfig) -> bool {
-    let mut a = a.clone();
-    a.policy = b.policy.clone();
-    a.balance = b.balance.clone();
-    a == *b
+fn same_driver(a: &ModemSetup, b: &ModemSetup) -> bool {
+    let mut a = a.driver.clone();
+    a.balance = b.driver.balance.clone();
+    a == b.driver
 }
 
 /// How long the operator may take to answer a balance check.
@@ -179,15 +205,18 @@ impl Fleet {
     }
 
     /// Starts a modem's driver and worker.
-    pub fn start(&mut self, cfg: ModemConfig) {
+    pub fn start(&mut self, cfg: ModemSetup) {
         let driver_cancel = CancellationToken::new();
-        let (handle, driver) =
-            modem::spawn(cfg.clone(), self.events.clone(), driver_cancel.clone());
+        let (handle, driver) = modem::spawn(
+            cfg.driver.clone(),
+            self.events.clone(),
+            driver_cancel.clone(),
+        );
         let worker_cancel = CancellationToken::new();
         let worker =
             self.dispatcher
                 .spawn_worker(handle.clone(), cfg.policy.clone(), worker_cancel.clone());
-        let balance = self.start_balance(&handle, &cfg.balance);
+        let balance = self.start_balance(&handle, &cfg.driver.balance);
         self.running.push(Running {
             cfg,
             handle,
@@ -227,35 +256,35 @@ impl Fleet {
     }
 
     /// Brings the running modems to `wanted` (see the module's description).
-    pub async fn apply(&mut self, wanted: Vec<ModemConfig>) -> ReloadSummary {
+    pub async fn apply(&mut self, wanted: Vec<ModemSetup>) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
         let mut old: Vec<Running> = std::mem::take(&mut self.running);
         let mut keep: Vec<Option<Running>> = Vec::with_capacity(wanted.len());
         let mut starts = Vec::new();
         for cfg in &wanted {
-            match old.iter().position(|r| r.cfg.name == cfg.name) {
+            match old.iter().position(|r| r.cfg.name() == cfg.name()) {
                 Some(i) if old[i].cfg == *cfg => {
-                    summary.unchanged.push(cfg.name.clone());
+                    summary.unchanged.push(cfg.name().to_string());
                     keep.push(Some(old.remove(i)));
                 }
                 Some(i) if same_driver(&old[i].cfg, cfg) => {
                     let mut r = old.remove(i);
                     self.dispatcher
                         .pool()
-                        .set_policy(&cfg.name, cfg.policy.clone());
+                        .set_policy(cfg.name(), cfg.policy.clone());
                     r.cfg = cfg.clone();
-                    summary.updated.push(cfg.name.clone());
+                    summary.updated.push(cfg.name().to_string());
                     keep.push(Some(r));
                 }
                 Some(i) => {
                     let r = old.remove(i);
                     Fleet::stop(r).await;
-                    summary.restarted.push(cfg.name.clone());
+                    summary.restarted.push(cfg.name().to_string());
                     keep.push(None);
                     starts.push(cfg.clone());
                 }
                 None => {
-                    summary.added.push(cfg.name.clone());
+                    summary.added.push(cfg.name().to_string());
                     keep.push(None);
                     starts.push(cfg.clone());
                 }
@@ -263,7 +292,7 @@ impl Fleet {
         }
         // Whatever is left is no longer configured.
         for r in old {
-            summary.removed.push(r.cfg.name.clone());
+            summary.removed.push(r.cfg.name().to_string());
             Fleet::stop(r).await;
         }
         // Back in configuration order.
@@ -273,7 +302,7 @@ impl Fleet {
                 Some(r) => self.running.push(r),
                 None => {
                     if let Some(c) = starts.next() {
-                        debug_assert_eq!(c.name, cfg.name);
+                        debug_assert_eq!(c.name(), cfg.name());
                         self.start(c);
                     }
                 }

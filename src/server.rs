@@ -18,7 +18,7 @@ use crate::api::{self, ApiConfig, ApiKey, AppState};
 use crate::config::Config;
 use crate::dispatch::{Clock, DispatchConfig, Dispatcher};
 use crate::inbound::Inbox;
-use crate::modem::{ModemConfig, ModemEvent};
+use crate::modem::ModemEvent;
 use crate::replies::{OptOutConfig, RepliesConfig};
 use crate::store::Store;
 use crate::store::inbound::Received;
@@ -61,7 +61,7 @@ pub struct Gateway {
     /// API keys.
     pub keys: Vec<ApiKey>,
     /// Modems.
-    pub modems: Vec<ModemConfig>,
+    pub modems: Vec<crate::fleet::ModemSetup>,
     /// API defaults.
     pub api: ApiConfig,
     /// Dispatch policy.
@@ -115,7 +115,7 @@ impl Gateway {
             store_path: cfg.storage.path.clone(),
             cache_mb: cfg.storage.cache_mb,
             keys,
-            modems: cfg.driver_configs(),
+            modems: cfg.modem_setups(),
             api: ApiConfig {
                 messages: crate::domain::MessageRules {
                     default_region: cfg.sms.default_region.clone(),

@@ -207,7 +207,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     let path = args.config.clone();
     gw.modem_source = Some(std::sync::Arc::new(move || {
         let c = Config::load(&path).map_err(|e| e.to_string())?;
-        Ok(c.driver_configs())
+        Ok(c.modem_setups())
     }));
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
@@ -413,10 +413,7 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
         store_path: data.join("store"),
         cache_mb: 32,
         keys: vec![ApiKey::from_token("demo", &token)],
-        modems: vec![ModemConfig::new(
-            "simulated",
-            sim.path().display().to_string(),
-        )],
+        modems: vec![ModemConfig::new("simulated", sim.path().display().to_string()).into()],
         api: ApiConfig {
             auth_failures: crate::api::throttle::FailureLimit {
                 max: args.auth_failure_limit,

@@ -16,7 +16,6 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::modem::ModemConfig;
 use crate::sms::NationalLanguage;
 
 mod api_keys;
@@ -108,14 +107,18 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// The driver configuration of every modem, with the settings that apply to all of them.
-    pub fn driver_configs(&self) -> Vec<ModemConfig> {
+    /// Every modem: its driver's settings (with those that apply to all of them) and its
+    /// routing and limits.
+    pub fn modem_setups(&self) -> Vec<crate::fleet::ModemSetup> {
         self.modems
             .iter()
             .map(|m| {
                 let mut c = m.driver_config();
                 c.purge_foreign = self.inbound.purge_foreign;
-                c
+                crate::fleet::ModemSetup {
+                    driver: c,
+                    policy: m.policy(),
+                }
             })
             .collect()
     }

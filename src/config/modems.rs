@@ -75,6 +75,17 @@ fn default_health_interval() -> Duration {
 }
 
 impl ModemSection {
+    /// This modem's routing and limits in the pool.
+    pub fn policy(&self) -> crate::dispatch::ModemPolicy {
+        crate::dispatch::ModemPolicy {
+            max_per_minute: self.max_per_minute,
+            max_per_day: self.max_per_day,
+            prefixes: self.prefixes.clone(),
+            only_for: self.only_for.clone(),
+            quarantine_after: self.quarantine_after,
+        }
+    }
+
     /// The driver configuration for this modem.
     pub fn driver_config(&self) -> ModemConfig {
         let mut c = ModemConfig::new(&self.name, &self.port);
@@ -85,13 +96,6 @@ impl ModemSection {
         c.command_timeout = self.command_timeout;
         c.send_timeout = self.send_timeout;
         c.health_interval = self.health_interval;
-        c.policy = crate::dispatch::ModemPolicy {
-            max_per_minute: self.max_per_minute,
-            max_per_day: self.max_per_day,
-            prefixes: self.prefixes.clone(),
-            only_for: self.only_for.clone(),
-            quarantine_after: self.quarantine_after,
-        };
         c.balance = self
             .balance_ussd
             .as_ref()

@@ -241,7 +241,7 @@ async fn purge_foreign_deletes_a_phones_own_texts() {
     let dir = tempfile::tempdir().unwrap();
     let sim = sim().await;
     let r = start(dir.path().join("store"), &sim, |g| {
-        g.modems[0].purge_foreign = true;
+        g.modems[0].driver.purge_foreign = true;
     })
     .await;
     wait_modem_up(&r).await;

@@ -64,7 +64,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         store_path: store,
         cache_mb: 16,
         keys: vec![ApiKey::from_token("test", TOKEN)],
-        modems: vec![modem_config(sim)],
+        modems: vec![modem_config(sim).into()],
         api: ApiConfig::default(),
         dispatch: DispatchConfig {
             backoff: Duration::from_millis(200),

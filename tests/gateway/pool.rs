@@ -46,8 +46,10 @@ async fn pool(
         .map(|(i, s)| {
             let mut c = modem_config(s);
             c.name = format!("sim{i}");
-            c.policy = policy(i);
-            c
+            smsgate::fleet::ModemSetup {
+                driver: c,
+                policy: policy(i),
+            }
         })
         .collect();
     let r = start(dir.join("store"), &sims[0], move |g| {
@@ -329,10 +331,10 @@ async fn reload_adds_and_removes_modems_under_load_without_losing_or_doubling() 
     let config = |i: usize| {
         let mut c = modem_config(&sims[i]);
         c.name = format!("sim{i}");
-        c
+        smsgate::fleet::ModemSetup::from(c)
     };
     // What the "configuration file" says now; a reload reads it.
-    let file: Arc<Mutex<Result<Vec<smsgate::modem::ModemConfig>, String>>> =
+    let file: Arc<Mutex<Result<Vec<smsgate::fleet::ModemSetup>, String>>> =
         Arc::new(Mutex::new(Ok(vec![config(0)])));
     let source = file.clone();
     let r = start(dir.path().join("store"), &sims[0], move |g| {
@@ -425,7 +427,7 @@ async fn a_twilio_from_picks_the_modem() {
         |_| ModemPolicy::default(),
         |g: &mut Gateway| {
             // sim1's SIM number as configured (`[[modems]] number`); both SIMs report the same.
-            g.modems[1].number = Some("+15550009999".into());
+            g.modems[1].driver.number = Some("+15550009999".into());
             g.twilio = smsgate::twilio::TwilioConfig {
                 account_sid: Some(account.into()),
                 auth_token: Some(token.into()),

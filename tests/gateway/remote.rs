@@ -145,7 +145,10 @@ async fn modems_behind_ser2net_raw_and_rfc2217() {
         remote("remote-raw", format!("tcp://127.0.0.1:{p1}")),
         remote("remote-2217", format!("rfc2217://127.0.0.1:{p2}")),
     ];
-    let r = start(dir.path().join("store"), &local, move |g| g.modems = modems).await;
+    let r = start(dir.path().join("store"), &local, move |g| {
+        g.modems = modems.into_iter().map(Into::into).collect()
+    })
+    .await;
     wait_states(&r, "all three up", |s| {
         s.iter().filter(|(_, st)| st == "up").count() == 3
     })

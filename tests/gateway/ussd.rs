@@ -19,7 +19,7 @@ async fn ussd_codes_and_the_low_balance_event() {
     let cfg = hooks(&rx);
     let r = start(dir.path().join("store"), &sim, |g| {
         g.webhooks = cfg;
-        g.modems[0].balance = Some(BalanceCheck {
+        g.modems[0].driver.balance = Some(BalanceCheck {
             code: "*100#".into(),
             interval: Duration::from_millis(300),
             low: Some(5.0),

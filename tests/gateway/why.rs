@@ -104,7 +104,7 @@ pub async fn resting_gateway() -> Resting {
             ..Default::default()
         };
         g.dispatch.max_attempts = 2;
-        g.modems[0].health_interval = Duration::from_millis(300);
+        g.modems[0].driver.health_interval = Duration::from_millis(300);
         // One fall and it rests (a minute, longer than this test).
         g.modems[0].policy.quarantine_after = Some(1);
     })

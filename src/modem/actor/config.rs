@@ -33,8 +33,6 @@ pub struct ModemConfig {
     pub sweep_interval: Duration,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
-    /// Routing and limits in the pool of modems (the dispatcher's business, not the driver's).
-    pub policy: crate::dispatch::ModemPolicy,
     /// A periodic prepaid balance check by USSD.
     pub balance: Option<BalanceCheck>,
     /// Delete SMS-SUBMITs and SMS-COMMANDs a phone left in the SIM (`[inbound] purge_foreign`);
@@ -70,7 +68,6 @@ impl ModemConfig {
             health_interval: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(600),
             max_backoff: Duration::from_secs(30),
-            policy: crate::dispatch::ModemPolicy::default(),
             balance: None,
             purge_foreign: false,
         }
