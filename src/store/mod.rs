@@ -50,6 +50,9 @@ pub mod plans;
 pub mod replies;
 pub mod reports;
 
+#[cfg(test)]
+mod format_tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
