@@ -32,11 +32,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::inbound::InboundMessage;
-use super::optout::OptOut;
-use super::plans::{Plan, StoredTemplate};
-use super::reports::UnmatchedReport;
-use super::{
+use crate::store::inbound::InboundMessage;
+use crate::store::optout::OptOut;
+use crate::store::plans::{Plan, StoredTemplate};
+use crate::store::reports::UnmatchedReport;
+use crate::store::{
     Event, IdempotencyRecord, Status, Store, StoreError, decode, decode_message, due_key, id_key,
     id_string, status_key, to_key,
 };
@@ -643,7 +643,7 @@ impl Store {
                             status: m.status,
                             due: due_key(&m, &id),
                             to: m.to.clone(),
-                            invoice: super::invoice_key(&m, &id),
+                            invoice: crate::store::invoice_key(&m, &id),
                             status_entries: 0,
                             to_entries: 0,
                             invoice_entries: 0,
@@ -965,7 +965,7 @@ impl Store {
         }
         for r in i.hourly.iter() {
             let (k, v) = r?;
-            if !super::hourly::valid(&k, &v) {
+            if !crate::store::hourly::valid(&k, &v) {
                 f.problem(
                     "hourly",
                     &k,
@@ -979,7 +979,7 @@ impl Store {
                 f.problem("outbox", &k, "the key is not a sequence number (8 bytes)");
                 continue;
             };
-            if let Err(e) = super::outbox::decode_entry(seq, &v) {
+            if let Err(e) = crate::store::outbox::decode_entry(seq, &v) {
                 f.problem("outbox", &k, format!("delivery {seq} does not decode: {e}"));
             }
         }
@@ -1078,7 +1078,7 @@ impl Store {
         }
         for r in i.fragments.iter() {
             let (k, v) = r?;
-            if let Err(e) = super::inbound::decode_fragment(&k, &v) {
+            if let Err(e) = crate::store::inbound::decode_fragment(&k, &v) {
                 f.problem(
                     "fragments",
                     &k,
@@ -1615,12 +1615,12 @@ mod tests {
                 timezone: "America/New_York".into(),
             },
             metadata: None,
-            status: super::super::plans::PlanStatus::Active,
+            status: crate::store::plans::PlanStatus::Active,
             paid_at: None,
             created_at: now,
             updated_at: now,
             created_by: "test".into(),
-            steps: vec![super::super::plans::PlanStep {
+            steps: vec![crate::store::plans::PlanStep {
                 kind: crate::store::StepKind::Reminder,
                 template: "due_soon".into(),
                 offset: Some("-3d".into()),
