@@ -52,6 +52,7 @@ pub mod reports;
 
 #[cfg(test)]
 mod format_tests;
+mod idempotency;
 mod keys;
 
 use std::path::{Path, PathBuf};
@@ -59,11 +60,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
+pub use idempotency::IdempotencyRecord;
+use idempotency::idempotency_row;
 pub use keys::id_key;
 use keys::{
     decode, decode_message, due_key, encode, event_key, id_string, invoice_key, status_key, to_key,
@@ -123,19 +125,6 @@ impl From<TransactionError<StoreError>> for StoreError {
             TransactionError::Storage(e) => StoreError::Io(e.to_string()),
         }
     }
-}
-
-/// What a retried POST with the same Idempotency-Key gets back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IdempotencyRecord {
-    /// SHA-256 of the first request's body: another body with the same key is a conflict.
-    pub fingerprint: String,
-    /// The first answer's status code.
-    pub status: u16,
-    /// The first answer's body.
-    pub body: serde_json::Value,
-    /// When it was stored.
-    pub at: DateTime<Utc>,
 }
 
 /// The store. Cheap to clone.
@@ -800,24 +789,6 @@ impl Store {
             .collect()
     }
 
-    /// The idempotency record for a key.
-    pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.idempotency_record(key)
-    }
-
-    /// Replaces the answer kept for an Idempotency-Key (call [`Store::durable`] after).
-    pub fn put_idempotency(&self, key: &str, r: &IdempotencyRecord) -> Result<(), StoreError> {
-        self.inner.idempotency.insert(key.as_bytes(), encode(r)?)?;
-        Ok(())
-    }
-
-    fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        match self.inner.idempotency.get(key.as_bytes())? {
-            Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
-            None => Ok(None),
-        }
-    }
-
     /// Number of messages stored.
     pub fn len(&self) -> usize {
         self.inner.messages.len()
@@ -1032,15 +1003,6 @@ fn message_rows(messages: &[Message]) -> Result<Vec<Row<[u8; 16]>>, StoreError> 
             Ok((id, encode(m)?))
         })
         .collect()
-}
-
-/// An Idempotency-Key's record as a (key, JSON) row.
-fn idempotency_row(
-    idempotency: Option<(&str, &IdempotencyRecord)>,
-) -> Result<Option<Row<Vec<u8>>>, StoreError> {
-    idempotency
-        .map(|(k, r)| Ok((k.as_bytes().to_vec(), encode(r)?)))
-        .transpose()
 }
 
 /// Writes new messages (`rows` from [`message_rows`]) and their index entries in a
@@ -1295,21 +1257,6 @@ mod tests {
         let store = Store::open(dir.path(), 16).unwrap();
         assert_eq!(store.messages_about("INV-1", 10).unwrap().len(), 2);
         assert_eq!(store.messages_about("INV-2", 10).unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn an_idempotency_key_is_written_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
-        let rec = record(serde_json::json!({"id": "a"}));
-        store
-            .insert(&[test_message("+12025550100")], Some(("k1", &rec)))
-            .unwrap();
-        let again = store.insert(&[test_message("+12025550101")], Some(("k1", &rec)));
-        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-        // Nothing of the refused insert was written.
-        assert!(store.messages_to("+12025550101", 10).unwrap().is_empty());
-        assert_eq!(store.messages_to("+12025550100", 10).unwrap().len(), 1);
     }
 
     /// A value over sled's blob threshold (about 128 KiB) goes to `blobs/<lsn>`, which sled does
