@@ -393,7 +393,7 @@ fn history(s: &Store, m: &Message) -> Vec<(String, Status)> {
 }
 
 #[test]
-fn the_fixture_store_passes_the_offline_check() {
+fn the_offline_check_of_the_fixture_finds_only_what_0_1_0_leaves() {
     let tmp = fixture_copy();
     let s = Store::open_offline(tmp.path()).unwrap();
     let report = s.check().unwrap();
