@@ -131,4 +131,19 @@ mod tests {
         assert!(!valid(&[0, 1], &encode_value([0, 0, 0])));
         assert_eq!(slot(Status::Queued), None);
     }
+
+    /// The on-disk layout: hour since the epoch (4, BE) · modem; sent · delivered · failed
+    /// (3 × 8, BE), in that order.
+    #[test]
+    fn the_key_and_value_layouts_are_pinned() {
+        assert_eq!(key(0x0102_0304, "sim0"), b"\x01\x02\x03\x04sim0");
+        assert_eq!(
+            encode_value([1, 2, 3]),
+            [[0u8; 7].as_slice(), &[1], &[0; 7], &[2], &[0; 7], &[3]].concat()
+        );
+        assert_eq!(
+            [Status::Sent, Status::Delivered, Status::Failed].map(slot),
+            [Some(0), Some(1), Some(2)]
+        );
+    }
 }

@@ -540,6 +540,31 @@ mod tests {
         encode_deliver(None, &from, text, &ts, ucs2, reference).unwrap()
     }
 
+    /// The on-disk layouts of `inbound_from`, `inbound_seen` and `fragments` keys.
+    #[test]
+    fn key_layouts_are_pinned() {
+        let id: [u8; 16] = std::array::from_fn(|i| 0xA0 + i as u8);
+        assert_eq!(
+            from_key("+447700900123", &id),
+            [&b"+447700900123\xFF"[..], &id[..]].concat()
+        );
+        // SHA-256 of "sim0" · 0x00 · 0x01 0x02.
+        assert_eq!(
+            sms::to_hex(&fingerprint("sim0", &[1, 2])).to_lowercase(),
+            crate::store::sha256_hex(b"sim0\x00\x01\x02")
+        );
+        let c = sms::Concat {
+            reference: 0x1234,
+            part: 2,
+            total: 3,
+            sixteen_bit: true,
+        };
+        assert_eq!(
+            group_prefix("sim0", "+447700900123", &c),
+            b"sim0\x00+447700900123\x00\x12\x34\x03"
+        );
+    }
+
     #[tokio::test]
     async fn single_and_duplicate() {
         let dir = tempfile::tempdir().unwrap();

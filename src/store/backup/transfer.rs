@@ -1,0 +1,677 @@
+//! Moving a whole store: [`Store::export_jsonl`] writes it in the [export format](super::format),
+//! [`Store::import_jsonl`] reads an export into a new directory, [`Store::copy_into`] copies it
+//! into a new directory (how a store is compacted).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::format::{
+    EXPORT_FORMAT, EndLine, Header, RecordLine, hex, hex_form, record_line, unhex,
+};
+use super::offline::{CACHE_MB, sync_file};
+use super::{Finding, TREES, TreeCount};
+use crate::store::{Store, StoreError};
+
+/// Records written per sled batch by an import or a copy.
+const BATCH: usize = 1000;
+
+/// sled's `idgen_persist_interval` as [`Store::open`] leaves it (sled's default).
+const IDGEN_INTERVAL: u64 = 1_000_000;
+
+/// What an export, an import or a copy moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TransferSummary {
+    /// Records in all.
+    pub records: u64,
+    /// Records per tree, in [`TREES`] order.
+    pub trees: Vec<TreeCount>,
+    /// Trees with records that this version does not use, left out (an export or a copy).
+    pub left_out: Vec<TreeCount>,
+}
+
+/// Why [`Store::import_jsonl`] failed. Nothing usable is left in the directory: remove it.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The input is not a whole export of this format.
+    #[error("line {line}: {detail}")]
+    BadInput {
+        /// Line number, from 1.
+        line: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The directory is not empty: an import never merges.
+    #[error("{}: not empty (an import makes a new store, it never merges)", .0.display())]
+    NotEmpty(PathBuf),
+    /// sled or the file system failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refuses a directory that holds anything: an import or a copy makes a new store.
+fn ensure_fresh(dir: &Path) -> Result<bool, StoreError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(StoreError::Io(format!(
+            "cannot read {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// Writes records into a new store, tree by tree, in batches.
+struct Restorer<'a> {
+    store: &'a Store,
+    batch: sled::Batch,
+    pending: usize,
+    tree: Option<usize>,
+    counts: [u64; TREES.len()],
+    max_outbox: Option<u64>,
+}
+
+impl<'a> Restorer<'a> {
+    fn new(store: &'a Store) -> Restorer<'a> {
+        Restorer {
+            store,
+            batch: sled::Batch::default(),
+            pending: 0,
+            tree: None,
+            counts: [0; TREES.len()],
+            max_outbox: None,
+        }
+    }
+
+    fn put(&mut self, tree: usize, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        if self.tree != Some(tree) {
+            self.apply()?;
+            self.tree = Some(tree);
+        }
+        self.batch.insert(key, value);
+        self.pending += 1;
+        if let Some(c) = self.counts.get_mut(tree) {
+            *c += 1;
+        }
+        if TREES.get(tree) == Some(&"outbox")
+            && let Ok(seq) = <[u8; 8]>::try_from(key).map(u64::from_be_bytes)
+        {
+            self.max_outbox = Some(self.max_outbox.map_or(seq, |m| m.max(seq)));
+        }
+        if self.pending >= BATCH {
+            self.apply()?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self) -> Result<(), StoreError> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let name = self.tree.and_then(|t| TREES.get(t)).copied().unwrap_or("");
+        let tree = self
+            .store
+            .tree(name)
+            .ok_or_else(|| StoreError::Io(format!("no tree {name:?}")))?;
+        tree.apply_batch(std::mem::take(&mut self.batch))?;
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Writes what is left and makes it durable; the highest outbox key, when there is one.
+    fn finish(mut self) -> Result<(TransferSummary, Option<u64>), StoreError> {
+        self.apply()?;
+        self.store.flush_sync()?;
+        let trees: Vec<TreeCount> = TREES
+            .iter()
+            .zip(self.counts)
+            .map(|(t, n)| TreeCount {
+                tree: (*t).to_string(),
+                records: n,
+            })
+            .collect();
+        Ok((
+            TransferSummary {
+                records: self.counts.iter().sum(),
+                trees,
+                left_out: Vec::new(),
+            },
+            self.max_outbox,
+        ))
+    }
+}
+
+/// Moves sled's id generator of the new store in `dir` (closed, never given an id) past
+/// `above`, so that outbox entries added later are numbered after the imported ones.
+///
+/// At open, sled resumes the generator at the counter it persisted plus twice its persist
+/// interval, and it persists the counter when an id crosses a multiple of the interval. Opened
+/// once with an interval `I` (a multiple of the one [`Store::open`] uses, so that its own
+/// bookkeeping stays aligned), the new store hands out `2·I` as its first id and persists it;
+/// every later open then starts above it. `I` is chosen so that `2·I > above`: one open and one
+/// id, however high the imported numbers.
+fn advance_id_generator(dir: &Path, above: u64) -> Result<(), StoreError> {
+    let step = 2 * IDGEN_INTERVAL;
+    let interval = (above / step)
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(IDGEN_INTERVAL))
+        .ok_or_else(|| StoreError::Io(format!("outbox sequence {above} is too high")))?;
+    let db = sled::Config::new()
+        .path(dir)
+        .mode(sled::Mode::HighThroughput)
+        .idgen_persist_interval(interval)
+        .open()
+        .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", dir.display())))?;
+    let first = db.generate_id()?;
+    if first <= above {
+        return Err(StoreError::Io(format!(
+            "the new store's id generator is at {first}, not past {above}"
+        )));
+    }
+    db.flush()?;
+    drop(db);
+    sync_file(&dir.join("db"))
+}
+
+impl Store {
+    /// Writes the whole store to `out` in the [export format](super::format),
+    /// every tree of [`TREES`], and flushes `out`.
+    pub fn export_jsonl(
+        &self,
+        out: &mut dyn Write,
+        created_at: DateTime<Utc>,
+    ) -> Result<TransferSummary, StoreError> {
+        let io = |e: std::io::Error| StoreError::Io(format!("cannot write the export: {e}"));
+        let text = |s: &str| serde_json::to_string(s).map_err(|e| StoreError::Io(e.to_string()));
+        writeln!(
+            out,
+            "{{\"smsgate_export\":{EXPORT_FORMAT},\"created_at\":{},\"version\":{}}}",
+            text(&created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))?,
+            text(env!("CARGO_PKG_VERSION"))?
+        )
+        .map_err(io)?;
+        let mut summary = TransferSummary::default();
+        let mut line = Vec::with_capacity(512);
+        for (name, tree) in self.named_trees() {
+            let mut n = 0u64;
+            for r in tree.iter() {
+                let (k, v) = r?;
+                record_line(&mut line, name, &k, &v);
+                out.write_all(&line).map_err(io)?;
+                n += 1;
+            }
+            summary.records += n;
+            summary.trees.push(TreeCount {
+                tree: name.to_string(),
+                records: n,
+            });
+        }
+        writeln!(out, "{{\"end\":true,\"records\":{}}}", summary.records).map_err(io)?;
+        out.flush().map_err(io)?;
+        summary.left_out = self.other_trees()?;
+        Ok(summary)
+    }
+
+    /// Makes a new store in `dir` (missing or empty) from an export read from `input`, makes it
+    /// durable and closes it. On an error the directory holds a partial store: remove it.
+    pub fn import_jsonl(
+        dir: &Path,
+        input: &mut dyn BufRead,
+    ) -> Result<TransferSummary, ImportError> {
+        if !ensure_fresh(dir)? {
+            return Err(ImportError::NotEmpty(dir.to_path_buf()));
+        }
+        let store = Store::open(dir, CACHE_MB)?;
+        let (summary, max_outbox) = read_export(&store, input)?;
+        // An export made before the invoice index carries none: derived, so made again.
+        store.rebuild_invoice_index()?;
+        drop(store);
+        if let Some(seq) = max_outbox {
+            advance_id_generator(dir, seq)?;
+        }
+        Ok(summary)
+    }
+
+    /// Copies every record of every tree of [`TREES`] into a new store in `dir` (missing or
+    /// empty), makes it durable and closes it: what an export then an import would give, in one
+    /// pass. On an error the directory holds a partial store: remove it.
+    pub fn copy_into(&self, dir: &Path) -> Result<TransferSummary, StoreError> {
+        if !ensure_fresh(dir)? {
+            return Err(StoreError::Io(format!(
+                "{}: not empty (a copy makes a new store)",
+                dir.display()
+            )));
+        }
+        let target = Store::open(dir, CACHE_MB)?;
+        let mut w = Restorer::new(&target);
+        for (n, name) in TREES.iter().enumerate() {
+            let Some(tree) = self.tree(name) else {
+                continue;
+            };
+            for r in tree.iter() {
+                let (k, v) = r?;
+                w.put(n, &k, &v)?;
+            }
+        }
+        let (mut summary, max_outbox) = w.finish()?;
+        target.rebuild_invoice_index()?;
+        drop(target);
+        if let Some(seq) = max_outbox {
+            advance_id_generator(dir, seq)?;
+        }
+        summary.left_out = self.other_trees()?;
+        Ok(summary)
+    }
+
+    /// The first record in which this store and `other` differ (a key only in one, or the
+    /// same key with other bytes), over every tree of [`TREES`]; `None` when they are equal.
+    pub fn first_difference(&self, other: &Store) -> Result<Option<Finding>, StoreError> {
+        for (name, a) in self.named_trees() {
+            let Some(b) = other.tree(name) else { continue };
+            let mut ia = a.iter();
+            let mut ib = b.iter();
+            loop {
+                match (ia.next().transpose()?, ib.next().transpose()?) {
+                    (None, None) => break,
+                    (Some((k, _)), None) => {
+                        return Ok(Some(Finding {
+                            tree: name.to_string(),
+                            key: hex(&k),
+                            problem: "missing from the other store".into(),
+                        }));
+                    }
+                    (None, Some((k, _))) => {
+                        return Ok(Some(Finding {
+                            tree: name.to_string(),
+                            key: hex(&k),
+                            problem: "only in the other store".into(),
+                        }));
+                    }
+                    (Some((ka, va)), Some((kb, vb))) => {
+                        if ka != kb {
+                            return Ok(Some(Finding {
+                                tree: name.to_string(),
+                                key: hex(ka.min(kb).as_ref()),
+                                problem: "in one store only".into(),
+                            }));
+                        }
+                        if va != vb {
+                            return Ok(Some(Finding {
+                                tree: name.to_string(),
+                                key: hex(&ka),
+                                problem: "the values differ".into(),
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Reads an export into `store`; the summary and the highest outbox key.
+fn read_export(
+    store: &Store,
+    input: &mut dyn BufRead,
+) -> Result<(TransferSummary, Option<u64>), ImportError> {
+    let bad = |line: u64, detail: String| ImportError::BadInput { line, detail };
+    let mut w = Restorer::new(store);
+    let mut buf = String::new();
+    let mut line_no = 0u64;
+    let mut ended = false;
+    let mut records = 0u64;
+    let mut current: Option<usize> = None;
+    let mut last_key: Vec<u8> = Vec::new();
+    let mut done = [false; TREES.len()];
+    loop {
+        buf.clear();
+        let n = input.read_line(&mut buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                bad(line_no + 1, "not UTF-8 text".into())
+            } else {
+                ImportError::Store(StoreError::Io(format!("cannot read the export: {e}")))
+            }
+        })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let text = buf.strip_suffix('\n').unwrap_or(&buf);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if line_no == 1 {
+            let h: Header = serde_json::from_str(text).map_err(|e| {
+                bad(
+                    1,
+                    format!("not an smsgate store export (the first line is not its header: {e})"),
+                )
+            })?;
+            if h.smsgate_export != EXPORT_FORMAT {
+                return Err(bad(
+                    1,
+                    format!(
+                        "export format {} (made by smsgate {}); this smsgate ({}) reads format {EXPORT_FORMAT}",
+                        h.smsgate_export,
+                        h.version.as_deref().unwrap_or("?"),
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                ));
+            }
+            continue;
+        }
+        if ended {
+            return Err(bad(line_no, "a line after the end line".into()));
+        }
+        let rec = match serde_json::from_str::<RecordLine<'_>>(text) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Ok(end) = serde_json::from_str::<EndLine>(text) {
+                    if !end.end || end.records != records {
+                        return Err(bad(
+                            line_no,
+                            format!(
+                                "the end line counts {} records, the export has {records}",
+                                end.records
+                            ),
+                        ));
+                    }
+                    ended = true;
+                    continue;
+                }
+                return Err(bad(line_no, format!("not a record: {e}")));
+            }
+        };
+        let Some(tree) = TREES.iter().position(|t| *t == rec.tree) else {
+            return Err(bad(
+                line_no,
+                format!(
+                    "unknown tree {:?} (this smsgate has: {})",
+                    rec.tree,
+                    TREES.join(", ")
+                ),
+            ));
+        };
+        let key = unhex(&rec.key).map_err(|e| bad(line_no, format!("key: {e}")))?;
+        let raw = rec.value.get();
+        let value = match hex_form(raw) {
+            Some(h) => unhex(&h).map_err(|e| bad(line_no, format!("value: {e}")))?,
+            None => raw.as_bytes().to_vec(),
+        };
+        if current == Some(tree) {
+            if key <= last_key {
+                return Err(bad(
+                    line_no,
+                    format!(
+                        "key {} of tree {} is not after the one before: repeated or out of order",
+                        rec.key, rec.tree
+                    ),
+                ));
+            }
+        } else {
+            if done[tree] {
+                return Err(bad(
+                    line_no,
+                    format!(
+                        "the records of tree {} are not together: it appears again",
+                        rec.tree
+                    ),
+                ));
+            }
+            done[tree] = true;
+            current = Some(tree);
+        }
+        w.put(tree, &key, &value)?;
+        last_key = key;
+        records += 1;
+    }
+    if line_no == 0 {
+        return Err(bad(1, "empty: not an smsgate store export".into()));
+    }
+    if !ended {
+        return Err(bad(
+            line_no,
+            "the export stops here without its end line: it was cut short".into(),
+        ));
+    }
+    Ok(w.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::backup::testing::*;
+
+    #[tokio::test]
+    async fn export_then_import_gives_the_same_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, ms) = populated(&dir.path().join("a"));
+        // Odd values: JSON that must not be reformatted, and bytes that are no JSON.
+        s.inner
+            .templates
+            .insert(b"spaced", &br#"{"text": "x",  "updated_at":"2030-01-01T00:00:00Z","updated_by":"\u0041"}"#[..])
+            .unwrap();
+        s.inner
+            .templates
+            .insert(b"hexlike", &br#"{"hex":"00"}"#[..])
+            .unwrap();
+        s.inner
+            .templates
+            .insert(b"\xff\x00", &b"\x00\xff"[..])
+            .unwrap();
+        // Deeply nested JSON (the import reads a value without a depth limit).
+        for depth in [126, 127, 128, 200] {
+            let deep = "[".repeat(depth) + &"]".repeat(depth);
+            s.inner
+                .templates
+                .insert(format!("deep{depth}").as_bytes(), deep.as_bytes())
+                .unwrap();
+        }
+        s.durable().await.unwrap();
+        let report = s.check().unwrap();
+        // The odd templates do not decode as templates: exactly those problems.
+        assert_eq!(report.problems.len(), 6, "{report:#?}");
+        assert!(
+            report
+                .problems
+                .iter()
+                .all(|p| p.tree == "templates" && p.key != hex(b"spaced"))
+        );
+
+        let mut out = Vec::new();
+        let summary = s.export_jsonl(&mut out, Utc::now()).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len() as u64, summary.records + 2);
+        let header: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(header["smsgate_export"], 1);
+        assert_eq!(header["version"], env!("CARGO_PKG_VERSION"));
+        assert!(lines[0].starts_with("{\"smsgate_export\":1,"));
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!("{{\"end\":true,\"records\":{}}}", summary.records)
+        );
+        let n = lines.len();
+        for l in &lines[1..n - 1] {
+            assert!(serde_json::from_str::<RecordLine<'_>>(l).is_ok(), "{l}");
+        }
+        assert!(
+            text.contains(r#""value":{"text": "x",  "updated_at""#),
+            "verbatim"
+        );
+        assert!(text.contains(&format!(r#""key":"{}","value":[[["#, hex(b"deep126"))));
+        assert!(text.contains(&format!(r#""key":"{}","value":[[["#, hex(b"deep200"))));
+        assert!(text.contains(&format!(
+            r#""key":"{}","value":{{"hex":"{}"}}"#,
+            hex(b"hexlike"),
+            hex(br#"{"hex":"00"}"#)
+        )));
+
+        let b = dir.path().join("b");
+        let imported = Store::import_jsonl(&b, &mut out.as_slice()).unwrap();
+        assert_eq!(imported.records, summary.records);
+        assert_eq!(imported.trees, summary.trees);
+        let t = open(&b);
+        assert_eq!(dump(&s), dump(&t), "every tree equal byte for byte");
+        assert_eq!(s.first_difference(&t).unwrap(), None);
+        let v = t.verify_all_histories().unwrap();
+        assert!(v.broken.is_empty(), "{v:?}");
+        assert_eq!(v.messages, ms.len() as u64);
+        let r = t.check().unwrap();
+        assert_eq!(r.problems, report.problems);
+        assert_eq!(r.trees, report.trees);
+        // Every tree had something to carry.
+        for name in TREES {
+            assert!(
+                r.trees.iter().any(|c| c.tree == name && c.records > 0),
+                "{name}: {:?}",
+                r.trees
+            );
+        }
+        // What the store says is the same.
+        for m in &ms {
+            assert_eq!(
+                s.get_with_events(&m.id).unwrap(),
+                t.get_with_events(&m.id).unwrap()
+            );
+        }
+        assert_eq!(t.counts().unwrap(), s.counts().unwrap());
+        assert_eq!(t.queue_depth(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_clean_store_checks_clean_and_a_copy_is_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = populated(&dir.path().join("a"));
+        let r = s.check().unwrap();
+        assert!(r.is_clean(), "{r:#?}");
+        assert!(r.warnings.is_empty(), "{r:#?}");
+        assert_eq!(r.messages, 6);
+        // 6 implied first entries, 2 + 3 + 1 stored ones.
+        assert_eq!(r.history_entries, 12);
+        let c = dir.path().join("c");
+        let copied = s.copy_into(&c).unwrap();
+        assert_eq!(
+            copied.records,
+            r.trees.iter().map(|t| t.records).sum::<u64>()
+        );
+        let t = open(&c);
+        assert_eq!(dump(&s), dump(&t));
+        assert!(t.check().unwrap().is_clean());
+        // Into a directory that is not empty: refused.
+        drop(t);
+        assert!(s.copy_into(&c).is_err());
+        let e = Store::import_jsonl(&c, &mut &b""[..]).unwrap_err();
+        assert!(matches!(e, ImportError::NotEmpty(_)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn new_deliveries_are_numbered_after_the_imported_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        // Each reopen moves sled's generator on by two million: high sequence numbers.
+        for _ in 0..3 {
+            let s = open(&a);
+            s.enqueue_webhooks(&[webhook(1)]).unwrap();
+            s.durable().await.unwrap();
+        }
+        let s = open(&a);
+        let max = s
+            .inner
+            .outbox
+            .last()
+            .unwrap()
+            .map(|(k, _)| u64::from_be_bytes(<[u8; 8]>::try_from(&k[..]).unwrap()))
+            .unwrap();
+        assert!(max >= 4_000_000, "{max}");
+        let mut out = Vec::new();
+        s.export_jsonl(&mut out, Utc::now()).unwrap();
+        drop(s);
+        let b = dir.path().join("b");
+        Store::import_jsonl(&b, &mut out.as_slice()).unwrap();
+        for _ in 0..2 {
+            let t = open(&b);
+            let e = t.enqueue_webhooks(&[webhook(2)]).unwrap();
+            assert!(e[0].seq > max, "{} after {max}", e[0].seq);
+            t.durable().await.unwrap();
+        }
+        // And through a copy.
+        let t = open(&b);
+        let c = dir.path().join("c");
+        t.copy_into(&c).unwrap();
+        let top = t
+            .inner
+            .outbox
+            .last()
+            .unwrap()
+            .map(|(k, _)| u64::from_be_bytes(<[u8; 8]>::try_from(&k[..]).unwrap()))
+            .unwrap();
+        drop(t);
+        let u = open(&c);
+        assert!(u.enqueue_webhooks(&[webhook(3)]).unwrap()[0].seq > top);
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = populated(&dir.path().join("a"));
+        let mut out = Vec::new();
+        s.export_jsonl(&mut out, Utc::now()).unwrap();
+        let good = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = good.lines().collect();
+        let n = lines.len();
+        let cut = |k: usize| lines[..k].join("\n") + "\n";
+        let record = |tree: &str, key: &str, value: &str| {
+            format!("{{\"tree\":\"{tree}\",\"key\":\"{key}\",\"value\":{value}}}")
+        };
+        let with = |i: usize, l: String| {
+            let mut v: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+            v[i] = l;
+            v.join("\n") + "\n"
+        };
+        let cases: Vec<(String, u64, &str)> = vec![
+            (String::new(), 1, "empty"),
+            (
+                "{\"message_id\":\"x\"}\n".into(),
+                1,
+                "not an smsgate store export",
+            ),
+            (
+                with(0, "{\"smsgate_export\":2,\"version\":\"9.0.0\"}".into()),
+                1,
+                "format 2",
+            ),
+            (cut(n - 1), n as u64 - 1, "cut short"),
+            (cut(3) + &lines[3][..lines[3].len() / 2], 4, "not a record"),
+            (
+                with(2, record("messages", "0g", "{}")),
+                3,
+                "not a hex digit",
+            ),
+            (
+                with(2, record("messages", "00", "{\"hex\":\"abc\"}")),
+                3,
+                "odd number",
+            ),
+            (with(2, record("nope", "00", "{}")), 3, "unknown tree"),
+            (with(2, lines[1].to_string()), 3, "repeated or out of order"),
+            (
+                with(n - 1, "{\"end\":true,\"records\":1}".into()),
+                n as u64,
+                "counts 1 records",
+            ),
+            (good.clone() + "{}\n", n as u64 + 1, "after the end line"),
+        ];
+        for (i, (input, line, what)) in cases.into_iter().enumerate() {
+            let target = dir.path().join(format!("t{i}"));
+            match Store::import_jsonl(&target, &mut input.as_bytes()) {
+                Err(ImportError::BadInput { line: l, detail }) => {
+                    assert_eq!(l, line, "case {i}: {detail}");
+                    assert!(detail.contains(what), "case {i}: {detail}");
+                }
+                other => panic!("case {i}: {other:?}"),
+            }
+        }
+    }
+}

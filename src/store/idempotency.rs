@@ -1,0 +1,81 @@
+//! Idempotency records: what a retried POST with the same `Idempotency-Key` gets back.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Row, Store, StoreError, decode, encode};
+
+/// What a retried POST with the same Idempotency-Key gets back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// SHA-256 of the first request's body: another body with the same key is a conflict.
+    pub fingerprint: String,
+    /// The first answer's status code.
+    pub status: u16,
+    /// The first answer's body.
+    pub body: serde_json::Value,
+    /// When it was stored.
+    pub at: DateTime<Utc>,
+}
+
+impl Store {
+    /// The idempotency record for a key.
+    pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.idempotency_record(key)
+    }
+
+    /// Replaces the answer kept for an Idempotency-Key (call [`Store::durable`] after).
+    pub fn put_idempotency(&self, key: &str, r: &IdempotencyRecord) -> Result<(), StoreError> {
+        self.inner.idempotency.insert(key.as_bytes(), encode(r)?)?;
+        Ok(())
+    }
+
+    pub(super) fn idempotency_record(
+        &self,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        match self.inner.idempotency.get(key.as_bytes())? {
+            Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// An Idempotency-Key's record as a (key, JSON) row.
+pub(super) fn idempotency_row(
+    idempotency: Option<(&str, &IdempotencyRecord)>,
+) -> Result<Option<Row<Vec<u8>>>, StoreError> {
+    idempotency
+        .map(|(k, r)| Ok((k.as_bytes().to_vec(), encode(r)?)))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_message;
+
+    fn record(body: serde_json::Value) -> IdempotencyRecord {
+        IdempotencyRecord {
+            fingerprint: "f".into(),
+            status: 201,
+            body,
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let rec = record(serde_json::json!({"id": "a"}));
+        store
+            .insert(&[test_message("+12025550100")], Some(("k1", &rec)))
+            .unwrap();
+        let again = store.insert(&[test_message("+12025550101")], Some(("k1", &rec)));
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        // Nothing of the refused insert was written.
+        assert!(store.messages_to("+12025550101", 10).unwrap().is_empty());
+        assert_eq!(store.messages_to("+12025550100", 10).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,448 @@
+//! The message aggregate: a message and its index entries and history change together, in
+//! one transaction ([`Store::insert`], [`Store::update`]).
+
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use sled::Transactional;
+use sled::transaction::{TransactionError, TransactionalTree};
+
+use super::{
+    Event, IdempotencyRecord, Message, Note, Notifier, Status, Store, StoreError, Tx, abort,
+    decode, decode_message, due_key, encode, event_key, hourly, id_key, idempotency_row,
+    invoice_key, outbox, report_key, sha256_hex, status_key, to_key,
+};
+
+impl Store {
+    /// Inserts new messages (all or none) and the idempotency record when given. Call
+    /// [`Store::durable`] before acknowledging.
+    pub fn insert(
+        &self,
+        messages: &[Message],
+        idempotency: Option<(&str, &IdempotencyRecord)>,
+    ) -> Result<(), StoreError> {
+        let i = &self.inner;
+        let rows = message_rows(messages)?;
+        if idempotency.is_none() {
+            // Nothing else to keep atomic with the messages: write the index entries one by
+            // one, then the records in one atomic step, the commit point. Cheaper than a
+            // transaction (no per-key reads, no global lock held over the index writes), and
+            // as safe: readers never see a record without its index entries, and an insert cut
+            // short by a crash leaves at most index entries without a record (nothing was
+            // acknowledged), which readers skip and `next_due` removes.
+            for (m, (id, _)) in messages.iter().zip(&rows) {
+                if m.status.is_waiting() {
+                    i.due.insert(due_key(m, id), &[m.status.code()])?;
+                } else {
+                    i.status.insert(status_key(m.status, id), &[])?;
+                }
+                i.to.insert(to_key(&m.to, id), &[])?;
+                if let Some(k) = invoice_key(m, id) {
+                    i.invoices.insert(k, &[])?;
+                }
+            }
+            if let [(id, json)] = rows.as_slice() {
+                i.messages.insert(&id[..], json.as_slice())?;
+            } else {
+                let mut recs = sled::Batch::default();
+                for (id, json) in rows {
+                    recs.insert(&id[..], json);
+                }
+                i.messages.apply_batch(recs)?;
+            }
+            for m in messages {
+                self.count(m.status, 1);
+                self.publish(m);
+            }
+            return Ok(());
+        }
+        let idem = idempotency_row(idempotency)?;
+        (
+            &i.messages,
+            &i.due,
+            &i.status,
+            &i.to,
+            &i.idempotency,
+            &i.invoices,
+        )
+            .transaction(|(tm, td, ts, tt, ti, tinv)| {
+                if let Some((k, v)) = &idem {
+                    // A key already written (a retry that raced past the API's guard, or a
+                    // second process) is refused, never overwritten: one request, one message.
+                    if ti.get(k.as_slice())?.is_some() {
+                        return Err(abort(StoreError::Conflict(
+                            "this Idempotency-Key was used already".into(),
+                        )));
+                    }
+                    ti.insert(k.as_slice(), v.as_slice())?;
+                }
+                insert_in(tm, td, ts, tt, messages, &rows)?;
+                for (m, (id, _)) in messages.iter().zip(&rows) {
+                    if let Some(k) = invoice_key(m, id) {
+                        tinv.insert(k, &[])?;
+                    }
+                }
+                Ok::<_, Tx>(())
+            })?;
+        for m in messages {
+            self.count(m.status, 1);
+            self.publish(m);
+        }
+        Ok(())
+    }
+
+    pub(super) fn count(&self, s: Status, delta: i64) {
+        if let Some(c) = self.inner.counts.get(usize::from(s.code())) {
+            c.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+
+    /// A message by id.
+    pub fn get(&self, id: &str) -> Result<Option<Message>, StoreError> {
+        let Some(key) = id_key(id) else {
+            return Ok(None);
+        };
+        match self.inner.messages.get(key)? {
+            Some(v) => Ok(Some(decode_message(&key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A message's history, oldest first. The first event (accepted) comes from the record.
+    pub fn events(&self, id: &str) -> Result<Vec<Event>, StoreError> {
+        Ok(self
+            .get_with_events(id)?
+            .map(|(_, events)| events)
+            .unwrap_or_default())
+    }
+
+    /// A message and its history as of the same moment: entries written after the record was
+    /// read are left out.
+    pub fn get_with_events(&self, id: &str) -> Result<Option<(Message, Vec<Event>)>, StoreError> {
+        let Some(m) = self.get(id)? else {
+            return Ok(None);
+        };
+        let Some(key) = id_key(id) else {
+            return Ok(None);
+        };
+        let mut out = vec![first_event(&m)];
+        for r in self.inner.events.scan_prefix(key) {
+            let (k, v) = r?;
+            let e: Event = decode(&k, &v)?;
+            if e.seq > m.history_len {
+                break;
+            }
+            if e.seq == 0 {
+                // Stores written before the first event was implied hold it explicitly.
+                out[0] = e;
+            } else {
+                out.push(e);
+            }
+        }
+        Ok(Some((m, out)))
+    }
+
+    /// Changes a message in one transaction: `f` gets the current record and returns what to
+    /// record in its history (a reason, or a [`Note`]), or `None` to leave it unchanged.
+    /// Indexes, the history's hash chain and the webhook deliveries of the [`Notifier`] follow
+    /// in the same transaction. Returns the message after the change (or unchanged) and whether
+    /// it changed, `None` when there is no such id.
+    pub fn update<F, N>(&self, id: &str, f: F) -> Result<Option<(Message, bool)>, StoreError>
+    where
+        F: Fn(&mut Message) -> Option<N>,
+        N: Into<Note>,
+    {
+        let Some(key) = id_key(id) else {
+            return Ok(None);
+        };
+        let i = &self.inner;
+        let notifier = self.notifier();
+        let trees = Trees {
+            messages: &i.messages,
+            due: &i.due,
+            status: &i.status,
+            events: &i.events,
+            outbox: &i.outbox,
+            reports: &i.reports,
+            hourly: &i.hourly,
+        };
+        let r = trees.transaction(|tx| update_in(tx, &key, &f, notifier.as_deref()))?;
+        Ok(r.map(|(old, new, changed)| {
+            if old != new.status {
+                self.count(old, -1);
+                self.count(new.status, 1);
+            }
+            if changed {
+                self.publish(&new);
+            }
+            (new, changed)
+        }))
+    }
+}
+
+/// The trees a change to a message touches.
+pub(super) struct Trees<'a> {
+    messages: &'a sled::Tree,
+    due: &'a sled::Tree,
+    status: &'a sled::Tree,
+    events: &'a sled::Tree,
+    outbox: &'a sled::Tree,
+    reports: &'a sled::Tree,
+    hourly: &'a sled::Tree,
+}
+
+impl Trees<'_> {
+    pub(super) fn transaction<A>(
+        &self,
+        f: impl Fn(&TxTrees<'_>) -> Result<A, Tx>,
+    ) -> Result<A, TransactionError<StoreError>> {
+        (
+            self.messages,
+            self.due,
+            self.status,
+            self.events,
+            self.outbox,
+            self.reports,
+            self.hourly,
+        )
+            .transaction(|(messages, due, status, events, outbox, reports, hourly)| {
+                f(&TxTrees {
+                    messages,
+                    due,
+                    status,
+                    events,
+                    outbox,
+                    reports,
+                    hourly,
+                })
+            })
+    }
+}
+
+pub(super) struct TxTrees<'a> {
+    pub(super) messages: &'a TransactionalTree,
+    pub(super) due: &'a TransactionalTree,
+    pub(super) status: &'a TransactionalTree,
+    pub(super) events: &'a TransactionalTree,
+    pub(super) outbox: &'a TransactionalTree,
+    pub(super) reports: &'a TransactionalTree,
+    pub(super) hourly: &'a TransactionalTree,
+}
+
+/// The first history entry, implied by the record: what was accepted. Built only from fields
+/// that never change after acceptance (the chain starts with its hash); a later change of
+/// anything else is an entry of its own.
+pub(super) fn first_event(m: &Message) -> Event {
+    Event {
+        seq: 0,
+        at: m.created_at,
+        status: m.accepted_as,
+        reason: Some("accepted".into()),
+        kind: "accepted".into(),
+        data: Some(serde_json::json!({
+            "to": m.to,
+            "text": m.text,
+            "encoding": m.encoding,
+            "parts": m.parts,
+            "reply_options": m.reply_options,
+            "created_by": m.created_by,
+        })),
+        prev: None,
+    }
+}
+
+/// The hash of the implied first entry: the start of the chain.
+pub(super) fn first_event_hash(m: &Message) -> Result<String, StoreError> {
+    Ok(sha256_hex(&encode(&first_event(m))?))
+}
+
+pub(super) fn update_in<F, N>(
+    t: &TxTrees<'_>,
+    key: &[u8; 16],
+    f: &F,
+    notifier: Option<&dyn Notifier>,
+) -> Result<Option<(Status, Message, bool)>, Tx>
+where
+    F: Fn(&mut Message) -> Option<N>,
+    N: Into<Note>,
+{
+    let Some(v) = t.messages.get(key)? else {
+        return Ok(None);
+    };
+    let old = decode_message(key, &v).map_err(abort)?;
+    let mut new = old.clone();
+    let Some(note) = f(&mut new).map(Into::into) else {
+        return Ok(Some((old.status, old, false)));
+    };
+    new.updated_at = Utc::now();
+    new.history_len = old.history_len + 1;
+    if old.status != new.status || old.due_at != new.due_at || old.priority != new.priority {
+        if old.status.is_waiting() {
+            t.due.remove(due_key(&old, key))?;
+        } else {
+            t.status.remove(status_key(old.status, key))?;
+        }
+        index_status(t.due, t.status, &new, key)?;
+    }
+    let prev = match (&old.history_hash, old.history_len) {
+        (_, 0) => Some(first_event_hash(&old).map_err(abort)?),
+        (h, _) => h.clone(),
+    };
+    let event = Event {
+        seq: new.history_len,
+        at: new.updated_at,
+        status: new.status,
+        reason: Some(note.reason),
+        kind: note.kind.to_string(),
+        data: note.data,
+        prev,
+    };
+    if new.status == Status::Sent
+        && old.status != Status::Sent
+        && new.status_report
+        && let Some(modem) = &new.modem
+    {
+        // The parts wait for their status reports, found by modem and TP-MR.
+        let sent = new
+            .sent_at
+            .unwrap_or(new.updated_at)
+            .timestamp_millis()
+            .max(0) as u64;
+        for p in &new.part_status {
+            if let Some(mr) = p.message_reference {
+                t.reports
+                    .insert(report_key(modem, mr, key, p.part), &sent.to_be_bytes())?;
+            }
+        }
+    }
+    if old.status != new.status
+        && matches!(
+            old.status,
+            Status::Sent | Status::Delivered | Status::Failed
+        )
+        && !matches!(
+            new.status,
+            Status::Sent | Status::Delivered | Status::Failed
+        )
+        && let Some(modem) = &old.modem
+    {
+        // A new attempt (requeue): reports on the old parts no longer apply. A message that
+        // became delivered or failed keeps its remaining entries, so the other parts' late
+        // reports are still recorded in its history (see `reports`).
+        for p in &old.part_status {
+            if let Some(mr) = p.message_reference {
+                t.reports.remove(report_key(modem, mr, key, p.part))?;
+            }
+        }
+    }
+    hourly::count_in(
+        t.hourly,
+        old.status,
+        new.status,
+        new.updated_at,
+        new.modem.as_deref(),
+    )?;
+    let bytes = encode(&event).map_err(abort)?;
+    new.history_hash = Some(sha256_hex(&bytes));
+    t.events.insert(event_key(key, event.seq), bytes)?;
+    t.messages.insert(&key[..], encode(&new).map_err(abort)?)?;
+    if let Some(n) = notifier {
+        for w in n.deliveries(&new, &event, old.status) {
+            let seq = t.outbox.generate_id()?;
+            let entry = outbox::new_entry(seq, &w);
+            t.outbox
+                .insert(&seq.to_be_bytes(), encode(&entry).map_err(abort)?)?;
+        }
+    }
+    Ok(Some((old.status, new, true)))
+}
+
+/// A record ready to write: its key and its JSON.
+pub(super) type Row<K> = (K, Vec<u8>);
+
+/// New messages as (key, JSON) rows.
+pub(super) fn message_rows(messages: &[Message]) -> Result<Vec<Row<[u8; 16]>>, StoreError> {
+    messages
+        .iter()
+        .map(|m| {
+            let id = id_key(&m.id).ok_or_else(|| StoreError::Corrupt {
+                key: m.id.clone(),
+                detail: "not a ULID".into(),
+            })?;
+            Ok((id, encode(m)?))
+        })
+        .collect()
+}
+
+/// Writes new messages (`rows` from [`message_rows`]) and their index entries in a
+/// transaction.
+pub(super) fn insert_in(
+    tm: &TransactionalTree,
+    td: &TransactionalTree,
+    ts: &TransactionalTree,
+    tt: &TransactionalTree,
+    messages: &[Message],
+    rows: &[Row<[u8; 16]>],
+) -> Result<(), Tx> {
+    for (m, (id, json)) in messages.iter().zip(rows) {
+        tm.insert(&id[..], json.as_slice())?;
+        index_status(td, ts, m, id)?;
+        tt.insert(to_key(&m.to, id), &[])?;
+    }
+    Ok(())
+}
+
+/// Adds a message's status entry: in `due` while it waits, in `status` otherwise.
+pub(super) fn index_status(
+    td: &TransactionalTree,
+    ts: &TransactionalTree,
+    m: &Message,
+    id: &[u8; 16],
+) -> Result<(), Tx> {
+    if m.status.is_waiting() {
+        td.insert(due_key(m, id), &[m.status.code()])?;
+    } else {
+        ts.insert(status_key(m.status, id), &[])?;
+    }
+    Ok(())
+}
+
+/// A queued one-part message to `to`, for tests to adjust.
+#[cfg(test)]
+pub(crate) fn test_message(to: &str) -> Message {
+    let now = Utc::now();
+    Message {
+        id: ulid::Ulid::generate().to_string(),
+        to: to.into(),
+        text: "hello".into(),
+        encoding: "gsm7".into(),
+        parts: 1,
+        status: Status::Queued,
+        status_reason: None,
+        priority: super::Priority::Normal,
+        created_at: now,
+        updated_at: now,
+        send_at: None,
+        expires_at: None,
+        max_lateness_secs: 3600,
+        due_at: now,
+        reply_options: None,
+        callback_url: None,
+        metadata: None,
+        status_report: false,
+        attempts: Vec::new(),
+        part_status: Vec::new(),
+        modem: None,
+        sent_at: None,
+        delivered_at: None,
+        created_by: "test".into(),
+        history_len: 0,
+        requeued_at: None,
+        accepted_as: Status::Queued,
+        replies: Vec::new(),
+        history_hash: None,
+        send_window: None,
+        reminder: None,
+        twilio: None,
+    }
+}
