@@ -3,24 +3,6 @@
 //! terminal); `--json` prints the API's answers as they are, for scripts. Exit codes say what
 //! went wrong: see [`remote`].
 
-pub mod remote;
-pub mod show;
-pub mod tail;
-
-use std::future::Future;
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
-
-use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
-
-use self::remote::{Answer, Api, Failure, REQUEST_TIMEOUT, Remote, path_segment};
-use self::show::{Cell, Table, fields, out, present, print_raw, s, status_colour};
-use crate::store::Status;
-
 /// The exit codes and where the URL and token come from, for each command's `--help`.
 macro_rules! about_remote {
     () => {
@@ -39,6 +21,30 @@ from the daemon's configuration (--config, SMSGATE_CONFIG, or /etc/smsgate/smsga
 http:// + `[http] listen`, and the first `[[api_keys]]` entry with a plain `token`."
     };
 }
+
+pub mod paging;
+pub mod parse;
+pub mod remote;
+pub mod show;
+pub mod tail;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use self::paging::{more_hint, pages};
+use self::parse::{parse_object, parse_pair, parse_rfc3339, parse_since};
+use self::remote::{Answer, Api, Failure, REQUEST_TIMEOUT, Remote, path_segment};
+use self::show::{Cell, Table, fields, out, present, print_raw, s, status_colour};
+use crate::store::Status;
+
+pub use self::paging::Paging;
 
 /// Arguments of `smsgate status`.
 #[derive(Debug, Args)]
@@ -73,20 +79,6 @@ pub struct SendArgs {
     /// The daemon and the output.
     #[command(flatten)]
     pub remote: Remote,
-}
-
-/// Paging of a list.
-#[derive(Debug, Args)]
-pub struct Paging {
-    /// Page size, 1 to 1000 (the daemon's default: 50).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub limit: Option<u16>,
-    /// Start after this cursor (a page's `next_cursor`).
-    #[arg(long)]
-    pub cursor: Option<String>,
-    /// Every page, following `next_cursor` (pages of `--limit`, default 1000).
-    #[arg(long)]
-    pub all: bool,
 }
 
 /// One message id.
@@ -398,67 +390,6 @@ pub mod long_about {
     );
 }
 
-fn parse_rfc3339(s: &str) -> Result<String, String> {
-    chrono::DateTime::parse_from_rfc3339(s.trim())
-        .map(|_| s.trim().to_string())
-        .map_err(|e| format!("{e} (RFC 3339, e.g. 2026-11-28T15:00:00-05:00)"))
-}
-
-/// A point in time as a person writes it, as RFC 3339: RFC 3339 itself; a date (midnight, this
-/// machine's time zone); a date and time without offset (this machine's time zone); or a
-/// duration back from now (`90m`, `1h`, `2d`).
-fn parse_since(s: &str) -> Result<String, String> {
-    use chrono::{Local, NaiveDate, NaiveDateTime, TimeZone};
-    let s = s.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.to_rfc3339());
-    }
-    let local = |n: NaiveDateTime| {
-        Local
-            .from_local_datetime(&n)
-            .earliest()
-            .map(|t| t.to_rfc3339())
-            .ok_or_else(|| format!("{s} does not exist in this time zone"))
-    };
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return local(d.and_time(chrono::NaiveTime::MIN));
-    }
-    for f in [
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%dT%H:%M:%S",
-    ] {
-        if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
-            return local(n);
-        }
-    }
-    if let Ok(d) = humantime::parse_duration(s)
-        && let Ok(d) = chrono::Duration::from_std(d)
-        && let Some(t) = chrono::Utc::now().checked_sub_signed(d)
-    {
-        return Ok(t.to_rfc3339());
-    }
-    Err(format!(
-        "{s:?} is not a time: give RFC 3339 (2026-11-28T15:00:00-05:00), a date (2026-11-28), a date and time (2026-11-28 15:00), or how long ago (1h, 2d)"
-    ))
-}
-
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err("expected KEY=VALUE".into()),
-    }
-}
-
-fn parse_object(s: &str) -> Result<Value, String> {
-    match serde_json::from_str::<Value>(s) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err("must be a JSON object, e.g. '{\"invoice\":\"INV-1042\"}'".into()),
-        Err(e) => Err(format!("not JSON: {e}")),
-    }
-}
-
 /// How to print.
 #[derive(Debug, Clone, Copy)]
 struct Out {
@@ -466,7 +397,6 @@ struct Out {
     colour: bool,
 }
 
-/// Finds the daemon, then runs `f` on a small runtime; a failure is printed with its exit code.
 /// GETs one resource and prints it: the API's JSON with `--json`, else `render`'s text.
 fn show_one(remote: &Remote, path: String, render: fn(&Value, bool) -> String) -> ExitCode {
     run_remote(remote, Some(REQUEST_TIMEOUT), |api, o| async move {
@@ -480,6 +410,7 @@ fn show_one(remote: &Remote, path: String, render: fn(&Value, bool) -> String) -
     })
 }
 
+/// Finds the daemon, then runs `f` on a small runtime; a failure is printed with its exit code.
 fn run_remote<F, Fut>(remote: &Remote, timeout: Option<Duration>, f: F) -> ExitCode
 where
     F: FnOnce(Api, Out) -> Fut,
@@ -776,62 +707,6 @@ fn id_and_status(m: &Value, colour: bool) -> String {
 fn raw_field(raw: &str, key: &str) -> Option<String> {
     let m: std::collections::HashMap<String, Box<RawValue>> = serde_json::from_str(raw).ok()?;
     m.get(key).map(|v| v.get().to_string())
-}
-
-/// Fetches a list: one page, or every page with `--all` (as one answer whose `next_cursor` is
-/// null).
-async fn pages(
-    api: &Api,
-    path: &str,
-    mut query: Vec<(&str, String)>,
-    key: &str,
-    p: &Paging,
-) -> Result<Answer, Failure> {
-    if let Some(l) = p.limit.or(p.all.then_some(1000)) {
-        query.push(("limit", l.to_string()));
-    }
-    let mut cursor = p.cursor.clone();
-    let mut items = Vec::new();
-    let mut raw_items: Vec<Box<RawValue>> = Vec::new();
-    loop {
-        let mut q = query.clone();
-        if let Some(c) = &cursor {
-            q.push(("cursor", c.clone()));
-        }
-        let mut page = api.get(path, &q).await?;
-        if !p.all {
-            return Ok(page);
-        }
-        if let Some(a) = page.json[key].as_array_mut() {
-            items.append(a);
-        }
-        if let Some(r) = raw_field(&page.raw, key)
-            .and_then(|r| serde_json::from_str::<Vec<Box<RawValue>>>(&r).ok())
-        {
-            raw_items.extend(r);
-        }
-        let next = page.json["next_cursor"].as_str().map(String::from);
-        if next.is_none() || next == cursor {
-            let joined: Vec<&str> = raw_items.iter().map(|r| r.get()).collect();
-            return Ok(Answer {
-                status: page.status,
-                raw: format!(
-                    "{{{}:[{}],\"next_cursor\":null}}",
-                    Value::from(key),
-                    joined.join(",")
-                ),
-                json: json!({key: items, "next_cursor": null}),
-            });
-        }
-        cursor = next;
-    }
-}
-
-/// Tells people that there is more (on standard error, so that the table stays clean).
-fn more_hint(page: &Value) {
-    if let Some(c) = page["next_cursor"].as_str() {
-        eprintln!("(more: --all for every page, or --cursor {c} for the next)");
-    }
 }
 
 /// `smsgate messages …`
@@ -1436,44 +1311,6 @@ pub fn tail(args: TailArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pairs_and_objects_are_checked() {
-        assert_eq!(
-            parse_pair("1=call_me").unwrap(),
-            ("1".to_string(), "call_me".to_string())
-        );
-        assert_eq!(
-            parse_pair("note=a=b").unwrap(),
-            ("note".to_string(), "a=b".to_string())
-        );
-        assert!(parse_pair("nokey").is_err());
-        assert!(parse_pair("=x").is_err());
-        assert!(parse_object(r#"{"invoice":"INV-1"}"#).is_ok());
-        assert!(parse_object("[1]").is_err());
-        assert!(parse_object("{").is_err());
-        assert!(parse_rfc3339("2026-11-28T15:00:00-05:00").is_ok());
-        assert!(parse_rfc3339("2026-11-28 15:00").is_err());
-        for ok in [
-            "2026-11-28T15:00:00-05:00",
-            "2026-12-06",
-            "2026-12-06 15:00",
-            "1h",
-            "2d",
-        ] {
-            let t = parse_since(ok).unwrap();
-            assert!(
-                chrono::DateTime::parse_from_rfc3339(&t).is_ok(),
-                "{ok} -> {t}"
-            );
-        }
-        let hour_ago = chrono::DateTime::parse_from_rfc3339(&parse_since("1h").unwrap()).unwrap();
-        let off = chrono::Utc::now()
-            .signed_duration_since(hour_ago)
-            .num_seconds();
-        assert!((3590..=3610).contains(&off), "{off}");
-        assert!(parse_since("yesterday-ish").is_err());
-    }
 
     #[test]
     fn options_override_the_json_body() {
