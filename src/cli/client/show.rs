@@ -336,6 +336,16 @@ pub fn present(v: &Value) -> Option<&Value> {
     (!v.is_null()).then_some(v)
 }
 
+/// A time for a `fields` row (see [`time`]): `None`, leaving the row out, when absent.
+pub fn opt_time(v: &Value) -> Option<String> {
+    present(v).map(time)
+}
+
+/// A text for a `fields` row, made safe to print: `None`, leaving the row out, when absent.
+pub fn opt_str(v: &Value) -> Option<String> {
+    present(v).map(|v| clean(&s(v)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
