@@ -22,6 +22,7 @@ http:// + `[http] listen`, and the first `[[api_keys]]` entry with a plain `toke
     };
 }
 
+pub mod inbound;
 pub mod messages;
 pub mod paging;
 pub mod parse;
@@ -43,37 +44,16 @@ use serde_json::{Map, Value, json};
 
 use self::messages::replies_table;
 use self::paging::{more_hint, pages};
-use self::parse::{parse_pair, parse_since};
+use self::parse::parse_pair;
 use self::remote::{Answer, Api, Failure, REQUEST_TIMEOUT, Remote, path_segment};
 use self::show::{Cell, Table, fields, out, print_raw, s, status_colour};
 use self::show::{opt_str, opt_time};
 
+pub use self::inbound::{InboundCommand, inbound};
 pub use self::messages::{MessageId, MessageListArgs, MessagesCommand, messages};
 pub use self::paging::Paging;
 pub use self::send::{SendArgs, send};
 pub use self::status::{StatusArgs, status};
-
-/// `smsgate inbound …`
-#[derive(Debug, Subcommand)]
-pub enum InboundCommand {
-    /// List received messages, newest first (`GET /v1/inbound`).
-    #[command(long_about = concat!("List received messages, newest first (`GET /v1/inbound`).\n\n", about_remote!()))]
-    List {
-        /// Only messages from this number (any form), short code or sender name.
-        #[arg(long, value_name = "NUMBER")]
-        from: Option<String>,
-        /// Only messages received at or after this time: RFC 3339, a date (`2026-12-06`,
-        /// midnight here), a local date and time (`2026-12-06 15:00`), or how long ago (`1h`).
-        #[arg(long, value_name = "WHEN", value_parser = parse_since)]
-        since: Option<String>,
-        /// Paging.
-        #[command(flatten)]
-        paging: Paging,
-        /// The daemon and the output.
-        #[command(flatten)]
-        remote: Remote,
-    },
-}
 
 /// Arguments of `smsgate reminders create`.
 #[derive(Debug, Args)]
@@ -367,52 +347,6 @@ where
 fn raw_field(raw: &str, key: &str) -> Option<String> {
     let m: std::collections::HashMap<String, Box<RawValue>> = serde_json::from_str(raw).ok()?;
     m.get(key).map(|v| v.get().to_string())
-}
-
-/// `smsgate inbound …`
-pub fn inbound(cmd: InboundCommand) -> ExitCode {
-    let InboundCommand::List {
-        from,
-        since,
-        paging,
-        remote,
-    } = cmd;
-    run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-        let mut q = Vec::new();
-        for (k, v) in [("from", &from), ("since", &since)] {
-            if let Some(v) = v {
-                q.push((k, v.clone()));
-            }
-        }
-        let Answer {
-            json: page, raw, ..
-        } = pages(&api, "/v1/inbound", q, "messages", &paging).await?;
-        if o.json {
-            print_raw(&raw);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let mut t = Table::new(&["ID", "RECEIVED", "FROM", "HANDLING", "TEXT"]);
-        for m in page["messages"].as_array().into_iter().flatten() {
-            let mut text = show::clean(&s(&m["text"]));
-            if m["partial"] == true {
-                text = format!("(partial) {text}");
-            }
-            t.row(vec![
-                Cell::new(s(&m["id"])),
-                Cell::new(show::time(&m["received_at"])),
-                Cell::new(s(&m["from"])),
-                Cell::new(s(&m["handling"])),
-                Cell::new(show::truncate(&text, 60)),
-            ]);
-        }
-        if t.is_empty() {
-            eprintln!("no inbound messages");
-        } else {
-            out(&t.render(o.colour));
-        }
-        more_hint(&page);
-        Ok(ExitCode::SUCCESS)
-    })
 }
 
 /// A JSON object from a file or standard input (`-`).
