@@ -24,6 +24,7 @@ http:// + `[http] listen`, and the first `[[api_keys]]` entry with a plain `toke
 
 pub mod inbound;
 pub mod messages;
+pub mod optout;
 pub mod paging;
 pub mod parse;
 pub mod reminders;
@@ -37,62 +38,22 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
-use reqwest::Method;
+use clap::Args;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
-use self::paging::{more_hint, pages};
-use self::remote::{Answer, Api, Failure, REQUEST_TIMEOUT, Remote, path_segment};
-use self::show::{Cell, Table, out, print_raw, s};
+use self::remote::{Api, Failure, REQUEST_TIMEOUT, Remote};
+use self::show::{out, print_raw};
 
 pub use self::inbound::{InboundCommand, inbound};
 pub use self::messages::{MessageId, MessageListArgs, MessagesCommand, messages};
+pub use self::optout::{OptoutCommand, optout};
 pub use self::paging::Paging;
 pub use self::reminders::{
     PlanId, ReminderCreateArgs, ReminderPatchArgs, RemindersCommand, reminders,
 };
 pub use self::send::{SendArgs, send};
 pub use self::status::{StatusArgs, status};
-
-/// `smsgate optout …`
-#[derive(Debug, Subcommand)]
-pub enum OptoutCommand {
-    /// Opt a number out: it gets no messages, its waiting ones are cancelled; nothing is sent to
-    /// it (`POST /v1/opt-outs`).
-    #[command(long_about = concat!("Opt a number out (`POST /v1/opt-outs`): it gets no messages and its waiting ones are cancelled. Nothing is sent to it.\n\n", about_remote!()))]
-    Add {
-        /// The number (any form).
-        #[arg(value_name = "NUMBER")]
-        number: String,
-        /// Why, for the record.
-        #[arg(long)]
-        note: Option<String>,
-        /// The daemon and the output.
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Let a number get messages again; nothing is sent to it (`DELETE /v1/opt-outs/{number}`).
-    #[command(long_about = concat!("Let a number get messages again (`DELETE /v1/opt-outs/{number}`). Nothing is sent to it. Exit 3 when it was not opted out.\n\n", about_remote!()))]
-    Remove {
-        /// The number (any form).
-        #[arg(value_name = "NUMBER")]
-        number: String,
-        /// The daemon and the output.
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// List opted-out numbers, in number order (`GET /v1/opt-outs`).
-    #[command(long_about = concat!("List opted-out numbers, in number order (`GET /v1/opt-outs`).\n\n", about_remote!()))]
-    List {
-        /// Paging.
-        #[command(flatten)]
-        paging: Paging,
-        /// The daemon and the output.
-        #[command(flatten)]
-        remote: Remote,
-    },
-}
 
 /// Arguments of `smsgate tail`.
 #[derive(Debug, Args)]
@@ -194,99 +155,6 @@ where
 fn raw_field(raw: &str, key: &str) -> Option<String> {
     let m: std::collections::HashMap<String, Box<RawValue>> = serde_json::from_str(raw).ok()?;
     m.get(key).map(|v| v.get().to_string())
-}
-
-fn optout_detail(o: &Value) -> String {
-    let mut parts = Vec::new();
-    if let Some(k) = o["keyword"].as_str() {
-        parts.push(format!("texted {k}"));
-    }
-    if let Some(n) = o["note"].as_str() {
-        parts.push(n.to_string());
-    }
-    show::clean(&parts.join("; "))
-}
-
-/// `smsgate optout …`
-pub fn optout(cmd: OptoutCommand) -> ExitCode {
-    match cmd {
-        OptoutCommand::Add {
-            number,
-            note,
-            remote,
-        } => run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-            let mut body = json!({"number": number});
-            if let Some(n) = note {
-                body["note"] = json!(n);
-            }
-            let v = api.post("/v1/opt-outs", Some(&body)).await?;
-            if o.json {
-                print_raw(&v.raw);
-            } else {
-                let oo = &v.json["opt_outs"][0];
-                if v.status == 201 {
-                    out(&format!("{} opted out\n", s(&oo["number"])));
-                } else {
-                    out(&format!(
-                        "{} was already opted out (since {}, {})\n",
-                        s(&oo["number"]),
-                        show::time(&oo["opted_out_at"]),
-                        s(&oo["source"])
-                    ));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }),
-        OptoutCommand::Remove { number, remote } => {
-            run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-                let v = api
-                    .call(
-                        Method::DELETE,
-                        &format!("/v1/opt-outs/{}", path_segment(&number)),
-                        &[],
-                        None,
-                        &[],
-                    )
-                    .await?;
-                if o.json {
-                    print_raw(&v.raw);
-                } else {
-                    out(&format!(
-                        "{} is no longer opted out: it may get messages again\n",
-                        s(&v.json["number"])
-                    ));
-                }
-                Ok(ExitCode::SUCCESS)
-            })
-        }
-        OptoutCommand::List { paging, remote } => {
-            run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-                let Answer {
-                    json: page, raw, ..
-                } = pages(&api, "/v1/opt-outs", Vec::new(), "opt_outs", &paging).await?;
-                if o.json {
-                    print_raw(&raw);
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let mut t = Table::new(&["NUMBER", "SINCE", "SOURCE", "DETAIL"]);
-                for oo in page["opt_outs"].as_array().into_iter().flatten() {
-                    t.row(vec![
-                        Cell::new(s(&oo["number"])),
-                        Cell::new(show::time(&oo["opted_out_at"])),
-                        Cell::new(s(&oo["source"])),
-                        Cell::new(optout_detail(oo)),
-                    ]);
-                }
-                if t.is_empty() {
-                    eprintln!("no opted-out numbers");
-                } else {
-                    out(&t.render(o.colour));
-                }
-                more_hint(&page);
-                Ok(ExitCode::SUCCESS)
-            })
-        }
-    }
 }
 
 /// `smsgate tail`
