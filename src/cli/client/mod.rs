@@ -2,6 +2,13 @@
 //! `inbound`, `reminders`, `optout` and `tail`. People get aligned tables (coloured on a
 //! terminal); `--json` prints the API's answers as they are, for scripts. Exit codes say what
 //! went wrong: see [`remote`].
+//!
+//! One file per command, each with its clap arguments and the code that runs it (`status.rs`,
+//! `send.rs`, `messages.rs`, `inbound.rs`, `reminders.rs`, `optout.rs`, `tail.rs`). Shared by
+//! them: [`remote`] (finding the daemon, one request, exit codes), [`show`] (tables and text
+//! for people), [`paging`] (`--limit`, `--cursor`, `--all`), [`parse`] (times, pairs and JSON
+//! objects on the command line), and here the `--help` texts and `run_remote`, which runs a
+//! command against the daemon.
 
 /// The exit codes and where the URL and token come from, for each command's `--help`.
 macro_rules! about_remote {
@@ -38,7 +45,6 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -54,14 +60,7 @@ pub use self::reminders::{
 };
 pub use self::send::{SendArgs, send};
 pub use self::status::{StatusArgs, status};
-
-/// Arguments of `smsgate tail`.
-#[derive(Debug, Args)]
-pub struct TailArgs {
-    /// The daemon and the output (`--json`: each event's JSON on one line).
-    #[command(flatten)]
-    pub remote: Remote,
-}
+pub use self::tail::{TailArgs, tail};
 
 /// `--help` texts of the top-level commands (the exit codes are added to each).
 pub mod long_about {
@@ -155,11 +154,4 @@ where
 fn raw_field(raw: &str, key: &str) -> Option<String> {
     let m: std::collections::HashMap<String, Box<RawValue>> = serde_json::from_str(raw).ok()?;
     m.get(key).map(|v| v.get().to_string())
-}
-
-/// `smsgate tail`
-pub fn tail(args: TailArgs) -> ExitCode {
-    run_remote(&args.remote, None, |api, o| {
-        tail::run(api, o.json, o.colour)
-    })
 }
