@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::paging::{Paging, more_hint, pages};
@@ -10,9 +11,10 @@ use super::parse::parse_since;
 use super::remote::{Answer, REQUEST_TIMEOUT, Remote, path_segment};
 use super::send::id_and_status;
 use super::show::{
-    self, Cell, Table, fields, opt_str, opt_time, out, present, print_raw, s, status_colour,
+    self, Cell, Table, fields, opt_str, opt_time, or_dash, out, present, print_raw, s,
+    status_colour, time_text,
 };
-use super::{run_remote, show_one};
+use super::{run_remote, show_one, view};
 
 /// One message id.
 #[derive(Debug, Args)]
@@ -65,6 +67,44 @@ pub enum MessagesCommand {
     Requeue(MessageId),
 }
 
+/// A message, with what `messages list` prints of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MessageRow {
+    id: Option<String>,
+    created_at: Option<String>,
+    to: Option<String>,
+    status: Option<String>,
+    parts: Option<u64>,
+    text: Option<String>,
+}
+
+/// A page of `GET /v1/messages`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MessagePage {
+    messages: Option<Vec<MessageRow>>,
+}
+
+/// The table of `messages list`.
+fn messages_table(list: &[MessageRow]) -> Table {
+    let mut t = Table::new(&["ID", "CREATED", "TO", "STATUS", "PARTS", "TEXT"]);
+    for m in list {
+        t.row(vec![
+            Cell::new(or_dash(m.id.as_deref())),
+            Cell::new(time_text(m.created_at.as_deref())),
+            Cell::new(or_dash(m.to.as_deref())),
+            Cell::status(&or_dash(m.status.as_deref()), None),
+            Cell::new(or_dash(m.parts)),
+            Cell::new(show::truncate(
+                &show::clean(&or_dash(m.text.as_deref())),
+                40,
+            )),
+        ]);
+    }
+    t
+}
+
 /// `smsgate messages …`
 pub fn messages(cmd: MessagesCommand) -> ExitCode {
     match cmd {
@@ -83,17 +123,8 @@ pub fn messages(cmd: MessagesCommand) -> ExitCode {
                     print_raw(&raw);
                     return Ok(ExitCode::SUCCESS);
                 }
-                let mut t = Table::new(&["ID", "CREATED", "TO", "STATUS", "PARTS", "TEXT"]);
-                for m in page["messages"].as_array().into_iter().flatten() {
-                    t.row(vec![
-                        Cell::new(s(&m["id"])),
-                        Cell::new(show::time(&m["created_at"])),
-                        Cell::new(s(&m["to"])),
-                        Cell::status(&s(&m["status"]), None),
-                        Cell::new(s(&m["parts"])),
-                        Cell::new(show::truncate(&show::clean(&s(&m["text"])), 40)),
-                    ]);
-                }
+                let list: MessagePage = view(&api, &page)?;
+                let t = messages_table(&list.messages.unwrap_or_default());
                 if t.is_empty() {
                     eprintln!("no messages");
                 } else {
@@ -124,7 +155,7 @@ fn message_action(a: MessageId, action: &'static str) -> ExitCode {
         if o.json {
             print_raw(&m.raw);
         } else {
-            out(&id_and_status(&m.json, o.colour));
+            out(&id_and_status(&view(&api, &m.json)?, o.colour));
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -261,4 +292,39 @@ pub(super) fn replies_table(replies: &[Value], with_step: bool) -> Table {
         t.row(row);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_typed_table_prints_what_the_json_did() {
+        let page = json!({"messages": [
+            {"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XD", "created_at": "2026-12-06T10:00:00Z",
+             "to": "+12025550123", "status": "delivered", "parts": 2,
+             "text": "Your invoice INV-1042 of $120.50 is due on 6 December.\nPay at https://pay.example/x"},
+            {"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XE", "created_at": "2026-12-06T10:01:00-05:00",
+             "to": "+12025550124", "status": "failed", "parts": 1, "text": null},
+            {"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XF"}
+        ], "next_cursor": "abc"});
+        // What the list printed when it read the page as JSON values.
+        let mut was = Table::new(&["ID", "CREATED", "TO", "STATUS", "PARTS", "TEXT"]);
+        for m in page["messages"].as_array().into_iter().flatten() {
+            was.row(vec![
+                Cell::new(s(&m["id"])),
+                Cell::new(show::time(&m["created_at"])),
+                Cell::new(s(&m["to"])),
+                Cell::status(&s(&m["status"]), None),
+                Cell::new(s(&m["parts"])),
+                Cell::new(show::truncate(&show::clean(&s(&m["text"])), 40)),
+            ]);
+        }
+        let list: MessagePage = serde_json::from_value(page).unwrap();
+        let now = messages_table(&list.messages.unwrap());
+        assert_eq!(now.render(false), was.render(false));
+        assert_eq!(now.render(true), was.render(true));
+    }
 }

@@ -45,6 +45,7 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -148,6 +149,15 @@ where
         f(api, o).await
     });
     r.unwrap_or_else(|e| e.report(json))
+}
+
+/// A typed view of an answer's JSON: the fields a command prints. An answer that does not fit
+/// did not come from smsgate.
+fn view<T: DeserializeOwned>(api: &Api, json: &Value) -> Result<T, Failure> {
+    T::deserialize(json).map_err(|e| Failure::NotSmsgate {
+        url: api.target.url.clone(),
+        why: format!("unexpected answer: {e}"),
+    })
 }
 
 /// A field of a JSON object's text, as it is written there.

@@ -4,12 +4,13 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 
 use super::paging::{Paging, more_hint, pages};
 use super::remote::{Answer, REQUEST_TIMEOUT, Remote, path_segment};
-use super::run_remote;
-use super::show::{self, Cell, Table, out, print_raw, s};
+use super::show::{self, Cell, Table, or_dash, out, print_raw, time_text};
+use super::{run_remote, view};
 
 /// `smsgate optout …`
 #[derive(Debug, Subcommand)]
@@ -50,15 +51,54 @@ pub enum OptoutCommand {
     },
 }
 
-fn optout_detail(o: &Value) -> String {
+/// An opted-out number, with what `optout` prints of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OptOut {
+    number: Option<String>,
+    opted_out_at: Option<String>,
+    source: Option<String>,
+    keyword: Option<String>,
+    note: Option<String>,
+}
+
+/// A page of `GET /v1/opt-outs`, or the answer of `POST /v1/opt-outs` (the number added).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OptOuts {
+    opt_outs: Option<Vec<OptOut>>,
+}
+
+/// The answer of `DELETE /v1/opt-outs/{number}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Removed {
+    number: Option<String>,
+}
+
+fn optout_detail(o: &OptOut) -> String {
     let mut parts = Vec::new();
-    if let Some(k) = o["keyword"].as_str() {
+    if let Some(k) = &o.keyword {
         parts.push(format!("texted {k}"));
     }
-    if let Some(n) = o["note"].as_str() {
+    if let Some(n) = &o.note {
         parts.push(n.to_string());
     }
     show::clean(&parts.join("; "))
+}
+
+/// The table of `optout list`.
+fn optout_table(list: &[OptOut]) -> Table {
+    let mut t = Table::new(&["NUMBER", "SINCE", "SOURCE", "DETAIL"]);
+    for oo in list {
+        t.row(vec![
+            Cell::new(or_dash(oo.number.as_deref())),
+            Cell::new(time_text(oo.opted_out_at.as_deref())),
+            Cell::new(or_dash(oo.source.as_deref())),
+            Cell::new(optout_detail(oo)),
+        ]);
+    }
+    t
 }
 
 /// `smsgate optout …`
@@ -77,15 +117,21 @@ pub fn optout(cmd: OptoutCommand) -> ExitCode {
             if o.json {
                 print_raw(&v.raw);
             } else {
-                let oo = &v.json["opt_outs"][0];
+                let added: OptOuts = view(&api, &v.json)?;
+                let oo = added
+                    .opt_outs
+                    .unwrap_or_default()
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
                 if v.status == 201 {
-                    out(&format!("{} opted out\n", s(&oo["number"])));
+                    out(&format!("{} opted out\n", or_dash(oo.number.as_deref())));
                 } else {
                     out(&format!(
                         "{} was already opted out (since {}, {})\n",
-                        s(&oo["number"]),
-                        show::time(&oo["opted_out_at"]),
-                        s(&oo["source"])
+                        or_dash(oo.number.as_deref()),
+                        time_text(oo.opted_out_at.as_deref()),
+                        or_dash(oo.source.as_deref())
                     ));
                 }
             }
@@ -105,9 +151,10 @@ pub fn optout(cmd: OptoutCommand) -> ExitCode {
                 if o.json {
                     print_raw(&v.raw);
                 } else {
+                    let removed: Removed = view(&api, &v.json)?;
                     out(&format!(
                         "{} is no longer opted out: it may get messages again\n",
-                        s(&v.json["number"])
+                        or_dash(removed.number.as_deref())
                     ));
                 }
                 Ok(ExitCode::SUCCESS)
@@ -122,15 +169,8 @@ pub fn optout(cmd: OptoutCommand) -> ExitCode {
                     print_raw(&raw);
                     return Ok(ExitCode::SUCCESS);
                 }
-                let mut t = Table::new(&["NUMBER", "SINCE", "SOURCE", "DETAIL"]);
-                for oo in page["opt_outs"].as_array().into_iter().flatten() {
-                    t.row(vec![
-                        Cell::new(s(&oo["number"])),
-                        Cell::new(show::time(&oo["opted_out_at"])),
-                        Cell::new(s(&oo["source"])),
-                        Cell::new(optout_detail(oo)),
-                    ]);
-                }
+                let list: OptOuts = view(&api, &page)?;
+                let t = optout_table(&list.opt_outs.unwrap_or_default());
                 if t.is_empty() {
                     eprintln!("no opted-out numbers");
                 } else {
@@ -140,5 +180,49 @@ pub fn optout(cmd: OptoutCommand) -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::cli::client::show::s;
+
+    #[test]
+    fn the_typed_table_prints_what_the_json_did() {
+        let page = json!({"opt_outs": [
+            {"number": "+12025550188", "opted_out_at": "2026-12-06T10:00:00Z", "source": "api",
+             "note": "asked\tby phone"},
+            {"number": "+12025550199", "opted_out_at": "2026-12-06T11:00:00+01:00",
+             "source": "sms", "keyword": "STOP", "note": null},
+            {"number": "+12025550111"}
+        ], "next_cursor": null});
+        // What the list printed when it read the page as JSON values.
+        let mut was = Table::new(&["NUMBER", "SINCE", "SOURCE", "DETAIL"]);
+        for oo in page["opt_outs"].as_array().into_iter().flatten() {
+            let mut parts = Vec::new();
+            if let Some(k) = oo["keyword"].as_str() {
+                parts.push(format!("texted {k}"));
+            }
+            if let Some(n) = oo["note"].as_str() {
+                parts.push(n.to_string());
+            }
+            was.row(vec![
+                Cell::new(s(&oo["number"])),
+                Cell::new(show::time(&oo["opted_out_at"])),
+                Cell::new(s(&oo["source"])),
+                Cell::new(show::clean(&parts.join("; "))),
+            ]);
+        }
+        let list: OptOuts = serde_json::from_value(page).unwrap();
+        let now = optout_table(&list.opt_outs.unwrap());
+        assert_eq!(now.render(false), was.render(false));
+        assert_eq!(now.render(true), was.render(true));
+        assert!(now.render(false).contains("texted STOP"));
+        // An answer without the list: an empty table, as before.
+        let empty: OptOuts = serde_json::from_value(Value::Object(Default::default())).unwrap();
+        assert!(optout_table(&empty.opt_outs.unwrap_or_default()).is_empty());
     }
 }

@@ -6,14 +6,17 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::messages::replies_table;
 use super::paging::{Paging, more_hint, pages};
 use super::parse::parse_pair;
 use super::remote::{Answer, Failure, REQUEST_TIMEOUT, Remote, path_segment};
-use super::show::{self, Cell, Table, fields, opt_str, opt_time, out, print_raw, s, status_colour};
-use super::{run_remote, show_one};
+use super::show::{
+    self, Cell, Table, fields, opt_str, opt_time, or_dash, out, print_raw, s, status_colour,
+};
+use super::{run_remote, show_one, view};
 
 /// Arguments of `smsgate reminders create`.
 #[derive(Debug, Args)]
@@ -277,6 +280,46 @@ fn render_plan(p: &Value, colour: bool) -> String {
     text
 }
 
+/// A plan, with what `reminders list` prints of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PlanRow {
+    id: Option<String>,
+    invoice: Option<String>,
+    to: Option<String>,
+    status: Option<String>,
+    due_date: Option<String>,
+    amount: Option<String>,
+    currency: Option<String>,
+}
+
+/// A page of `GET /v1/reminders`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PlanPage {
+    reminders: Option<Vec<PlanRow>>,
+}
+
+/// The table of `reminders list`.
+fn plans_table(list: &[PlanRow]) -> Table {
+    let mut t = Table::new(&["ID", "INVOICE", "TO", "STATUS", "DUE", "AMOUNT"]);
+    for p in list {
+        t.row(vec![
+            Cell::new(or_dash(p.id.as_deref())),
+            Cell::new(show::clean(&or_dash(p.invoice.as_deref()))),
+            Cell::new(or_dash(p.to.as_deref())),
+            Cell::status(&or_dash(p.status.as_deref()), None),
+            Cell::new(or_dash(p.due_date.as_deref())),
+            Cell::new(format!(
+                "{} {}",
+                or_dash(p.amount.as_deref()),
+                or_dash(p.currency.as_deref())
+            )),
+        ]);
+    }
+    t
+}
+
 /// `smsgate reminders …`
 pub fn reminders(cmd: RemindersCommand) -> ExitCode {
     match cmd {
@@ -322,17 +365,8 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
                 print_raw(&raw);
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut t = Table::new(&["ID", "INVOICE", "TO", "STATUS", "DUE", "AMOUNT"]);
-            for p in page["reminders"].as_array().into_iter().flatten() {
-                t.row(vec![
-                    Cell::new(s(&p["id"])),
-                    Cell::new(show::clean(&s(&p["invoice"]))),
-                    Cell::new(s(&p["to"])),
-                    Cell::status(&s(&p["status"]), None),
-                    Cell::new(s(&p["due_date"])),
-                    Cell::new(format!("{} {}", s(&p["amount"]), s(&p["currency"]))),
-                ]);
-            }
+            let list: PlanPage = view(&api, &page)?;
+            let t = plans_table(&list.reminders.unwrap_or_default());
             if t.is_empty() {
                 eprintln!("no reminder plans");
             } else {
@@ -418,6 +452,34 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_typed_table_prints_what_the_json_did() {
+        let page = json!({"reminders": [
+            {"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XD", "invoice": "INV-1042\u{1b}[2J", "to": "+12025550123",
+             "status": "active", "due_date": "2026-12-06", "amount": "120.50", "currency": "USD"},
+            {"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XE", "invoice": "INV-1043", "to": "+12025550124",
+             "status": "paid", "due_date": "2026-12-07", "amount": "9.00", "currency": "EUR",
+             "paid_at": "2026-12-06T10:00:00Z"},
+            {"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XF"}
+        ], "next_cursor": null});
+        // What the list printed when it read the page as JSON values.
+        let mut was = Table::new(&["ID", "INVOICE", "TO", "STATUS", "DUE", "AMOUNT"]);
+        for p in page["reminders"].as_array().into_iter().flatten() {
+            was.row(vec![
+                Cell::new(s(&p["id"])),
+                Cell::new(show::clean(&s(&p["invoice"]))),
+                Cell::new(s(&p["to"])),
+                Cell::status(&s(&p["status"]), None),
+                Cell::new(s(&p["due_date"])),
+                Cell::new(format!("{} {}", s(&p["amount"]), s(&p["currency"]))),
+            ]);
+        }
+        let list: PlanPage = serde_json::from_value(page).unwrap();
+        let now = plans_table(&list.reminders.unwrap());
+        assert_eq!(now.render(false), was.render(false));
+        assert_eq!(now.render(true), was.render(true));
+    }
 
     #[test]
     fn options_override_the_json_body() {

@@ -4,12 +4,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::parse::{parse_object, parse_pair, parse_rfc3339};
 use super::remote::{Failure, REQUEST_TIMEOUT, Remote};
-use super::run_remote;
-use super::show::{self, out, print_raw, s, status_colour};
+use super::show::{self, or_dash, out, print_raw, status_colour};
+use super::{run_remote, view};
 
 /// Arguments of `smsgate send`.
 #[derive(Debug, Args)]
@@ -72,22 +73,64 @@ pub fn send(args: SendArgs) -> ExitCode {
         if o.json {
             print_raw(&m.raw);
         } else {
-            out(&id_and_status(&m.json, o.colour));
+            out(&id_and_status(&view(&api, &m.json)?, o.colour));
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
+/// A message as `send`, `cancel` and `requeue` print it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct IdAndStatus {
+    id: Option<String>,
+    status: Option<String>,
+    status_reason: Option<String>,
+}
+
 /// `ID  status (reason)`: what `send`, `cancel` and `requeue` print.
-pub(super) fn id_and_status(m: &Value, colour: bool) -> String {
-    let status = s(&m["status"]);
-    let word = match m["status_reason"].as_str() {
+pub(super) fn id_and_status(m: &IdAndStatus, colour: bool) -> String {
+    let status = or_dash(m.status.as_deref());
+    let word = match &m.status_reason {
         Some(r) => format!("{status} ({})", show::clean(r)),
         None => status.clone(),
     };
     format!(
         "{}  {}\n",
-        s(&m["id"]),
+        or_dash(m.id.as_deref()),
         show::paint(&word, status_colour(&status), colour)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::client::show::s;
+
+    #[test]
+    fn the_typed_line_prints_what_the_json_did() {
+        for m in [
+            json!({"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XD", "status": "queued"}),
+            json!({"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XD", "status": "failed",
+                "status_reason": "cms_error\u{1b}[31m", "to": "+12025550123"}),
+            json!({"id": "01KAR6V1T4Y1Q0ZBC5Z2W3M6XD", "status": "sent", "status_reason": null}),
+            json!({}),
+        ] {
+            // What it printed when it read the message as JSON values.
+            let status = s(&m["status"]);
+            let word = match m["status_reason"].as_str() {
+                Some(r) => format!("{status} ({})", show::clean(r)),
+                None => status.clone(),
+            };
+            for colour in [false, true] {
+                let was = format!(
+                    "{}  {}\n",
+                    s(&m["id"]),
+                    show::paint(&word, status_colour(&status), colour)
+                );
+                let typed: IdAndStatus = serde_json::from_value(m.clone()).unwrap();
+                assert_eq!(id_and_status(&typed, colour), was, "{m}");
+            }
+        }
+    }
 }
