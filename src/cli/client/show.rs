@@ -348,6 +348,18 @@ pub fn time_text(t: Option<&str>) -> String {
     }
 }
 
+/// A time of a typed view as [`time_zoned`] prints it: local time with its offset, the text as
+/// it came when it is not RFC 3339.
+pub fn time_zoned_text(t: &str) -> String {
+    match DateTime::parse_from_rfc3339(t) {
+        Ok(t) => t
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
 /// A JSON value when it is present and not null.
 pub fn present(v: &Value) -> Option<&Value> {
     (!v.is_null()).then_some(v)
@@ -379,6 +391,9 @@ mod tests {
             let v = t.map_or(Value::Null, Value::from);
             assert_eq!(time_text(t), time(&v), "{v}");
             assert_eq!(or_dash(t), s(&v), "{v}");
+            if let Some(t) = t {
+                assert_eq!(time_zoned_text(t), time_zoned(&v), "{v}");
+            }
         }
         assert_eq!(or_dash(Some(3u8)), s(&Value::from(3u8)));
         assert_eq!(or_dash(None::<u8>), s(&Value::Null));

@@ -4,11 +4,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::remote::{Failure, REQUEST_TIMEOUT, Remote};
-use super::show::{self, Cell, Table, fields, out, present, print_raw, s};
-use super::{raw_field, run_remote};
+use super::show::{Cell, Table, fields, or_dash, out, print_raw, time_text, time_zoned_text};
+use super::{raw_field, run_remote, view};
 use crate::store::Status;
 
 /// Arguments of `smsgate status`.
@@ -17,6 +18,76 @@ pub struct StatusArgs {
     /// The daemon and the output.
     #[command(flatten)]
     pub remote: Remote,
+}
+
+/// A modem of `GET /v1/modems`, with what `status` prints of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Modem {
+    name: Option<String>,
+    state: Option<String>,
+    /// Whether it sends now (`up`, `resting`, `limited`…); absent from older daemons.
+    sending: Option<String>,
+    sending_until: Option<String>,
+    operator: Option<String>,
+    signal: Option<Signal>,
+    last_error: Option<String>,
+    last_error_at: Option<String>,
+    sent_today: Option<u64>,
+    failed_today: Option<u64>,
+    received_today: Option<u64>,
+    /// Counts since the daemon started: what older daemons give instead of today's.
+    messages_sent: Option<u64>,
+    parts_failed: Option<u64>,
+    received: Option<u64>,
+    foreign_messages: Option<u64>,
+}
+
+/// A modem's signal.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Signal {
+    dbm: Option<i64>,
+    bars: Option<u64>,
+}
+
+/// The answer of `GET /v1/modems`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Modems {
+    modems: Option<Vec<Modem>>,
+}
+
+/// The answer of `GET /v1/stats`, with what `status` prints of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Stats {
+    /// Messages per status; statuses this client does not know are shown too.
+    counts: Option<Map<String, Value>>,
+    queue_depth: Option<u64>,
+    oldest_due: Option<String>,
+    oldest_due_age_seconds: Option<u64>,
+    modems_up: Option<u64>,
+    modems: Option<u64>,
+    unmatched_reports: Option<u64>,
+}
+
+/// A webhook delivery failing but not given up yet (`GET /v1/webhooks/failed?state=retrying`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Hook {
+    event_type: Option<String>,
+    url: Option<String>,
+    attempts: Option<u64>,
+    next_attempt_at: Option<String>,
+    last_error: Option<String>,
+}
+
+/// The answer of `GET /v1/webhooks/failed`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Hooks {
+    webhooks: Option<Vec<Hook>>,
 }
 
 /// `smsgate status`
@@ -34,9 +105,8 @@ pub fn status(args: StatusArgs) -> ExitCode {
         let (modems, stats) = (modems?, stats?);
         // A daemon from before the filter answers 422: nothing to show then.
         let hooks = hooks.ok();
-        let list = modems.json["modems"]
-            .as_array()
-            .cloned()
+        let list = view::<Modems>(&api, &modems.json)?
+            .modems
             .unwrap_or_default();
         let sending = list.iter().filter(|m| sends(m)).count();
         if o.json {
@@ -50,10 +120,13 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 stats.raw
             ));
         } else {
+            let stats: Stats = view(&api, &stats.json)?;
+            // Like the answer itself, a list that cannot be read is left out.
             let retrying = hooks
-                .and_then(|h| h.json["webhooks"].as_array().cloned())
+                .and_then(|h| Hooks::deserialize(&h.json).ok())
+                .and_then(|h| h.webhooks)
                 .unwrap_or_default();
-            out(&render_status(&list, &stats.json, &retrying, o.colour));
+            out(&render_status(&list, &stats, &retrying, o.colour));
         }
         if sending == 0 {
             return Err(Failure::Refused(if list.is_empty() {
@@ -67,19 +140,19 @@ pub fn status(args: StatusArgs) -> ExitCode {
 }
 
 /// Whether a modem of `GET /v1/modems` sends now (`sending`; a daemon without it: `state`).
-fn sends(m: &Value) -> bool {
-    match m["sending"].as_str() {
+fn sends(m: &Modem) -> bool {
+    match &m.sending {
         Some(s) => s == "up",
-        None => m["state"] == "up",
+        None => m.state.as_deref() == Some("up"),
     }
 }
 
 /// A modem's STATE cell: whether it sends, and until when it does not.
-fn sending_cell(m: &Value) -> Cell {
-    let state = s(&m["state"]);
-    match m["sending"].as_str() {
+fn sending_cell(m: &Modem) -> Cell {
+    let state = or_dash(m.state.as_deref());
+    match m.sending.as_deref() {
         Some(w @ ("resting" | "limited")) => {
-            let until = present(&m["sending_until"]).map(show::time_zoned);
+            let until = m.sending_until.as_deref().map(time_zoned_text);
             let why = match (w, until) {
                 ("resting", Some(t)) => format!("went down too often; sends again {t}"),
                 ("resting", None) => "went down too often".to_string(),
@@ -92,15 +165,18 @@ fn sending_cell(m: &Value) -> Cell {
     }
 }
 
-fn signal(v: &Value) -> String {
-    match (v["dbm"].as_i64(), v["bars"].as_u64()) {
-        (Some(dbm), Some(bars)) => format!("{dbm} dBm ({bars}/5)"),
-        _ if v.is_null() => "-".into(),
-        _ => "unknown".into(),
+fn signal(v: Option<&Signal>) -> String {
+    match v {
+        Some(Signal {
+            dbm: Some(dbm),
+            bars: Some(bars),
+        }) => format!("{dbm} dBm ({bars}/5)"),
+        None => "-".into(),
+        Some(_) => "unknown".into(),
     }
 }
 
-fn render_status(modems: &[Value], stats: &Value, retrying: &[Value], colour: bool) -> String {
+fn render_status(modems: &[Modem], stats: &Stats, retrying: &[Hook], colour: bool) -> String {
     let mut t = Table::new(&[
         "MODEM",
         "STATE",
@@ -111,43 +187,36 @@ fn render_status(modems: &[Value], stats: &Value, retrying: &[Value], colour: bo
         "RECEIVED",
         "LAST ERROR",
     ]);
-    // Today's messages; a daemon from before these fields: its counts since start.
-    let today = |m: &Value, key: &str, old: &str| {
-        if m[key].is_null() {
-            s(&m[old])
-        } else {
-            s(&m[key])
-        }
-    };
     for m in modems {
-        let last_error = match (present(&m["last_error"]), present(&m["last_error_at"])) {
-            (Some(e), Some(at)) => format!("{} ({})", s(e), show::time(at)),
-            (Some(e), None) => s(e),
+        let last_error = match (&m.last_error, m.last_error_at.as_deref()) {
+            (Some(e), Some(at)) => format!("{e} ({})", time_text(Some(at))),
+            (Some(e), None) => e.clone(),
             (None, _) => String::new(),
         };
+        // Today's messages; a daemon from before these fields: its counts since start.
         t.row(vec![
-            Cell::new(s(&m["name"])),
+            Cell::new(or_dash(m.name.as_deref())),
             sending_cell(m),
-            Cell::new(s(&m["operator"])),
-            Cell::new(signal(&m["signal"])),
-            Cell::new(today(m, "sent_today", "messages_sent")),
-            Cell::new(today(m, "failed_today", "parts_failed")),
-            Cell::new(today(m, "received_today", "received")),
+            Cell::new(or_dash(m.operator.as_deref())),
+            Cell::new(signal(m.signal.as_ref())),
+            Cell::new(or_dash(m.sent_today.or(m.messages_sent))),
+            Cell::new(or_dash(m.failed_today.or(m.parts_failed))),
+            Cell::new(or_dash(m.received_today.or(m.received))),
             Cell::new(last_error),
         ]);
     }
     let mut text = t.render(colour);
-    if modems.iter().any(|m| !m["sent_today"].is_null()) {
+    if modems.iter().any(|m| m.sent_today.is_some()) {
         text.push_str(
             "SENT, FAILED: messages since midnight (each once, whatever its parts); RECEIVED: customers' texts since midnight (not delivery reports)\n",
         );
     }
     for m in modems {
-        let n = m["foreign_messages"].as_u64().unwrap_or(0);
+        let n = m.foreign_messages.unwrap_or(0);
         if n > 0 {
             text.push_str(&format!(
                 "{}: {n} of a phone's own texts left in the SIM, taking slots customers' replies need ([inbound] purge_foreign = true deletes them)\n",
-                s(&m["name"])
+                or_dash(m.name.as_deref())
             ));
         }
     }
@@ -156,68 +225,74 @@ fn render_status(modems: &[Value], stats: &Value, retrying: &[Value], colour: bo
         let mut t = Table::new(&["EVENT", "URL", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"]);
         for w in retrying {
             t.row(vec![
-                Cell::new(s(&w["event_type"])),
-                Cell::new(s(&w["url"])),
-                Cell::new(s(&w["attempts"])),
+                Cell::new(or_dash(w.event_type.as_deref())),
+                Cell::new(or_dash(w.url.as_deref())),
+                Cell::new(or_dash(w.attempts)),
                 Cell::new(
-                    present(&w["next_attempt_at"])
-                        .map(show::time_zoned)
+                    w.next_attempt_at
+                        .as_deref()
+                        .map(time_zoned_text)
                         .unwrap_or_default(),
                 ),
-                Cell::new(s(&w["last_error"])),
+                Cell::new(or_dash(w.last_error.as_deref())),
             ]);
         }
         text.push_str(&t.render(colour));
     }
     text.push('\n');
-    let counts = &stats["counts"];
+    let empty = Map::new();
+    let counts = stats.counts.as_ref().unwrap_or(&empty);
     let mut names: Vec<String> = Status::ALL.iter().map(|s| s.as_str().to_string()).collect();
-    if let Some(o) = counts.as_object() {
-        names.extend(
-            o.keys()
-                .filter(|k| !names.contains(k))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-    }
+    names.extend(
+        counts
+            .keys()
+            .filter(|k| !names.contains(k))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let header: Vec<String> = names.iter().map(|n| n.to_uppercase()).collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut t = Table::new(&header);
     t.row(
         names
             .iter()
-            .map(|n| Cell::new(counts[n].as_u64().unwrap_or(0).to_string()))
+            .map(|n| {
+                Cell::new(
+                    counts
+                        .get(n)
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                        .to_string(),
+                )
+            })
             .collect(),
     );
     text.push_str(&t.render(colour));
     text.push('\n');
-    let oldest = match (
-        present(&stats["oldest_due"]),
-        stats["oldest_due_age_seconds"].as_u64(),
-    ) {
+    let oldest = match (stats.oldest_due.as_deref(), stats.oldest_due_age_seconds) {
         (Some(t), Some(age)) if age > 0 => format!(
             "{} ({} ago)",
-            show::time(t),
+            time_text(Some(t)),
             humantime::format_duration(Duration::from_secs(age))
         ),
-        (Some(t), _) => show::time(t),
+        (Some(t), _) => time_text(Some(t)),
         (None, _) => "-".into(),
     };
     text.push_str(&fields(
         &[
-            ("waiting", Some(s(&stats["queue_depth"]))),
+            ("waiting", Some(or_dash(stats.queue_depth))),
             ("oldest due", Some(oldest)),
             (
                 "modems up",
                 Some(format!(
                     "{} of {}",
-                    s(&stats["modems_up"]),
-                    s(&stats["modems"])
+                    or_dash(stats.modems_up),
+                    or_dash(stats.modems)
                 )),
             ),
             (
                 "unmatched delivery reports",
-                present(&stats["unmatched_reports"]).map(s),
+                stats.unmatched_reports.map(|n| n.to_string()),
             ),
         ],
         |_| None,
@@ -232,14 +307,18 @@ mod tests {
 
     use super::*;
 
+    fn typed<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn status_screen_shows_modems_and_counts() {
-        let modems = vec![json!({"name": "sim0", "state": "up", "operator": "SimNet",
-            "signal": {"rssi": 20, "dbm": -73, "bars": 4}, "last_error": null,
-            "messages_sent": 3, "parts_failed": 0, "received": 1})];
-        let stats = json!({"counts": {"queued": 2, "sent": 3}, "queue_depth": 2,
+        let modems: Vec<Modem> = typed(json!([{"name": "sim0", "state": "up",
+            "operator": "SimNet", "signal": {"rssi": 20, "dbm": -73, "bars": 4},
+            "last_error": null, "messages_sent": 3, "parts_failed": 0, "received": 1}]));
+        let stats: Stats = typed(json!({"counts": {"queued": 2, "sent": 3}, "queue_depth": 2,
             "oldest_due": null, "oldest_due_age_seconds": null, "modems_up": 1, "modems": 1,
-            "unmatched_reports": 0});
+            "unmatched_reports": 0}));
         let text = render_status(&modems, &stats, &[], false);
         assert!(text.contains("sim0"), "{text}");
         assert!(text.contains("-73 dBm (4/5)"), "{text}");
@@ -247,21 +326,21 @@ mod tests {
         assert!(text.contains("modems up"), "{text}");
         assert!(!text.contains('\x1b'));
         assert!(!text.contains("phone's own texts"), "{text}");
-        let modems = vec![json!({"name": "sim0", "state": "up", "foreign_messages": 3})];
+        let modems: Vec<Modem> =
+            typed(json!([{"name": "sim0", "state": "up", "foreign_messages": 3}]));
         let text = render_status(&modems, &stats, &[], false);
         assert!(
             text.contains("sim0: 3 of a phone's own texts left in the SIM"),
             "{text}"
         );
         // A resting modem is not "up": it says so, and until when; today's counts are shown.
-        let modems = vec![json!({"name": "sim0", "state": "up", "sending": "resting",
-            "sending_until": "2026-12-07T03:12:00Z", "sent_today": 4, "failed_today": 1,
-            "received_today": 2, "messages_sent": 9, "parts_failed": 3, "received": 7,
-            "last_error": null})];
-        let hooks = vec![
-            json!({"event_type": "message.sent", "url": "http://127.0.0.1:9/h",
-            "attempts": 2, "next_attempt_at": "2026-12-07T03:20:00Z", "last_error": "HTTP 500"}),
-        ];
+        let modems: Vec<Modem> = typed(json!([{"name": "sim0", "state": "up",
+            "sending": "resting", "sending_until": "2026-12-07T03:12:00Z", "sent_today": 4,
+            "failed_today": 1, "received_today": 2, "messages_sent": 9, "parts_failed": 3,
+            "received": 7, "last_error": null}]));
+        let hooks: Vec<Hook> = typed(json!([{"event_type": "message.sent",
+            "url": "http://127.0.0.1:9/h", "attempts": 2,
+            "next_attempt_at": "2026-12-07T03:20:00Z", "last_error": "HTTP 500"}]));
         let text = render_status(&modems, &stats, &hooks, false);
         assert!(
             text.contains("resting (went down too often; sends again 2026-12-07"),
