@@ -4,15 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::paging::{Paging, more_hint, pages};
 use super::parse::parse_since;
 use super::remote::{Answer, REQUEST_TIMEOUT, Remote, path_segment};
 use super::send::id_and_status;
 use super::show::{
-    self, Cell, Table, fields, opt_str, opt_time, or_dash, out, present, print_raw, s,
-    status_colour, time_text,
+    self, Cell, Table, fields, or_dash, out, print_raw, s, some_clean, some_time, status_colour,
+    time_text, time_zoned_text,
 };
 use super::{run_remote, show_one, view};
 
@@ -161,109 +161,190 @@ fn message_action(a: MessageId, action: &'static str) -> ExitCode {
     })
 }
 
-fn compact(v: &Value) -> Option<String> {
-    present(v).map(|v| show::clean(&v.to_string()))
+/// A message of `GET /v1/messages/{id}`, with what `messages show` prints of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MessageShown {
+    id: Option<String>,
+    to: Option<String>,
+    status: Option<String>,
+    status_reason: Option<String>,
+    text: Option<String>,
+    parts: Option<u64>,
+    encoding: Option<String>,
+    priority: Option<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    send_at: Option<String>,
+    expires_at: Option<String>,
+    hold: Option<Hold>,
+    next_attempt_at: Option<String>,
+    modem: Option<String>,
+    sent_at: Option<String>,
+    delivered_at: Option<String>,
+    reply_options: Option<Map<String, Value>>,
+    reminder: Option<ReminderLink>,
+    callback_url: Option<String>,
+    /// The caller's data: any JSON, printed on one line.
+    metadata: Option<Value>,
+    attempts: Option<Vec<Attempt>>,
+    replies: Option<Vec<Reply>>,
+    events: Option<Vec<Event>>,
 }
 
-fn options(v: &Value) -> Option<String> {
-    v.as_object().map(|o| {
+/// Why a message waits, in words, and until when.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Hold {
+    text: Option<String>,
+    until: Option<String>,
+}
+
+/// The reminder plan step a message belongs to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ReminderLink {
+    plan_id: Option<String>,
+    invoice: Option<String>,
+    step: Option<u64>,
+    template: Option<String>,
+}
+
+/// One try at sending a message.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Attempt {
+    at: Option<String>,
+    modem: Option<String>,
+    result: Option<String>,
+    error: Option<String>,
+}
+
+/// A customer's answer to a message (or, in a plan, to one of its steps).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct Reply {
+    step: Option<u64>,
+    at: Option<String>,
+    choice: Option<String>,
+    action: Option<String>,
+    text: Option<String>,
+}
+
+/// One entry of a message's history.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Event {
+    seq: Option<u64>,
+    at: Option<String>,
+    kind: Option<String>,
+    status: Option<String>,
+    reason: Option<String>,
+}
+
+/// A held message's reason in words and when it is looked at again.
+fn hold_line(h: &Hold) -> Option<String> {
+    let text = h.text.as_deref()?;
+    Some(match h.until.as_deref() {
+        Some(t) => format!(
+            "{}; looked at again {}",
+            show::clean(text),
+            time_zoned_text(t)
+        ),
+        None => format!("{}; looked at again when a modem is up", show::clean(text)),
+    })
+}
+
+fn render_message(m: &MessageShown, colour: bool) -> String {
+    let status = or_dash(m.status.as_deref());
+    // A held message's reason is told in words on its own line (`held`), not as a code here.
+    let status_line = match &m.status_reason {
+        _ if m.hold.is_some() => format!("{status} (held)"),
+        Some(r) => format!("{status} ({})", show::clean(r)),
+        None => status.clone(),
+    };
+    let reminder = m.reminder.as_ref().map(|r| {
+        format!(
+            "plan {}, invoice {}, step {} ({})",
+            or_dash(r.plan_id.as_deref()),
+            show::clean(&or_dash(r.invoice.as_deref())),
+            or_dash(r.step),
+            or_dash(r.template.as_deref())
+        )
+    });
+    let options = m.reply_options.as_ref().map(|o| {
         o.iter()
             .map(|(k, a)| show::clean(&format!("{k}={}", s(a))))
             .collect::<Vec<_>>()
             .join(", ")
-    })
-}
-
-/// A held message's reason in words and when it is looked at again.
-fn hold_line(h: &Value) -> Option<String> {
-    let text = present(&h["text"])?;
-    Some(match present(&h["until"]) {
-        Some(t) => format!(
-            "{}; looked at again {}",
-            show::clean(&s(text)),
-            show::time_zoned(t)
-        ),
-        None => format!(
-            "{}; looked at again when a modem is up",
-            show::clean(&s(text))
-        ),
-    })
-}
-
-fn render_message(m: &Value, colour: bool) -> String {
-    let status = s(&m["status"]);
-    // A held message's reason is told in words on its own line (`held`), not as a code here.
-    let status_line = match m["status_reason"].as_str() {
-        _ if present(&m["hold"]).is_some() => format!("{status} (held)"),
-        Some(r) => format!("{status} ({})", show::clean(r)),
-        None => status.clone(),
-    };
-    let reminder = present(&m["reminder"]).map(|r| {
-        format!(
-            "plan {}, invoice {}, step {} ({})",
-            s(&r["plan_id"]),
-            show::clean(&s(&r["invoice"])),
-            s(&r["step"]),
-            s(&r["template"])
-        )
     });
     let mut text = fields(
         &[
-            ("id", Some(s(&m["id"]))),
-            ("to", Some(s(&m["to"]))),
+            ("id", Some(or_dash(m.id.as_deref()))),
+            ("to", Some(or_dash(m.to.as_deref()))),
             ("status", Some(status_line)),
-            ("text", Some(show::clean_multiline(&s(&m["text"])))),
+            (
+                "text",
+                Some(show::clean_multiline(&or_dash(m.text.as_deref()))),
+            ),
             (
                 "parts",
-                Some(format!("{} ({})", s(&m["parts"]), s(&m["encoding"]))),
+                Some(format!(
+                    "{} ({})",
+                    or_dash(m.parts),
+                    or_dash(m.encoding.as_deref())
+                )),
             ),
-            ("priority", opt_str(&m["priority"])),
-            ("created", opt_time(&m["created_at"])),
-            ("updated", opt_time(&m["updated_at"])),
-            ("send at", opt_time(&m["send_at"])),
-            ("expires at", opt_time(&m["expires_at"])),
-            ("held", hold_line(&m["hold"])),
-            ("next attempt", opt_time(&m["next_attempt_at"])),
-            ("modem", opt_str(&m["modem"])),
-            ("sent", opt_time(&m["sent_at"])),
-            ("delivered", opt_time(&m["delivered_at"])),
-            ("reply options", options(&m["reply_options"])),
+            ("priority", some_clean(m.priority.as_deref())),
+            ("created", some_time(m.created_at.as_deref())),
+            ("updated", some_time(m.updated_at.as_deref())),
+            ("send at", some_time(m.send_at.as_deref())),
+            ("expires at", some_time(m.expires_at.as_deref())),
+            ("held", m.hold.as_ref().and_then(hold_line)),
+            ("next attempt", some_time(m.next_attempt_at.as_deref())),
+            ("modem", some_clean(m.modem.as_deref())),
+            ("sent", some_time(m.sent_at.as_deref())),
+            ("delivered", some_time(m.delivered_at.as_deref())),
+            ("reply options", options),
             ("reminder", reminder),
-            ("callback url", opt_str(&m["callback_url"])),
-            ("metadata", compact(&m["metadata"])),
+            ("callback url", some_clean(m.callback_url.as_deref())),
+            (
+                "metadata",
+                m.metadata.as_ref().map(|v| show::clean(&v.to_string())),
+            ),
         ],
         |k| (k == "status").then(|| status_colour(&status)).flatten(),
         colour,
     );
-    let attempts = m["attempts"].as_array().cloned().unwrap_or_default();
+    let attempts = m.attempts.as_deref().unwrap_or_default();
     if !attempts.is_empty() {
         let mut t = Table::new(&["AT", "MODEM", "RESULT", "ERROR"]);
-        for a in &attempts {
+        for a in attempts {
             t.row(vec![
-                Cell::new(show::time(&a["at"])),
-                Cell::new(s(&a["modem"])),
-                Cell::status(&s(&a["result"]), None),
-                Cell::new(s(&a["error"])),
+                Cell::new(time_text(a.at.as_deref())),
+                Cell::new(or_dash(a.modem.as_deref())),
+                Cell::status(&or_dash(a.result.as_deref()), None),
+                Cell::new(or_dash(a.error.as_deref())),
             ]);
         }
         text.push_str("\nAttempts\n");
         text.push_str(&t.render(colour));
     }
-    let replies = m["replies"].as_array().cloned().unwrap_or_default();
+    let replies = m.replies.as_deref().unwrap_or_default();
     if !replies.is_empty() {
         text.push_str("\nReplies\n");
-        text.push_str(&replies_table(&replies, false).render(colour));
+        text.push_str(&replies_table(replies, false).render(colour));
     }
-    let events = m["events"].as_array().cloned().unwrap_or_default();
+    let events = m.events.as_deref().unwrap_or_default();
     if !events.is_empty() {
         let mut t = Table::new(&["SEQ", "AT", "KIND", "STATUS", "REASON"]);
-        for e in &events {
+        for e in events {
             t.row(vec![
-                Cell::new(s(&e["seq"])),
-                Cell::new(show::time(&e["at"])),
-                Cell::new(s(&e["kind"])),
-                Cell::status(&s(&e["status"]), None),
-                Cell::new(e["reason"].as_str().unwrap_or("")),
+                Cell::new(or_dash(e.seq)),
+                Cell::new(time_text(e.at.as_deref())),
+                Cell::new(or_dash(e.kind.as_deref())),
+                Cell::status(&or_dash(e.status.as_deref()), None),
+                Cell::new(e.reason.as_deref().unwrap_or("")),
             ]);
         }
         text.push_str("\nHistory\n");
@@ -272,7 +353,7 @@ fn render_message(m: &Value, colour: bool) -> String {
     text
 }
 
-pub(super) fn replies_table(replies: &[Value], with_step: bool) -> Table {
+pub(super) fn replies_table(replies: &[Reply], with_step: bool) -> Table {
     let mut t = if with_step {
         Table::new(&["STEP", "AT", "CHOICE", "ACTION", "TEXT"])
     } else {
@@ -281,13 +362,13 @@ pub(super) fn replies_table(replies: &[Value], with_step: bool) -> Table {
     for r in replies {
         let mut row = Vec::new();
         if with_step {
-            row.push(Cell::new(s(&r["step"])));
+            row.push(Cell::new(or_dash(r.step)));
         }
         row.extend([
-            Cell::new(show::time(&r["at"])),
-            Cell::new(s(&r["choice"])),
-            Cell::new(s(&r["action"])),
-            Cell::new(s(&r["text"])),
+            Cell::new(time_text(r.at.as_deref())),
+            Cell::new(or_dash(r.choice.as_deref())),
+            Cell::new(or_dash(r.action.as_deref())),
+            Cell::new(or_dash(r.text.as_deref())),
         ]);
         t.row(row);
     }

@@ -107,13 +107,17 @@ struct Out {
 }
 
 /// GETs one resource and prints it: the API's JSON with `--json`, else `render`'s text.
-fn show_one(remote: &Remote, path: String, render: fn(&Value, bool) -> String) -> ExitCode {
+fn show_one<T: DeserializeOwned>(
+    remote: &Remote,
+    path: String,
+    render: fn(&T, bool) -> String,
+) -> ExitCode {
     run_remote(remote, Some(REQUEST_TIMEOUT), |api, o| async move {
         let r = api.get(&path, &[]).await?;
         if o.json {
             print_raw(&r.raw);
         } else {
-            out(&render(&r.json, o.colour));
+            out(&render(&view(&api, &r.json)?, o.colour));
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -9,12 +9,13 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::messages::replies_table;
+use super::messages::{Reply, replies_table};
 use super::paging::{Paging, more_hint, pages};
 use super::parse::parse_pair;
 use super::remote::{Answer, Failure, REQUEST_TIMEOUT, Remote, path_segment};
 use super::show::{
-    self, Cell, Table, fields, opt_str, opt_time, or_dash, out, print_raw, s, status_colour,
+    self, Cell, Table, fields, or_dash, out, print_raw, some_clean, some_time, status_colour,
+    time_as_given_text,
 };
 use super::{run_remote, show_one, view};
 
@@ -235,47 +236,80 @@ fn plan_body(a: &ReminderCreateArgs) -> Result<Value, Failure> {
     Ok(Value::Object(body))
 }
 
-fn render_plan(p: &Value, colour: bool) -> String {
-    let status = s(&p["status"]);
+/// A plan as `GET /v1/reminders/{id}` (and each change to it) answers, with what is printed
+/// of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PlanShown {
+    id: Option<String>,
+    invoice: Option<String>,
+    status: Option<String>,
+    to: Option<String>,
+    amount: Option<String>,
+    currency: Option<String>,
+    due_date: Option<String>,
+    timezone: Option<String>,
+    locale: Option<String>,
+    paid_at: Option<String>,
+    created_at: Option<String>,
+    steps: Option<Vec<Step>>,
+    replies: Option<Vec<Reply>>,
+}
+
+/// One text of a plan.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Step {
+    index: Option<u64>,
+    template: Option<String>,
+    status: Option<String>,
+    status_reason: Option<String>,
+    /// In the recipient's time zone.
+    send_at: Option<String>,
+    text: Option<String>,
+}
+
+fn render_plan(p: &PlanShown, colour: bool) -> String {
+    let status = or_dash(p.status.as_deref());
     let mut text = fields(
         &[
-            ("plan", Some(s(&p["id"]))),
-            ("invoice", opt_str(&p["invoice"])),
+            ("plan", Some(or_dash(p.id.as_deref()))),
+            ("invoice", some_clean(p.invoice.as_deref())),
             ("status", Some(status.clone())),
-            ("to", Some(s(&p["to"]))),
+            ("to", Some(or_dash(p.to.as_deref()))),
             (
                 "amount",
                 Some(show::clean(&format!(
                     "{} {}",
-                    s(&p["amount"]),
-                    s(&p["currency"])
+                    or_dash(p.amount.as_deref()),
+                    or_dash(p.currency.as_deref())
                 ))),
             ),
-            ("due date", Some(s(&p["due_date"]))),
-            ("time zone", opt_str(&p["timezone"])),
-            ("locale", opt_str(&p["locale"])),
-            ("paid", opt_time(&p["paid_at"])),
-            ("created", opt_time(&p["created_at"])),
+            ("due date", Some(or_dash(p.due_date.as_deref()))),
+            ("time zone", some_clean(p.timezone.as_deref())),
+            ("locale", some_clean(p.locale.as_deref())),
+            ("paid", some_time(p.paid_at.as_deref())),
+            ("created", some_time(p.created_at.as_deref())),
         ],
         |k| (k == "status").then(|| status_colour(&status)).flatten(),
         colour,
     );
     let mut t = Table::new(&["STEP", "TEMPLATE", "STATUS", "SEND AT", "TEXT"]);
-    for st in p["steps"].as_array().into_iter().flatten() {
+    for st in p.steps.as_deref().unwrap_or_default() {
         t.row(vec![
-            Cell::new(s(&st["index"])),
-            Cell::new(s(&st["template"])),
-            Cell::status(&s(&st["status"]), st["status_reason"].as_str()),
-            Cell::new(show::time_as_given(&st["send_at"])),
-            Cell::new(st["text"].as_str().unwrap_or("-")),
+            Cell::new(or_dash(st.index)),
+            Cell::new(or_dash(st.template.as_deref())),
+            Cell::status(&or_dash(st.status.as_deref()), st.status_reason.as_deref()),
+            Cell::new(time_as_given_text(st.send_at.as_deref())),
+            Cell::new(st.text.as_deref().unwrap_or("-")),
         ]);
     }
     text.push('\n');
     text.push_str(&t.render(colour));
-    let replies = p["replies"].as_array().cloned().unwrap_or_default();
+    let replies = p.replies.as_deref().unwrap_or_default();
     if !replies.is_empty() {
         text.push_str("\nReplies\n");
-        text.push_str(&replies_table(&replies, true).render(colour));
+        text.push_str(&replies_table(replies, true).render(colour));
     }
     text
 }
@@ -335,10 +369,11 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
                 if o.json {
                     print_raw(&raw);
                 } else {
+                    let p: PlanShown = view(&api, &p)?;
                     if code == 200 {
                         eprintln!(
                             "invoice {} already had this plan (the same request): nothing new was made",
-                            show::clean(&s(&p["invoice"]))
+                            show::clean(&or_dash(p.invoice.as_deref()))
                         );
                     }
                     out(&render_plan(&p, o.colour));
@@ -391,7 +426,7 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
                 if o.json {
                     print_raw(&p.raw);
                 } else {
-                    out(&render_plan(&p.json, o.colour));
+                    out(&render_plan(&view(&api, &p.json)?, o.colour));
                 }
                 Ok(ExitCode::SUCCESS)
             })
@@ -410,7 +445,7 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
                 if o.json {
                     print_raw(&p.raw);
                 } else {
-                    out(&render_plan(&p.json, o.colour));
+                    out(&render_plan(&view(&api, &p.json)?, o.colour));
                 }
                 Ok(ExitCode::SUCCESS)
             })
@@ -442,7 +477,7 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
             if o.json {
                 print_raw(&p.raw);
             } else {
-                out(&render_plan(&p.json, o.colour));
+                out(&render_plan(&view(&api, &p.json)?, o.colour));
             }
             Ok(ExitCode::SUCCESS)
         }),
@@ -452,6 +487,7 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::client::show::s;
 
     #[test]
     fn the_typed_table_prints_what_the_json_did() {

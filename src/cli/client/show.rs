@@ -360,19 +360,28 @@ pub fn time_zoned_text(t: &str) -> String {
     }
 }
 
+/// A time of a typed view as [`time_as_given`] prints it: in the offset it was given in, to the
+/// minute, the text as it came when it is not RFC 3339, `-` when absent.
+pub fn time_as_given_text(t: Option<&str>) -> String {
+    match t.and_then(|t| DateTime::<FixedOffset>::parse_from_rfc3339(t).ok()) {
+        Some(t) => t.format("%Y-%m-%d %H:%M %:z").to_string(),
+        None => or_dash(t),
+    }
+}
+
 /// A JSON value when it is present and not null.
 pub fn present(v: &Value) -> Option<&Value> {
     (!v.is_null()).then_some(v)
 }
 
-/// A time for a `fields` row (see [`time`]): `None`, leaving the row out, when absent.
-pub fn opt_time(v: &Value) -> Option<String> {
-    present(v).map(time)
+/// A time for a `fields` row (see [`time_text`]): `None`, leaving the row out, when absent.
+pub fn some_time(t: Option<&str>) -> Option<String> {
+    t.map(|t| time_text(Some(t)))
 }
 
 /// A text for a `fields` row, made safe to print: `None`, leaving the row out, when absent.
-pub fn opt_str(v: &Value) -> Option<String> {
-    present(v).map(|v| clean(&s(v)))
+pub fn some_clean(t: Option<&str>) -> Option<String> {
+    t.map(clean)
 }
 
 #[cfg(test)]
@@ -391,6 +400,7 @@ mod tests {
             let v = t.map_or(Value::Null, Value::from);
             assert_eq!(time_text(t), time(&v), "{v}");
             assert_eq!(or_dash(t), s(&v), "{v}");
+            assert_eq!(time_as_given_text(t), time_as_given(&v), "{v}");
             if let Some(t) = t {
                 assert_eq!(time_zoned_text(t), time_zoned(&v), "{v}");
             }
