@@ -342,8 +342,12 @@ mod tests {
             "url": "http://127.0.0.1:9/h", "attempts": 2,
             "next_attempt_at": "2026-12-07T03:20:00Z", "last_error": "HTTP 500"}]));
         let text = render_status(&modems, &stats, &hooks, false);
+        // In this machine's time zone, with its offset.
+        let until = time_zoned_text("2026-12-07T03:12:00Z");
         assert!(
-            text.contains("resting (went down too often; sends again 2026-12-07"),
+            text.contains(&format!(
+                "resting (went down too often; sends again {until})"
+            )),
             "{text}"
         );
         assert!(!sends(&modems[0]));
