@@ -331,14 +331,83 @@ pub fn fields(
     out
 }
 
+/// A field of a typed view as [`s`] prints it: the value, or `-` when absent.
+pub fn or_dash(v: Option<impl std::fmt::Display>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// A time of a typed view as [`time`] prints it: local time to the second, the text as it came
+/// when it is not RFC 3339, `-` when absent.
+pub fn time_text(t: Option<&str>) -> String {
+    match t.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+        Some(t) => t
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        None => or_dash(t),
+    }
+}
+
+/// A time of a typed view as [`time_zoned`] prints it: local time with its offset, the text as
+/// it came when it is not RFC 3339.
+pub fn time_zoned_text(t: &str) -> String {
+    match DateTime::parse_from_rfc3339(t) {
+        Ok(t) => t
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// A time of a typed view as [`time_as_given`] prints it: in the offset it was given in, to the
+/// minute, the text as it came when it is not RFC 3339, `-` when absent.
+pub fn time_as_given_text(t: Option<&str>) -> String {
+    match t.and_then(|t| DateTime::<FixedOffset>::parse_from_rfc3339(t).ok()) {
+        Some(t) => t.format("%Y-%m-%d %H:%M %:z").to_string(),
+        None => or_dash(t),
+    }
+}
+
 /// A JSON value when it is present and not null.
 pub fn present(v: &Value) -> Option<&Value> {
     (!v.is_null()).then_some(v)
 }
 
+/// A time for a `fields` row (see [`time_text`]): `None`, leaving the row out, when absent.
+pub fn some_time(t: Option<&str>) -> Option<String> {
+    t.map(|t| time_text(Some(t)))
+}
+
+/// A text for a `fields` row, made safe to print: `None`, leaving the row out, when absent.
+pub fn some_clean(t: Option<&str>) -> Option<String> {
+    t.map(clean)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_fields_print_as_their_json_values_do() {
+        for t in [
+            Some("2026-12-07T03:12:00Z"),
+            Some("2026-12-07T03:12:00-05:00"),
+            Some("not a time"),
+            Some(""),
+            None,
+        ] {
+            let v = t.map_or(Value::Null, Value::from);
+            assert_eq!(time_text(t), time(&v), "{v}");
+            assert_eq!(or_dash(t), s(&v), "{v}");
+            assert_eq!(time_as_given_text(t), time_as_given(&v), "{v}");
+            if let Some(t) = t {
+                assert_eq!(time_zoned_text(t), time_zoned(&v), "{v}");
+            }
+        }
+        assert_eq!(or_dash(Some(3u8)), s(&Value::from(3u8)));
+        assert_eq!(or_dash(None::<u8>), s(&Value::Null));
+    }
 
     #[test]
     fn tables_align_on_visible_width_and_colour_only_when_asked() {

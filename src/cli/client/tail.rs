@@ -4,10 +4,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Args;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::remote::{Api, Failure};
+use super::remote::{Api, Failure, Remote};
+use super::run_remote;
 use super::show::{self, Colour, clean, paint, status_colour};
 
 /// One line of an event stream, read as the SSE format (WHATWG HTML, "server-sent events") says.
@@ -212,6 +214,19 @@ enum Ended {
     Stop,
     /// The connection dropped: reconnect.
     Dropped(String),
+}
+
+/// Arguments of `smsgate tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The daemon and the output (`--json`: each event's JSON on one line).
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `smsgate tail`
+pub fn tail(args: TailArgs) -> ExitCode {
+    run_remote(&args.remote, None, |api, o| run(api, o.json, o.colour))
 }
 
 /// Follows `GET /v1/events` until Ctrl-C. The first connection must succeed (otherwise the
