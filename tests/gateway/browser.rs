@@ -132,6 +132,14 @@ impl Browser {
 
     /// One DevTools command; its result (events in between are skipped).
     pub(crate) async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// One DevTools command; its result, or the error the browser answered.
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
@@ -146,8 +154,10 @@ impl Browser {
             };
             let v: Value = serde_json::from_str(&t).unwrap();
             if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(_) => Err(v),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -169,11 +179,18 @@ impl Browser {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let r = self
-                .call(
+                .try_call(
                     "Runtime.evaluate",
                     json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
                 )
                 .await;
+            // A page that navigates while it is asked (a form posted, a redirect) answers
+            // "Inspected target navigated or closed": ask the new page.
+            let r = match r {
+                Ok(r) => r,
+                Err(e) if e.to_string().contains("navigated or closed") => Value::Null,
+                Err(e) => panic!("{what}: {e}"),
+            };
             let v = r["result"]["value"].clone();
             let truthy =
                 !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
