@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::store::inbound::InboundMessage;
 use crate::store::{Message, Status};
@@ -116,34 +116,7 @@ impl std::fmt::Debug for Account {
     }
 }
 
-/// What a message created through the Twilio door keeps of its request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TwilioLink {
-    /// The account it was created under.
-    pub account_sid: String,
-    /// The `From` asked for, as given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    /// The `MessagingServiceSid` given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub messaging_service_sid: Option<String>,
-    /// Where status callbacks go.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_callback: Option<String>,
-    /// `outbound-api`, or `outbound-reply` for a TwiML answer to an incoming message.
-    #[serde(default = "TwilioLink::api")]
-    pub direction: String,
-    /// The modem it must go through: the one `From` named (by its number or name), or the
-    /// one the message it answers came in on. Absent: any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modem: Option<String>,
-}
-
-impl TwilioLink {
-    fn api() -> String {
-        "outbound-api".into()
-    }
-}
+pub use crate::domain::TwilioLink;
 
 /// A URL without its user, password and query (which may hold secrets), for logs.
 pub fn log_safe(url: &str) -> String {

@@ -1,7 +1,15 @@
 //! The gateway's own vocabulary, free of I/O: what every layer above may speak.
 //!
-//! Today: the rules a new message is made by ([`MessageRules`]). Phone numbers
-//! ([`crate::numbers`]) and the reading of replies ([`crate::replies`]) are in this layer too.
+//! Today: the rules a new message is made by ([`MessageRules`]), the send window a message
+//! keeps ([`WindowSpec`]) and what a message made through the Twilio-compatible door keeps
+//! ([`TwilioLink`]). Phone numbers ([`crate::numbers`]) and the reading of replies
+//! ([`crate::replies`]) are in this layer too.
+
+mod twilio;
+mod window;
+
+pub use twilio::TwilioLink;
+pub use window::WindowSpec;
 
 use std::time::Duration;
 

@@ -252,7 +252,7 @@ async fn write_fixture(dir: &Path) {
         vars: serde_json::Map::new(),
         callback_url: None,
         precheck_url: None,
-        send_window: crate::reminders::window::WindowSpec {
+        send_window: crate::domain::WindowSpec {
             start: "09:00".into(),
             end: "18:00".into(),
             timezone: "America/New_York".into(),

@@ -225,13 +225,13 @@ pub struct Message {
     pub history_hash: Option<String>,
     /// The hours it may go out in, in the recipient's time zone (outside them it waits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub send_window: Option<crate::reminders::window::WindowSpec>,
+    pub send_window: Option<crate::domain::WindowSpec>,
     /// The reminder plan step it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminder: Option<ReminderLink>,
     /// What the Twilio-compatible door kept of the request that created it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub twilio: Option<crate::twilio::TwilioLink>,
+    pub twilio: Option<crate::domain::TwilioLink>,
 }
 
 /// Which reminder plan and step a message is the text of.

@@ -22,7 +22,7 @@ use super::{
     IdempotencyRecord, Message, Note, Status, StepKind, Store, StoreError, Tx, TxTrees, abort,
     decode, encode, id_key, id_string, idempotency_row, insert_in, message_rows, update_in,
 };
-use crate::reminders::window::WindowSpec;
+use crate::domain::WindowSpec;
 
 /// Where a plan is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

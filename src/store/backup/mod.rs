@@ -158,7 +158,7 @@ pub(super) mod testing {
             vars: serde_json::Map::new(),
             callback_url: None,
             precheck_url: None,
-            send_window: crate::reminders::window::WindowSpec {
+            send_window: crate::domain::WindowSpec {
                 start: "09:00".into(),
                 end: "18:00".into(),
                 timezone: "America/New_York".into(),
