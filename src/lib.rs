@@ -15,7 +15,8 @@
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog.
 //!
 //! **domain**
-//! - [`domain`]: the rules a new message is made by.
+//! - [`domain`]: the message and its status, the rules a new message is made by, the send
+//!   window and Twilio link a message keeps.
 //! - [`numbers`]: phone numbers: what the API accepts and what the network sends, in E.164.
 //! - [`replies`]: what an inbound text means: an opt-out keyword or an answer to a message's
 //!   `reply_options`.
