@@ -10,10 +10,7 @@ pub fn secret_bytes(n: usize) -> Result<Vec<u8>, getrandom::Error> {
 
 /// `n` random bytes from the operating system's source, as lower-case hex.
 pub fn secret_hex(n: usize) -> Result<String, getrandom::Error> {
-    Ok(secret_bytes(n)?
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect())
+    Ok(hex::encode(secret_bytes(n)?))
 }
 
 /// Whether two byte strings are equal, in time that depends on their lengths only (for

@@ -6,46 +6,23 @@ use super::error::DecodeError;
 /// string is ignored; anything else that is not a hex digit is an error with its position.
 pub fn parse_hex(hex: &str) -> Result<Vec<u8>, DecodeError> {
     let hex = hex.trim();
-    let bytes = hex.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return Err(DecodeError::Hex {
-            position: bytes.len(),
-            reason: "odd number of hex digits",
-        });
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 2);
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = nibble(pair[0]).ok_or(DecodeError::Hex {
-            position: i * 2,
+    ::hex::decode(hex).map_err(|e| match e {
+        ::hex::FromHexError::InvalidHexCharacter { index, .. } => DecodeError::Hex {
+            position: index,
             reason: "not a hex digit",
-        })?;
-        let lo = nibble(pair[1]).ok_or(DecodeError::Hex {
-            position: i * 2 + 1,
-            reason: "not a hex digit",
-        })?;
-        out.push(hi << 4 | lo);
-    }
-    Ok(out)
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+        },
+        ::hex::FromHexError::OddLength | ::hex::FromHexError::InvalidStringLength => {
+            DecodeError::Hex {
+                position: hex.len(),
+                reason: "odd number of hex digits",
+            }
+        }
+    })
 }
 
 /// Formats octets as upper-case hex, the form modems expect after `AT+CMGS`.
 pub fn to_hex(octets: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut s = String::with_capacity(octets.len() * 2);
-    for &b in octets {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
-    }
-    s
+    ::hex::encode_upper(octets)
 }
 
 /// Reads octets front to back, remembering the position for error messages.

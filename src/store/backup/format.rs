@@ -25,37 +25,27 @@ pub const EXPORT_FORMAT: u64 = 1;
 
 /// The bytes in lower-case hex, appended to `out`.
 pub(super) fn hex_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0xF)]);
-    }
+    let start = out.len();
+    out.resize(start + bytes.len() * 2, 0);
+    // The slice is exactly twice as long as the bytes: this cannot fail.
+    let _ = ::hex::encode_to_slice(bytes, &mut out[start..]);
 }
 
 /// The bytes in lower-case hex.
 pub(super) fn hex(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    hex_into(&mut out, bytes);
-    String::from_utf8_lossy(&out).into_owned()
+    ::hex::encode(bytes)
 }
 
 /// Hex (either case) back to bytes.
 pub(super) fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    fn digit(c: u8) -> Result<u8, String> {
-        match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            b'A'..=b'F' => Ok(c - b'A' + 10),
-            _ => Err(format!("{:?} is not a hex digit", char::from(c))),
+    ::hex::decode(s).map_err(|e| match e {
+        ::hex::FromHexError::InvalidHexCharacter { c, .. } => {
+            format!("{c:?} is not a hex digit")
         }
-    }
-    if !s.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits ({})", s.len()));
-    }
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Ok(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
+        ::hex::FromHexError::OddLength | ::hex::FromHexError::InvalidStringLength => {
+            format!("odd number of hex digits ({})", s.len())
+        }
+    })
 }
 
 /// The hex form of a value: an object whose only member is `hex`, a string.
