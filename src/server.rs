@@ -222,11 +222,13 @@ impl Gateway {
         bound: &mut Option<oneshot::Sender<SocketAddr>>,
     ) -> anyhow::Result<Round> {
         let shutdown = outer.child_token();
-        let store = Store::open(&self.store_path, self.cache_mb)
+        // The store hears every change through the webhook outbox from the start.
+        let hears = crate::webhook::WebhookListener::new(&self.webhooks);
+        let store = Store::open_with(&self.store_path, self.cache_mb, vec![hears.notifier()])
             .map_err(|e| anyhow::Error::new(StoreOpenError(e.to_string())))?;
-        let webhooks = Webhooks::new(store.clone(), &self.webhooks, self.outbound.clone())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        store.set_notifier(Some(webhooks.notifier()));
+        let webhooks =
+            Webhooks::with_listener(store.clone(), &self.webhooks, self.outbound.clone(), &hears)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         let webhook_cancel = CancellationToken::new();
         // A background task that panics stops the round (and the daemon, with an error, so that
         // its service manager restarts it) instead of leaving a gateway that accepts messages
@@ -400,7 +402,6 @@ impl Gateway {
         let _ = events_task.await;
         webhook_cancel.cancel();
         let _ = webhook_task.await;
-        store.set_notifier(None);
         drop(twiml);
         if reopen {
             // The old database refuses writes for good; dropping the last handle releases it.

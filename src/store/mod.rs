@@ -101,6 +101,29 @@ pub trait Notifier: Send + Sync {
     fn wake(&self);
 }
 
+/// Several listeners heard as one: their deliveries in order, each woken.
+struct Listeners(Vec<Arc<dyn Notifier>>);
+
+impl Notifier for Listeners {
+    fn deliveries(
+        &self,
+        message: &Message,
+        event: &Event,
+        old_status: Status,
+    ) -> Vec<outbox::NewWebhook> {
+        self.0
+            .iter()
+            .flat_map(|l| l.deliveries(message, event, old_status))
+            .collect()
+    }
+
+    fn wake(&self) {
+        for l in &self.0 {
+            l.wake();
+        }
+    }
+}
+
 /// A store failure. The API answers 503 for these: nothing was acknowledged that is not stored.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -168,7 +191,8 @@ struct Inner {
     invoices: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
-    notifier: std::sync::RwLock<Option<Arc<dyn Notifier>>>,
+    /// What hears every change (the webhook outbox): given at construction, never changed.
+    notifier: Option<Arc<dyn Notifier>>,
     /// Live events for subscribers ([`live`]).
     live: tokio::sync::broadcast::Sender<live::LiveEvent>,
     path: PathBuf,
@@ -209,6 +233,16 @@ fn abort(e: StoreError) -> Tx {
 impl Store {
     /// Opens (or creates) the store in `path`, with the group-commit flusher on its own thread.
     pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
+        Store::open_with(path, cache_mb, Vec::new())
+    }
+
+    /// [`Store::open`] with the listeners that turn every change into deliveries (see
+    /// [`Notifier`]), in this order; they are the store's for its whole life.
+    pub fn open_with(
+        path: &Path,
+        cache_mb: u64,
+        listeners: Vec<Arc<dyn Notifier>>,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
         let config = sled::Config::new()
@@ -265,7 +299,11 @@ impl Store {
             hourly: db.open_tree("hourly")?,
             invoices: db.open_tree("invoices")?,
             counts: Default::default(),
-            notifier: std::sync::RwLock::new(None),
+            notifier: match listeners.len() {
+                0 => None,
+                1 => listeners.into_iter().next(),
+                _ => Some(Arc::new(Listeners(listeners))),
+            },
             live: live::channel(),
             db,
             path: path.to_path_buf(),
@@ -335,21 +373,8 @@ impl Store {
         &self.inner.path
     }
 
-    /// Sets what turns history entries into webhook deliveries (see [`Notifier`]).
-    pub fn set_notifier(&self, n: Option<Arc<dyn Notifier>>) {
-        *self
-            .inner
-            .notifier
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = n;
-    }
-
     fn notifier(&self) -> Option<Arc<dyn Notifier>> {
-        self.inner
-            .notifier
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.notifier.clone()
     }
 }
 

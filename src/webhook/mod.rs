@@ -521,6 +521,39 @@ impl Notifier for Hook {
     }
 }
 
+/// What the store hears every change through (see [`Store::open_with`]), made before the
+/// store and shared with the [`Webhooks`] made after it: the deliveries a change makes are
+/// written in its transaction, and wake the sender's worker once they are on disk.
+#[derive(Clone)]
+pub struct WebhookListener {
+    router: Router,
+    notify: Arc<Notify>,
+    twilio: Arc<OnceLock<TwilioHooks>>,
+}
+
+impl WebhookListener {
+    /// A listener for this configuration's events.
+    pub fn new(config: &WebhookConfig) -> WebhookListener {
+        WebhookListener {
+            router: Router {
+                url: config.url.clone(),
+                all_events: config.all_events,
+            },
+            notify: Arc::new(Notify::new()),
+            twilio: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The store's side of it.
+    pub fn notifier(&self) -> Arc<dyn Notifier> {
+        Arc::new(Hook {
+            router: self.router.clone(),
+            notify: self.notify.clone(),
+            twilio: self.twilio.clone(),
+        })
+    }
+}
+
 /// The webhook sender: enqueues events and runs the delivery worker. Cheap to clone.
 #[derive(Clone)]
 pub struct Webhooks {
@@ -585,11 +618,22 @@ impl Webhooks {
         config: &WebhookConfig,
         outbound: OutboundPolicy,
     ) -> Result<Webhooks, WebhookError> {
+        Webhooks::with_listener(store, config, outbound, &WebhookListener::new(config))
+    }
+
+    /// [`Webhooks::new`] for a store opened with `listener`'s notifier
+    /// ([`Store::open_with`]): the deliveries it writes wake this sender's worker.
+    pub fn with_listener(
+        store: Store,
+        config: &WebhookConfig,
+        outbound: OutboundPolicy,
+        listener: &WebhookListener,
+    ) -> Result<Webhooks, WebhookError> {
         let backoff = Backoff {
             base: config.retry_backoff,
             cap: config.retry_backoff_max,
         };
-        Webhooks::with_backoff(store, config, backoff, outbound)
+        Webhooks::build(store, config, backoff, outbound, listener)
     }
 
     /// A sender for this configuration with another retry backoff.
@@ -598,6 +642,22 @@ impl Webhooks {
         config: &WebhookConfig,
         backoff: Backoff,
         outbound: OutboundPolicy,
+    ) -> Result<Webhooks, WebhookError> {
+        Webhooks::build(
+            store,
+            config,
+            backoff,
+            outbound,
+            &WebhookListener::new(config),
+        )
+    }
+
+    fn build(
+        store: Store,
+        config: &WebhookConfig,
+        backoff: Backoff,
+        outbound: OutboundPolicy,
+        listener: &WebhookListener,
     ) -> Result<Webhooks, WebhookError> {
         config.validate().map_err(WebhookError::Config)?;
         let signer = match &config.secret {
@@ -625,10 +685,10 @@ impl Webhooks {
                 max_age: TimeDelta::from_std(config.max_age).unwrap_or(TimeDelta::MAX),
                 max_in_flight: config.max_in_flight.max(1),
                 backoff,
-                notify: Arc::new(Notify::new()),
+                notify: listener.notify.clone(),
                 busy: Mutex::new(HashSet::new()),
                 warned_unsigned: AtomicBool::new(false),
-                twilio: Arc::new(OnceLock::new()),
+                twilio: listener.twilio.clone(),
                 answers: OnceLock::new(),
             }),
         })
@@ -637,16 +697,6 @@ impl Webhooks {
     /// The signer of deliveries (and of reminder prechecks), when a secret is configured.
     pub fn signer(&self) -> Option<Signer> {
         self.inner.signer.clone()
-    }
-
-    /// What turns a message's history entries into deliveries, in the same transaction as
-    /// the change (see [`Store::set_notifier`]), and wakes this sender's worker.
-    pub fn notifier(&self) -> Arc<dyn Notifier> {
-        Arc::new(Hook {
-            router: self.inner.router.clone(),
-            notify: self.inner.notify.clone(),
-            twilio: self.inner.twilio.clone(),
-        })
     }
 
     /// Turns on the Twilio door's deliveries: status callbacks of its messages and
