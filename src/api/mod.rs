@@ -8,6 +8,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod history;
+mod idempotency;
 pub mod inbound;
 pub mod messages;
 pub mod openapi;
