@@ -5,7 +5,10 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 
-use super::{Message, Status, Store, StoreError, decode_message, id_key, id_string, invoice_key};
+use super::{
+    INVOICES_BUILT, Message, Status, Store, StoreError, decode_message, id_key, id_string,
+    invoice_key,
+};
 
 /// Filter for [`Store::list`].
 #[derive(Debug, Clone, Default)]
@@ -34,7 +37,7 @@ pub enum NextDue {
 }
 
 impl Store {
-    /// Makes the `invoices` index again from the messages (the empty key marks it built).
+    /// Makes the `invoices` index again from the messages ([`INVOICES_BUILT`] marks it built).
     pub(crate) fn rebuild_invoice_index(&self) -> Result<(), StoreError> {
         let i = &self.inner;
         i.invoices.clear()?;
@@ -49,7 +52,7 @@ impl Store {
                 i.invoices.insert(key, &[])?;
             }
         }
-        i.invoices.insert([], &[])?;
+        i.invoices.insert(INVOICES_BUILT, &[])?;
         Ok(())
     }
 

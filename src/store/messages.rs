@@ -76,12 +76,7 @@ impl Store {
                     }
                     ti.insert(k.as_slice(), v.as_slice())?;
                 }
-                insert_in(tm, td, ts, tt, messages, &rows)?;
-                for (m, (id, _)) in messages.iter().zip(&rows) {
-                    if let Some(k) = invoice_key(m, id) {
-                        tinv.insert(k, &[])?;
-                    }
-                }
+                insert_in(tm, td, ts, tt, tinv, messages, &rows)?;
                 Ok::<_, Tx>(())
             })?;
         for m in messages {
@@ -381,6 +376,7 @@ pub(super) fn insert_in(
     td: &TransactionalTree,
     ts: &TransactionalTree,
     tt: &TransactionalTree,
+    tinv: &TransactionalTree,
     messages: &[Message],
     rows: &[Row<[u8; 16]>],
 ) -> Result<(), Tx> {
@@ -388,6 +384,9 @@ pub(super) fn insert_in(
         tm.insert(&id[..], json.as_slice())?;
         index_status(td, ts, m, id)?;
         tt.insert(to_key(&m.to, id), &[])?;
+        if let Some(k) = invoice_key(m, id) {
+            tinv.insert(k, &[])?;
+        }
     }
     Ok(())
 }

@@ -22,7 +22,7 @@
 //! | `plan_invoices` | invoice reference | plan id (16): one plan per invoice |
 //! | `templates` | template name | JSON [`plans::StoredTemplate`]: templates set through the API |
 //! | `hourly` | hour since the epoch (4, BE) · modem | sent · delivered · failed (3 × 8, BE): per-hour counts ([`hourly`]) |
-//! | `invoices` | invoice (`metadata.invoice`) · 0xFF · id (16); the empty key once built | empty: messages about an invoice, for the dispute export and the admin page's search |
+//! | `invoices` | invoice (`metadata.invoice`) · 0xFF · id (16); the one-byte key 0x02 once complete (0.1.0 marked it with the empty key and left plans' messages out: made again at open) | empty: messages about an invoice, for the dispute export and the admin page's search |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -324,8 +324,9 @@ impl Store {
         let store = Store {
             inner: Arc::new(inner),
         };
-        if !store.inner.invoices.contains_key([])? {
-            // A store written before the index: built once, then marked by the empty key.
+        if !store.inner.invoices.contains_key(INVOICES_BUILT)? {
+            // A store written before the index, or before plans' messages were in it: built
+            // once, then marked.
             store.rebuild_invoice_index()?;
         }
         let files = FlushFiles {
@@ -377,6 +378,12 @@ impl Store {
         self.inner.notifier.clone()
     }
 }
+
+/// The key that marks the `invoices` index complete: every message with `metadata.invoice`,
+/// the plans' too. A store whose index was marked by the empty key (0.1.0, which left plans'
+/// messages out) has it made again at the next open. Shorter than any entry (invoice · 0xFF ·
+/// id is at least 17 bytes).
+pub(crate) const INVOICES_BUILT: [u8; 1] = [2];
 
 /// Attempts, 50 ms apart, to take the lock of a store this process has just closed.
 const LOCK_TRIES: u32 = 20;

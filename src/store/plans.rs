@@ -182,8 +182,9 @@ impl Store {
             &i.status,
             &i.to,
             &i.idempotency,
+            &i.invoices,
         )
-            .transaction(|(tp, ti, tm, td, ts, tt, tidem)| {
+            .transaction(|(tp, ti, tm, td, ts, tt, tidem, tinv)| {
                 if let Some(existing) = ti.get(plan.invoice.as_bytes())? {
                     let Some(v) = tp.get(&existing)? else {
                         return Err(abort(StoreError::Corrupt {
@@ -197,7 +198,7 @@ impl Store {
                 }
                 tp.insert(&pid[..], rec.as_slice())?;
                 ti.insert(plan.invoice.as_bytes(), &pid[..])?;
-                insert_in(tm, td, ts, tt, messages, &rows)?;
+                insert_in(tm, td, ts, tt, tinv, messages, &rows)?;
                 if let Some((k, v)) = &idem {
                     tidem.insert(k.as_slice(), v.as_slice())?;
                 }
@@ -330,9 +331,10 @@ impl Store {
             &i.reports,
             &i.idempotency,
             &i.hourly,
+            &i.invoices,
         )
             .transaction(
-                |(tp, messages, due, status, tt, events, outbox, reports, tidem, hourly)| {
+                |(tp, messages, due, status, tt, events, outbox, reports, tidem, hourly, tinv)| {
                     let current = tp.get(&pid[..])?;
                     let current: Option<Plan> = match current {
                         Some(v) => Some(decode(pid, &v).map_err(abort)?),
@@ -373,7 +375,7 @@ impl Store {
                             _ => {}
                         }
                     }
-                    insert_in(messages, due, status, tt, &change.insert, &rows)?;
+                    insert_in(messages, due, status, tt, tinv, &change.insert, &rows)?;
                     tp.insert(&pid[..], rec.as_slice())?;
                     if let Some((k, v)) = &idem {
                         tidem.insert(k.as_slice(), v.as_slice())?;

@@ -330,10 +330,11 @@ impl Store {
             }
         }
 
-        let built = i.invoices.contains_key([])?;
+        // A store marked by 0.1.0 (the empty key) has its index made again at the next open.
+        let built = i.invoices.contains_key(crate::store::INVOICES_BUILT)?;
         for r in i.invoices.iter() {
             let (k, _) = r?;
-            if k.is_empty() {
+            if k.is_empty() || k.as_ref() == crate::store::INVOICES_BUILT {
                 continue;
             }
             let n = k.len();

@@ -144,6 +144,8 @@ pub(super) mod testing {
         step.status = Status::Scheduled;
         step.accepted_as = Status::Scheduled;
         step.due_at = Utc::now() + chrono::Duration::days(10);
+        // As plans write it: the step's message names the invoice, so it is in `invoices`.
+        step.metadata = Some(serde_json::json!({"invoice": "INV-77", "plan_id": "p"}));
         ms[4] = step.clone();
         let now = Utc::now();
         let plan = Plan {
