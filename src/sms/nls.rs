@@ -10,10 +10,10 @@
 //! `sLanguageShiftTables`, which follow TS 23.038 V9.1.1) and cross-checked against Mozilla's
 //! `ril_consts.js` and CyberChef's `Gsm7.mjs` (TS 23.038 V16.0.0). Conventions:
 //!
-//! * the escape position 0x1B holds [`UNDEF`] in every table;
-//! * positions that have no character hold [`UNDEF`];
+//! * the escape position 0x1B holds `UNDEF` in every table;
+//! * positions that have no character hold `UNDEF`;
 //! * in single shift tables 0x0A is FORM FEED (the spec's "page break") and 0x0D (reserved by the
-//!   spec for the CR2 control character) is [`UNDEF`], as in the default extension table.
+//!   spec for the CR2 control character) is `UNDEF`, as in the default extension table.
 
 /// Marks a table position that has no character (and the 0x1B escape position).
 pub(crate) const UNDEF: char = '\u{FFFF}';

@@ -233,7 +233,7 @@ impl Webhooks {
     /// and wakes the worker; returns one entry per URL, none when no URL applies. Events with
     /// the same `ordering_key` (a message id; empty for none) reach each URL in call order.
     /// Events about a message are written by the store with the change itself (see
-    /// [`Webhooks::notifier`]); this is for the others.
+    /// [`WebhookListener::notifier`]); this is for the others.
     pub async fn enqueue(
         &self,
         event_type: EventType,
