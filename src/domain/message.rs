@@ -283,7 +283,7 @@ pub struct Reply {
 
 /// One entry of a message's history. Entries form a hash chain: each stored entry carries
 /// the SHA-256 of the one before it (`prev`), so an entry changed, removed or inserted after
-/// the fact shows (see [`crate::store::Store::verify_all_histories`]).
+/// the fact shows (`smsgate history verify` checks every chain).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Order within the message, from 0.
