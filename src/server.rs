@@ -227,8 +227,7 @@ impl Gateway {
         let store = Store::open_with(&self.store_path, self.cache_mb, vec![hears.notifier()])
             .map_err(|e| anyhow::Error::new(StoreOpenError(e.to_string())))?;
         let webhooks =
-            Webhooks::with_listener(store.clone(), &self.webhooks, self.outbound.clone(), &hears)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Webhooks::with_listener(store.clone(), &self.webhooks, self.outbound.clone(), &hears)?;
         let webhook_cancel = CancellationToken::new();
         // A background task that panics stops the round (and the daemon, with an error, so that
         // its service manager restarts it) instead of leaving a gateway that accepts messages
@@ -267,10 +266,7 @@ impl Gateway {
                 }),
             });
         }
-        let unknown = dispatcher
-            .recover()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let unknown = dispatcher.recover().await?;
         if unknown > 0 {
             tracing::warn!(
                 unknown,
@@ -409,7 +405,7 @@ impl Gateway {
             drop(store);
             return Ok(Round::ReopenStore);
         }
-        store.durable().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        store.durable().await?;
         if let Some(why) = failed.get() {
             return Err(anyhow::Error::new(TaskFailed(why.clone())));
         }
