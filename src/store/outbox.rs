@@ -264,25 +264,7 @@ impl Store {
         limit: usize,
         after: Option<u64>,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let limit = limit.clamp(1, 1000);
-        let start = match after {
-            Some(a) => match a.checked_add(1) {
-                Some(s) => s,
-                None => return Ok(Vec::new()),
-            },
-            None => 0,
-        };
-        let mut out = Vec::new();
-        for e in self.outbox_entries(start) {
-            let e = e?;
-            if e.state == OutboxState::Dead {
-                out.push(e);
-                if out.len() == limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        self.outbox_page(limit, after, |e| e.state == OutboxState::Dead)
     }
 
     /// Pending entries that have failed at least once (the receiver answered an error or could
@@ -292,6 +274,19 @@ impl Store {
         &self,
         limit: usize,
         after: Option<u64>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox_page(limit, after, |e| {
+            e.state == OutboxState::Pending && e.attempts > 0
+        })
+    }
+
+    /// The entries `keep` accepts, in sequence order after sequence `after`, at most `limit`
+    /// (1 to 1000).
+    fn outbox_page(
+        &self,
+        limit: usize,
+        after: Option<u64>,
+        keep: impl Fn(&OutboxEntry) -> bool,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let limit = limit.clamp(1, 1000);
         let start = match after {
@@ -304,7 +299,7 @@ impl Store {
         let mut out = Vec::new();
         for e in self.outbox_entries(start) {
             let e = e?;
-            if e.state == OutboxState::Pending && e.attempts > 0 {
+            if keep(&e) {
                 out.push(e);
                 if out.len() == limit {
                     break;

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde::Deserialize;
 
-use super::paging::{Paging, more_hint, pages};
+use super::paging::{Paging, print_list};
 use super::parse::parse_since;
-use super::remote::{Answer, REQUEST_TIMEOUT, Remote};
-use super::show::{self, Cell, Table, or_dash, out, print_raw, time_text};
-use super::{run_remote, view};
+use super::remote::{REQUEST_TIMEOUT, Remote};
+use super::run_remote;
+use super::show::{self, Cell, Table, or_dash, time_text};
 
 /// `smsgate inbound …`
 #[derive(Debug, Subcommand)]
@@ -86,22 +86,17 @@ pub fn inbound(cmd: InboundCommand) -> ExitCode {
                 q.push((k, v.clone()));
             }
         }
-        let Answer {
-            json: page, raw, ..
-        } = pages(&api, "/v1/inbound", q, "messages", &paging).await?;
-        if o.json {
-            print_raw(&raw);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let list: ReceivedPage = view(&api, &page)?;
-        let t = inbound_table(&list.messages.unwrap_or_default());
-        if t.is_empty() {
-            eprintln!("no inbound messages");
-        } else {
-            out(&t.render(o.colour));
-        }
-        more_hint(&page);
-        Ok(ExitCode::SUCCESS)
+        print_list(
+            &api,
+            o,
+            "/v1/inbound",
+            q,
+            "messages",
+            &paging,
+            "no inbound messages",
+            |list: ReceivedPage| inbound_table(&list.messages.unwrap_or_default()),
+        )
+        .await
     })
 }
 

@@ -6,9 +6,9 @@ use clap::{Args, Subcommand};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::paging::{Paging, more_hint, pages};
+use super::paging::{Paging, print_list};
 use super::parse::parse_since;
-use super::remote::{Answer, REQUEST_TIMEOUT, Remote, path_segment};
+use super::remote::{REQUEST_TIMEOUT, Remote, path_segment};
 use super::send::id_and_status;
 use super::show::{
     self, Cell, Table, fields, or_dash, out, print_raw, s, some_clean, some_time, status_colour,
@@ -116,22 +116,17 @@ pub fn messages(cmd: MessagesCommand) -> ExitCode {
                         q.push((k, v.clone()));
                     }
                 }
-                let Answer {
-                    json: page, raw, ..
-                } = pages(&api, "/v1/messages", q, "messages", &a.paging).await?;
-                if o.json {
-                    print_raw(&raw);
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let list: MessagePage = view(&api, &page)?;
-                let t = messages_table(&list.messages.unwrap_or_default());
-                if t.is_empty() {
-                    eprintln!("no messages");
-                } else {
-                    out(&t.render(o.colour));
-                }
-                more_hint(&page);
-                Ok(ExitCode::SUCCESS)
+                print_list(
+                    &api,
+                    o,
+                    "/v1/messages",
+                    q,
+                    "messages",
+                    &a.paging,
+                    "no messages",
+                    |list: MessagePage| messages_table(&list.messages.unwrap_or_default()),
+                )
+                .await
             })
         }
         MessagesCommand::Show(a) => show_one(

@@ -7,8 +7,8 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::paging::{Paging, more_hint, pages};
-use super::remote::{Answer, REQUEST_TIMEOUT, Remote, path_segment};
+use super::paging::{Paging, print_list};
+use super::remote::{REQUEST_TIMEOUT, Remote, path_segment};
 use super::show::{self, Cell, Table, or_dash, out, print_raw, time_text};
 use super::{run_remote, view};
 
@@ -162,22 +162,17 @@ pub fn optout(cmd: OptoutCommand) -> ExitCode {
         }
         OptoutCommand::List { paging, remote } => {
             run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-                let Answer {
-                    json: page, raw, ..
-                } = pages(&api, "/v1/opt-outs", Vec::new(), "opt_outs", &paging).await?;
-                if o.json {
-                    print_raw(&raw);
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let list: OptOuts = view(&api, &page)?;
-                let t = optout_table(&list.opt_outs.unwrap_or_default());
-                if t.is_empty() {
-                    eprintln!("no opted-out numbers");
-                } else {
-                    out(&t.render(o.colour));
-                }
-                more_hint(&page);
-                Ok(ExitCode::SUCCESS)
+                print_list(
+                    &api,
+                    o,
+                    "/v1/opt-outs",
+                    Vec::new(),
+                    "opt_outs",
+                    &paging,
+                    "no opted-out numbers",
+                    |list: OptOuts| optout_table(&list.opt_outs.unwrap_or_default()),
+                )
+                .await
             })
         }
     }

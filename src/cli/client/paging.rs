@@ -1,12 +1,16 @@
 //! Paging of lists: the `--limit`, `--cursor` and `--all` options, fetching one page or every
 //! page, and the hint that there is more.
 
+use std::process::ExitCode;
+
 use clap::Args;
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::raw_field;
 use super::remote::{Answer, Api, Failure};
+use super::show::{Table, out, print_raw};
+use super::{Out, raw_field, view};
 
 /// Paging of a list.
 #[derive(Debug, Args)]
@@ -71,8 +75,39 @@ pub(super) async fn pages(
     }
 }
 
+/// Prints a list fetched with [`pages`]: the API's own answer with `--json`, else the table
+/// `table` makes of its typed view (`nothing` on standard error when it is empty), then the
+/// hint that there is more.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn print_list<V: DeserializeOwned>(
+    api: &Api,
+    o: Out,
+    path: &str,
+    query: Vec<(&str, String)>,
+    key: &str,
+    paging: &Paging,
+    nothing: &str,
+    table: impl FnOnce(V) -> Table,
+) -> Result<ExitCode, Failure> {
+    let Answer {
+        json: page, raw, ..
+    } = pages(api, path, query, key, paging).await?;
+    if o.json {
+        print_raw(&raw);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let t = table(view(api, &page)?);
+    if t.is_empty() {
+        eprintln!("{nothing}");
+    } else {
+        out(&t.render(o.colour));
+    }
+    more_hint(&page);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Tells people that there is more (on standard error, so that the table stays clean).
-pub(super) fn more_hint(page: &Value) {
+fn more_hint(page: &Value) {
     if let Some(c) = page["next_cursor"].as_str() {
         eprintln!("(more: --all for every page, or --cursor {c} for the next)");
     }

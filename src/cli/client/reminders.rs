@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::messages::{Reply, replies_table};
-use super::paging::{Paging, more_hint, pages};
+use super::paging::{Paging, print_list};
 use super::parse::parse_pair;
 use super::remote::{Answer, Failure, REQUEST_TIMEOUT, Remote, path_segment};
 use super::show::{
@@ -393,22 +393,17 @@ pub fn reminders(cmd: RemindersCommand) -> ExitCode {
                     q.push((k, v.clone()));
                 }
             }
-            let Answer {
-                json: page, raw, ..
-            } = pages(&api, "/v1/reminders", q, "reminders", &paging).await?;
-            if o.json {
-                print_raw(&raw);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let list: PlanPage = view(&api, &page)?;
-            let t = plans_table(&list.reminders.unwrap_or_default());
-            if t.is_empty() {
-                eprintln!("no reminder plans");
-            } else {
-                out(&t.render(o.colour));
-            }
-            more_hint(&page);
-            Ok(ExitCode::SUCCESS)
+            print_list(
+                &api,
+                o,
+                "/v1/reminders",
+                q,
+                "reminders",
+                &paging,
+                "no reminder plans",
+                |list: PlanPage| plans_table(&list.reminders.unwrap_or_default()),
+            )
+            .await
         }),
         RemindersCommand::Patch(a) => {
             let Some(body) = patch_body(&a) else {
