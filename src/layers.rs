@@ -262,6 +262,61 @@ mod tests {
         );
     }
 
+    /// The public items of a store file whose signature names a sled type: the `pub` (not
+    /// `pub(super)`, not `pub(crate)`) functions, types and fields, up to their body.
+    fn sled_in_public_signatures(src: &str) -> Vec<String> {
+        let code = without_tests(src);
+        let mut out = Vec::new();
+        for (n, line) in code.lines().enumerate() {
+            let t = line.trim_start();
+            if !t.starts_with("pub ") {
+                continue;
+            }
+            // The signature runs to its body or its end.
+            let start: usize = code.lines().take(n).map(|l| l.len() + 1).sum();
+            let rest = &code[start..];
+            let end = rest.find(['{', ';']).unwrap_or(rest.len());
+            let sig = &rest[..end];
+            if sig.contains("sled::") || sig.contains("sled ") {
+                out.push(format!("{}: {}", n + 1, t.trim()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sled_stays_inside_the_store() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut found = Vec::new();
+        for f in files {
+            let rel = f.strip_prefix(&src).unwrap().to_path_buf();
+            let text = std::fs::read_to_string(&f).unwrap();
+            if rel.starts_with("store") {
+                for hit in sled_in_public_signatures(&text) {
+                    found.push(format!("{}:{hit}", rel.display()));
+                }
+                continue;
+            }
+            for (n, line) in without_tests(&text).lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if code.contains("sled::") || code.contains("use sled") {
+                    found.push(format!("{}:{}: {}", rel.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "sled types outside the store or in its public signatures (another backend could \
+             not stand behind them):\n{}",
+            found.join("\n")
+        );
+        // The reader itself: a public function taking a tree is seen, a private one is not.
+        let bad = "pub fn f(t: &sled::Tree) -> u8 {\n    0\n}\nfn g(t: &sled::Tree) {}\n";
+        assert_eq!(sled_in_public_signatures(bad).len(), 1);
+    }
+
     #[test]
     fn the_reader_sees_paths_and_skips_tests() {
         let src = "use crate::store::Store;\nfn f() { super::super::api::x(); }\n#[cfg(test)]\nmod tests {\n    use crate::server::X;\n}\n";

@@ -1,18 +1,23 @@
 //! The gateway's own vocabulary, free of I/O: what every layer above may speak.
 //!
-//! Today: the message with its status, attempts, parts and history entries ([`Message`],
-//! [`Status`], [`Event`]), the rules a new message is made by ([`MessageRules`]), the send
-//! window a message keeps ([`WindowSpec`]) and what a message made through the Twilio-compatible door keeps
-//! ([`TwilioLink`]). Phone numbers ([`crate::numbers`]) and the reading of replies
+//! The message with its status, attempts, parts and history entries ([`Message`], [`Status`],
+//! [`Event`]), the rules a new message is made by ([`MessageRules`]), the send window a
+//! message keeps ([`WindowSpec`]), what a message made through the Twilio-compatible door
+//! keeps ([`TwilioLink`]), a received text ([`InboundMessage`]) and an invoice's reminder plan
+//! ([`Plan`]). Phone numbers ([`crate::numbers`]) and the reading of replies
 //! ([`crate::replies`]) are in this layer too.
 
+mod inbound;
 mod message;
+mod plan;
 mod twilio;
 mod window;
 
+pub use inbound::InboundMessage;
 pub use message::{
     Attempt, Event, Message, Note, Part, Priority, ReminderLink, Reply, Status, StepKind,
 };
+pub use plan::{Plan, PlanStatus, PlanStep};
 pub use twilio::TwilioLink;
 pub use window::WindowSpec;
 
