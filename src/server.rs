@@ -222,8 +222,25 @@ impl Gateway {
         bound: &mut Option<oneshot::Sender<SocketAddr>>,
     ) -> anyhow::Result<Round> {
         let shutdown = outer.child_token();
+        // The running modems: filled once the fleet starts, replaced by each reload. The
+        // Twilio door's callbacks read a modem's own number from it.
+        let modems: Arc<std::sync::RwLock<Vec<crate::modem::ModemHandle>>> = Arc::default();
         // The store hears every change through the webhook outbox from the start.
-        let hears = crate::webhook::WebhookListener::new(&self.webhooks);
+        let mut hears = crate::webhook::WebhookListener::new(&self.webhooks);
+        if let Some(account) = self.twilio.account() {
+            let running = modems.clone();
+            hears = hears.with_twilio(crate::webhook::TwilioHooks {
+                account,
+                numbers: Arc::new(move |name: &str| {
+                    running
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .find(|h| h.name() == name)
+                        .and_then(|h| h.status().info.own_number)
+                }),
+            });
+        }
         let store = Store::open_with(&self.store_path, self.cache_mb, vec![hears.notifier()])
             .map_err(|e| anyhow::Error::new(StoreOpenError(e.to_string())))?;
         let webhooks =
@@ -233,12 +250,6 @@ impl Gateway {
         // its service manager restarts it) instead of leaving a gateway that accepts messages
         // but no longer sends events or hears its modems.
         let failed: Arc<std::sync::OnceLock<String>> = Arc::new(std::sync::OnceLock::new());
-        let webhook_task = critical(
-            "webhook worker",
-            &shutdown,
-            &failed,
-            webhooks.clone().run_worker(webhook_cancel.clone()),
-        );
         let reminders = Arc::new(self.reminders);
         let prechecker = crate::reminders::precheck::Prechecker::new(
             reminders.precheck_timeout,
@@ -254,18 +265,6 @@ impl Gateway {
             self.clock.clone(),
         )
         .with_precheck(prechecker);
-        if let Some(account) = self.twilio.account() {
-            let pool = dispatcher.pool();
-            webhooks.set_twilio(crate::webhook::TwilioHooks {
-                account,
-                numbers: Arc::new(move |name: &str| {
-                    pool.handles()
-                        .iter()
-                        .find(|h| h.name() == name)
-                        .and_then(|h| h.status().info.own_number)
-                }),
-            });
-        }
         let unknown = dispatcher.recover().await?;
         if unknown > 0 {
             tracing::warn!(
@@ -284,9 +283,17 @@ impl Gateway {
             self.api.messages.clone(),
             self.clock.clone(),
         );
-        // The webhook worker holds it weakly (the inbox holds the webhooks); this round owns it.
-        let twiml: Arc<dyn crate::webhook::TwimlHandler> = Arc::new(inbox.clone());
-        webhooks.set_twiml_handler(Arc::downgrade(&twiml));
+        // The worker acts on TwiML answers through the inbox; deliveries written so far (by
+        // the recovery above, or before a restart) wait in the outbox until it starts.
+        let webhook_task = critical(
+            "webhook worker",
+            &shutdown,
+            &failed,
+            webhooks
+                .clone()
+                .answering(Arc::new(inbox.clone()))
+                .run_worker(webhook_cancel.clone()),
+        );
         let handled = inbox.handle_pending().await;
         if handled > 0 {
             tracing::info!(
@@ -319,7 +326,7 @@ impl Gateway {
         }
         let watched = !fleet.is_empty();
         let modem_count = fleet.len();
-        let modems = Arc::new(std::sync::RwLock::new(fleet.handles()));
+        *modems.write().unwrap_or_else(|e| e.into_inner()) = fleet.handles();
         let (reload_tx, reload_rx) = mpsc::channel(4);
         let fleet_stop = CancellationToken::new();
         let fleet_task = critical(
@@ -398,7 +405,6 @@ impl Gateway {
         let _ = events_task.await;
         webhook_cancel.cancel();
         let _ = webhook_task.await;
-        drop(twiml);
         if reopen {
             // The old database refuses writes for good; dropping the last handle releases it.
             let _ = store.durable().await;

@@ -1,7 +1,7 @@
 //! The store's side of webhooks: the deliveries each change of a message makes (its event, and
 //! a Twilio-door message's status callback), written in the change's transaction.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::Notify;
@@ -45,7 +45,7 @@ pub fn is_twilio(event_type: &str) -> bool {
 struct Hook {
     router: Router,
     notify: Arc<Notify>,
-    twilio: Arc<OnceLock<TwilioHooks>>,
+    twilio: Option<Arc<TwilioHooks>>,
 }
 
 impl Hook {
@@ -66,7 +66,7 @@ impl Hook {
         {
             return None;
         }
-        let hooks = self.twilio.get()?;
+        let hooks = self.twilio.as_deref()?;
         // The number it went out from; the `From` asked for until a modem took it.
         let from = message
             .modem
@@ -124,8 +124,8 @@ pub struct WebhookListener {
     router: Router,
     /// Woken once a change's deliveries are on disk; shared with the sender's worker.
     pub(super) notify: Arc<Notify>,
-    /// The Twilio door's part, set on the sender once the door is on.
-    pub(super) twilio: Arc<OnceLock<TwilioHooks>>,
+    /// The Twilio door's part, when the door is on.
+    pub(super) twilio: Option<Arc<TwilioHooks>>,
 }
 
 impl WebhookListener {
@@ -137,8 +137,15 @@ impl WebhookListener {
                 all_events: config.all_events,
             },
             notify: Arc::new(Notify::new()),
-            twilio: Arc::new(OnceLock::new()),
+            twilio: None,
         }
+    }
+
+    /// With the Twilio-compatible door on: its messages' status callbacks and incoming-message
+    /// webhooks are delivered too, signed with the account's token.
+    pub fn with_twilio(mut self, hooks: TwilioHooks) -> WebhookListener {
+        self.twilio = Some(Arc::new(hooks));
+        self
     }
 
     /// The store's side of it.

@@ -30,7 +30,7 @@ mod worker;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -78,6 +78,9 @@ pub enum WebhookError {
 #[derive(Clone)]
 pub struct Webhooks {
     inner: Arc<Shared>,
+    /// What acts on TwiML answers: given to the worker's copy only ([`Webhooks::answering`]),
+    /// so the handler (which holds a sender itself) and the sender never hold each other.
+    answers: Option<Arc<dyn TwimlHandler>>,
 }
 
 struct Shared {
@@ -97,8 +100,7 @@ struct Shared {
     /// Sequence numbers being attempted, by the worker or by [`Webhooks::deliver_due`].
     busy: Mutex<HashSet<u64>>,
     warned_unsigned: AtomicBool,
-    twilio: Arc<OnceLock<TwilioHooks>>,
-    answers: OnceLock<std::sync::Weak<dyn TwimlHandler>>,
+    twilio: Option<Arc<TwilioHooks>>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -191,8 +193,8 @@ impl Webhooks {
                 busy: Mutex::new(HashSet::new()),
                 warned_unsigned: AtomicBool::new(false),
                 twilio: listener.twilio.clone(),
-                answers: OnceLock::new(),
             }),
+            answers: None,
         })
     }
 
@@ -201,20 +203,16 @@ impl Webhooks {
         self.inner.signer.clone()
     }
 
-    /// Turns on the Twilio door's deliveries: status callbacks of its messages and
-    /// incoming-message webhooks, signed with the account's token. Set once.
-    pub fn set_twilio(&self, hooks: TwilioHooks) {
-        let _ = self.inner.twilio.set(hooks);
-    }
-
     /// The Twilio door's account and modem numbers, when it is on.
     pub fn twilio(&self) -> Option<&TwilioHooks> {
-        self.inner.twilio.get()
+        self.inner.twilio.as_deref()
     }
 
-    /// What acts on TwiML answers to incoming-message webhooks. Set once.
-    pub fn set_twiml_handler(&self, handler: std::sync::Weak<dyn TwimlHandler>) {
-        let _ = self.inner.answers.set(handler);
+    /// This sender with `handler` acting on the TwiML answers to incoming-message webhooks:
+    /// for the copy that runs the worker.
+    pub fn answering(mut self, handler: Arc<dyn TwimlHandler>) -> Webhooks {
+        self.answers = Some(handler);
+        self
     }
 
     /// Stores a delivery made elsewhere (an incoming-message webhook), durably, and wakes

@@ -282,7 +282,7 @@ impl Webhooks {
     /// POSTs a Twilio form (a status callback or an incoming message), signed with
     /// `X-Twilio-Signature`; an incoming message's TwiML answer is acted on.
     async fn post_twilio(&self, e: &OutboxEntry) -> Result<u16, Failure> {
-        let Some(hooks) = self.inner.twilio.get() else {
+        let Some(hooks) = self.inner.twilio.as_deref() else {
             return Err(Failure {
                 status: None,
                 error: "the [twilio] section is no longer configured".into(),
@@ -312,7 +312,7 @@ impl Webhooks {
             return Err(Self::refused(resp).await);
         }
         if e.event_type == crate::twilio::INCOMING
-            && let Some(handler) = self.inner.answers.get().and_then(std::sync::Weak::upgrade)
+            && let Some(handler) = &self.answers
         {
             let mut body = Vec::new();
             loop {
