@@ -266,20 +266,9 @@ impl Inbox {
             if !m.status.is_waiting() || m.status_reason.as_deref() != Some(AWAITING_REPLY) {
                 continue;
             }
-            let r = i.store.update(&m.id, |msg| {
-                if !msg.status.is_waiting() || msg.status_reason.as_deref() != Some(AWAITING_REPLY)
-                {
-                    return None;
-                }
-                msg.status_reason = None;
-                msg.due_at = now;
-                msg.requeued_at = Some(now);
-                Some(Note::new(
-                    "released",
-                    format!("released: message {answered} to the same number was answered"),
-                    json!({ "answered": answered }),
-                ))
-            })?;
+            let r = i
+                .store
+                .update(&m.id, |msg| msg.release(answered, now).ok())?;
             if r.is_some_and(|(_, changed)| changed) {
                 n += 1;
             }
@@ -426,17 +415,7 @@ impl Inbox {
             if !m.status.is_waiting() || m.created_by == SYSTEM {
                 continue;
             }
-            let r = i.store.update(&m.id, |msg| {
-                msg.status.is_waiting().then(|| {
-                    msg.status = Status::Cancelled;
-                    msg.status_reason = Some("opted_out".into());
-                    Note::new(
-                        "cancelled",
-                        format!("cancelled: {number} opted out"),
-                        json!({ "reason": "opted_out" }),
-                    )
-                })
-            })?;
+            let r = i.store.update(&m.id, |msg| msg.cancel_opted_out().ok())?;
             if r.is_some_and(|(_, changed)| changed) {
                 out.push(m.id);
             }
