@@ -530,8 +530,7 @@ impl Inbox {
         i.store
             .insert(&out, Some((key.as_str(), &record)))
             .map_err(|e| e.to_string())?;
-        i.store.durable().await.map_err(|e| e.to_string())?;
-        i.dispatcher.notify();
+        i.dispatcher.announce().await.map_err(|e| e.to_string())?;
         for m in &out {
             tracing::info!(message_id = %m.id, to = %m.to, in_reply_to = %sid, "TwiML reply queued");
         }
@@ -612,8 +611,7 @@ impl Inbox {
         };
         m.metadata = Some(json!({ "smsgate": purpose }));
         i.store.insert(std::slice::from_ref(&m), None)?;
-        i.store.durable().await?;
-        i.dispatcher.notify();
+        i.dispatcher.announce().await?;
         tracing::info!(message_id = %m.id, to, purpose, "gateway text queued");
         Ok(Some(m.id))
     }

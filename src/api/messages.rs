@@ -436,8 +436,7 @@ pub(crate) async fn accept(
         std::slice::from_ref(m),
         rec.as_ref().map(|(k, r)| (k.as_str(), r)),
     )?;
-    st.store.durable().await?;
-    st.dispatcher.notify();
+    st.dispatcher.announce().await?;
     tracing::info!(message_id = %m.id, to = %m.to, parts = m.parts, via, "message accepted");
     metrics::counter!(crate::metrics::ACCEPTED).increment(1);
     Ok(())
@@ -538,8 +537,7 @@ pub async fn create_batch(
         let rec = idempotency_record(idem, &out, now);
         st.store
             .insert(&records, rec.as_ref().map(|(k, r)| (k.as_str(), r)))?;
-        st.store.durable().await?;
-        st.dispatcher.notify();
+        st.dispatcher.announce().await?;
         tracing::info!(count = records.len(), "batch accepted");
         metrics::counter!(crate::metrics::ACCEPTED).increment(records.len() as u64);
         Ok((StatusCode::CREATED, out))
@@ -692,8 +690,7 @@ pub async fn requeue(
         };
         return Err(ApiError::conflict("not_requeueable", why));
     }
-    state.store.durable().await?;
-    state.dispatcher.notify();
+    state.dispatcher.announce().await?;
     Ok(axum::Json(view(&m)).into_response())
 }
 

@@ -230,6 +230,15 @@ impl Dispatcher {
         self.notify.notify_waiters();
     }
 
+    /// What was just written to the store (new messages, a requeue, a plan's change) is made
+    /// durable, then the workers are woken: the caller answers only after this, and a worker
+    /// never starts on work a crash could still take back.
+    pub async fn announce(&self) -> Result<(), StoreError> {
+        self.store.durable().await?;
+        self.notify();
+        Ok(())
+    }
+
     /// After an unclean stop, messages found `sending` may already be on a phone: they become
     /// `unknown` (shown to the admin, never re-sent automatically). Returns how many.
     pub async fn recover(&self) -> Result<usize, StoreError> {
