@@ -266,20 +266,9 @@ impl Inbox {
             if !m.status.is_waiting() || m.status_reason.as_deref() != Some(AWAITING_REPLY) {
                 continue;
             }
-            let r = i.store.update(&m.id, |msg| {
-                if !msg.status.is_waiting() || msg.status_reason.as_deref() != Some(AWAITING_REPLY)
-                {
-                    return None;
-                }
-                msg.status_reason = None;
-                msg.due_at = now;
-                msg.requeued_at = Some(now);
-                Some(Note::new(
-                    "released",
-                    format!("released: message {answered} to the same number was answered"),
-                    json!({ "answered": answered }),
-                ))
-            })?;
+            let r = i
+                .store
+                .update(&m.id, |msg| msg.release(answered, now).ok())?;
             if r.is_some_and(|(_, changed)| changed) {
                 n += 1;
             }
@@ -426,17 +415,7 @@ impl Inbox {
             if !m.status.is_waiting() || m.created_by == SYSTEM {
                 continue;
             }
-            let r = i.store.update(&m.id, |msg| {
-                msg.status.is_waiting().then(|| {
-                    msg.status = Status::Cancelled;
-                    msg.status_reason = Some("opted_out".into());
-                    Note::new(
-                        "cancelled",
-                        format!("cancelled: {number} opted out"),
-                        json!({ "reason": "opted_out" }),
-                    )
-                })
-            })?;
+            let r = i.store.update(&m.id, |msg| msg.cancel_opted_out().ok())?;
             if r.is_some_and(|(_, changed)| changed) {
                 out.push(m.id);
             }
@@ -551,8 +530,7 @@ impl Inbox {
         i.store
             .insert(&out, Some((key.as_str(), &record)))
             .map_err(|e| e.to_string())?;
-        i.store.durable().await.map_err(|e| e.to_string())?;
-        i.dispatcher.notify();
+        i.dispatcher.announce().await.map_err(|e| e.to_string())?;
         for m in &out {
             tracing::info!(message_id = %m.id, to = %m.to, in_reply_to = %sid, "TwiML reply queued");
         }
@@ -633,8 +611,7 @@ impl Inbox {
         };
         m.metadata = Some(json!({ "smsgate": purpose }));
         i.store.insert(std::slice::from_ref(&m), None)?;
-        i.store.durable().await?;
-        i.dispatcher.notify();
+        i.dispatcher.announce().await?;
         tracing::info!(message_id = %m.id, to, purpose, "gateway text queued");
         Ok(Some(m.id))
     }

@@ -15,8 +15,9 @@
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog.
 //!
 //! **domain**
-//! - [`domain`]: the message and its status, the rules a new message is made by, the send
-//!   window and Twilio link a message keeps.
+//! - [`domain`]: the message and its status, the moves of its life (cancel, claim, a send's
+//!   outcome, a delivery report…), the rules a new message is made by, the send window and
+//!   Twilio link a message keeps.
 //! - [`numbers`]: phone numbers: what the API accepts and what the network sends, in E.164.
 //! - [`replies`]: what an inbound text means: an opt-out keyword or an answer to a message's
 //!   `reply_options`.

@@ -269,7 +269,7 @@ fn summarise(m: &Message, now: DateTime<Utc>, gate: &crate::dispatch::Gate) -> M
     if matches!(m.status, Status::Unknown | Status::Failed) {
         actions.push("requeue".to_string());
     }
-    if m.status.is_waiting() || matches!(m.status, Status::Unknown | Status::Failed) {
+    if m.cancellable() {
         actions.push("cancel".to_string());
     }
     MessageSummary {

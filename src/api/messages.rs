@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ApiError, ApiJson, AppState, Caller, FieldError};
+use crate::domain::{Canceller, NotAllowed};
 use crate::sms::TextPlan;
-use crate::store::{Attempt, Event, ListFilter, Message, Note, Part, Priority, Reply, Status};
+use crate::store::{Attempt, Event, ListFilter, Message, Part, Priority, Reply, Status};
 
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 1000;
@@ -435,8 +436,7 @@ pub(crate) async fn accept(
         std::slice::from_ref(m),
         rec.as_ref().map(|(k, r)| (k.as_str(), r)),
     )?;
-    st.store.durable().await?;
-    st.dispatcher.notify();
+    st.dispatcher.announce().await?;
     tracing::info!(message_id = %m.id, to = %m.to, parts = m.parts, via, "message accepted");
     metrics::counter!(crate::metrics::ACCEPTED).increment(1);
     Ok(())
@@ -537,8 +537,7 @@ pub async fn create_batch(
         let rec = idempotency_record(idem, &out, now);
         st.store
             .insert(&records, rec.as_ref().map(|(k, r)| (k.as_str(), r)))?;
-        st.store.durable().await?;
-        st.dispatcher.notify();
+        st.dispatcher.announce().await?;
         tracing::info!(count = records.len(), "batch accepted");
         metrics::counter!(crate::metrics::ACCEPTED).increment(records.len() as u64);
         Ok((StatusCode::CREATED, out))
@@ -649,26 +648,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let (m, changed) = state
         .store
-        .update(&id, |m| {
-            let was = m.status;
-            let allowed = was.is_waiting() || matches!(was, Status::Unknown | Status::Failed);
-            allowed.then(|| {
-                m.status = Status::Cancelled;
-                m.status_reason = Some("cancelled".into());
-                if was.is_waiting() {
-                    Note::from("cancelled through the API")
-                } else {
-                    Note::new(
-                        "cancelled",
-                        format!(
-                            "closed through the API while {}: not to be sent again",
-                            was.as_str()
-                        ),
-                        serde_json::json!({ "was": was.as_str() }),
-                    )
-                }
-            })
-        })?
+        .update(&id, |m| m.cancel(Canceller::Api).ok())?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
     if !changed && m.status != Status::Cancelled {
         return Err(ApiError::conflict(
@@ -696,35 +676,21 @@ pub async fn requeue(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let r = state.store.update(&id, |m| {
-        let allowed = matches!(
-            m.status,
-            Status::Unknown | Status::Failed | Status::Expired | Status::Cancelled
-        );
-        if !allowed || m.expires_at.is_some_and(|e| e <= now) {
-            return None;
-        }
-        let was = m.status.as_str();
-        m.status = Status::Queued;
-        m.status_reason = Some("requeued".into());
-        m.due_at = now;
-        m.requeued_at = Some(now);
-        Some(format!("requeued through the API (was {was})"))
-    })?;
+    let r = state.store.update(&id, |m| m.requeue(now).ok())?;
     let (m, changed) = r.ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
     if !changed {
-        let why = if m.expires_at.is_some_and(|e| e <= now) {
-            "its expires_at has passed; create a new message instead".to_string()
-        } else {
-            format!(
+        let why = match m.requeueable(now) {
+            Err(NotAllowed::PastExpiry) => {
+                "its expires_at has passed; create a new message instead".to_string()
+            }
+            _ => format!(
                 "the message is {}; only unknown, failed, expired or cancelled messages can be requeued",
                 m.status.as_str()
-            )
+            ),
         };
         return Err(ApiError::conflict("not_requeueable", why));
     }
-    state.store.durable().await?;
-    state.dispatcher.notify();
+    state.dispatcher.announce().await?;
     Ok(axum::Json(view(&m)).into_response())
 }
 

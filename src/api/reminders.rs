@@ -301,8 +301,7 @@ pub async fn create(
             existing(&st, &p, &print)
         }
         Created::New => {
-            st.store.durable().await?;
-            st.dispatcher.notify();
+            st.dispatcher.announce().await?;
             tracing::info!(plan_id = %plan.id, invoice = %plan.invoice, messages = messages.len(), "reminder plan accepted");
             Ok((StatusCode::CREATED, axum::Json(view(&st, &plan)?)).into_response())
         }
@@ -401,8 +400,7 @@ async fn change(
         Err(Refused::Invalid(p)) => return Err(problems(p)),
         Err(Refused::State(why)) => return Err(ApiError::conflict("plan_state", why)),
     }
-    st.store.durable().await?;
-    st.dispatcher.notify();
+    st.dispatcher.announce().await?;
     Ok(plan)
 }
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::pool::{Gate, Sending};
+pub use crate::domain::HoldReason;
 use crate::store::{Message, Status};
 
 /// Why a waiting message does not go out now.
@@ -18,7 +19,7 @@ use crate::store::{Message, Status};
 pub struct Hold {
     /// `send_window`, `cap`, `precheck_unavailable`, `awaiting_reply`, `modem_unavailable`,
     /// `retry` (after a modem's error), `modem_resting`, `modem_limit` or `no_modem_up`.
-    pub reason: String,
+    pub reason: HoldReason,
     /// The same, in words.
     pub text: String,
     /// When it is looked at again; `null` when that waits for a modem to come back up.
@@ -27,29 +28,33 @@ pub struct Hold {
 
 /// The words for a hold reason recorded in `status_reason`; `None` for a code that is not a
 /// hold (a message's other reasons: `requeued`, `opted_out`…).
-fn stored(reason: &str) -> Option<(&'static str, &'static str)> {
-    Some(match reason {
-        "send_window" => (
-            "send_window",
-            "outside its send window (quiet hours or a quiet day in the recipient's time zone); it goes when the window opens",
-        ),
-        "cap" => (
-            "cap",
-            "the recipient already got the most reminder texts the per-recipient cap allows in its period; it may go when the oldest of them leaves the period",
-        ),
-        "precheck_unavailable" => (
-            "precheck_unavailable",
-            "the billing system's precheck did not answer; it is asked again then",
-        ),
-        crate::inbound::AWAITING_REPLY => (
-            "awaiting_reply",
-            "an earlier question to the same number awaits its answer (a \"1\" could not tell which it answers); it goes when that is answered or its reply window closes",
-        ),
-        "modem_unavailable" => (
-            "modem_unavailable",
-            "the modem that took it could not send (down or restarting); it is tried again then",
-        ),
-        _ => return None,
+fn stored(reason: &str) -> Option<(HoldReason, &'static str)> {
+    let why = HoldReason::stored(reason)?;
+    Some((why, words(why)?))
+}
+
+/// The words for a hold a rule records; `None` for the holds worded where they are found.
+fn words(why: HoldReason) -> Option<&'static str> {
+    Some(match why {
+        HoldReason::SendWindow => {
+            "outside its send window (quiet hours or a quiet day in the recipient's time zone); it goes when the window opens"
+        }
+        HoldReason::Cap => {
+            "the recipient already got the most reminder texts the per-recipient cap allows in its period; it may go when the oldest of them leaves the period"
+        }
+        HoldReason::PrecheckUnavailable => {
+            "the billing system's precheck did not answer; it is asked again then"
+        }
+        HoldReason::AwaitingReply => {
+            "an earlier question to the same number awaits its answer (a \"1\" could not tell which it answers); it goes when that is answered or its reply window closes"
+        }
+        HoldReason::ModemUnavailable => {
+            "the modem that took it could not send (down or restarting); it is tried again then"
+        }
+        HoldReason::Retry
+        | HoldReason::ModemResting
+        | HoldReason::ModemLimit
+        | HoldReason::NoModemUp => return None,
     })
 }
 
@@ -63,7 +68,7 @@ pub fn explain(m: &Message, now: DateTime<Utc>, gate: Option<&Gate>) -> Option<H
         let reason = m.status_reason.as_deref().unwrap_or("");
         if let Some((code, text)) = stored(reason) {
             return Some(Hold {
-                reason: code.into(),
+                reason: code,
                 text: text.into(),
                 until: Some(m.due_at),
             });
@@ -74,16 +79,15 @@ pub fn explain(m: &Message, now: DateTime<Utc>, gate: Option<&Gate>) -> Option<H
             && m.send_window.is_some()
             && m.due_at > m.send_at.unwrap_or(m.created_at)
         {
-            let (code, text) = stored("send_window")?;
             return Some(Hold {
-                reason: code.into(),
-                text: text.into(),
+                reason: HoldReason::SendWindow,
+                text: words(HoldReason::SendWindow)?.into(),
                 until: Some(m.due_at),
             });
         }
         if m.status == Status::Queued && !m.attempts.is_empty() && !reason.is_empty() {
             return Some(Hold {
-                reason: "retry".into(),
+                reason: HoldReason::Retry,
                 text: format!("the last attempt failed ({reason}); it is tried again then"),
                 until: Some(m.due_at),
             });
@@ -94,20 +98,20 @@ pub fn explain(m: &Message, now: DateTime<Utc>, gate: Option<&Gate>) -> Option<H
     let (why, until) = gate?.blocked()?;
     let (reason, text) = match why {
         Sending::Resting => (
-            "modem_resting",
+            HoldReason::ModemResting,
             "due, but every modem is resting after going down too often; it goes when a rest ends",
         ),
         Sending::Limited => (
-            "modem_limit",
+            HoldReason::ModemLimit,
             "due, but every modem is at its per-minute or daily limit; it goes when one frees up",
         ),
         Sending::Down | Sending::Up => (
-            "no_modem_up",
+            HoldReason::NoModemUp,
             "due, but no modem is up; it goes when one comes back",
         ),
     };
     Some(Hold {
-        reason: reason.into(),
+        reason,
         text: text.into(),
         until,
     })
@@ -159,12 +163,15 @@ mod tests {
     fn a_rule_hold_says_why_in_words_and_until_when() {
         let (m, now) = waiting(Some("send_window"), 600);
         let h = explain(&m, now, None).unwrap();
-        assert_eq!(h.reason, "send_window");
+        assert_eq!(h.reason, HoldReason::SendWindow);
         assert!(h.text.contains("send window"), "{}", h.text);
         assert_eq!(h.until, Some(m.due_at));
         assert_eq!(next_look(&m, now, Some(&h)), Some(m.due_at));
         let (m, now) = waiting(Some("awaiting_reply"), 60);
-        assert_eq!(explain(&m, now, None).unwrap().reason, "awaiting_reply");
+        assert_eq!(
+            explain(&m, now, None).unwrap().reason,
+            HoldReason::AwaitingReply
+        );
         // A reason that is not a hold, and a message that is simply scheduled: no hold.
         let (m, now) = waiting(Some("requeued"), 60);
         assert_eq!(explain(&m, now, None), None);
@@ -178,12 +185,12 @@ mod tests {
         m.attempts.push(crate::store::Attempt {
             at: now,
             modem: "sim0".into(),
-            result: "failed".into(),
+            result: crate::store::AttemptResult::Failed,
             error: m.status_reason.clone(),
             message_references: Vec::new(),
         });
         let h = explain(&m, now, None).unwrap();
-        assert_eq!(h.reason, "retry");
+        assert_eq!(h.reason, HoldReason::Retry);
         assert!(h.text.contains("no network service"), "{}", h.text);
     }
 
@@ -196,7 +203,7 @@ mod tests {
         assert_eq!(next_look(&m, now, None), Some(now), "never in the past");
         let resting = gate(&[(Sending::Resting, Some(120)), (Sending::Down, None)], now);
         let h = explain(&m, now, Some(&resting)).unwrap();
-        assert_eq!(h.reason, "modem_resting");
+        assert_eq!(h.reason, HoldReason::ModemResting);
         assert_eq!(h.until, Some(now + chrono::Duration::seconds(120)));
         assert_eq!(next_look(&m, now, Some(&h)), h.until);
         let limited = gate(
@@ -207,7 +214,7 @@ mod tests {
         assert_eq!(h.until, Some(now + chrono::Duration::seconds(30)));
         let down = gate(&[(Sending::Down, None)], now);
         let h = explain(&m, now, Some(&down)).unwrap();
-        assert_eq!((h.reason.as_str(), h.until), ("no_modem_up", None));
+        assert_eq!((h.reason, h.until), (HoldReason::NoModemUp, None));
         assert_eq!(next_look(&m, now, Some(&h)), None);
         // Not waiting: nothing to explain.
         let mut sent = m.clone();

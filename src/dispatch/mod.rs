@@ -20,9 +20,10 @@ pub mod hold;
 pub mod pool;
 mod rules;
 
+use crate::domain::{HoldReason, PartStatus, RetryPolicy, SendFailure, SendOutcome};
 use crate::modem::{ModemHandle, ModemState, PartOutcome, Retry};
 use crate::sms::{self, NationalLanguage, SubmitOptions};
-use crate::store::{Attempt, Message, NextDue, Note, Part, Status, Store, StoreError};
+use crate::store::{Message, NextDue, Note, Part, Status, Store, StoreError};
 pub use hold::Hold;
 pub use pool::{Gate, ModemPolicy, Pool, Sending, Traffic};
 
@@ -229,18 +230,21 @@ impl Dispatcher {
         self.notify.notify_waiters();
     }
 
+    /// What was just written to the store (new messages, a requeue, a plan's change) is made
+    /// durable, then the workers are woken: the caller answers only after this, and a worker
+    /// never starts on work a crash could still take back.
+    pub async fn announce(&self) -> Result<(), StoreError> {
+        self.store.durable().await?;
+        self.notify();
+        Ok(())
+    }
+
     /// After an unclean stop, messages found `sending` may already be on a phone: they become
     /// `unknown` (shown to the admin, never re-sent automatically). Returns how many.
     pub async fn recover(&self) -> Result<usize, StoreError> {
         let ids = self.store.ids_with_status(Status::Sending)?;
         for id in &ids {
-            self.store.update(id, |m| {
-                (m.status == Status::Sending).then(|| {
-                    m.status = Status::Unknown;
-                    m.status_reason = Some("daemon_stopped_while_sending".into());
-                    Note::from("the daemon stopped while this message was being sent; it may have been delivered")
-                })
-            })?;
+            self.store.update(id, |m| m.interrupted().ok())?;
         }
         if !ids.is_empty() {
             self.store.durable().await?;
@@ -389,18 +393,7 @@ impl Dispatcher {
             return Ok(false);
         };
         if m.created_by != crate::inbound::SYSTEM && self.store.is_opted_out(&m.to)? {
-            let to = m.to.clone();
-            self.store.update(id, |msg| {
-                msg.status.is_waiting().then(|| {
-                    msg.status = Status::Cancelled;
-                    msg.status_reason = Some("opted_out".into());
-                    Note::new(
-                        "cancelled",
-                        format!("cancelled: {to} opted out"),
-                        serde_json::json!({ "reason": "opted_out" }),
-                    )
-                })
-            })?;
+            self.store.update(id, |msg| msg.cancel_opted_out().ok())?;
             self.store.durable().await?;
             return Ok(true);
         }
@@ -433,7 +426,7 @@ impl Dispatcher {
                 &m.id,
                 now,
                 until,
-                crate::inbound::AWAITING_REPLY,
+                HoldReason::AwaitingReply,
                 Note::new(
                     "held",
                     format!(
@@ -458,43 +451,9 @@ impl Dispatcher {
         instead_of: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
-        let r = self.store.update(id, |m| {
-            if !m.status.is_waiting() || m.due_at > now {
-                return None;
-            }
-            if let Some(exp) = m.expires_at
-                && exp <= now
-            {
-                m.status = Status::Expired;
-                m.status_reason = Some("expires_at".into());
-                return Some(Note::from(format!(
-                    "not sent: expired at {}",
-                    exp.to_rfc3339()
-                )));
-            }
-            let due = m.requeued_at.or(m.send_at).unwrap_or(m.created_at);
-            if (now - due).num_seconds() > m.max_lateness_secs as i64 {
-                m.status = Status::Expired;
-                m.status_reason = Some("too_late".into());
-                return Some(Note::from(format!(
-                    "not sent: it could only go out {} s after its due time, more than max_lateness",
-                    (now - due).num_seconds()
-                )));
-            }
-            m.status = Status::Sending;
-            m.status_reason = None;
-            m.modem = Some(modem.to_string());
-            Some(match instead_of {
-                Some(other) => Note::new(
-                    "sending",
-                    format!(
-                        "sending via {modem}: {other}, which last texted this number, is not available"
-                    ),
-                    serde_json::json!({ "modem": modem, "instead_of": other }),
-                ),
-                None => Note::from(format!("sending via {modem}")),
-            })
-        })?;
+        let r = self
+            .store
+            .update(id, |m| m.claim(modem, instead_of, now).ok())?;
         if let (Some(other), Some((m, true))) = (instead_of, &r)
             && m.status == Status::Sending
         {
@@ -527,12 +486,13 @@ impl Dispatcher {
             Ok(e) => modem.send_parts(e.parts).await,
             Err(e) => {
                 // Validated at the API; a text that no longer encodes fails for good.
+                let error = e.to_string();
                 return self
-                    .finish(&msg.id, |m| {
-                        m.status = Status::Failed;
-                        m.status_reason = Some(format!("encoding: {e}"));
-                        Some(format!("failed: {e}"))
-                    })
+                    .finish(
+                        &msg.id,
+                        &SendOutcome::Unencodable { error },
+                        self.clock.now(),
+                    )
                     .await;
             }
         };
@@ -574,51 +534,21 @@ impl Dispatcher {
                 }).collect::<Vec<_>>()),
             })
         };
-        let max_attempts = self.cfg.max_attempts;
-        let backoff = |attempt: u32| -> chrono::Duration {
-            let base = self.cfg.backoff.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
-            let capped = base.min(self.cfg.backoff_max.as_secs_f64());
-            let jitter = capped * (0.75 + fastrand::f64() * 0.5);
-            chrono::Duration::milliseconds((jitter * 1000.0) as i64)
-        };
         let now = self.clock.now();
-        match result {
+        let outcome = match result {
             Err(e) => {
                 // Nothing went out (modem down, driver stopped): back to the queue, no attempt used.
                 tracing::info!(message_id = %msg.id, modem = %modem_name, error = %e, "modem unavailable; message requeued");
                 let wait = chrono::Duration::from_std(self.cfg.modem_wait).unwrap_or_default();
-                self.finish(&msg.id, |m| {
-                    m.status = Status::Queued;
-                    m.status_reason = Some("modem_unavailable".into());
-                    m.due_at = now + wait;
-                    Some(format!("requeued: {e}"))
-                })
-                .await
+                SendOutcome::ModemUnavailable {
+                    error: e.to_string(),
+                    retry_at: now + wait,
+                }
             }
-            Ok(outcomes) => {
-                let refs: Vec<u8> = outcomes
-                    .iter()
-                    .filter_map(|o| match o {
-                        PartOutcome::Sent { message_reference } => Some(*message_reference),
-                        _ => None,
-                    })
-                    .collect();
-                let failure = outcomes.iter().find_map(|o| match o {
-                    PartOutcome::Failed { error, maybe_sent } => Some((error.clone(), *maybe_sent)),
-                    _ => None,
-                });
-                let attempt = Attempt {
-                    at: started,
-                    modem: modem_name.clone(),
-                    result: match &failure {
-                        None => "sent".into(),
-                        Some((_, true)) => "maybe_sent".into(),
-                        Some((_, false)) => "failed".into(),
-                    },
-                    error: failure.as_ref().map(|(e, _)| e.to_string()),
-                    message_references: refs.clone(),
-                };
-                let parts: Vec<Part> = outcomes
+            Ok(outcomes) => SendOutcome::Tried {
+                at: started,
+                modem: modem_name,
+                parts: outcomes
                     .iter()
                     .enumerate()
                     .map(|(i, o)| Part {
@@ -628,90 +558,51 @@ impl Dispatcher {
                             _ => None,
                         },
                         status: match o {
-                            PartOutcome::Sent { .. } => "sent".into(),
+                            PartOutcome::Sent { .. } => PartStatus::Sent,
                             PartOutcome::Failed {
                                 maybe_sent: true, ..
-                            } => "unknown".into(),
-                            PartOutcome::Failed { .. } => "failed".into(),
-                            PartOutcome::NotAttempted => "not_sent".into(),
+                            } => PartStatus::Unknown,
+                            PartOutcome::Failed { .. } => PartStatus::Failed,
+                            PartOutcome::NotAttempted => PartStatus::NotSent,
                         },
                     })
-                    .collect();
-                self.finish(&msg.id, |m| {
-                    m.attempts.push(attempt.clone());
-                    m.part_status = parts.clone();
-                    match &failure {
-                        None => {
-                            m.status = Status::Sent;
-                            m.status_reason = None;
-                            m.sent_at = Some(now);
-                            Some(Note::new(
-                                "sent",
-                                format!("sent via {modem_name}, TP-MR {refs:?}"),
-                                sim.clone(),
-                            ))
-                        }
-                        Some((e, true)) => {
-                            m.status = Status::Unknown;
-                            m.status_reason = Some("no_answer_after_submit".into());
-                            Some(Note::new(
-                                "attempt",
-                                format!(
-                                    "unknown: {e}; the network may have it, so it is not re-sent automatically"
-                                ),
-                                sim.clone(),
-                            ))
-                        }
-                        Some((e, false)) => {
-                            let attempts = m.attempts.len() as u32;
-                            if e.retry() == Retry::Retryable && attempts < max_attempts {
-                                m.status = Status::Queued;
-                                m.status_reason = Some(e.to_string());
-                                m.due_at = now + backoff(attempts);
-                                Some(Note::new(
-                                    "attempt",
-                                    format!(
-                                        "retry {attempts}/{max_attempts} after {e}, next at {}",
-                                        m.due_at.to_rfc3339()
-                                    ),
-                                    sim.clone(),
-                                ))
-                            } else {
-                                m.status = Status::Failed;
-                                m.status_reason = Some(e.to_string());
-                                Some(Note::new(
-                                    "attempt",
-                                    if e.retry() == Retry::Permanent {
-                                        format!("failed: {e}")
-                                    } else {
-                                        format!("failed after {attempts} attempts: {e}")
-                                    },
-                                    sim.clone(),
-                                ))
-                            }
-                        }
-                    }
-                })
-                .await
-            }
-        }
+                    .collect(),
+                failure: outcomes.iter().find_map(|o| match o {
+                    PartOutcome::Failed { error, maybe_sent } => Some(SendFailure {
+                        error: error.to_string(),
+                        maybe_sent: *maybe_sent,
+                        permanent: error.retry() == Retry::Permanent,
+                    }),
+                    _ => None,
+                }),
+                facts: sim,
+            },
+        };
+        self.finish(&msg.id, &outcome, now).await
     }
 
-    async fn finish<F, N>(&self, id: &str, f: F) -> Result<(), StoreError>
-    where
-        F: Fn(&mut Message) -> Option<N>,
-        N: Into<Note>,
-    {
-        self.store.update(id, |m| {
-            if m.status != Status::Sending {
-                return None;
-            }
-            f(m)
-        })?;
+    /// Records what the modem did with a message in `sending`.
+    async fn finish(
+        &self,
+        id: &str,
+        outcome: &SendOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let backoff = |attempt: u32| -> chrono::Duration {
+            let base = self.cfg.backoff.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
+            let capped = base.min(self.cfg.backoff_max.as_secs_f64());
+            let jitter = capped * (0.75 + fastrand::f64() * 0.5);
+            chrono::Duration::milliseconds((jitter * 1000.0) as i64)
+        };
+        let retry = RetryPolicy {
+            max_attempts: self.cfg.max_attempts,
+            backoff: &backoff,
+        };
+        self.store
+            .update(id, |m| m.apply_send_outcome(outcome, retry, now).ok())?;
         self.store.durable().await
     }
 }
-
 /// Counts a send attempt: its result, its error code, and how long the modem took.
 fn record_send(
     modem: &str,

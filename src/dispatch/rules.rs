@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::Dispatcher;
+use crate::domain::{HoldReason, Unsent};
 use crate::reminders::config::{CapPolicy, PrecheckPolicy};
 use crate::reminders::precheck::Answer;
 use crate::reminders::window::Window;
@@ -28,42 +29,26 @@ impl Dispatcher {
         id: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
-        reason: &str,
+        why: HoldReason,
         note: Note,
     ) -> Result<bool, StoreError> {
-        let r = self.store.update(id, |msg| {
-            if !msg.status.is_waiting() || msg.due_at > now {
-                return None;
-            }
-            msg.due_at = until;
-            // Lateness counts from when it may go, not from the original time.
-            msg.requeued_at = Some(until);
-            msg.status_reason = Some(reason.to_string());
-            Some(note.clone())
-        })?;
+        // Lateness counts from when it may go, not from the original time.
+        let r = self
+            .store
+            .update(id, |msg| msg.hold(until, why, note.clone(), now).ok())?;
         let changed = r.is_some_and(|(_, c)| c);
         if changed {
             self.store.durable().await?;
-            metrics::counter!(crate::metrics::HELD, "reason" => reason.to_string()).increment(1);
+            metrics::counter!(crate::metrics::HELD, "reason" => why.as_str()).increment(1);
         }
         Ok(changed)
     }
 
-    /// Ends a waiting message as `status` (expired or cancelled) with `reason`.
-    async fn end(
-        &self,
-        id: &str,
-        status: Status,
-        reason: &str,
-        note: Note,
-    ) -> Result<(), StoreError> {
-        let r = self.store.update(id, |msg| {
-            msg.status.is_waiting().then(|| {
-                msg.status = status;
-                msg.status_reason = Some(reason.to_string());
-                note.clone()
-            })
-        })?;
+    /// Ends a waiting message as expired or cancelled with `reason`.
+    async fn end(&self, id: &str, how: Unsent, reason: &str, note: Note) -> Result<(), StoreError> {
+        let r = self
+            .store
+            .update(id, |msg| msg.end_unsent(how, reason, note.clone()).ok())?;
         self.store.durable().await?;
         if r.is_some_and(|(_, c)| c) {
             metrics::counter!(crate::metrics::HELD, "reason" => reason.to_string()).increment(1);
@@ -103,7 +88,7 @@ impl Dispatcher {
         {
             self.end(
                 &m.id,
-                Status::Expired,
+                Unsent::Expired,
                 "send_window",
                 Note::new(
                     "expired",
@@ -121,7 +106,7 @@ impl Dispatcher {
             &m.id,
             now,
             open,
-            "send_window",
+            HoldReason::SendWindow,
             Note::new(
                 "held",
                 format!(
@@ -190,7 +175,7 @@ impl Dispatcher {
             CapPolicy::Drop => {
                 self.end(
                     &m.id,
-                    Status::Cancelled,
+                    Unsent::Cancelled,
                     "cap",
                     Note::new("cancelled", format!("cancelled: {words}"), data),
                 )
@@ -200,7 +185,7 @@ impl Dispatcher {
                 if m.expires_at.is_some_and(|e| e <= free_at) {
                     self.end(
                         &m.id,
-                        Status::Expired,
+                        Unsent::Expired,
                         "cap",
                         Note::new(
                             "expired",
@@ -214,7 +199,7 @@ impl Dispatcher {
                         &m.id,
                         now,
                         free_at,
-                        "cap",
+                        HoldReason::Cap,
                         Note::new(
                             "held",
                             format!("held: {words}; it may go at {}", free_at.to_rfc3339()),
@@ -256,7 +241,7 @@ impl Dispatcher {
             };
             self.end(
                 &m.id,
-                Status::Cancelled,
+                Unsent::Cancelled,
                 reason,
                 Note::new(
                     "cancelled",
@@ -341,7 +326,7 @@ impl Dispatcher {
             Answer::Skip(reason) => {
                 self.end(
                     &m.id,
-                    Status::Cancelled,
+                    Unsent::Cancelled,
                     "precheck",
                     Note::new(
                         "cancelled",
@@ -386,7 +371,7 @@ impl Dispatcher {
                         if m.expires_at.is_some_and(|e| e <= until) {
                             self.end(
                             &m.id,
-                            Status::Expired,
+                            Unsent::Expired,
                             "precheck_unavailable",
                             Note::new(
                                 "expired",
@@ -400,7 +385,7 @@ impl Dispatcher {
                                 &m.id,
                                 now,
                                 until,
-                                "precheck_unavailable",
+                                HoldReason::PrecheckUnavailable,
                                 Note::new(
                                     "held",
                                     format!(

@@ -125,8 +125,8 @@ pub struct Attempt {
     pub at: DateTime<Utc>,
     /// Through which modem.
     pub modem: String,
-    /// `sent`, `failed` or `maybe_sent`.
-    pub result: String,
+    /// How it ended.
+    pub result: AttemptResult,
     /// The modem's error, when it failed.
     pub error: Option<String>,
     /// TP-MR of each part that was accepted.
@@ -140,8 +140,68 @@ pub struct Part {
     pub part: u8,
     /// The TP-MR the modem gave it.
     pub message_reference: Option<u8>,
-    /// `sent`, `delivered`, `failed`, `pending`.
-    pub status: String,
+    /// What is known of it.
+    pub status: PartStatus,
+}
+
+/// How one try at sending ended. The names are what the store and the API keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptResult {
+    /// The network accepted every part.
+    Sent,
+    /// The modem refused it: nothing went out.
+    Failed,
+    /// The modem gave no answer after the text was handed over: the network may have it.
+    MaybeSent,
+}
+
+impl AttemptResult {
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Sent => "sent",
+            AttemptResult::Failed => "failed",
+            AttemptResult::MaybeSent => "maybe_sent",
+        }
+    }
+}
+
+/// What is known of one part of a message. The names are what the store and the API keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PartStatus {
+    /// Not known yet.
+    Pending,
+    /// Accepted by the network (it has a TP-MR); no final report yet.
+    Sent,
+    /// Its status report says delivered.
+    Delivered,
+    /// The modem refused it, or its status report says it cannot be delivered.
+    Failed,
+    /// The modem gave no answer after it was handed over: the network may have it.
+    Unknown,
+    /// Not tried: an earlier part of the same try failed.
+    NotSent,
+}
+
+impl PartStatus {
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartStatus::Pending => "pending",
+            PartStatus::Sent => "sent",
+            PartStatus::Delivered => "delivered",
+            PartStatus::Failed => "failed",
+            PartStatus::Unknown => "unknown",
+            PartStatus::NotSent => "not_sent",
+        }
+    }
+
+    /// Delivered or failed: a later report does not change it.
+    pub fn is_final(self) -> bool {
+        matches!(self, PartStatus::Delivered | PartStatus::Failed)
+    }
 }
 
 /// A message and everything known about it.

@@ -1,23 +1,33 @@
 //! The gateway's own vocabulary, free of I/O: what every layer above may speak.
 //!
 //! The message with its status, attempts, parts and history entries ([`Message`], [`Status`],
-//! [`Event`]), the rules a new message is made by ([`MessageRules`]), the send window a
-//! message keeps ([`WindowSpec`]), what a message made through the Twilio-compatible door
-//! keeps ([`TwilioLink`]), a received text ([`InboundMessage`]) and an invoice's reminder plan
-//! ([`Plan`]). Phone numbers ([`crate::numbers`]) and the reading of replies
+//! [`Event`]), the moves of its life, each checked against the status it starts from
+//! ([`Message::cancel`], [`Message::claim`], [`Message::apply_send_outcome`],
+//! [`Message::apply_report`]…, in `transition.rs`), the rules a new message is made by
+//! ([`MessageRules`]), the send window a message keeps ([`WindowSpec`]), what a message made
+//! through the Twilio-compatible door keeps ([`TwilioLink`]), a received text
+//! ([`InboundMessage`]) and an invoice's reminder plan ([`Plan`]). Phone numbers
+//! ([`crate::numbers`]) and the reading of replies
 //! ([`crate::replies`]) are in this layer too.
 
 mod inbound;
 mod message;
 mod plan;
+mod transition;
+#[cfg(test)]
+mod transition_tests;
 mod twilio;
 mod window;
 
 pub use inbound::InboundMessage;
 pub use message::{
-    Attempt, Event, Message, Note, Part, Priority, ReminderLink, Reply, Status, StepKind,
+    Attempt, AttemptResult, Event, Message, Note, Part, PartStatus, Priority, ReminderLink, Reply,
+    Status, StepKind,
 };
 pub use plan::{Plan, PlanStatus, PlanStep};
+pub use transition::{
+    Canceller, HoldReason, NotAllowed, RetryPolicy, SendFailure, SendOutcome, Unsent,
+};
 pub use twilio::TwilioLink;
 pub use window::WindowSpec;
 

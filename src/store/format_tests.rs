@@ -71,7 +71,7 @@ fn send(s: &Store, m: &Message, mrs: &[u8]) {
         m.attempts.push(Attempt {
             at: Utc::now(),
             modem: "sim0".into(),
-            result: "sent".into(),
+            result: crate::store::AttemptResult::Sent,
             error: None,
             message_references: mrs.clone(),
         });
@@ -81,7 +81,7 @@ fn send(s: &Store, m: &Message, mrs: &[u8]) {
             .map(|(i, mr)| Part {
                 part: i as u8 + 1,
                 message_reference: Some(*mr),
-                status: "sent".into(),
+                status: crate::store::PartStatus::Sent,
             })
             .collect();
         Some("sent")

@@ -84,7 +84,8 @@ pub(crate) use messages::test_message;
 use messages::{Row, TxTrees, first_event, insert_in, message_rows, update_in};
 
 pub use model::{
-    Attempt, Event, Message, Note, Part, Priority, ReminderLink, Reply, Status, StepKind,
+    Attempt, AttemptResult, Event, Message, Note, Part, PartStatus, Priority, ReminderLink, Reply,
+    Status, StepKind,
 };
 
 /// Turns a message's new history entry into webhook deliveries, written in the same

@@ -2,5 +2,6 @@
 //! path the store's code and its callers have always used.
 
 pub use crate::domain::{
-    Attempt, Event, Message, Note, Part, Priority, ReminderLink, Reply, Status, StepKind,
+    Attempt, AttemptResult, Event, Message, Note, Part, PartStatus, Priority, ReminderLink, Reply,
+    Status, StepKind,
 };

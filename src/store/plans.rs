@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::{
-    IdempotencyRecord, Message, Note, Status, Store, StoreError, Tx, TxTrees, abort, decode,
-    encode, id_key, id_string, idempotency_row, insert_in, message_rows, update_in,
+    IdempotencyRecord, Message, Note, Store, StoreError, Tx, TxTrees, abort, decode, encode,
+    id_key, id_string, idempotency_row, insert_in, message_rows, update_in,
 };
+use crate::domain::Unsent;
 pub use crate::domain::{Plan, PlanStatus, PlanStep};
 
 /// A change to a plan, computed from a snapshot by the caller.
@@ -260,15 +261,12 @@ impl Store {
                     let mut moved = Vec::new();
                     for (key, c) in &cancels {
                         let f = |m: &mut Message| {
-                            m.status.is_waiting().then(|| {
-                                m.status = Status::Cancelled;
-                                m.status_reason = Some(c.reason.clone());
-                                Note::new(
-                                    "cancelled",
-                                    c.words.clone(),
-                                    serde_json::json!({ "reason": c.reason, "plan_id": plan.id }),
-                                )
-                            })
+                            let note = Note::new(
+                                "cancelled",
+                                c.words.clone(),
+                                serde_json::json!({ "reason": c.reason, "plan_id": plan.id }),
+                            );
+                            m.end_unsent(Unsent::Cancelled, &c.reason, note).ok()
                         };
                         match update_in(&t, key, &f, notifier.as_deref())? {
                             Some((old, m, true)) => moved.push((old, m)),

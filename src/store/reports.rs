@@ -23,9 +23,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::inbound::fingerprint;
-use super::{
-    Message, Note, Status, Store, StoreError, Tx, TxTrees, decode, encode, id_key, update_in,
-};
+use super::{Message, Status, Store, StoreError, Tx, TxTrees, decode, encode, id_key, update_in};
 use crate::sms::{self, StatusCategory, StatusReport};
 
 /// How long a sent part waits for its report. Older index entries are ignored when matching
@@ -135,11 +133,6 @@ pub(crate) fn same_recipient(to: &str, report: &str) -> bool {
     short.len() >= MIN_SHARED_DIGITS && long.ends_with(&short)
 }
 
-/// `0x61`.
-fn hex_code(code: u8) -> String {
-    format!("0x{code:02X}")
-}
-
 fn category_name(c: StatusCategory) -> &'static str {
     match c {
         StatusCategory::Delivered => "delivered",
@@ -147,89 +140,6 @@ fn category_name(c: StatusCategory) -> &'static str {
         StatusCategory::Failed => "failed",
         StatusCategory::Unknown => "unknown",
     }
-}
-
-/// How a report changes a message (see [`Store::apply_status_report`]); `None` when it
-/// changes nothing. Pure: a transaction may run it more than once.
-fn apply_to_message(
-    m: &mut Message,
-    part: u8,
-    r: &StatusReport,
-    now: DateTime<Utc>,
-) -> Option<Note> {
-    let total = m.part_status.len();
-    let p = m
-        .part_status
-        .iter_mut()
-        .find(|p| p.part == part && p.message_reference == Some(r.message_reference))?;
-    let code = r.status.code;
-    let category = r.status.category();
-    let description = r.status.description();
-    let data = serde_json::json!({
-        "part": part,
-        "message_reference": r.message_reference,
-        "tp_st": code,
-        "category": category,
-        "description": description,
-        "discharge_time": r.discharge_time,
-        "smsc_timestamp": r.timestamp,
-    });
-    let part_final = matches!(p.status.as_str(), "delivered" | "failed");
-    let new_part = match category {
-        StatusCategory::Delivered if !part_final => "delivered",
-        StatusCategory::Failed if !part_final => "failed",
-        _ => p.status.as_str(),
-    }
-    .to_string();
-    let of = if total > 1 {
-        format!("part {part}/{total}: ")
-    } else {
-        String::new()
-    };
-    let failure = format!("delivery failed: {description} (TP-ST {})", hex_code(code));
-    if m.status != Status::Sent {
-        // Already delivered or failed: a late report is history only, and only when it tells
-        // something new about its part; the message's status never moves back.
-        if new_part == p.status {
-            return None;
-        }
-        p.status = new_part;
-        let what = if category == StatusCategory::Delivered {
-            "delivered".to_string()
-        } else {
-            failure
-        };
-        let reason = format!(
-            "{of}{what}, reported after the message became {}",
-            m.status.as_str()
-        );
-        return Some(Note::new("delivery_report", reason, data));
-    }
-    p.status = new_part;
-    let reason = match category {
-        StatusCategory::Delivered => {
-            if m.part_status.iter().all(|p| p.status == "delivered") {
-                m.status = Status::Delivered;
-                m.status_reason = None;
-                m.delivered_at = Some(now);
-            }
-            format!("{of}delivered ({description}, TP-ST {})", hex_code(code))
-        }
-        StatusCategory::Failed => {
-            m.status = Status::Failed;
-            m.status_reason = Some(failure.clone());
-            format!("{of}{failure}")
-        }
-        StatusCategory::Pending => format!(
-            "{of}delivery pending: {description} (TP-ST {}); the network keeps trying",
-            hex_code(code)
-        ),
-        StatusCategory::Unknown => format!(
-            "{of}status report with a reserved TP-ST {}; the part stays sent",
-            hex_code(code)
-        ),
-    };
-    Some(Note::new("delivery_report", reason, data))
 }
 
 /// What the report transaction found.
@@ -280,7 +190,9 @@ impl Store {
                 matches!(category, StatusCategory::Delivered | StatusCategory::Failed);
             let i = &self.inner;
             let notifier = self.notifier();
-            let f = |m: &mut Message| apply_to_message(m, chosen.part, report, now);
+            // How the report changes the message: see [`Message::apply_report`]. Pure: the
+            // transaction may run it more than once.
+            let f = |m: &mut Message| m.apply_report(chosen.part, report, now);
             let r = (
                 &i.messages,
                 &i.due,
@@ -579,7 +491,7 @@ fn index_keys(m: &Message) -> Vec<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::sms::{Address, Pdu, encode_status_report};
-    use crate::store::Part;
+    use crate::store::{Part, PartStatus};
 
     const TO: &str = "+12025550123";
 
@@ -607,7 +519,7 @@ mod tests {
                     .map(|(i, mr)| Part {
                         part: i as u8 + 1,
                         message_reference: Some(*mr),
-                        status: "sent".into(),
+                        status: PartStatus::Sent,
                     })
                     .collect();
                 Some("sent")
@@ -663,7 +575,7 @@ mod tests {
         let got = store.get(&m.id).unwrap().unwrap();
         assert_eq!(got.status, Status::Delivered);
         assert!(got.delivered_at.is_some());
-        assert_eq!(got.part_status[0].status, "delivered");
+        assert_eq!(got.part_status[0].status, PartStatus::Delivered);
         let events = store.events(&m.id).unwrap();
         let last = events.last().unwrap();
         assert_eq!(last.kind, "delivery_report");
@@ -810,7 +722,11 @@ mod tests {
         ));
         let done = store.get(&m.id).unwrap().unwrap();
         assert_eq!(done.status, Status::Delivered);
-        assert!(done.part_status.iter().all(|p| p.status == "delivered"));
+        assert!(
+            done.part_status
+                .iter()
+                .all(|p| p.status == PartStatus::Delivered)
+        );
         let reports = store
             .events(&m.id)
             .unwrap()
@@ -841,7 +757,7 @@ mod tests {
             failed.status_reason.as_deref(),
             Some("delivery failed: recipient busy (TP-ST 0x61)")
         );
-        assert_eq!(failed.part_status[1].status, "failed");
+        assert_eq!(failed.part_status[1].status, PartStatus::Failed);
         // The other part's report still lands in the history; the status stays failed.
         let out = apply(&store, 10, TO, 0x00, 2);
         assert!(matches!(
@@ -856,7 +772,7 @@ mod tests {
         let after = store.get(&m.id).unwrap().unwrap();
         assert_eq!(after.status, Status::Failed);
         assert_eq!(after.status_reason, failed.status_reason);
-        assert_eq!(after.part_status[0].status, "delivered");
+        assert_eq!(after.part_status[0].status, PartStatus::Delivered);
         assert!(after.delivered_at.is_none());
         let last = store.events(&m.id).unwrap().pop().unwrap();
         assert_eq!(last.kind, "delivery_report");

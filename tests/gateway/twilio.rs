@@ -358,3 +358,79 @@ async fn the_door_is_closed_without_its_section_and_checks_what_it_gets() {
     open.stop().await;
     sim.shutdown().await;
 }
+
+/// The door cancels by the API's one rule: a failed message can be closed (`canceled`, with a
+/// history entry saying what it was), a sent one cannot (400, code 30409, Twilio's words).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_door_cancels_by_the_apis_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = crate::sim().await;
+    let r = crate::start(dir.path().join("store"), &sim, |g| {
+        g.twilio = smsgate::twilio::TwilioConfig {
+            account_sid: Some(ACCOUNT.into()),
+            auth_token: Some(AUTH_TOKEN.into()),
+            inbound_url: None,
+        };
+    })
+    .await;
+    crate::wait_modem_up(&r).await;
+    let http = smsgate::tls::client_builder().build().unwrap();
+    let ending = |text: &'static str, status: &'static str| {
+        let r = &r;
+        async move {
+            let (code, v) = r
+                .post(
+                    "/v1/messages",
+                    &serde_json::json!({"to": "+12025550123", "text": text}),
+                )
+                .await;
+            assert_eq!(code, 201, "{v}");
+            let id = v["id"].as_str().unwrap().to_string();
+            assert_eq!(
+                r.wait_status(&id, status, Duration::from_secs(10)).await,
+                status
+            );
+            id
+        }
+    };
+    // Error 8 (operator barred) is permanent: the message fails on its first attempt.
+    sim.fail_next(1, 8);
+    let failed = ending("Past due: invoice INV-0999.", "failed").await;
+    let sent = ending("Invoice INV-1042 is paid, thank you.", "sent").await;
+    let cancel = |id: &str| {
+        http.post(format!(
+            "{}/2010-04-01/Accounts/{ACCOUNT}/Messages/{}.json",
+            r.base,
+            smsgate::twilio::sid_of(id)
+        ))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .form(&[("Status", "canceled")])
+        .send()
+    };
+
+    let resp = cancel(&failed).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["status"], "canceled", "{v}");
+    assert_eq!(r.status_of(&failed).await, "cancelled");
+    let (_, h) = r.get(&format!("/v1/messages/{failed}/history")).await;
+    assert!(
+        h.to_string()
+            .contains("closed through the Twilio-compatible API while failed"),
+        "{h}"
+    );
+
+    let resp = cancel(&sent).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], 30409, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot be canceled")),
+        "{v}"
+    );
+    assert_eq!(r.status_of(&sent).await, "sent");
+    r.stop().await;
+    sim.shutdown().await;
+}

@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 
 use super::messages::{NewMessage, accept, build, idempotent, to_json};
 use super::{ApiError, AppState, Caller};
+use crate::domain::Canceller;
 use crate::store::inbound::{InboundFilter, InboundMessage};
-use crate::store::{ListFilter, Message, Note, Status};
+use crate::store::{ListFilter, Message, Status};
 use crate::twilio::{API_VERSION, Account, TwilioLink, id_of, rfc2822, sid_of};
 
 mod list;
@@ -531,7 +532,8 @@ pub async fn fetch(
 }
 
 /// `POST /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`: `Status=canceled` cancels a
-/// scheduled or queued message.
+/// message by the API's one rule ([`crate::domain::Message::cancellable`]): a scheduled or
+/// queued one, or an `unknown` or `failed` one not to be sent again.
 pub async fn update(
     State(state): State<AppState>,
     Extension(account): Extension<Account>,
@@ -565,13 +567,9 @@ pub async fn update(
             ));
         }
     }
-    let r = state.store.update(&id, |m| {
-        m.status.is_waiting().then(|| {
-            m.status = Status::Cancelled;
-            m.status_reason = Some("cancelled".into());
-            Note::from("cancelled through the Twilio-compatible API")
-        })
-    })?;
+    let r = state
+        .store
+        .update(&id, |m| m.cancel(Canceller::Twilio).ok())?;
     let Some((m, changed)) = r else {
         return Err(TwilioError::not_found(req_uri.path()));
     };

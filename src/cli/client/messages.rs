@@ -58,8 +58,8 @@ pub enum MessagesCommand {
     /// Show one message with its history (`GET /v1/messages/{id}`).
     #[command(long_about = concat!("Show one message: its fields, attempts, replies and history (`GET /v1/messages/{id}`).\n\n", about_remote!()))]
     Show(MessageId),
-    /// Cancel a queued or scheduled message (`POST /v1/messages/{id}/cancel`).
-    #[command(long_about = concat!("Cancel a queued or scheduled message (`POST /v1/messages/{id}/cancel`). A message already sending or sent cannot be cancelled: exit 1 with the daemon's reason.\n\n", about_remote!()))]
+    /// Cancel a queued or scheduled message, or close an unknown or failed one (`POST /v1/messages/{id}/cancel`).
+    #[command(long_about = concat!("Cancel a queued or scheduled message (`POST /v1/messages/{id}/cancel`), or close an `unknown` or `failed` one that is not to be sent again. A message sending, sent or delivered cannot be cancelled: exit 1 with the daemon's reason.\n\n", about_remote!()))]
     Cancel(MessageId),
     /// Send an unknown, failed, expired or cancelled message again
     /// (`POST /v1/messages/{id}/requeue`).

@@ -127,7 +127,7 @@ pub(super) mod testing {
             m.part_status = vec![crate::store::Part {
                 part: 1,
                 message_reference: Some(42),
-                status: "sent".into(),
+                status: crate::store::PartStatus::Sent,
             }];
             Some("sent")
         })
