@@ -3,9 +3,9 @@
 #
 #   bash bench/build-time.sh [--release-only] [--source DIR]
 #
-#   1. `cargo build --release --locked` in an empty target directory: the total, and the crate's
-#      own share (from the moment the last dependency is built to the end: library, binary and
-#      link), read from cargo's `--timings` report;
+#   1. `cargo build --release --locked` in an empty target directory: the total, and the
+#      workspace's own share (its three crates, from the moment the last dependency is built to
+#      the end: libraries, binary and link), read from cargo's `--timings` report;
 #   2. `cargo test --locked --no-run` in an empty target directory: every test, bench and
 #      example target compiled, as the first `cargo test` of a fresh clone does before running.
 #
@@ -54,10 +54,12 @@ import json, re, sys
 html = open(sys.argv[1], encoding="utf-8").read()
 units = json.loads(re.search(r"const UNIT_DATA = (\[.*?\]);\n", html, re.S).group(1))
 end = lambda u: u["start"] + u["duration"]
-own = [u for u in units if u["name"] == "smsgate"]
-deps_end = max(end(u) for u in units if u["name"] != "smsgate")
+# The workspace's own crates: the daemon, the codec (smsgate-sms), the driver (smsgate-modem).
+ours = lambda u: u["name"] == "smsgate" or u["name"].startswith("smsgate-")
+own = [u for u in units if ours(u)]
+deps_end = max(end(u) for u in units if not ours(u))
 total_end = max(end(u) for u in units)
-parts = ", ".join(f"{(u.get('target') or '').strip() or 'lib'} {u['duration']:.0f} s" for u in own)
+parts = ", ".join(f"{u['name']} {(u.get('target') or '').strip() or 'lib'} {u['duration']:.0f} s" for u in own)
 print(f"{total_end - deps_end:.1f} {deps_end:.1f} {parts}")
 PY
 }
@@ -76,7 +78,7 @@ release=$(echo "$t1 - $t0" | bc)
 cp "$target/cargo-timings/cargo-timing.html" "$base/build-time-release.html"
 read -r share deps parts < <(crate_share "$base/build-time-release.html")
 printf 'release build from clean (cargo build --release): %.0f s (%.1f min)\n' "$release" "$(echo "$release / 60" | bc -l)"
-printf '  dependencies done after %.0f s; the crate itself: %.0f s (%s)\n' "$deps" "$share" "$parts"
+printf '  dependencies done after %.0f s; the workspace's own crates: %.0f s (%s)\n' "$deps" "$share" "$parts"
 echo "  cargo's report: $base/build-time-release.html"
 busy
 

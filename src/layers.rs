@@ -9,6 +9,10 @@
 //! base      sms, util, tls, systemd               the codec and small helpers
 //! ```
 //!
+//! `sms` is the crate `smsgate-sms`, `modem` and `sim` the crate `smsgate-modem` (see
+//! `crates/`): Cargo keeps those from importing the daemon; they are listed here for the
+//! daemon's own imports of them.
+//!
 //! A module may use its own layer and those below it. The test reads every `crate::…` and
 //! `super::…` path of `src/` outside `#[cfg(test)]` code and fails on an import from a higher
 //! layer, naming the file and the line. [`KNOWN_UPHILL`] would list an exception by the pair of

@@ -10,6 +10,7 @@
 //!
 //! **base**
 //! - [`sms`]: the SMS codec: text ⇄ SMS-SUBMIT / SMS-DELIVER / SMS-STATUS-REPORT PDUs. Pure.
+//!   A crate of its own, `smsgate-sms` (`crates/sms/`).
 //! - [`util`]: secrets from the operating system's random source, constant-time comparison.
 //! - [`tls`]: the TLS of every HTTP client the crate makes (rustls with *ring*).
 //! - [`systemd`]: `READY`/`STOPPING` notifications and the watchdog.
@@ -26,7 +27,8 @@
 //! - [`store`]: the durable store (sled): messages, history, plans, inbound, reports, outbox,
 //!   opt-outs, with group commit.
 //! - [`modem`]: the modem driver: one actor per serial port speaking AT commands.
-//! - [`sim`]: the built-in modem simulator on a pseudo-terminal.
+//! - [`sim`]: the built-in modem simulator on a pseudo-terminal. With [`modem`], a crate of its
+//!   own, `smsgate-modem` (`crates/modem/`), which uses only the codec.
 //! - [`outbound`]: where the gateway's own HTTP requests may go (URL and address policy).
 //! - [`metrics`]: Prometheus metrics for `GET /metrics`.
 //!
@@ -58,6 +60,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub use smsgate_modem::{modem, sim};
+pub use smsgate_sms as sms;
+
 pub mod api;
 pub mod cli;
 pub mod config;
@@ -68,15 +73,12 @@ pub mod domain;
 pub mod fleet;
 pub mod inbound;
 pub mod metrics;
-pub mod modem;
 pub mod numbers;
 pub mod outbound;
 pub mod reminders;
 pub mod replies;
 pub mod reports;
 pub mod server;
-pub mod sim;
-pub mod sms;
 pub mod store;
 pub mod systemd;
 pub mod tls;

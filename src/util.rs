@@ -25,13 +25,7 @@ pub fn same(a: &str, b: &str) -> bool {
 }
 
 /// The message of a panic payload (`&str` or `String`; empty for anything else).
-pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
+pub use smsgate_modem::panic_text;
 
 #[cfg(test)]
 mod tests {

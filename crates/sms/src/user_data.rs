@@ -63,7 +63,7 @@ pub struct UserData {
     /// The text or data after the header.
     pub body: Body,
     /// The PDU ended before the length TP-UDL declares: `body` holds what was there (only
-    /// when read leniently, see [`crate::sms::decode_lenient`]).
+    /// when read leniently, see [`crate::decode_lenient`]).
     pub truncated: bool,
 }
 

@@ -104,7 +104,7 @@ impl Actor {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(panic) => {
-                    let what = crate::util::panic_text(panic.as_ref());
+                    let what = crate::panic_text(panic.as_ref());
                     tracing::error!(modem = %self.cfg.name, panic = %what,
                         "modem driver failed; reopening the port");
                     self.set_state(
