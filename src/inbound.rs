@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::dispatch::{Clock, Dispatcher};
-use crate::domain::MessageRules;
+use crate::domain::{GATEWAY, MessageRules};
 use crate::replies::{Keyword, OptOutConfig, RepliesConfig};
 use crate::sms::TextPlan;
 use crate::store::inbound::InboundMessage;
@@ -23,10 +23,6 @@ use crate::webhook::{EventType, WebhookError, Webhooks};
 
 /// Most `<Message>`s of one TwiML answer that are sent.
 const MAX_TWIML_REPLIES: usize = 5;
-
-/// The `created_by` of messages the gateway sends on its own (opt-out confirmations, help
-/// texts). They go to opted-out numbers too: the confirmation of a STOP must.
-pub const SYSTEM: &str = "smsgate";
 
 /// The `status_reason` of a message held while an earlier question to the same number awaits
 /// its answer.
@@ -412,7 +408,7 @@ impl Inbox {
         let i = &self.inner;
         let mut out = Vec::new();
         for m in i.store.messages_to(number, usize::MAX)? {
-            if !m.status.is_waiting() || m.created_by == SYSTEM {
+            if !m.status.is_waiting() || m.is_from_gateway() {
                 continue;
             }
             let r = i.store.update(&m.id, |msg| msg.cancel_opted_out().ok())?;
@@ -606,7 +602,7 @@ impl Inbox {
             metrics::counter!(crate::metrics::HELD, "reason" => "auto_reply_interval").increment(1);
             return Ok(None);
         }
-        let Some(mut m) = self.text_message(to, text, SYSTEM, now) else {
+        let Some(mut m) = self.text_message(to, text, GATEWAY, now) else {
             return Ok(None);
         };
         m.metadata = Some(json!({ "smsgate": purpose }));
@@ -639,7 +635,7 @@ impl Inbox {
             .messages_to(to, AUTO_REPLY_SCAN)?
             .into_iter()
             .find(|m| {
-                m.created_by == SYSTEM
+                m.is_from_gateway()
                     && m.created_at > since
                     && m.metadata
                         .as_ref()

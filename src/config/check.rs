@@ -44,14 +44,14 @@ impl Config {
                     "must be non-empty and unique".into(),
                 ));
             }
-            if k.name == crate::inbound::SYSTEM {
+            if k.name == crate::domain::GATEWAY {
                 return Err(at(
                     "api_keys",
                     Some(i),
                     "name",
                     format!(
                         "{:?} is reserved for the texts the gateway sends itself",
-                        crate::inbound::SYSTEM
+                        crate::domain::GATEWAY
                     ),
                 ));
             }

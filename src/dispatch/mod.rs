@@ -392,7 +392,7 @@ impl Dispatcher {
         let Some(m) = self.store.get(id)? else {
             return Ok(false);
         };
-        if m.created_by != crate::inbound::SYSTEM && self.store.is_opted_out(&m.to)? {
+        if !m.is_from_gateway() && self.store.is_opted_out(&m.to)? {
             self.store.update(id, |msg| msg.cancel_opted_out().ok())?;
             self.store.durable().await?;
             return Ok(true);

@@ -51,7 +51,7 @@ impl Traffic {
     pub fn of(m: &Message) -> Traffic {
         if m.reminder.is_some() {
             Traffic::Reminders
-        } else if m.created_by == crate::inbound::SYSTEM {
+        } else if m.is_from_gateway() {
             Traffic::Replies
         } else {
             Traffic::Messages

@@ -66,7 +66,7 @@ impl Dispatcher {
         let policy = &self.cfg.reminders;
         let spec = match &m.send_window {
             Some(w) => w.clone(),
-            None if policy.window_all_messages && m.created_by != crate::inbound::SYSTEM => {
+            None if policy.window_all_messages && !m.is_from_gateway() => {
                 policy.window_in(policy.timezone.name())
             }
             None => return Ok(false),

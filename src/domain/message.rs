@@ -204,6 +204,45 @@ impl PartStatus {
     }
 }
 
+/// The `created_by` of texts the gateway sends on its own (opt-out confirmations, help texts,
+/// replies a TwiML answer asks for). No API key may have this name (`config check` refuses it).
+pub const GATEWAY: &str = "smsgate";
+
+/// Where a message came from, read from what it keeps (`created_by`, `reminder`, `twilio`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// `POST /v1/messages` (or a batch), by the API key of this name.
+    Api(&'a str),
+    /// The gateway itself: it goes to opted-out numbers too (the confirmation of a STOP must)
+    /// and is never held by a send window.
+    Gateway,
+    /// A step of a reminder plan the API key of this name made.
+    Plan(&'a str),
+    /// The Twilio-compatible door: its `created_by` (the API key the account belongs to, or
+    /// `twilio:<account>` for a reply a TwiML answer asked for).
+    Twilio(&'a str),
+}
+
+impl Message {
+    /// Where it came from.
+    pub fn origin(&self) -> Origin<'_> {
+        if self.created_by == GATEWAY {
+            Origin::Gateway
+        } else if self.reminder.is_some() {
+            Origin::Plan(&self.created_by)
+        } else if self.twilio.is_some() {
+            Origin::Twilio(&self.created_by)
+        } else {
+            Origin::Api(&self.created_by)
+        }
+    }
+
+    /// A text the gateway sends on its own.
+    pub fn is_from_gateway(&self) -> bool {
+        self.origin() == Origin::Gateway
+    }
+}
+
 /// A message and everything known about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -266,7 +305,8 @@ pub struct Message {
     /// the `delivery_report` history entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<DateTime<Utc>>,
-    /// The API key that created it.
+    /// The API key that created it, or [`GATEWAY`] for a text the gateway sends on its own
+    /// (read it as an [`Origin`] with [`Message::origin`]).
     pub created_by: String,
     /// Sequence number of the latest history event.
     #[serde(default)]

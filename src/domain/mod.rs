@@ -21,8 +21,8 @@ mod window;
 
 pub use inbound::InboundMessage;
 pub use message::{
-    Attempt, AttemptResult, Event, Message, Note, Part, PartStatus, Priority, ReminderLink, Reply,
-    Status, StepKind,
+    Attempt, AttemptResult, Event, GATEWAY, Message, Note, Origin, Part, PartStatus, Priority,
+    ReminderLink, Reply, Status, StepKind,
 };
 pub use plan::{Plan, PlanStatus, PlanStep};
 pub use transition::{

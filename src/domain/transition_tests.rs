@@ -6,7 +6,10 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use super::transition::{
     Canceller, HoldReason, NotAllowed, RetryPolicy, SendFailure, SendOutcome, Unsent,
 };
-use super::{AttemptResult, Message, Note, Part, PartStatus, Priority, Status};
+use super::{
+    AttemptResult, GATEWAY, Message, Note, Origin, Part, PartStatus, Priority, ReminderLink,
+    Status, StepKind, TwilioLink,
+};
 use crate::sms::{Address, StatusReport};
 
 fn t0() -> DateTime<Utc> {
@@ -560,4 +563,33 @@ fn typed_results_and_part_statuses_keep_their_names_on_disk() {
     }
     assert_eq!(HoldReason::stored("retry"), None, "computed, never stored");
     assert_eq!(HoldReason::stored("requeued"), None);
+}
+
+#[test]
+fn the_origin_is_read_from_what_a_message_keeps() {
+    let mut m = message(Status::Queued);
+    assert_eq!(m.origin(), Origin::Api("billing"));
+    assert!(!m.is_from_gateway());
+    m.twilio = Some(TwilioLink {
+        account_sid: "AC1".into(),
+        from: None,
+        messaging_service_sid: None,
+        status_callback: None,
+        direction: "outbound-api".into(),
+        modem: None,
+    });
+    assert_eq!(m.origin(), Origin::Twilio("billing"));
+    m.twilio = None;
+    m.reminder = Some(ReminderLink {
+        plan_id: "01JBBBBBBBBBBBBBBBBBBBBBBB".into(),
+        invoice: "INV-1".into(),
+        step: 0,
+        kind: StepKind::Reminder,
+        template: "due_soon".into(),
+    });
+    assert_eq!(m.origin(), Origin::Plan("billing"));
+    // The gateway's own texts are the gateway's whatever else they keep.
+    m.created_by = GATEWAY.into();
+    assert_eq!(m.origin(), Origin::Gateway);
+    assert!(m.is_from_gateway());
 }

@@ -164,7 +164,8 @@ impl Registration {
 }
 
 /// Signal strength from `+CSQ: <rssi>,<ber>` (TS 27.007 §8.5).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Signal {
     /// 0–31, or 99 for unknown.
     pub rssi: u8,
@@ -192,7 +193,8 @@ impl Signal {
 }
 
 /// Use of the message store (`+CPMS`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Storage {
     /// The memory read from (`SM`, `ME`, `MT`).
     pub memory: Option<String>,

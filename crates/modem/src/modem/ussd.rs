@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::sms::{Charset, gsm7, parse_hex, to_hex};
 
 /// The operator's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UssdAnswer {
     /// `<m>`: 0 done, 1 the network waits for a reply, 2 ended by the network, 3 answered by
     /// another client, 4 not supported, 5 the network timed out.
