@@ -300,7 +300,7 @@ fn first_text(policy: &crate::reminders::Policy, now: chrono::DateTime<chrono::U
     use crate::reminders::window::Window;
     let tz = policy.timezone;
     let local_now = now.with_timezone(&tz);
-    let Ok(window) = Window::parse(&policy.window_in(tz.name())) else {
+    let Ok(window) = Window::from_spec(&policy.window_in(tz.name())) else {
         return "its first text goes at once".into();
     };
     let open = window.next_open(now, &policy.quiet);
