@@ -197,7 +197,10 @@ impl Gateway {
         // Bind first: a busy port is reported before anything else starts.
         let listener = std::net::TcpListener::bind(self.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.listen))?;
+            .map_err(|source| ListenError {
+                addr: self.listen,
+                source,
+            })?;
         let mut bound = bound;
         let mut reopening = false;
         loop {
@@ -464,6 +467,14 @@ where
             shutdown.cancel();
         }
     })
+}
+
+/// The listening socket could not be bound (the port is taken, or not ours to take).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+struct ListenError {
+    addr: SocketAddr,
+    source: std::io::Error,
 }
 
 /// The store could not be opened.
