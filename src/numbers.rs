@@ -17,13 +17,48 @@ type NumberCache = quick_cache::sync::Cache<(String, Option<String>), String>;
 /// dots and parentheses rarely double that.
 pub const MAX_NUMBER_INPUT: usize = 32;
 
-/// Normalises a phone number to E.164 (`+` and digits), with `region` for national input.
+/// Why a text is not a phone number that can be texted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NumberError {
+    /// Longer than [`MAX_NUMBER_INPUT`].
+    #[error("is {0} characters long; a phone number has at most {MAX_NUMBER_INPUT}")]
+    TooLong(usize),
+    /// Nothing but spaces.
+    #[error("is empty")]
+    Empty,
+    /// Characters other than digits, spaces, `+`, `-`, `(`, `)` and `.`.
+    #[error("{0:?} is not a phone number")]
+    Characters(String),
+    /// The default region is not a region code.
+    #[error("unknown default region {0:?}")]
+    Region(String),
+    /// A national number and no default region.
+    #[error(
+        "{0:?} has no country code: write it as +<country><number> (E.164), or set [sms] default_region"
+    )]
+    NoCountry(String),
+    /// The numbering plan cannot read it.
+    #[error("{input:?} is not a phone number ({source})")]
+    Parse {
+        /// The number, trimmed.
+        input: String,
+        /// Why.
+        source: phonenumber::ParseError,
+    },
+    /// A number its country does not have.
+    #[error("{0:?} is not a valid number for its country")]
+    Invalid(String),
+}
+
+/// [`to_e164`] with the error in words, as an API field error carries it.
 pub fn normalise_number(input: &str, region: Option<&str>) -> Result<String, String> {
+    to_e164(input, region).map_err(|e| e.to_string())
+}
+
+/// Normalises a phone number to E.164 (`+` and digits), with `region` for national input.
+pub fn to_e164(input: &str, region: Option<&str>) -> Result<String, NumberError> {
     if input.len() > MAX_NUMBER_INPUT {
-        return Err(format!(
-            "is {} characters long; a phone number has at most {MAX_NUMBER_INPUT}",
-            input.len()
-        ));
+        return Err(NumberError::TooLong(input.len()));
     }
     let key = (input.to_string(), region.map(str::to_string));
     if let Some(hit) = NUMBERS.get(&key) {
@@ -34,28 +69,26 @@ pub fn normalise_number(input: &str, region: Option<&str>) -> Result<String, Str
     Ok(r)
 }
 
-fn check_number(input: &str, region: Option<&str>) -> Result<String, String> {
+fn check_number(input: &str, region: Option<&str>) -> Result<String, NumberError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
-        return Err("is empty".into());
+        return Err(NumberError::Empty);
     }
     if trimmed
         .chars()
         .any(|c| !(c.is_ascii_digit() || " +-().".contains(c)))
     {
-        return Err(format!("{trimmed:?} is not a phone number"));
+        return Err(NumberError::Characters(trimmed.to_owned()));
     }
     let country = match region {
         Some(r) => Some(
             phonenumber::country::Id::from_str(&r.to_ascii_uppercase())
-                .map_err(|_| format!("unknown default region {r:?}"))?,
+                .map_err(|_| NumberError::Region(r.to_owned()))?,
         ),
         None => None,
     };
     if !trimmed.starts_with('+') && country.is_none() {
-        return Err(format!(
-            "{trimmed:?} has no country code: write it as +<country><number> (E.164), or set [sms] default_region"
-        ));
+        return Err(NumberError::NoCountry(trimmed.to_owned()));
     }
     // A number written with `+` carries its country: parsing it with a region as well makes the
     // phonenumber crate strip that region's trunk prefix after the country code
@@ -65,10 +98,12 @@ fn check_number(input: &str, region: Option<&str>) -> Result<String, String> {
     } else {
         country
     };
-    let n = phonenumber::parse(country, trimmed)
-        .map_err(|e| format!("{trimmed:?} is not a phone number ({e})"))?;
+    let n = phonenumber::parse(country, trimmed).map_err(|source| NumberError::Parse {
+        input: trimmed.to_owned(),
+        source,
+    })?;
     if !n.is_valid() {
-        return Err(format!("{trimmed:?} is not a valid number for its country"));
+        return Err(NumberError::Invalid(trimmed.to_owned()));
     }
     Ok(n.format().mode(phonenumber::Mode::E164).to_string())
 }
@@ -80,7 +115,7 @@ fn check_number(input: &str, region: Option<&str>) -> Result<String, String> {
 pub fn normalise_sender(raw: &str, region: Option<&str>) -> Option<String> {
     let raw = raw.trim();
     if raw.starts_with('+') {
-        return normalise_number(raw, None).ok();
+        return to_e164(raw, None).ok();
     }
     if raw.is_empty() || raw.len() > MAX_NUMBER_INPUT || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -89,8 +124,8 @@ pub fn normalise_sender(raw: &str, region: Option<&str>) -> Option<String> {
     // numbering plan tells which reading is valid; the national one is tried first, since that
     // is what TOA 0x81/0xA1 senders mostly are.
     region
-        .and_then(|r| normalise_number(raw, Some(r)).ok())
-        .or_else(|| normalise_number(&format!("+{raw}"), None).ok())
+        .and_then(|r| to_e164(raw, Some(r)).ok())
+        .or_else(|| to_e164(&format!("+{raw}"), None).ok())
 }
 
 /// Whether two numbers end in the same `n` digits or more (`n` at least 7): how a sender that
@@ -146,18 +181,44 @@ mod tests {
     #[test]
     fn long_input_is_refused_before_parsing_and_refusals_are_not_cached() {
         let long = "1".repeat(MAX_NUMBER_INPUT + 1);
+        let e = to_e164(&long, Some("US")).unwrap_err();
+        assert!(matches!(e, NumberError::TooLong(33)), "{e:?}");
         assert!(
             normalise_number(&long, Some("US"))
                 .unwrap_err()
                 .contains("at most")
         );
-        assert!(normalise_number("+9901234", None).is_err());
+        assert!(to_e164("+9901234", None).is_err());
         assert!(
             NUMBERS.get(&("+9901234".to_string(), None)).is_none(),
             "a refusal was cached"
         );
         assert!(normalise_number("+12025550123", None).is_ok());
         assert!(NUMBERS.get(&("+12025550123".to_string(), None)).is_some());
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        assert!(matches!(to_e164(" ", None), Err(NumberError::Empty)));
+        assert!(matches!(
+            to_e164("+1202555012a", None),
+            Err(NumberError::Characters(_))
+        ));
+        assert!(matches!(
+            to_e164("2025550123", None),
+            Err(NumberError::NoCountry(n)) if n == "2025550123"
+        ));
+        assert!(matches!(
+            to_e164("2025550123", Some("QQ")),
+            Err(NumberError::Region(r)) if r == "QQ"
+        ));
+        assert!(matches!(
+            to_e164("+15551234567", None),
+            Err(NumberError::Invalid(_))
+        ));
+        let e = to_e164("+", None).unwrap_err();
+        assert!(matches!(e, NumberError::Parse { .. }), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     #[test]

@@ -139,16 +139,53 @@ fn default_help_reply() -> String {
     "Reply STOP to unsubscribe, START to subscribe again.".into()
 }
 
+/// What is wrong with `[optout]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptOutConfigError {
+    /// A keyword that normalises to nothing.
+    #[error("{key}: {word:?} has no letters or digits")]
+    Empty {
+        /// `stop_words`, `start_words` or `help_words`.
+        key: &'static str,
+        /// The keyword.
+        word: String,
+    },
+    /// A keyword in two lists.
+    #[error("{0:?} is in more than one keyword list")]
+    Repeated(String),
+}
+
+impl OptOutConfigError {
+    /// The key the problem is in; `None` when it spans the lists.
+    pub fn key(&self) -> Option<&'static str> {
+        match self {
+            OptOutConfigError::Empty { key, .. } => Some(key),
+            OptOutConfigError::Repeated(_) => None,
+        }
+    }
+
+    /// What is wrong, without the key.
+    pub fn detail(&self) -> String {
+        match self {
+            OptOutConfigError::Empty { word, .. } => format!("{word:?} has no letters or digits"),
+            OptOutConfigError::Repeated(_) => self.to_string(),
+        }
+    }
+}
+
 impl OptOutConfig {
     /// Checks the section; the error names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OptOutConfigError> {
         for (key, list) in [
             ("stop_words", &self.stop_words),
             ("start_words", &self.start_words),
             ("help_words", &self.help_words),
         ] {
             if let Some(w) = list.iter().find(|w| normalise(w).is_empty()) {
-                return Err(format!("{key}: {w:?} has no letters or digits"));
+                return Err(OptOutConfigError::Empty {
+                    key,
+                    word: w.clone(),
+                });
             }
         }
         let lists = [&self.stop_words, &self.start_words, &self.help_words];
@@ -158,7 +195,7 @@ impl OptOutConfig {
                     .iter()
                     .find(|w| b.iter().any(|x| normalise(x) == normalise(w)))
                 {
-                    return Err(format!("{w:?} is in more than one keyword list"));
+                    return Err(OptOutConfigError::Repeated(w.clone()));
                 }
             }
         }
@@ -215,17 +252,50 @@ pub fn normalise(text: &str) -> String {
     out
 }
 
+/// What is wrong with `[replies]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepliesConfigError {
+    /// A zero `window`.
+    #[error("window: must be more than 0s")]
+    NoWindow,
+    /// A `window` longer than a year.
+    #[error("window: must be at most a year")]
+    WindowTooLong,
+    /// An alias that normalises to nothing.
+    #[error("aliases: {0:?} has no letters or digits")]
+    EmptyAlias(String),
+}
+
+impl RepliesConfigError {
+    /// The key the problem is in.
+    pub fn key(&self) -> &'static str {
+        match self {
+            RepliesConfigError::NoWindow | RepliesConfigError::WindowTooLong => "window",
+            RepliesConfigError::EmptyAlias(_) => "aliases",
+        }
+    }
+
+    /// What is wrong, without the key.
+    pub fn detail(&self) -> String {
+        match self {
+            RepliesConfigError::NoWindow => "must be more than 0s".into(),
+            RepliesConfigError::WindowTooLong => "must be at most a year".into(),
+            RepliesConfigError::EmptyAlias(w) => format!("{w:?} has no letters or digits"),
+        }
+    }
+}
+
 impl RepliesConfig {
     /// Checks the section; the error names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RepliesConfigError> {
         if self.window.is_zero() {
-            return Err("window: must be more than 0s".into());
+            return Err(RepliesConfigError::NoWindow);
         }
         if self.window > Duration::from_secs(366 * 24 * 3600) {
-            return Err("window: must be at most a year".into());
+            return Err(RepliesConfigError::WindowTooLong);
         }
         if let Some((w, _)) = self.aliases.iter().find(|(w, _)| normalise(w).is_empty()) {
-            return Err(format!("aliases: {w:?} has no letters or digits"));
+            return Err(RepliesConfigError::EmptyAlias(w.clone()));
         }
         Ok(())
     }
@@ -249,30 +319,51 @@ impl RepliesConfig {
     }
 }
 
-/// Checks a message's `reply_options`: 1 to 10 entries, keys that read differently once
-/// normalised (case and punctuation ignored), actions of 1–64 characters. The problems, joined.
+/// One problem with a message's `reply_options`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyOptionProblem {
+    /// None, or more than 10.
+    #[error("must have 1 to 10 entries")]
+    Count,
+    /// A key or an action of the wrong length, or a key with no letter or digit.
+    #[error("{0:?}: keys of 1–20 characters with a letter or digit, actions of 1–64 characters")]
+    Entry(String),
+    /// A key that reads the same as another once normalised.
+    #[error("{0:?}: another key reads the same (case and punctuation are ignored)")]
+    SameKey(String),
+}
+
+/// Every problem with a message's `reply_options`, in words joined by `; `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ReplyOptionsError(pub Vec<ReplyOptionProblem>);
+
+/// Checks a message's `reply_options` ([`reply_options_problems`]); the problems in words, as
+/// an API field error carries them.
 pub fn check_reply_options(opts: &BTreeMap<String, String>) -> Result<(), String> {
+    reply_options_problems(opts).map_err(|e| e.to_string())
+}
+
+/// Checks a message's `reply_options`: 1 to 10 entries, keys that read differently once
+/// normalised (case and punctuation ignored), actions of 1–64 characters. Every problem found.
+pub fn reply_options_problems(opts: &BTreeMap<String, String>) -> Result<(), ReplyOptionsError> {
     let mut problems = Vec::new();
     if opts.is_empty() || opts.len() > 10 {
-        problems.push("must have 1 to 10 entries".to_string());
+        problems.push(ReplyOptionProblem::Count);
     }
     let mut seen = std::collections::HashSet::new();
     for (k, v) in opts {
         let n = normalise(k);
         if n.is_empty() || k.len() > 20 || v.trim().is_empty() || v.len() > 64 {
-            problems.push(format!(
-                "{k:?}: keys of 1–20 characters with a letter or digit, actions of 1–64 characters"
-            ));
+            problems.push(ReplyOptionProblem::Entry(k.clone()));
         } else if !seen.insert(n) {
-            problems.push(format!(
-                "{k:?}: another key reads the same (case and punctuation are ignored)"
-            ));
+            problems.push(ReplyOptionProblem::SameKey(k.clone()));
         }
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        Err(ReplyOptionsError(problems))
     }
 }
 
@@ -344,17 +435,50 @@ mod tests {
             start_words: vec!["stop".into()],
             ..OptOutConfig::default()
         };
-        assert!(clash.validate().unwrap_err().contains("more than one"));
+        let e = clash.validate().unwrap_err();
+        assert!(matches!(e, OptOutConfigError::Repeated(_)), "{e:?}");
+        assert!(e.to_string().contains("more than one"));
+        assert_eq!(e.key(), None);
         let empty = OptOutConfig {
             help_words: vec!["?!".into()],
             ..OptOutConfig::default()
         };
-        assert!(empty.validate().unwrap_err().contains("help_words"));
+        let e = empty.validate().unwrap_err();
+        assert_eq!(e.key(), Some("help_words"));
+        assert!(e.to_string().starts_with("help_words: "), "{e}");
         let zero = RepliesConfig {
             window: Duration::ZERO,
             ..RepliesConfig::default()
         };
-        assert!(zero.validate().unwrap_err().starts_with("window"));
+        let e = zero.validate().unwrap_err();
+        assert_eq!(e, RepliesConfigError::NoWindow);
+        assert_eq!(
+            (e.key(), e.detail().as_str()),
+            ("window", "must be more than 0s")
+        );
+    }
+
+    #[test]
+    fn reply_options_name_every_problem() {
+        let mut opts = options();
+        opts.insert("#1".into(), "again".into());
+        opts.insert("3".into(), String::new());
+        let e = reply_options_problems(&opts).unwrap_err();
+        assert_eq!(
+            e.0,
+            [
+                ReplyOptionProblem::SameKey("1".into()),
+                ReplyOptionProblem::Entry("3".into()),
+            ]
+        );
+        assert_eq!(check_reply_options(&opts), Err(e.to_string()));
+        assert!(e.to_string().starts_with(
+            "\"1\": another key reads the same (case and punctuation are ignored); \"3\": keys of"
+        ));
+        assert_eq!(
+            reply_options_problems(&BTreeMap::new()),
+            Err(ReplyOptionsError(vec![ReplyOptionProblem::Count]))
+        );
     }
 
     #[test]

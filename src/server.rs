@@ -85,23 +85,46 @@ pub struct Gateway {
     pub phone: Option<Arc<crate::api::demo::DemoPhone>>,
 }
 
+/// Why a configuration cannot make a gateway (what [`Config::load`] checks is caught there).
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayConfigError {
+    /// `[http] listen` is not an address.
+    #[error("[http] listen: {0}")]
+    Listen(#[source] std::net::AddrParseError),
+    /// A `token_sha256` that is not 64 hex digits.
+    #[error("api key {0}: bad token_sha256")]
+    TokenHash(String),
+    /// An API key with neither `token` nor `token_sha256`.
+    #[error("api key {0} has no token")]
+    NoToken(String),
+    /// `[sms] national_languages`.
+    #[error(transparent)]
+    Languages(#[from] crate::config::LanguageError),
+    /// The reminder policy.
+    #[error(transparent)]
+    Reminders(#[from] crate::reminders::config::PolicyError),
+    /// `[outbound]`.
+    #[error("[outbound] {0}")]
+    Outbound(#[source] crate::outbound::OutboundConfigError),
+}
+
 impl Gateway {
     /// From a checked configuration.
-    pub fn from_config(cfg: &Config) -> Result<Gateway, String> {
+    pub fn from_config(cfg: &Config) -> Result<Gateway, GatewayConfigError> {
         let listen = cfg
             .http
             .listen
             .parse()
-            .map_err(|e| format!("[http] listen: {e}"))?;
+            .map_err(GatewayConfigError::Listen)?;
         let mut keys = Vec::new();
         for k in &cfg.api_keys {
             match (&k.token, &k.token_sha256) {
                 (Some(t), _) => keys.push(ApiKey::from_token(&k.name, t)),
                 (None, Some(h)) => keys.push(
                     ApiKey::from_sha256_hex(&k.name, h)
-                        .ok_or_else(|| format!("api key {}: bad token_sha256", k.name))?,
+                        .ok_or_else(|| GatewayConfigError::TokenHash(k.name.clone()))?,
                 ),
-                (None, None) => return Err(format!("api key {} has no token", k.name)),
+                (None, None) => return Err(GatewayConfigError::NoToken(k.name.clone())),
             }
         }
         let langs = cfg.national_languages()?;
@@ -109,7 +132,7 @@ impl Gateway {
         let outbound = cfg
             .outbound
             .policy()
-            .map_err(|e| format!("[outbound] {e}"))?;
+            .map_err(GatewayConfigError::Outbound)?;
         Ok(Gateway {
             listen,
             store_path: cfg.storage.path.clone(),
@@ -174,7 +197,10 @@ impl Gateway {
         // Bind first: a busy port is reported before anything else starts.
         let listener = std::net::TcpListener::bind(self.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.listen))?;
+            .map_err(|source| ListenError {
+                addr: self.listen,
+                source,
+            })?;
         let mut bound = bound;
         let mut reopening = false;
         loop {
@@ -188,7 +214,7 @@ impl Gateway {
                 Err(e) => {
                     let cannot_open = e
                         .downcast_ref::<StoreOpenError>()
-                        .is_some_and(|o| !o.0.contains("lock"));
+                        .is_some_and(|o| !o.is_locked());
                     if !cannot_open && !reopening {
                         return Err(e);
                     }
@@ -242,7 +268,7 @@ impl Gateway {
             });
         }
         let store = Store::open_with(&self.store_path, self.cache_mb, vec![hears.notifier()])
-            .map_err(|e| anyhow::Error::new(StoreOpenError(e.to_string())))?;
+            .map_err(|e| anyhow::Error::new(StoreOpenError(e)))?;
         let webhooks =
             Webhooks::with_listener(store.clone(), &self.webhooks, self.outbound.clone(), &hears)?;
         let webhook_cancel = CancellationToken::new();
@@ -449,10 +475,25 @@ where
     })
 }
 
+/// The listening socket could not be bound (the port is taken, or not ours to take).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+struct ListenError {
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
 /// The store could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct StoreOpenError(String);
+#[error(transparent)]
+struct StoreOpenError(crate::store::StoreError);
+
+impl StoreOpenError {
+    /// Another process holds the store's lock (sled says so only in words).
+    fn is_locked(&self) -> bool {
+        matches!(&self.0, crate::store::StoreError::Io(why) if why.contains("lock"))
+    }
+}
 
 /// While the store cannot be opened: `/healthz` answers, `/readyz` and everything else answer
 /// 503 saying why, and the store's directory is tried every 5 s. Returns `true` once it takes

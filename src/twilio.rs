@@ -64,36 +64,64 @@ impl TwilioConfig {
     }
 
     /// What is wrong with the section, if anything.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TwilioConfigError> {
         match (&self.account_sid, &self.auth_token) {
             (None, None) => {
                 if self.inbound_url.is_some() {
-                    return Err(
-                        "inbound_url needs account_sid and auth_token (the token signs it)".into(),
-                    );
+                    return Err(TwilioConfigError::InboundUrlAlone);
                 }
                 return Ok(());
             }
-            (Some(_), None) => {
-                return Err("auth_token is missing (or set SMSGATE_TWILIO_AUTH_TOKEN)".to_string());
-            }
-            (None, Some(_)) => return Err("account_sid is missing".into()),
+            (Some(_), None) => return Err(TwilioConfigError::NoAuthToken),
+            (None, Some(_)) => return Err(TwilioConfigError::NoAccountSid),
             (Some(sid), Some(token)) => {
                 if !(2..=64).contains(&sid.len()) || !sid.chars().all(|c| c.is_ascii_alphanumeric())
                 {
-                    return Err(format!(
-                        "account_sid {sid:?} must be 2 to 64 letters and digits, like Twilio's AC0123…"
-                    ));
+                    return Err(TwilioConfigError::AccountSid(sid.clone()));
                 }
                 if token.len() < 16 {
-                    return Err("auth_token must be at least 16 characters".into());
+                    return Err(TwilioConfigError::ShortToken);
                 }
             }
         }
         if let Some(url) = &self.inbound_url {
-            crate::webhook::validate_url(url).map_err(|e| format!("inbound_url: {e}"))?;
+            crate::webhook::validate_url(url).map_err(TwilioConfigError::InboundUrl)?;
         }
         Ok(())
+    }
+}
+
+/// What is wrong with `[twilio]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TwilioConfigError {
+    /// `inbound_url` without an account.
+    #[error("inbound_url needs account_sid and auth_token (the token signs it)")]
+    InboundUrlAlone,
+    /// `account_sid` without `auth_token`.
+    #[error("auth_token is missing (or set SMSGATE_TWILIO_AUTH_TOKEN)")]
+    NoAuthToken,
+    /// `auth_token` without `account_sid`.
+    #[error("account_sid is missing")]
+    NoAccountSid,
+    /// An account SID that is not 2–64 letters and digits.
+    #[error("account_sid {0:?} must be 2 to 64 letters and digits, like Twilio's AC0123…")]
+    AccountSid(String),
+    /// An auth token shorter than 16 characters.
+    #[error("auth_token must be at least 16 characters")]
+    ShortToken,
+    /// `inbound_url` is not an http(s) URL.
+    #[error("inbound_url: {0}")]
+    InboundUrl(#[source] crate::webhook::UrlError),
+}
+
+impl TwilioConfigError {
+    /// The key in `[twilio]` that is wrong.
+    pub fn key(&self) -> &'static str {
+        match self {
+            TwilioConfigError::InboundUrlAlone | TwilioConfigError::InboundUrl(_) => "inbound_url",
+            TwilioConfigError::NoAuthToken | TwilioConfigError::ShortToken => "auth_token",
+            TwilioConfigError::NoAccountSid | TwilioConfigError::AccountSid(_) => "account_sid",
+        }
     }
 }
 
@@ -299,9 +327,35 @@ pub struct TwimlMessage {
     pub body: String,
 }
 
+/// Why an answer is not TwiML.
+#[derive(Debug, thiserror::Error)]
+pub enum TwimlError {
+    /// Not well-formed XML.
+    #[error("not TwiML: {0}")]
+    Xml(#[from] quick_xml::Error),
+    /// A malformed attribute.
+    #[error("not TwiML: {0}")]
+    Attribute(#[from] quick_xml::events::attributes::AttrError),
+    /// Text that does not decode.
+    #[error("not TwiML: {0}")]
+    Encoding(#[from] quick_xml::encoding::EncodingError),
+    /// An entity XML does not predefine.
+    #[error("not TwiML: unknown entity &{0};")]
+    Entity(String),
+    /// An element left open at the end.
+    #[error("not TwiML: <{0}> is not closed")]
+    NotClosed(String),
+    /// No `<Response>` at all.
+    #[error("not TwiML: no <Response> element")]
+    NoResponse,
+    /// Another root element.
+    #[error("not TwiML: the root element is <{0}>, not <Response>")]
+    Root(String),
+}
+
 /// The `<Message>`s of a TwiML answer (`<Response><Message>…</Message></Response>`). An
 /// empty body or an empty `<Response/>` holds none; anything that is not TwiML is an error.
-pub fn twiml_messages(xml: &str) -> Result<Vec<TwimlMessage>, String> {
+pub fn twiml_messages(xml: &str) -> Result<Vec<TwimlMessage>, TwimlError> {
     use quick_xml::events::Event;
     if xml.trim().is_empty() {
         return Ok(Vec::new());
@@ -312,7 +366,7 @@ pub fn twiml_messages(xml: &str) -> Result<Vec<TwimlMessage>, String> {
     let mut current: Option<TwimlMessage> = None;
     let mut saw_response = false;
     loop {
-        let ev = reader.read_event().map_err(|e| format!("not TwiML: {e}"))?;
+        let ev = reader.read_event()?;
         match ev {
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
@@ -351,21 +405,18 @@ pub fn twiml_messages(xml: &str) -> Result<Vec<TwimlMessage>, String> {
                 if let Some(m) = current.as_mut()
                     && path.last().is_some_and(|n| n == "Message" || n == "Body")
                 {
-                    let text = t.decode().map_err(|e| format!("not TwiML: {e}"))?;
+                    let text = t.decode()?;
                     m.body.push_str(&text);
                 }
             }
             Event::GeneralRef(r) => {
                 if let Some(m) = current.as_mut() {
-                    match r
-                        .resolve_char_ref()
-                        .map_err(|e| format!("not TwiML: {e}"))?
-                    {
+                    match r.resolve_char_ref()? {
                         Some(c) => m.body.push(c),
                         None => {
-                            let name = r.decode().map_err(|e| format!("not TwiML: {e}"))?;
+                            let name = r.decode()?;
                             let text = quick_xml::escape::resolve_predefined_entity(&name)
-                                .ok_or_else(|| format!("not TwiML: unknown entity &{name};"))?;
+                                .ok_or_else(|| TwimlError::Entity(name.to_string()))?;
                             m.body.push_str(text);
                         }
                     }
@@ -378,7 +429,7 @@ pub fn twiml_messages(xml: &str) -> Result<Vec<TwimlMessage>, String> {
             }
             Event::Eof => {
                 if let Some(open) = path.last() {
-                    return Err(format!("not TwiML: <{open}> is not closed"));
+                    return Err(TwimlError::NotClosed(open.clone()));
                 }
                 break;
             }
@@ -386,28 +437,27 @@ pub fn twiml_messages(xml: &str) -> Result<Vec<TwimlMessage>, String> {
         }
     }
     if !saw_response {
-        return Err("not TwiML: no <Response> element".into());
+        return Err(TwimlError::NoResponse);
     }
     Ok(out)
 }
 
-fn root_is_response(name: &str) -> Result<(), String> {
+fn root_is_response(name: &str) -> Result<(), TwimlError> {
     if name == "Response" {
         Ok(())
     } else {
-        Err(format!(
-            "not TwiML: the root element is <{name}>, not <Response>"
-        ))
+        Err(TwimlError::Root(name.to_owned()))
     }
 }
 
-fn attribute(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Result<Option<String>, String> {
+fn attribute(
+    e: &quick_xml::events::BytesStart<'_>,
+    name: &[u8],
+) -> Result<Option<String>, TwimlError> {
     for a in e.attributes() {
-        let a = a.map_err(|e| format!("not TwiML: {e}"))?;
+        let a = a?;
         if a.key.as_ref() == name {
-            let v = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|e| format!("not TwiML: {e}"))?;
+            let v = a.normalized_value(quick_xml::XmlVersion::Implicit1_0)?;
             return Ok(Some(v.into_owned()));
         }
     }
@@ -489,9 +539,21 @@ mod tests {
         assert_eq!(twiml_messages("<Response/>").unwrap(), vec![]);
         assert_eq!(twiml_messages("").unwrap(), vec![]);
         assert_eq!(twiml_messages("<Response></Response>").unwrap(), vec![]);
-        assert!(twiml_messages("<html>no</html>").is_err());
-        assert!(twiml_messages("OK").is_err());
-        assert!(twiml_messages("<Response><Message>open").is_err());
+        let e = twiml_messages("<html>no</html>").unwrap_err();
+        assert!(matches!(&e, TwimlError::Root(r) if r == "html"), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "not TwiML: the root element is <html>, not <Response>"
+        );
+        assert!(matches!(twiml_messages("OK"), Err(TwimlError::NoResponse)));
+        assert!(matches!(
+            twiml_messages("<Response><Message>open"),
+            Err(TwimlError::NotClosed(m)) if m == "Message"
+        ));
+        assert!(matches!(
+            twiml_messages("<Response><Message>&bogus;</Message></Response>"),
+            Err(TwimlError::Entity(n)) if n == "bogus"
+        ));
     }
 
     #[test]

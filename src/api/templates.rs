@@ -84,18 +84,32 @@ fn sample_vars(st: &AppState) -> Value {
     })
 }
 
+/// Why a template has no preview.
+#[derive(Debug, thiserror::Error)]
+enum PreviewError {
+    /// It does not compile or render.
+    #[error(transparent)]
+    Template(#[from] templates::TemplateError),
+    /// It renders only whitespace.
+    #[error("renders an empty text")]
+    Empty,
+    /// What it renders cannot go as an SMS.
+    #[error("with sample values: {0}")]
+    Text(#[source] crate::sms::EncodeError),
+}
+
 /// Renders `text` with sample values; the preview, or the problem.
-fn preview(st: &AppState, text: &str) -> Result<Preview, String> {
-    let (out, custom_vars) = templates::check(text, &sample_vars(st)).map_err(|e| e.to_string())?;
+fn preview(st: &AppState, text: &str) -> Result<Preview, PreviewError> {
+    let (out, custom_vars) = templates::check(text, &sample_vars(st))?;
     if out.trim().is_empty() {
-        return Err("renders an empty text".into());
+        return Err(PreviewError::Empty);
     }
     let p = TextPlan::new(
         &out,
         &st.cfg.messages.national_languages,
         st.cfg.messages.max_parts,
     )
-    .map_err(|e| format!("with sample values: {e}"))?;
+    .map_err(PreviewError::Text)?;
     Ok(Preview {
         text: out,
         encoding: p.encoding.as_str().to_string(),
@@ -175,11 +189,11 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let b: TemplateBody =
         serde_path_to_error::deserialize(&body).map_err(|e| json_field_error(&e, ""))?;
-    templates::check_name(&name).map_err(|e| ApiError::field("name", e))?;
+    templates::check_name(&name).map_err(|e| ApiError::field("name", e.to_string()))?;
     if b.text.len() > 4096 {
         return Err(ApiError::field("text", "is longer than 4096 bytes"));
     }
-    preview(&st, &b.text).map_err(|e| ApiError::field("text", e))?;
+    preview(&st, &b.text).map_err(|e| ApiError::field("text", e.to_string()))?;
     st.store.put_template(
         &name,
         &StoredTemplate {

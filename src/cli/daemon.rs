@@ -218,11 +218,26 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "smsgate stopped");
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", one_line(&e));
                 ExitCode::FAILURE
             }
         }
     })
+}
+
+/// An error and its causes on one line, each said once: the messages of the crate's errors
+/// already hold the words of the error they come from (`cannot listen on …: Address in use`),
+/// which `{:#}` would repeat.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let words = cause.to_string();
+        if !line.contains(&words) {
+            line.push_str(": ");
+            line.push_str(&words);
+        }
+    }
+    line
 }
 
 /// `smsgate config check PATH`
@@ -300,7 +315,7 @@ fn first_text(policy: &crate::reminders::Policy, now: chrono::DateTime<chrono::U
     use crate::reminders::window::Window;
     let tz = policy.timezone;
     let local_now = now.with_timezone(&tz);
-    let Ok(window) = Window::parse(&policy.window_in(tz.name())) else {
+    let Ok(window) = Window::from_spec(&policy.window_in(tz.name())) else {
         return "its first text goes at once".into();
     };
     let open = window.next_open(now, &policy.quiet);
@@ -443,7 +458,7 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
     let Ok(addr) = rx.await else {
         return match run.await {
             Ok(Err(e)) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", one_line(&e));
                 ExitCode::FAILURE
             }
             _ => ExitCode::FAILURE,
@@ -474,7 +489,7 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
     let code = match run.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
         Err(_) => ExitCode::FAILURE,
@@ -587,6 +602,18 @@ impl Banner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_and_its_causes_are_said_once() {
+        use crate::webhook::{UrlError, WebhookConfigError, WebhookError};
+        let e = anyhow::Error::new(WebhookError::Config(WebhookConfigError::Url(
+            UrlError::NoHost,
+        )));
+        assert_eq!(format!("{e:#}").matches("has no host").count(), 3);
+        assert_eq!(one_line(&e), "webhooks: webhooks.url: has no host");
+        let e = anyhow::Error::new(std::io::Error::other("disk on fire")).context("cannot start");
+        assert_eq!(one_line(&e), "cannot start: disk on fire");
+    }
 
     fn banner_at(now: &str, tz: chrono_tz::Tz) -> String {
         let policy = crate::reminders::Policy {

@@ -68,21 +68,31 @@ pub enum HistoryCommand {
     },
 }
 
-fn open(args: &StoreArgs) -> Result<Store, String> {
+/// Why the store of a history command cannot be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    /// The configuration file naming the store.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// No store in the directory.
+    #[error("{}: no store here", .0.display())]
+    Missing(std::path::PathBuf),
+    /// The store does not open (most often: the daemon holds it).
+    #[error(
+        "{0} (is the daemon running? Stop it first, or use GET /v1/messages/{{id}}/history and /v1/history/export)"
+    )]
+    Store(#[source] crate::store::StoreError),
+}
+
+fn open(args: &StoreArgs) -> Result<Store, OpenError> {
     let path = match &args.store {
         Some(p) => p.clone(),
-        None => Config::load(&args.config)
-            .map_err(|e| e.to_string())?
-            .storage
-            .path
-            .clone(),
+        None => Config::load(&args.config)?.storage.path.clone(),
     };
     if !path.join("db").exists() {
-        return Err(format!("{}: no store here", path.display()));
+        return Err(OpenError::Missing(path));
     }
-    Store::open(&path, 16).map_err(|e| {
-        format!("{e} (is the daemon running? Stop it first, or use GET /v1/messages/{{id}}/history and /v1/history/export)")
-    })
+    Store::open(&path, 16).map_err(OpenError::Store)
 }
 
 /// Runs a history command.

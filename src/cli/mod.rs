@@ -91,15 +91,19 @@ pub enum Command {
 /// uses for bad arguments.
 pub const EXIT_BAD_INPUT: u8 = 2;
 
+/// Standard input could not be read for a `-` argument.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the text from standard input: {0}")]
+pub struct StdinError(#[source] pub std::io::Error);
+
 /// The text of a `--text` argument: as given, or standard input for `-` (one trailing newline,
 /// `\n` or `\r\n`, is dropped so that `echo … |` works as expected).
-pub fn read_text(arg: &str) -> Result<String, String> {
+pub fn read_text(arg: &str) -> Result<String, StdinError> {
     if arg != "-" {
         return Ok(arg.to_string());
     }
     let mut s = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-        .map_err(|e| format!("cannot read the text from standard input: {e}"))?;
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(StdinError)?;
     if s.ends_with('\n') {
         s.pop();
         if s.ends_with('\r') {

@@ -79,6 +79,26 @@ fn parse_language(s: &str) -> Result<NationalLanguage, String> {
     }
 }
 
+/// Why `pdu encode` or `pdu decode` has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PduError {
+    /// `-` and standard input cannot be read.
+    #[error(transparent)]
+    Input(#[from] super::StdinError),
+    /// The text cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] sms::EncodeError),
+    /// The hex or the PDU cannot be read.
+    #[error(transparent)]
+    Decode(#[from] sms::DecodeError),
+    /// A `+CMGL:` answer without an entry.
+    #[error("no +CMGL entry")]
+    NoEntry,
+    /// The modem's answer holds no readable PDU.
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+}
+
 /// Runs a `pdu` subcommand: JSON on stdout, or a one-line error on stderr and exit code 2.
 pub fn run(cmd: PduCommand) -> ExitCode {
     let result = match cmd {
@@ -100,7 +120,7 @@ pub fn run(cmd: PduCommand) -> ExitCode {
 }
 
 /// `pdu encode` as a function: the JSON it prints, or the error line.
-pub fn encode(args: EncodeArgs) -> Result<Value, String> {
+pub fn encode(args: EncodeArgs) -> Result<Value, PduError> {
     let text = super::read_text(&args.text)?;
     let reference = args.reference.unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()
@@ -118,7 +138,7 @@ pub fn encode(args: EncodeArgs) -> Result<Value, String> {
         max_parts: args.max_parts,
         national_languages: args.national_language,
     };
-    let msg = sms::encode_submit(&args.to, &text, &opts).map_err(|e| e.to_string())?;
+    let msg = sms::encode_submit(&args.to, &text, &opts)?;
     let parts: Vec<Value> = msg
         .parts
         .iter()
@@ -134,7 +154,7 @@ pub fn encode(args: EncodeArgs) -> Result<Value, String> {
 
 /// `pdu decode` as a function: the JSON it prints, or the error line. A user data shorter than
 /// TP-UDL says is read as far as it goes (`"truncated": true`).
-pub fn decode(args: &DecodeArgs) -> Result<Value, String> {
+pub fn decode(args: &DecodeArgs) -> Result<Value, PduError> {
     let input = super::read_text(&args.hex)?;
     let input = input.trim();
     if input.len() >= 6
@@ -142,14 +162,14 @@ pub fn decode(args: &DecodeArgs) -> Result<Value, String> {
     {
         return decode_answer(input);
     }
-    let octets = sms::parse_hex(input).map_err(|e| e.to_string())?;
-    let (pdu, _) = sms::decode_lenient(&octets, !args.no_smsc).map_err(|e| e.to_string())?;
+    let octets = sms::parse_hex(input)?;
+    let (pdu, _) = sms::decode_lenient(&octets, !args.no_smsc)?;
     Ok(pdu_json(&pdu))
 }
 
 /// A modem's answer to `AT+CMGR`/`AT+CMGL`, read as the driver reads it: what the slot holds,
 /// what the header declares against what the PDU spans, and the PDU decoded.
-fn decode_answer(input: &str) -> Result<Value, String> {
+fn decode_answer(input: &str) -> Result<Value, PduError> {
     use crate::modem::stored::{self, Content};
     // `\r\n` written out (as JSON shows `raw_answer`), or real line breaks.
     let text = input.replace("\\r", "\r").replace("\\n", "\n");
@@ -163,7 +183,7 @@ fn decode_answer(input: &str) -> Result<Value, String> {
         stored::parse_cmgl(&lines)
             .into_iter()
             .next()
-            .ok_or("no +CMGL entry")?
+            .ok_or(PduError::NoEntry)?
     } else {
         stored::parse_cmgr(&lines)
     };
@@ -177,11 +197,13 @@ fn decode_answer(input: &str) -> Result<Value, String> {
                              "declared_length": answer.declared}),
             );
         }
-        Content::Unreadable { reason, .. } => return Err(format!("unreadable: {reason}")),
+        Content::Unreadable { reason, .. } => {
+            return Err(PduError::Unreadable(reason.to_string()));
+        }
     };
     let mut v = match pdu {
         Some(p) => {
-            let (decoded, _) = sms::decode_lenient(p, true).map_err(|e| e.to_string())?;
+            let (decoded, _) = sms::decode_lenient(p, true)?;
             let mut v = pdu_json(&decoded);
             v["pdu"] = json!(sms::to_hex(p));
             v["pdu_length"] = json!(p.len().saturating_sub(1 + usize::from(p[0])));

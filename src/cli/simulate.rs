@@ -290,8 +290,19 @@ async fn command(sim: &SimHandle, line: &str) -> String {
     }
 }
 
+/// An escape [`unescape`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum EscapeError {
+    /// `\x` without two hex digits of an ASCII character.
+    #[error("bad escape \\x{0}: two hex digits, 00 to 7F")]
+    Hex(String),
+    /// A backslash before another character (or at the end).
+    #[error("unknown escape \\{0}")]
+    Unknown(String),
+}
+
 /// `\r`, `\n`, `\t`, `\"`, `\\` and `\xHH` escapes, so that a device's answer fits on one line.
-fn unescape(s: &str) -> Result<String, String> {
+fn unescape(s: &str) -> Result<String, EscapeError> {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -310,13 +321,12 @@ fn unescape(s: &str) -> Result<String, String> {
                 let b = u8::from_str_radix(&hex, 16)
                     .ok()
                     .filter(u8::is_ascii)
-                    .ok_or_else(|| format!("bad escape \\x{hex}: two hex digits, 00 to 7F"))?;
+                    .ok_or(EscapeError::Hex(hex))?;
                 out.push(char::from(b));
             }
             other => {
-                return Err(format!(
-                    "unknown escape \\{}",
-                    other.map(String::from).unwrap_or_default()
+                return Err(EscapeError::Unknown(
+                    other.map(String::from).unwrap_or_default(),
                 ));
             }
         }
@@ -368,6 +378,17 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert!(Cli::try_parse_from(["simulate", "--error-rate", "2"]).is_err());
+    }
+
+    #[test]
+    fn escapes_are_read_or_named() {
+        assert_eq!(unescape(r"a\r\n\x41\\").unwrap(), "a\r\nA\\");
+        assert_eq!(unescape(r"\xG1"), Err(EscapeError::Hex("G1".into())));
+        assert_eq!(unescape(r"\x80"), Err(EscapeError::Hex("80".into())));
+        let e = unescape(r"\q").unwrap_err();
+        assert_eq!(e, EscapeError::Unknown("q".into()));
+        assert_eq!(e.to_string(), r"unknown escape \q");
+        assert_eq!(unescape("\\"), Err(EscapeError::Unknown(String::new())));
     }
 
     #[tokio::test]

@@ -9,19 +9,71 @@ use toml::de::{DeTable, DeValue};
 use super::api_keys::is_placeholder;
 use super::{Config, env_name};
 
+/// A value the checks of the whole file refuse: where it is (section, key, line) and what is
+/// wrong, in words such as ``[sms] `max_parts` (line 12): must be 1 to 255``.
+#[derive(Debug, thiserror::Error)]
+#[error("{place}{line}: {problem}", line = .line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+pub struct CheckError {
+    /// ``[section] `key` ``, ``[[section]] #N `key` `` or `[section]`.
+    pub place: String,
+    /// The section.
+    pub section: String,
+    /// The key; `None` for the section as a whole.
+    pub key: Option<String>,
+    /// The key's line in the file, when the file holds it.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub problem: String,
+    /// The error the problem was found by, if any.
+    #[source]
+    pub cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl CheckError {
+    /// `key` of `[section]` (or of its `index`-th entry, for `[[section]]`), found in `src`.
+    fn at(src: &str, section: &str, index: Option<usize>, key: &str, problem: String) -> Box<Self> {
+        let place = match index {
+            Some(i) => format!("[[{section}]] #{} `{key}`", i + 1),
+            None => format!("[{section}] `{key}`"),
+        };
+        Box::new(CheckError {
+            place,
+            section: section.to_owned(),
+            key: Some(key.to_owned()),
+            line: locate(src, section, index, key),
+            problem,
+            cause: None,
+        })
+    }
+
+    /// `[section]` as a whole.
+    fn section(section: &str, problem: String) -> Box<Self> {
+        Box::new(CheckError {
+            place: format!("[{section}]"),
+            section: section.to_owned(),
+            key: None,
+            line: None,
+            problem,
+            cause: None,
+        })
+    }
+
+    /// With the error the problem was found by.
+    fn because(
+        mut self: Box<Self>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Box<Self> {
+        self.cause = Some(Box::new(cause));
+        self
+    }
+}
+
 impl Config {
     /// Checks what the types alone cannot: ranges, uniqueness, URLs against the outbound
     /// policy and the other sections' own checks. `src` is the file, for line numbers.
-    pub(super) fn check(&self, src: &str) -> Result<(), String> {
+    pub(super) fn check(&self, src: &str) -> Result<(), Box<CheckError>> {
         let at = |section: &str, index: Option<usize>, key: &str, msg: String| {
-            let place = match index {
-                Some(i) => format!("[[{section}]] #{} `{key}`", i + 1),
-                None => format!("[{section}] `{key}`"),
-            };
-            match locate(src, section, index, key) {
-                Some(line) => format!("{place} (line {line}): {msg}"),
-                None => format!("{place}: {msg}"),
-            }
+            CheckError::at(src, section, index, key, msg)
         };
         if self.http.listen.parse::<SocketAddr>().is_err() {
             return Err(at(
@@ -111,26 +163,13 @@ impl Config {
             ));
         }
         if let Err(e) = self.national_languages() {
-            return Err(at("sms", None, "national_languages", e));
+            return Err(at("sms", None, "national_languages", e.to_string()).because(e));
         }
         if let Err(e) = self.twilio.validate() {
-            let key = ["inbound_url", "auth_token", "account_sid"]
-                .into_iter()
-                .find(|k| e.contains(k))
-                .unwrap_or("account_sid");
-            return Err(at("twilio", None, key, e));
+            return Err(at("twilio", None, e.key(), e.to_string()).because(e));
         }
         if let Err(e) = self.webhooks.validate() {
-            let key = e
-                .strip_prefix("webhooks.")
-                .and_then(|r| r.split(':').next())
-                .unwrap_or("url")
-                .to_string();
-            let msg = e
-                .split_once(": ")
-                .map_or(e.as_str(), |(_, m)| m)
-                .to_string();
-            return Err(at("webhooks", None, &key, msg));
+            return Err(at("webhooks", None, e.key(), e.detail()).because(e));
         }
         if let Ok(listen) = self.http.listen.parse::<SocketAddr>() {
             for (section, url) in [
@@ -161,7 +200,7 @@ impl Config {
         let outbound = self
             .outbound
             .policy()
-            .map_err(|e| at("outbound", None, e.key, e.to_string()))?;
+            .map_err(|e| at("outbound", None, e.key, e.to_string()).because(e))?;
         for (section, key, url) in [
             ("webhooks", "url", &self.webhooks.url),
             ("reminders", "precheck_url", &self.reminders.precheck_url),
@@ -175,31 +214,23 @@ impl Config {
                     None,
                     key,
                     format!("{}: {why}", crate::outbound::REFUSED),
-                ));
+                )
+                .because(why));
             }
         }
-        for (section, r) in [
-            ("replies", self.replies.validate()),
-            ("optout", self.optout.validate()),
-        ] {
-            if let Err(e) = r {
-                let (key, msg) = e.split_once(": ").unwrap_or(("", e.as_str()));
-                let key = if key.contains(' ') { "" } else { key };
-                return Err(if key.is_empty() {
-                    format!("[{section}]: {e}")
-                } else {
-                    at(section, None, key, msg.to_string())
-                });
-            }
+        if let Err(e) = self.replies.validate() {
+            return Err(at("replies", None, e.key(), e.detail()).because(e));
+        }
+        if let Err(e) = self.optout.validate() {
+            let found = match e.key() {
+                Some(key) => at("optout", None, key, e.detail()),
+                None => CheckError::section("optout", e.to_string()),
+            };
+            return Err(found.because(e));
         }
         if let Err(e) = self.reminders_policy() {
-            // "section: key: what" or "key: what" for [reminders].
-            let (section, rest) = match e.split_once(": ") {
-                Some((s @ ("send_window" | "caps" | "templates"), rest)) => (s, rest.to_string()),
-                _ => ("reminders", e.clone()),
-            };
-            let (key, msg) = rest.split_once(": ").unwrap_or(("", rest.as_str()));
-            return Err(at(section, None, key, msg.to_string()));
+            let (section, key, what) = e.place();
+            return Err(at(section, None, &key, what).because(e));
         }
         for (key, value) in [
             ("header_timeout", self.http.header_timeout),
@@ -419,8 +450,21 @@ mod tests {
         assert!(c.twilio.account().is_some());
         // The token may come from the environment instead.
         let no_token = with("[twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"");
-        let e = parse(&no_token).unwrap_err().to_string();
+        let e = parse(&no_token).unwrap_err();
+        let super::super::ConfigProblem::Check(check) = &e.problem else {
+            panic!("not a check: {e:?}");
+        };
+        assert_eq!(
+            (check.section.as_str(), check.key.as_deref()),
+            ("twilio", Some("auth_token"))
+        );
+        let cause = std::error::Error::source(check).and_then(|c| c.downcast_ref());
+        assert_eq!(cause, Some(&crate::twilio::TwilioConfigError::NoAuthToken));
+        let e = e.to_string();
         assert!(e.contains("[twilio] `auth_token`"), "{e}");
+        let lonely = with("[twilio]\ninbound_url = \"https://example.com/in\"");
+        let e = parse(&lonely).unwrap_err().to_string();
+        assert!(e.contains("[twilio] `inbound_url`"), "{e}");
         let env = Config::parse(&no_token, "smsgate.toml", |k| {
             (k == "SMSGATE_TWILIO_AUTH_TOKEN").then(|| "tok-secret-abcdefghij".to_string())
         })

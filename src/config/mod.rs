@@ -98,13 +98,41 @@ fn default_true() -> bool {
 
 /// A configuration error: what, where.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
+#[error("{file}: {problem}")]
 pub struct ConfigError {
     /// The file.
     pub file: String,
     /// The problem, with the key and line.
-    pub message: String,
+    #[source]
+    pub problem: ConfigProblem,
 }
+
+/// What is wrong with a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    /// The file cannot be read.
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    /// Not TOML, or keys the types do not have: the parser's words on one line.
+    #[error("{message}")]
+    Syntax {
+        /// The parser's message on one line, with the key and line.
+        message: String,
+        /// The parser's error.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A value the checks of the whole refuse.
+    #[error(transparent)]
+    Check(#[from] Box<CheckError>),
+}
+
+pub use check::CheckError;
+
+/// A `[sms] national_languages` entry that is not one of the tables.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown language {0:?} (turkish, spanish or portuguese)")]
+pub struct LanguageError(pub String);
 
 impl Config {
     /// Every modem: its driver's settings (with those that apply to all of them) and its
@@ -127,7 +155,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.display().to_string(),
-            message: format!("cannot read: {e}"),
+            problem: ConfigProblem::Read(e),
         })?;
         Config::parse(&src, &path.display().to_string(), |k| std::env::var(k).ok())
     }
@@ -138,11 +166,16 @@ impl Config {
         file: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError {
+        let err = |problem: ConfigProblem| ConfigError {
             file: file.to_string(),
-            message,
+            problem,
         };
-        let mut cfg: Config = toml::from_str(src).map_err(|e| err(one_line(&e.to_string())))?;
+        let mut cfg: Config = toml::from_str(src).map_err(|source: toml::de::Error| {
+            err(ConfigProblem::Syntax {
+                message: one_line(&source.to_string()),
+                source: Box::new(source),
+            })
+        })?;
         for k in &mut cfg.api_keys {
             if let Some(t) = env(&format!("SMSGATE_API_KEY_{}", env_name(&k.name))) {
                 k.token = Some(t);
@@ -160,13 +193,15 @@ impl Config {
         if let Some(s) = env("SMSGATE_TWILIO_AUTH_TOKEN") {
             cfg.twilio.auth_token = Some(s);
         }
-        cfg.check(src).map_err(err)?;
+        cfg.check(src).map_err(|e| err(e.into()))?;
         Ok(cfg)
     }
 
     /// The checked reminder policy of `[reminders]`, `[send_window]`, `[caps]` and
     /// `[templates]`.
-    pub fn reminders_policy(&self) -> Result<crate::reminders::Policy, String> {
+    pub fn reminders_policy(
+        &self,
+    ) -> Result<crate::reminders::Policy, crate::reminders::config::PolicyError> {
         crate::reminders::Policy::from_config(
             &self.reminders,
             &self.send_window,
@@ -176,7 +211,7 @@ impl Config {
     }
 
     /// The national languages named in `[sms]`.
-    pub fn national_languages(&self) -> Result<Vec<NationalLanguage>, String> {
+    pub fn national_languages(&self) -> Result<Vec<NationalLanguage>, LanguageError> {
         self.sms
             .national_languages
             .iter()
@@ -184,9 +219,7 @@ impl Config {
                 "turkish" => Ok(NationalLanguage::Turkish),
                 "spanish" => Ok(NationalLanguage::Spanish),
                 "portuguese" => Ok(NationalLanguage::Portuguese),
-                other => Err(format!(
-                    "unknown language {other:?} (turkish, spanish or portuguese)"
-                )),
+                other => Err(LanguageError(other.to_owned())),
             })
             .collect()
     }
@@ -257,8 +290,9 @@ port = "tcp://127.0.0.1:7000"
                 .replace("baud", "bauds")
                 .replace("pin = \"1234\"", "pni = \"1234\""),
         )
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        assert!(matches!(e.problem, ConfigProblem::Syntax { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("pni") && e.contains("line 12"), "{e}");
     }
 

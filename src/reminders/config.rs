@@ -8,7 +8,10 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::window::{self, QuietDays, WindowSpec};
+use super::templates::{LocaleError, TemplateError, TemplateNameError};
+use super::window::{self, QuietDays, WindowError, WindowSpec};
+use crate::replies::ReplyOptionsError;
+use crate::webhook::UrlError;
 
 /// One step of a reminder schedule: when, relative to the due date, and which template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -343,35 +346,43 @@ impl Policy {
         w: &SendWindowConfig,
         c: &CapsConfig,
         templates: &BTreeMap<String, String>,
-    ) -> Result<Policy, String> {
-        let timezone = window::parse_timezone(&r.timezone).map_err(|e| format!("timezone: {e}"))?;
-        let locale =
-            super::templates::check_locale(&r.locale).map_err(|e| format!("locale: {e}"))?;
-        let send_time = window::parse_time(&r.send_time).map_err(|e| format!("send_time: {e}"))?;
+    ) -> Result<Policy, PolicyError> {
+        let timezone = window::timezone(&r.timezone).map_err(PolicyError::Timezone)?;
+        let locale = super::templates::check_locale(&r.locale).map_err(PolicyError::Locale)?;
+        let send_time = window::parse_time(&r.send_time).map_err(PolicyError::SendTime)?;
         for (i, s) in r.schedule.iter().enumerate() {
-            check_step(s).map_err(|e| format!("schedule: step {}: {e}", i + 1))?;
+            check_step(s).map_err(|source| PolicyError::Step {
+                number: i + 1,
+                source,
+            })?;
         }
         if let Some(u) = &r.precheck_url {
-            crate::webhook::validate_url(u).map_err(|e| format!("precheck_url: {e}"))?;
+            crate::webhook::validate_url(u).map_err(PolicyError::PrecheckUrl)?;
         }
-        window::parse_time(&w.start).map_err(|e| format!("send_window: start: {e}"))?;
+        window::parse_time(&w.start).map_err(PolicyError::WindowStart)?;
         let spec = WindowSpec {
             start: w.start.clone(),
             end: w.end.clone(),
             timezone: "UTC".into(),
         };
-        window::Window::parse(&spec).map_err(|e| format!("send_window: end: {e}"))?;
-        QuietDays::parse(&w.quiet_dates, &[])
-            .map_err(|e| format!("send_window: quiet_dates: {e}"))?;
+        window::Window::from_spec(&spec).map_err(PolicyError::WindowEnd)?;
+        QuietDays::parse(&w.quiet_dates, &[]).map_err(PolicyError::QuietDates)?;
         let quiet = QuietDays::parse(&w.quiet_dates, &w.quiet_weekdays)
-            .map_err(|e| format!("send_window: quiet_weekdays: {e}"))?;
+            .map_err(PolicyError::QuietWeekdays)?;
         if c.period.is_zero() {
-            return Err("caps: period: must be longer than zero".into());
+            return Err(PolicyError::CapPeriod);
         }
         for (name, text) in templates {
-            super::templates::check_name(name).map_err(|e| format!("templates: {name}: {e}"))?;
-            super::templates::check(text, &serde_json::json!({}))
-                .map_err(|e| format!("templates: {name}: {e}"))?;
+            super::templates::check_name(name).map_err(|source| PolicyError::TemplateName {
+                name: name.clone(),
+                source,
+            })?;
+            super::templates::check(text, &serde_json::json!({})).map_err(|source| {
+                PolicyError::Template {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
         }
         Ok(Policy {
             timezone,
@@ -406,17 +417,136 @@ impl Policy {
     }
 }
 
+/// What is wrong with `[reminders]`, `[send_window]`, `[caps]` or `[templates]`; the words
+/// read `key: what is wrong` (`send_window: start: …`, `templates: NAME: …`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    /// `[reminders] timezone`.
+    #[error("timezone: {0}")]
+    Timezone(#[source] WindowError),
+    /// `[reminders] locale`.
+    #[error("locale: {0}")]
+    Locale(#[source] LocaleError),
+    /// `[reminders] send_time`.
+    #[error("send_time: {0}")]
+    SendTime(#[source] WindowError),
+    /// A step of `[reminders] schedule` (numbered from 1).
+    #[error("schedule: step {number}: {source}")]
+    Step {
+        /// Its place in the schedule, from 1.
+        number: usize,
+        /// What is wrong with it.
+        source: StepError,
+    },
+    /// `[reminders] precheck_url`.
+    #[error("precheck_url: {0}")]
+    PrecheckUrl(#[source] UrlError),
+    /// `[send_window] start`.
+    #[error("send_window: start: {0}")]
+    WindowStart(#[source] WindowError),
+    /// `[send_window] end` (or the window as a whole).
+    #[error("send_window: end: {0}")]
+    WindowEnd(#[source] WindowError),
+    /// `[send_window] quiet_dates`.
+    #[error("send_window: quiet_dates: {0}")]
+    QuietDates(#[source] WindowError),
+    /// `[send_window] quiet_weekdays`.
+    #[error("send_window: quiet_weekdays: {0}")]
+    QuietWeekdays(#[source] WindowError),
+    /// `[caps] period` is zero.
+    #[error("caps: period: must be longer than zero")]
+    CapPeriod,
+    /// A name in `[templates]`.
+    #[error("templates: {name}: {source}")]
+    TemplateName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        source: TemplateNameError,
+    },
+    /// A text in `[templates]` that does not compile or render.
+    #[error("templates: {name}: {source}")]
+    Template {
+        /// The template's name.
+        name: String,
+        /// What is wrong with it.
+        source: TemplateError,
+    },
+}
+
+impl PolicyError {
+    /// Where the problem is: the section (`reminders`, `send_window`, `caps`, `templates`),
+    /// the key in it, and what is wrong without them.
+    pub fn place(&self) -> (&'static str, String, String) {
+        let at = |section, key: &str, what: String| (section, key.to_owned(), what);
+        match self {
+            PolicyError::Timezone(e) => at("reminders", "timezone", e.to_string()),
+            PolicyError::Locale(e) => at("reminders", "locale", e.to_string()),
+            PolicyError::SendTime(e) => at("reminders", "send_time", e.to_string()),
+            PolicyError::Step { number, source } => {
+                at("reminders", "schedule", format!("step {number}: {source}"))
+            }
+            PolicyError::PrecheckUrl(e) => at("reminders", "precheck_url", e.to_string()),
+            PolicyError::WindowStart(e) => at("send_window", "start", e.to_string()),
+            PolicyError::WindowEnd(e) => at("send_window", "end", e.to_string()),
+            PolicyError::QuietDates(e) => at("send_window", "quiet_dates", e.to_string()),
+            PolicyError::QuietWeekdays(e) => at("send_window", "quiet_weekdays", e.to_string()),
+            PolicyError::CapPeriod => at("caps", "period", "must be longer than zero".into()),
+            PolicyError::TemplateName { name, source } => at("templates", name, source.to_string()),
+            PolicyError::Template { name, source } => at("templates", name, source.to_string()),
+        }
+    }
+}
+
+/// What is wrong with one step of a schedule; the words read `key: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// `offset`.
+    #[error("offset: {0}")]
+    Offset(#[source] WindowError),
+    /// `time`.
+    #[error("time: {0}")]
+    Time(#[source] WindowError),
+    /// `template`.
+    #[error("template: {0}")]
+    Template(#[source] TemplateNameError),
+    /// `reply_options`.
+    #[error("reply_options: {0}")]
+    ReplyOptions(#[source] ReplyOptionsError),
+}
+
+impl StepError {
+    /// The step's key that is wrong.
+    pub fn key(&self) -> &'static str {
+        match self {
+            StepError::Offset(_) => "offset",
+            StepError::Time(_) => "time",
+            StepError::Template(_) => "template",
+            StepError::ReplyOptions(_) => "reply_options",
+        }
+    }
+
+    /// What is wrong, without the key.
+    pub fn detail(&self) -> String {
+        match self {
+            StepError::Offset(e) | StepError::Time(e) => e.to_string(),
+            StepError::Template(e) => e.to_string(),
+            StepError::ReplyOptions(e) => e.to_string(),
+        }
+    }
+}
+
 /// Checks one step's offset, time, template name and reply options.
-pub fn check_step(s: &StepSpec) -> Result<(), String> {
+pub fn check_step(s: &StepSpec) -> Result<(), StepError> {
     if !s.offset.trim().eq_ignore_ascii_case("now") {
-        window::parse_offset(&s.offset).map_err(|e| format!("offset: {e}"))?;
+        window::parse_offset(&s.offset).map_err(StepError::Offset)?;
     }
     if let Some(t) = &s.time {
-        window::parse_time(t).map_err(|e| format!("time: {e}"))?;
+        window::parse_time(t).map_err(StepError::Time)?;
     }
-    super::templates::check_name(&s.template).map_err(|e| format!("template: {e}"))?;
+    super::templates::check_name(&s.template).map_err(StepError::Template)?;
     if let Some(opts) = &s.reply_options {
-        crate::replies::check_reply_options(opts).map_err(|e| format!("reply_options: {e}"))?;
+        crate::replies::reply_options_problems(opts).map_err(StepError::ReplyOptions)?;
     }
     Ok(())
 }
@@ -434,6 +564,50 @@ mod tests {
             &BTreeMap::new(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn policy_errors_name_their_place() {
+        let r: RemindersConfig = toml::from_str("timezone = \"Mars/Olympus\"").unwrap();
+        let e = Policy::from_config(
+            &r,
+            &SendWindowConfig::default(),
+            &CapsConfig::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            PolicyError::Timezone(WindowError::Timezone("Mars/Olympus".into()))
+        );
+        assert_eq!(e.place().0, "reminders");
+        assert!(
+            e.to_string().starts_with("timezone: \"Mars/Olympus\""),
+            "{e}"
+        );
+        let step = StepSpec {
+            offset: "-7d".into(),
+            template: "Upcoming".into(),
+            time: None,
+            reply_options: None,
+        };
+        let e = check_step(&step).unwrap_err();
+        assert!(matches!(
+            e,
+            StepError::Template(TemplateNameError::Character { .. })
+        ));
+        assert_eq!(e.key(), "template");
+        assert_eq!(e.to_string(), format!("template: {}", e.detail()));
+        let templates = BTreeMap::from([("Bad".to_string(), "hi".to_string())]);
+        let e = Policy::from_config(
+            &RemindersConfig::default(),
+            &SendWindowConfig::default(),
+            &CapsConfig::default(),
+            &templates,
+        )
+        .unwrap_err();
+        let (section, key, _) = e.place();
+        assert_eq!((section, key.as_str()), ("templates", "Bad"));
     }
 
     #[test]

@@ -12,6 +12,51 @@ use chrono_tz::Tz;
 
 pub use crate::domain::WindowSpec;
 
+/// A send window, a quiet day, a time, a time zone or an offset that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// A quiet date not written `YYYY-MM-DD`.
+    #[error("quiet date {0:?} is not YYYY-MM-DD")]
+    QuietDate(String),
+    /// Not a weekday name.
+    #[error("{0:?} is not a weekday (mon, tue, … sun)")]
+    Weekday(String),
+    /// Seven quiet weekdays.
+    #[error("every weekday is quiet: nothing could ever be sent")]
+    AllQuiet,
+    /// Not `HH:MM` or `HH:MM:SS`.
+    #[error("{0:?} is not a time of day such as \"08:00\"")]
+    Time(String),
+    /// Not an IANA time zone name.
+    #[error("{0:?} is not an IANA time zone such as \"America/New_York\"")]
+    Timezone(String),
+    /// Not an offset in days or weeks.
+    #[error("{0:?} is not an offset in days such as \"-7d\", \"0d\" or \"+3d\"")]
+    Offset(String),
+    /// An offset of more than 366 days.
+    #[error("{0:?} is more than a year from the due date")]
+    OffsetTooFar(String),
+    /// A window that closes before (or when) it opens.
+    #[error("the window must open before it closes ({start} to {end})")]
+    Order {
+        /// Opens at, as given.
+        start: String,
+        /// Closes at, as given.
+        end: String,
+    },
+}
+
+/// Why this machine's time zone cannot be told.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalTimezoneError {
+    /// `TZ` names no zone and the system says none.
+    #[error("{0}")]
+    System(#[source] iana_time_zone::GetTimezoneError),
+    /// The system names a zone that is not in the IANA database.
+    #[error(transparent)]
+    Unknown(#[from] WindowError),
+}
+
 /// A checked send window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
@@ -34,25 +79,25 @@ pub struct QuietDays {
 
 impl QuietDays {
     /// Parses `YYYY-MM-DD` dates and weekday names (`sun`, `Sunday`).
-    pub fn parse(dates: &[String], weekdays: &[String]) -> Result<QuietDays, String> {
+    pub fn parse(dates: &[String], weekdays: &[String]) -> Result<QuietDays, WindowError> {
         let mut q = QuietDays::default();
         for d in dates {
             q.dates.insert(
                 NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
-                    .map_err(|_| format!("quiet date {d:?} is not YYYY-MM-DD"))?,
+                    .map_err(|_| WindowError::QuietDate(d.clone()))?,
             );
         }
         for w in weekdays {
             let day: Weekday = w
                 .trim()
                 .parse()
-                .map_err(|_| format!("{w:?} is not a weekday (mon, tue, … sun)"))?;
+                .map_err(|_| WindowError::Weekday(w.clone()))?;
             if !q.weekdays.contains(&day) {
                 q.weekdays.push(day);
             }
         }
         if q.weekdays.len() >= 7 {
-            return Err("every weekday is quiet: nothing could ever be sent".into());
+            return Err(WindowError::AllQuiet);
         }
         Ok(q)
     }
@@ -64,17 +109,22 @@ impl QuietDays {
 }
 
 /// Parses `HH:MM` (or `HH:MM:SS`).
-pub fn parse_time(s: &str) -> Result<NaiveTime, String> {
+pub fn parse_time(s: &str) -> Result<NaiveTime, WindowError> {
     NaiveTime::parse_from_str(s.trim(), "%H:%M")
         .or_else(|_| NaiveTime::parse_from_str(s.trim(), "%H:%M:%S"))
-        .map_err(|_| format!("{s:?} is not a time of day such as \"08:00\""))
+        .map_err(|_| WindowError::Time(s.to_owned()))
+}
+
+/// [`timezone`] with the error in words, as an API field error carries it.
+pub fn parse_timezone(s: &str) -> Result<Tz, String> {
+    timezone(s).map_err(|e| e.to_string())
 }
 
 /// Parses an IANA time zone name (`America/New_York`, `Europe/Paris`, `UTC`).
-pub fn parse_timezone(s: &str) -> Result<Tz, String> {
+pub fn timezone(s: &str) -> Result<Tz, WindowError> {
     s.trim()
         .parse::<Tz>()
-        .map_err(|_| format!("{s:?} is not an IANA time zone such as \"America/New_York\""))
+        .map_err(|_| WindowError::Timezone(s.to_owned()))
 }
 
 /// This machine's time zone (`/etc/localtime`, `TZ`), or `UTC` when it cannot be told.
@@ -86,28 +136,31 @@ pub fn system_timezone() -> String {
 
 /// This machine's time zone: `TZ` when it names an IANA zone (`Europe/Paris`, `:Europe/Paris`),
 /// else the zone `/etc/localtime` points at; why not, when neither tells.
-pub fn local_timezone() -> Result<Tz, String> {
+pub fn local_timezone() -> Result<Tz, LocalTimezoneError> {
     pick_timezone(
         std::env::var("TZ").ok().as_deref(),
-        iana_time_zone::get_timezone().map_err(|e| e.to_string()),
+        iana_time_zone::get_timezone(),
     )
 }
 
-fn pick_timezone(tz_env: Option<&str>, system: Result<String, String>) -> Result<Tz, String> {
+fn pick_timezone(
+    tz_env: Option<&str>,
+    system: Result<String, iana_time_zone::GetTimezoneError>,
+) -> Result<Tz, LocalTimezoneError> {
     if let Some(tz) = tz_env
         .map(|t| t.trim_start_matches(':'))
-        .and_then(|t| parse_timezone(t).ok())
+        .and_then(|t| timezone(t).ok())
     {
         return Ok(tz);
     }
-    let name = system?;
-    parse_timezone(&name)
+    let name = system.map_err(LocalTimezoneError::System)?;
+    Ok(timezone(&name)?)
 }
 
 /// A plan step's offset from the due date in whole days: `-7d`, `0d`, `+3d` (also `-1w`).
-pub fn parse_offset(s: &str) -> Result<i64, String> {
+pub fn parse_offset(s: &str) -> Result<i64, WindowError> {
     let t = s.trim();
-    let bad = || format!("{s:?} is not an offset in days such as \"-7d\", \"0d\" or \"+3d\"");
+    let bad = || WindowError::Offset(s.to_owned());
     let (sign, rest) = match t.as_bytes().first() {
         Some(b'-') => (-1, &t[1..]),
         Some(b'+') => (1, &t[1..]),
@@ -126,7 +179,7 @@ pub fn parse_offset(s: &str) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     if days.abs() > 366 {
-        return Err(format!("{s:?} is more than a year from the due date"));
+        return Err(WindowError::OffsetTooFar(s.to_owned()));
     }
     Ok(sign * days)
 }
@@ -155,18 +208,23 @@ pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
 }
 
 impl Window {
-    /// From its stored form.
+    /// [`Window::from_spec`] with the error in words, as an API field error carries it.
     pub fn parse(spec: &WindowSpec) -> Result<Window, String> {
+        Window::from_spec(spec).map_err(|e| e.to_string())
+    }
+
+    /// From its stored form.
+    pub fn from_spec(spec: &WindowSpec) -> Result<Window, WindowError> {
         let w = Window {
             start: parse_time(&spec.start)?,
             end: parse_time(&spec.end)?,
-            tz: parse_timezone(&spec.timezone)?,
+            tz: timezone(&spec.timezone)?,
         };
         if w.start >= w.end {
-            return Err(format!(
-                "the window must open before it closes ({} to {})",
-                spec.start, spec.end
-            ));
+            return Err(WindowError::Order {
+                start: spec.start.clone(),
+                end: spec.end.clone(),
+            });
         }
         Ok(w)
     }
@@ -208,23 +266,30 @@ mod tests {
 
     #[test]
     fn the_local_zone_is_tz_then_the_system_s() {
-        let paris = Ok("Europe/Paris".to_string());
+        let paris = || Ok("Europe/Paris".to_string());
         assert_eq!(
-            pick_timezone(Some(":America/New_York"), paris.clone()),
-            Ok(Tz::America__New_York)
+            pick_timezone(Some(":America/New_York"), paris()).ok(),
+            Some(Tz::America__New_York)
         );
-        assert_eq!(pick_timezone(None, paris.clone()), Ok(Tz::Europe__Paris));
+        assert_eq!(pick_timezone(None, paris()).ok(), Some(Tz::Europe__Paris));
         // A POSIX rule is not a zone name: the system's zone then.
         assert_eq!(
-            pick_timezone(Some("CET-1CEST"), paris.clone()),
-            Ok(Tz::Europe__Paris)
+            pick_timezone(Some("CET-1CEST"), paris()).ok(),
+            Some(Tz::Europe__Paris)
         );
-        assert!(pick_timezone(None, Err("no /etc/localtime".into())).is_err());
-        assert!(pick_timezone(None, Ok("Mars/Olympus".into())).is_err());
+        let none = iana_time_zone::GetTimezoneError::OsError;
+        assert!(matches!(
+            pick_timezone(None, Err(none)),
+            Err(LocalTimezoneError::System(_))
+        ));
+        assert!(matches!(
+            pick_timezone(None, Ok("Mars/Olympus".into())),
+            Err(LocalTimezoneError::Unknown(WindowError::Timezone(z))) if z == "Mars/Olympus"
+        ));
     }
 
     fn ny() -> Window {
-        Window::parse(&WindowSpec {
+        Window::from_spec(&WindowSpec {
             start: "08:00".into(),
             end: "21:00".into(),
             timezone: "America/New_York".into(),
@@ -280,14 +345,17 @@ mod tests {
                 &[],
                 &["mon", "tue", "wed", "thu", "fri", "sat", "sun"].map(String::from)
             )
-            .is_err()
+            .is_err_and(|e| e == WindowError::AllQuiet)
         );
-        assert!(QuietDays::parse(&["25/12/2026".into()], &[]).is_err());
+        assert_eq!(
+            QuietDays::parse(&["25/12/2026".into()], &[]),
+            Err(WindowError::QuietDate("25/12/2026".into()))
+        );
     }
 
     #[test]
     fn local_times_keep_their_wall_clock_across_dst() {
-        let tz = parse_timezone("America/New_York").unwrap();
+        let tz = timezone("America/New_York").unwrap();
         let ten = parse_time("10:00").unwrap();
         // Before and after the end of DST (2026-11-01).
         let before = local_instant(tz, NaiveDate::from_ymd_opt(2026, 10, 29).unwrap(), ten);
@@ -322,14 +390,32 @@ mod tests {
         ] {
             assert!(parse_offset(bad).is_err(), "{bad}");
         }
-        assert!(parse_timezone("Mars/Olympus").is_err());
+        assert_eq!(
+            parse_offset("400d"),
+            Err(WindowError::OffsetTooFar("400d".into()))
+        );
+        assert_eq!(
+            timezone("Mars/Olympus"),
+            Err(WindowError::Timezone("Mars/Olympus".into()))
+        );
+        assert_eq!(
+            parse_timezone("Mars/Olympus"),
+            Err("\"Mars/Olympus\" is not an IANA time zone such as \"America/New_York\"".into())
+        );
         assert!(parse_time("25:00").is_err());
         let bad = WindowSpec {
             start: "21:00".into(),
             end: "08:00".into(),
             timezone: "UTC".into(),
         };
-        assert!(Window::parse(&bad).is_err());
+        assert!(matches!(
+            Window::from_spec(&bad),
+            Err(WindowError::Order { .. })
+        ));
+        assert_eq!(
+            Window::parse(&bad),
+            Err("the window must open before it closes (21:00 to 08:00)".into())
+        );
     }
 
     proptest::proptest! {
@@ -339,7 +425,7 @@ mod tests {
         fn any_text_parses_or_is_refused(t in "\\PC{0,12}") {
             let _ = parse_offset(&t);
             let _ = parse_time(&t);
-            let _ = parse_timezone(&t);
+            let _ = timezone(&t);
         }
     }
 }

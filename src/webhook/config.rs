@@ -4,8 +4,47 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::sign::Signer;
-use super::validate_url;
+use super::sign::{SecretError, Signer};
+use super::urls::{UrlError, validate_url};
+
+/// What is wrong with `[webhooks]`; the words name the key (`webhooks.timeout: …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookConfigError {
+    /// `url` is not an http(s) URL.
+    #[error("webhooks.url: {0}")]
+    Url(#[source] UrlError),
+    /// `secret` is not a usable `whsec_` secret.
+    #[error("webhooks.secret: {0}")]
+    Secret(#[source] SecretError),
+    /// A duration or a count out of its range.
+    #[error("webhooks.{key}: {rule}")]
+    Range {
+        /// The key.
+        key: &'static str,
+        /// The range it must be in, in words.
+        rule: String,
+    },
+}
+
+impl WebhookConfigError {
+    /// The key in `[webhooks]` that is wrong.
+    pub fn key(&self) -> &'static str {
+        match self {
+            WebhookConfigError::Url(_) => "url",
+            WebhookConfigError::Secret(_) => "secret",
+            WebhookConfigError::Range { key, .. } => key,
+        }
+    }
+
+    /// What is wrong, without the key.
+    pub fn detail(&self) -> String {
+        match self {
+            WebhookConfigError::Url(e) => e.to_string(),
+            WebhookConfigError::Secret(e) => e.to_string(),
+            WebhookConfigError::Range { rule, .. } => rule.clone(),
+        }
+    }
+}
 
 /// `[webhooks]`: where events are POSTed, how they are signed, and how long they are retried.
 #[derive(Clone, PartialEq, Deserialize)]
@@ -95,35 +134,42 @@ const MAX_IN_FLIGHT: usize = 256;
 
 impl WebhookConfig {
     /// Checks the section as a whole; the error names the key and what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), WebhookConfigError> {
+        let range = |key: &'static str, rule: &str| {
+            Err(WebhookConfigError::Range {
+                key,
+                rule: rule.to_owned(),
+            })
+        };
         if let Some(url) = &self.url {
-            validate_url(url).map_err(|e| format!("webhooks.url: {e}"))?;
+            validate_url(url).map_err(WebhookConfigError::Url)?;
         }
         if let Some(secret) = &self.secret {
-            Signer::from_secret(secret).map_err(|e| format!("webhooks.secret: {e}"))?;
+            Signer::from_secret(secret).map_err(WebhookConfigError::Secret)?;
         }
         if self.timeout.is_zero() {
-            return Err("webhooks.timeout: must be more than 0s".into());
+            return range("timeout", "must be more than 0s");
         }
         if self.timeout > Duration::from_secs(300) {
-            return Err("webhooks.timeout: must be at most 5m".into());
+            return range("timeout", "must be at most 5m");
         }
         if self.max_age.is_zero() {
-            return Err("webhooks.max_age: must be more than 0s".into());
+            return range("max_age", "must be more than 0s");
         }
         if self.max_age > Duration::from_secs(30 * 24 * 3600) {
-            return Err("webhooks.max_age: must be at most 30 days".into());
+            return range("max_age", "must be at most 30 days");
         }
         if self.retry_backoff.is_zero() {
-            return Err("webhooks.retry_backoff: must be more than 0s".into());
+            return range("retry_backoff", "must be more than 0s");
         }
         if self.retry_backoff_max < self.retry_backoff {
-            return Err("webhooks.retry_backoff_max: must be at least retry_backoff".into());
+            return range("retry_backoff_max", "must be at least retry_backoff");
         }
         if !(1..=MAX_IN_FLIGHT).contains(&self.max_in_flight) {
-            return Err(format!(
-                "webhooks.max_in_flight: must be from 1 to {MAX_IN_FLIGHT}"
-            ));
+            return range(
+                "max_in_flight",
+                &format!("must be from 1 to {MAX_IN_FLIGHT}"),
+            );
         }
         Ok(())
     }
@@ -133,8 +179,8 @@ impl WebhookConfig {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<WebhookConfig, String> {
-        toml::from_str(s).map_err(|e| e.to_string())
+    fn parse(s: &str) -> Result<WebhookConfig, toml::de::Error> {
+        toml::from_str(s)
     }
 
     #[test]
@@ -163,22 +209,29 @@ mod tests {
         assert!(
             parse("urls = \"http://x\"")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown field")
         );
     }
 
     #[test]
     fn validation_names_the_key() {
-        let bad = |c: WebhookConfig| c.validate().unwrap_err();
-        let e = bad(WebhookConfig {
+        let err = |c: WebhookConfig| c.validate().unwrap_err();
+        let bad = |c: WebhookConfig| err(c).to_string();
+        let e = err(WebhookConfig {
             url: Some("ftp://billing.example/".into()),
             ..Default::default()
         });
+        assert_eq!(e, WebhookConfigError::Url(UrlError::Scheme("ftp".into())));
+        assert_eq!(e.key(), "url");
+        let e = e.to_string();
         assert!(e.starts_with("webhooks.url:") && e.contains("http"), "{e}");
-        let e = bad(WebhookConfig {
+        let e = err(WebhookConfig {
             secret: Some("hunter2hunter2hunter2hunter2".into()),
             ..Default::default()
         });
+        assert_eq!(e, WebhookConfigError::Secret(SecretError::Prefix));
+        let e = e.to_string();
         assert!(
             e.starts_with("webhooks.secret:") && e.contains("whsec_"),
             "{e}"
@@ -188,10 +241,15 @@ mod tests {
             ..Default::default()
         });
         assert!(e.starts_with("webhooks.timeout:"), "{e}");
-        let e = bad(WebhookConfig {
+        let e = err(WebhookConfig {
             max_in_flight: 0,
             ..Default::default()
         });
+        assert_eq!(
+            (e.key(), e.detail().as_str()),
+            ("max_in_flight", "must be from 1 to 256")
+        );
+        let e = e.to_string();
         assert!(e.starts_with("webhooks.max_in_flight:"), "{e}");
         let e = bad(WebhookConfig {
             max_age: Duration::ZERO,

@@ -40,12 +40,12 @@ use crate::outbound::OutboundPolicy;
 use crate::store::outbox::NewWebhook;
 pub use crate::store::outbox::{OutboxEntry, OutboxState};
 use crate::store::{Store, StoreError};
-pub use config::WebhookConfig;
+pub use config::{WebhookConfig, WebhookConfigError};
 pub use events::{EventType, Router, event_for, message_data, without_hardware_ids};
 pub use listener::{ModemNumbers, TwilioHooks, TwimlHandler, WebhookListener, is_twilio};
-pub use sign::Signer;
+pub use sign::{SecretError, Signer};
 pub use urls::{
-    CallbackUrlError, MAX_URL_LEN, log_url, points_at, validate_callback, validate_url,
+    CallbackUrlError, MAX_URL_LEN, UrlError, log_url, points_at, validate_callback, validate_url,
 };
 pub use worker::{Backoff, error_chain};
 
@@ -61,11 +61,15 @@ pub enum WebhookError {
         /// The URL.
         url: String,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: UrlError,
     },
-    /// The configuration is unusable, or the HTTP client could not be built.
+    /// The configuration is unusable.
     #[error("webhooks: {0}")]
-    Config(String),
+    Config(#[from] WebhookConfigError),
+    /// The HTTP client could not be built.
+    #[error("webhooks: cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
     /// The event's body could not be built.
     #[error("cannot encode the webhook event: {0}")]
     Encode(#[from] serde_json::Error),
@@ -163,9 +167,9 @@ impl Webhooks {
         outbound: OutboundPolicy,
         listener: &WebhookListener,
     ) -> Result<Webhooks, WebhookError> {
-        config.validate().map_err(WebhookError::Config)?;
+        config.validate()?;
         let signer = match &config.secret {
-            Some(s) => Some(Signer::from_secret(s).map_err(WebhookError::Config)?),
+            Some(s) => Some(Signer::from_secret(s).map_err(WebhookConfigError::Secret)?),
             None => None,
         };
         let client = outbound
@@ -174,7 +178,7 @@ impl Webhooks {
             .connect_timeout(config.timeout)
             .user_agent(USER_AGENT)
             .build()
-            .map_err(|e| WebhookError::Config(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(WebhookError::Client)?;
         Ok(Webhooks {
             inner: Arc::new(Shared {
                 store,

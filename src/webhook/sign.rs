@@ -9,6 +9,29 @@ use sha2::Sha256;
 /// The shortest key accepted, in bytes (the Standard Webhooks specification asks for 24 to 64).
 pub const MIN_KEY_LEN: usize = 24;
 
+/// Why a webhook secret cannot be used; the words never quote the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// No `whsec_` prefix.
+    #[error(
+        "the webhook secret must start with \"whsec_\" followed by the base64 \
+         of the key (e.g. \"whsec_\" + `openssl rand -base64 32`)"
+    )]
+    Prefix,
+    /// What follows `whsec_` is not base64.
+    #[error("the webhook secret after \"whsec_\" is not valid base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+    /// A key shorter than [`MIN_KEY_LEN`] bytes.
+    #[error(
+        "the webhook secret's key is {0} bytes; use at least {MIN_KEY_LEN} \
+         (e.g. \"whsec_\" + `openssl rand -base64 32`)"
+    )]
+    Short(usize),
+    /// HMAC-SHA256 refuses the key.
+    #[error("the webhook secret cannot key HMAC-SHA256: {0}")]
+    Key(#[source] hmac::digest::InvalidLength),
+}
+
 /// Signs webhook deliveries with one secret. Its `Debug` output shows no key material.
 #[derive(Clone)]
 pub struct Signer {
@@ -30,26 +53,17 @@ impl Signer {
     }
 
     /// A signer from a `whsec_<base64>` secret; the error says what is wrong without quoting it.
-    pub fn from_secret(secret: &str) -> Result<Signer, String> {
+    pub fn from_secret(secret: &str) -> Result<Signer, SecretError> {
         let Some(encoded) = secret.trim().strip_prefix("whsec_") else {
-            return Err(
-                "the webhook secret must start with \"whsec_\" followed by the base64 \
-                        of the key (e.g. \"whsec_\" + `openssl rand -base64 32`)"
-                    .into(),
-            );
+            return Err(SecretError::Prefix);
         };
         let key = STANDARD_PAD_INDIFFERENT
             .decode(encoded)
-            .map_err(|e| format!("the webhook secret after \"whsec_\" is not valid base64: {e}"))?;
+            .map_err(SecretError::Base64)?;
         if key.len() < MIN_KEY_LEN {
-            return Err(format!(
-                "the webhook secret's key is {} bytes; use at least {MIN_KEY_LEN} \
-                 (e.g. \"whsec_\" + `openssl rand -base64 32`)",
-                key.len()
-            ));
+            return Err(SecretError::Short(key.len()));
         }
-        let mac = Hmac::<Sha256>::new_from_slice(&key)
-            .map_err(|e| format!("the webhook secret cannot key HMAC-SHA256: {e}"))?;
+        let mac = Hmac::<Sha256>::new_from_slice(&key).map_err(SecretError::Key)?;
         Ok(Signer { mac })
     }
 
@@ -114,10 +128,15 @@ mod tests {
     #[test]
     fn bad_secrets_are_explained() {
         let e = Signer::from_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err();
-        assert!(e.contains("must start with \"whsec_\""), "{e}");
+        assert_eq!(e, SecretError::Prefix);
+        assert!(e.to_string().contains("must start with \"whsec_\""), "{e}");
+        assert!(!e.to_string().contains("  "), "one line: {e}");
         let e = Signer::from_secret("whsec_not base64!").unwrap_err();
-        assert!(e.contains("not valid base64"), "{e}");
+        assert!(matches!(e, SecretError::Base64(_)), "{e:?}");
+        assert!(e.to_string().contains("not valid base64"), "{e}");
         let e = Signer::from_secret("whsec_c2hvcnQ=").unwrap_err();
+        assert_eq!(e, SecretError::Short(5));
+        let e = e.to_string();
         assert!(e.contains("5 bytes"), "{e}");
         assert!(!e.contains("c2hvcnQ"), "the secret is not quoted: {e}");
     }

@@ -6,20 +6,34 @@ use crate::outbound::OutboundPolicy;
 /// The longest callback URL accepted, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
 
+/// Why a URL is not an absolute `http://` or `https://` URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Longer than [`MAX_URL_LEN`].
+    #[error("longer than {MAX_URL_LEN} bytes")]
+    TooLong,
+    /// Not a URL at all.
+    #[error("not a URL ({0})")]
+    Parse(#[source] url::ParseError),
+    /// Another scheme than `http` or `https`.
+    #[error("scheme {0:?} is not allowed: use http:// or https://")]
+    Scheme(String),
+    /// No host.
+    #[error("has no host")]
+    NoHost,
+}
+
 /// Checks that a callback URL is an absolute `http://` or `https://` URL with a host.
-pub fn validate_url(url: &str) -> Result<(), String> {
+pub fn validate_url(url: &str) -> Result<(), UrlError> {
     if url.len() > MAX_URL_LEN {
-        return Err(format!("longer than {MAX_URL_LEN} bytes"));
+        return Err(UrlError::TooLong);
     }
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    let parsed = reqwest::Url::parse(url).map_err(UrlError::Parse)?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "scheme {:?} is not allowed: use http:// or https://",
-            parsed.scheme()
-        ));
+        return Err(UrlError::Scheme(parsed.scheme().to_owned()));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("has no host".into());
+        return Err(UrlError::NoHost);
     }
     Ok(())
 }
@@ -53,7 +67,7 @@ pub fn points_at(url: &str, own: std::net::SocketAddr) -> bool {
 pub enum CallbackUrlError {
     /// Not an absolute `http://` or `https://` URL with a host.
     #[error("must be an http:// or https:// URL: {0}")]
-    Invalid(String),
+    Invalid(#[source] UrlError),
     /// It would reach this gateway's own API.
     #[error("points at this gateway's own API: events would loop")]
     OwnApi,
@@ -125,6 +139,18 @@ mod tests {
         ] {
             assert!(!points_at(url, own), "{url}");
         }
+        assert_eq!(
+            validate_callback("ftp://billing.example/", None, &loopback()),
+            Err(CallbackUrlError::Invalid(UrlError::Scheme("ftp".into())))
+        );
+        assert!(matches!(
+            validate_url("not a url"),
+            Err(UrlError::Parse(url::ParseError::RelativeUrlWithoutBase))
+        ));
+        assert_eq!(
+            validate_url(&format!("https://x/{}", "a".repeat(MAX_URL_LEN))),
+            Err(UrlError::TooLong)
+        );
         assert!(validate_callback("http://127.0.0.1:8080/", None, &loopback()).is_ok());
         assert!(matches!(
             validate_callback("http://127.0.0.1:8080/", None, &OutboundPolicy::default()),

@@ -575,3 +575,27 @@ async fn probing_the_port_a_daemon_drives_says_so() {
     r.stop().await;
     sim.shutdown().await;
 }
+
+/// `serve` on a port another socket holds: one error line naming the address, with the
+/// system's reason said once, and exit code 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_a_taken_port_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = crate::crash::write_config(dir.path(), &sim, port, "");
+    let run = smsgate_with(&["serve", "--config", config.to_str().unwrap()], &[], None).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {}", run.stderr));
+    assert!(
+        line.starts_with(&format!("error: cannot listen on 127.0.0.1:{port}: ")),
+        "{line}"
+    );
+    assert_eq!(line.matches("in use").count(), 1, "{line}");
+    drop(taken);
+}

@@ -291,7 +291,10 @@ pub fn resolve_with(remote: &Remote, default_config: &Path) -> Result<Target, Fa
         None
     };
     let (url, url_from) = match (url, &config) {
-        (Some(u), _) => (normalise_url(u).map_err(Failure::Input)?, Source::Given),
+        (Some(u), _) => (
+            normalise_url(u).map_err(|e| Failure::Input(e.to_string()))?,
+            Source::Given,
+        ),
         (None, Some((path, cfg))) => (
             url_from_listen(&cfg.http.listen)
                 .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?,
@@ -316,8 +319,42 @@ pub fn resolve_with(remote: &Remote, default_config: &Path) -> Result<Target, Fa
     })
 }
 
+/// Why the daemon to talk to, or the token to show it, cannot be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// `--url` with another scheme than http(s), or no host.
+    #[error("--url {0:?}: give an http:// or https:// URL, e.g. http://127.0.0.1:8080")]
+    Scheme(String),
+    /// `--url` that is no URL.
+    #[error("--url {url:?} is not a URL: {source}")]
+    Url {
+        /// The URL, as completed.
+        url: String,
+        /// Why.
+        source: url::ParseError,
+    },
+    /// `[http] listen` is not an address and port.
+    #[error("[http] listen {listen:?} is not an address:port")]
+    Listen {
+        /// The value.
+        listen: String,
+        /// Why.
+        source: std::net::AddrParseError,
+    },
+    /// No `[[api_keys]]` at all.
+    #[error("no [[api_keys]]: give the token with --token or SMSGATE_TOKEN")]
+    NoKeys,
+    /// Only hashed tokens, whose tokens cannot be read.
+    #[error(
+        "the [[api_keys]] ({}) hold only token_sha256, a hash the token cannot be read from: \
+         give the token with --token or SMSGATE_TOKEN",
+        .0.join(", ")
+    )]
+    OnlyHashes(Vec<String>),
+}
+
 /// A base URL as given: `http://` added when there is no scheme, trailing `/` removed.
-pub fn normalise_url(u: &str) -> Result<String, String> {
+pub fn normalise_url(u: &str) -> Result<String, TargetError> {
     let u = u.trim();
     let u = if u.contains("://") {
         u.trim_end_matches('/').to_string()
@@ -326,19 +363,18 @@ pub fn normalise_url(u: &str) -> Result<String, String> {
     };
     match Url::parse(&u) {
         Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => Ok(u),
-        Ok(_) => Err(format!(
-            "--url {u:?}: give an http:// or https:// URL, e.g. http://127.0.0.1:8080"
-        )),
-        Err(e) => Err(format!("--url {u:?} is not a URL: {e}")),
+        Ok(_) => Err(TargetError::Scheme(u)),
+        Err(source) => Err(TargetError::Url { url: u, source }),
     }
 }
 
 /// The URL of a daemon listening on `listen`: a wildcard address (`0.0.0.0`, `[::]`) is reached
 /// on the loopback address of its family.
-pub fn url_from_listen(listen: &str) -> Result<String, String> {
-    let mut addr: SocketAddr = listen
-        .parse()
-        .map_err(|_| format!("[http] listen {listen:?} is not an address:port"))?;
+pub fn url_from_listen(listen: &str) -> Result<String, TargetError> {
+    let mut addr: SocketAddr = listen.parse().map_err(|source| TargetError::Listen {
+        listen: listen.to_owned(),
+        source,
+    })?;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -350,18 +386,15 @@ pub fn url_from_listen(listen: &str) -> Result<String, String> {
 
 /// The first `[[api_keys]]` token written in plain; a key kept only as `token_sha256` cannot be
 /// sent.
-pub fn token_from_keys(keys: &[ApiKeyConfig]) -> Result<String, String> {
+pub fn token_from_keys(keys: &[ApiKeyConfig]) -> Result<String, TargetError> {
     if let Some(t) = keys.iter().find_map(|k| k.token.clone()) {
         return Ok(t);
     }
     if keys.is_empty() {
-        return Err("no [[api_keys]]: give the token with --token or SMSGATE_TOKEN".into());
+        return Err(TargetError::NoKeys);
     }
-    let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
-    Err(format!(
-        "the [[api_keys]] ({}) hold only token_sha256, a hash the token cannot be read from: \
-         give the token with --token or SMSGATE_TOKEN",
-        names.join(", ")
+    Err(TargetError::OnlyHashes(
+        keys.iter().map(|k| k.name.clone()).collect(),
     ))
 }
 
@@ -590,8 +623,14 @@ mod tests {
             normalise_url("https://sms.example.com/gw").unwrap(),
             "https://sms.example.com/gw"
         );
-        assert!(normalise_url("ftp://x").is_err());
-        assert!(normalise_url("http://").is_err());
+        assert_eq!(
+            normalise_url("ftp://x"),
+            Err(TargetError::Scheme("ftp://x".into()))
+        );
+        assert!(matches!(
+            normalise_url("http://"),
+            Err(TargetError::Url { .. })
+        ));
     }
 
     #[test]
@@ -618,8 +657,12 @@ mod tests {
             "billing-token-0123456789"
         );
         let e = token_from_keys(&[key("h", None, Some(&hash))]).unwrap_err();
+        assert_eq!(e, TargetError::OnlyHashes(vec!["h".into()]));
+        let e = e.to_string();
         assert!(e.contains("token_sha256") && e.contains("--token"), "{e}");
-        assert!(token_from_keys(&[]).unwrap_err().contains("--token"));
+        assert!(e.contains("(h) hold only"), "{e}");
+        assert_eq!(token_from_keys(&[]), Err(TargetError::NoKeys));
+        assert!(TargetError::NoKeys.to_string().contains("--token"));
     }
 
     #[test]

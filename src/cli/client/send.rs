@@ -43,7 +43,7 @@ pub struct SendArgs {
 pub fn send(args: SendArgs) -> ExitCode {
     let remote = args.remote.clone();
     run_remote(&remote, Some(REQUEST_TIMEOUT), |api, o| async move {
-        let text = crate::cli::read_text(&args.text).map_err(Failure::Input)?;
+        let text = crate::cli::read_text(&args.text).map_err(|e| Failure::Input(e.to_string()))?;
         let mut body = json!({"to": args.to, "text": text});
         if let Some(t) = &args.send_at {
             body["send_at"] = json!(t);

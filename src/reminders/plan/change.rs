@@ -43,8 +43,8 @@ fn payment_step(
 ) -> Result<(), Refused> {
     let tz = plan_tz(plan);
     let vars = vars_for(ctx.policy, plan, window::local_date(tz, ctx.now), extra);
-    let r =
-        render(ctx, template, &vars).map_err(|e| Refused::Invalid(vec![("template".into(), e)]))?;
+    let r = render(ctx, template, &vars)
+        .map_err(|e| Refused::Invalid(vec![("template".into(), e.to_string())]))?;
     let step = PlanStep {
         kind,
         template: template.to_string(),
@@ -135,7 +135,10 @@ pub fn paid(
         Some(a) => match templates::normalise_amount(&a.as_text(), &plan.currency) {
             Ok(a) => a,
             Err(e) => {
-                return Decision::Keep(Err(Refused::Invalid(vec![("amount_paid".into(), e)])));
+                return Decision::Keep(Err(Refused::Invalid(vec![(
+                    "amount_paid".into(),
+                    e.to_string(),
+                )])));
             }
         },
         None => plan.amount.clone(),
@@ -250,7 +253,7 @@ pub fn patch(
     if let Some(c) = &req.currency {
         match templates::check_currency(c) {
             Ok(c) => new.currency = c,
-            Err(e) => problems.push(("currency".into(), e)),
+            Err(e) => problems.push(("currency".into(), e.to_string())),
         }
     }
     let amount = req
@@ -259,7 +262,7 @@ pub fn patch(
         .map_or_else(|| plan.amount.clone(), Amount::as_text);
     match templates::normalise_amount(&amount, &new.currency) {
         Ok(a) => new.amount = a,
-        Err(e) => problems.push(("amount".into(), e)),
+        Err(e) => problems.push(("amount".into(), e.to_string())),
     }
     if let Some(d) = &req.due_date {
         match NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d") {
@@ -387,7 +390,7 @@ fn reschedule_steps(
                 new_step.message_id = Some(m.id.clone());
                 change.insert.push(m);
             }
-            Err(e) => problems.push((format!("steps[{i}].template"), e)),
+            Err(e) => problems.push((format!("steps[{i}].template"), e.to_string())),
         }
         plan.steps[i] = new_step;
     }

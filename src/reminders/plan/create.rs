@@ -23,8 +23,8 @@ const PAST_DUE: &str = "past_due";
 pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Problems> {
     let mut problems: Problems = Vec::new();
     let p = &mut problems;
-    let to = crate::numbers::normalise_number(&req.to, ctx.rules.default_region.as_deref())
-        .map_err(|e| p.push(("to".into(), e)))
+    let to = crate::numbers::to_e164(&req.to, ctx.rules.default_region.as_deref())
+        .map_err(|e| p.push(("to".into(), e.to_string())))
         .ok();
     let invoice = req.invoice.trim().to_string();
     if invoice.is_empty() || invoice.len() > 128 || invoice.chars().any(char::is_control) {
@@ -34,11 +34,11 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
         ));
     }
     let currency = templates::check_currency(&req.currency)
-        .map_err(|e| p.push(("currency".into(), e)))
+        .map_err(|e| p.push(("currency".into(), e.to_string())))
         .ok();
     let amount = currency.as_ref().and_then(|c| {
         templates::normalise_amount(&req.amount.as_text(), c)
-            .map_err(|e| p.push(("amount".into(), e)))
+            .map_err(|e| p.push(("amount".into(), e.to_string())))
             .ok()
     });
     let due_date = NaiveDate::parse_from_str(req.due_date.trim(), "%Y-%m-%d")
@@ -53,12 +53,12 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
         .timezone
         .clone()
         .unwrap_or_else(|| ctx.policy.timezone.name().to_string());
-    if let Err(e) = window::parse_timezone(&timezone) {
-        p.push(("timezone".into(), e));
+    if let Err(e) = window::timezone(&timezone) {
+        p.push(("timezone".into(), e.to_string()));
     }
     let locale = match &req.locale {
         Some(l) => templates::check_locale(l)
-            .map_err(|e| p.push(("locale".into(), e)))
+            .map_err(|e| p.push(("locale".into(), e.to_string())))
             .unwrap_or_default(),
         None => ctx.policy.locale.clone(),
     };
@@ -70,8 +70,8 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
         },
         None => ctx.policy.window_in(&timezone),
     };
-    if let Err(e) = Window::parse(&send_window) {
-        p.push(("send_window".into(), e));
+    if let Err(e) = Window::from_spec(&send_window) {
+        p.push(("send_window".into(), e.to_string()));
     }
     for (field, url) in [
         ("callback_url", &req.callback_url),
@@ -189,7 +189,7 @@ pub fn build(ctx: &Ctx<'_>, req: &NewPlan) -> Result<(Plan, Vec<Message>), Probl
         let r = match render(ctx, &step.template, &vars) {
             Ok(r) => r,
             Err(e) => {
-                problems.push((format!("schedule[{i}].template"), e));
+                problems.push((format!("schedule[{i}].template"), e.to_string()));
                 plan.steps.push(step);
                 continue;
             }

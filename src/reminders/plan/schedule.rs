@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveTime, Utc};
 
 use super::Problems;
 use crate::reminders::config::{Policy, StepSpec, check_step};
-use crate::reminders::window::{self, Window};
+use crate::reminders::window::{self, Window, WindowError};
 use crate::store::plans::Plan;
 
 /// A scheduled step's place in time: days from the due date, or at creation.
@@ -15,7 +15,7 @@ pub(super) enum Offset {
     Days(i64),
 }
 
-pub(super) fn parse_step_offset(s: &str) -> Result<Offset, String> {
+pub(super) fn parse_step_offset(s: &str) -> Result<Offset, WindowError> {
     if s.trim().eq_ignore_ascii_case("now") {
         Ok(Offset::Now)
     } else {
@@ -41,12 +41,12 @@ pub(super) fn planned_at(
 }
 
 pub(super) fn plan_tz(plan: &Plan) -> chrono_tz::Tz {
-    window::parse_timezone(&plan.timezone).unwrap_or(chrono_tz::Tz::UTC)
+    window::timezone(&plan.timezone).unwrap_or(chrono_tz::Tz::UTC)
 }
 
 /// When the window lets a text planned for `t` go out.
 pub(super) fn window_open(policy: &Policy, plan: &Plan, t: DateTime<Utc>) -> DateTime<Utc> {
-    match Window::parse(&plan.send_window) {
+    match Window::from_spec(&plan.send_window) {
         Ok(w) => w.next_open(t, &policy.quiet),
         Err(_) => t,
     }
@@ -65,7 +65,7 @@ pub(super) fn ordered(
         let off = match parse_step_offset(&s.offset) {
             Ok(o) => o,
             Err(e) => {
-                problems.push((format!("{field}.offset"), e));
+                problems.push((format!("{field}.offset"), e.to_string()));
                 continue;
             }
         };
@@ -78,15 +78,14 @@ pub(super) fn ordered(
             ..s.clone()
         };
         if let Err(e) = check_step(&spec) {
-            let (k, m) = e.split_once(": ").unwrap_or(("", e.as_str()));
-            problems.push((format!("{field}.{k}"), m.to_string()));
+            problems.push((format!("{field}.{}", e.key()), e.detail()));
             continue;
         }
         let time = match &s.time {
             Some(t) => match window::parse_time(t) {
                 Ok(t) => t,
                 Err(e) => {
-                    problems.push((format!("{field}.time"), e));
+                    problems.push((format!("{field}.time"), e.to_string()));
                     continue;
                 }
             },

@@ -84,21 +84,51 @@ pub(super) struct Rendered {
     pub(super) parts: u8,
 }
 
-pub(super) fn render(ctx: &Ctx<'_>, name: &str, vars: &Value) -> Result<Rendered, String> {
-    let (src, _) = template_source(ctx.store, ctx.policy, name)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "no template {name:?} (shipped: {}; add one with PUT /v1/templates/{name} or in [templates])",
-                templates::DEFAULT_NAMES.join(", ")
-            )
-        })?;
-    let text = templates::render(&src, vars).map_err(|e| format!("template {name:?}: {e}"))?;
+/// Why a step's text cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RenderError {
+    /// The API's templates could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No template has the name.
+    #[error(
+        "no template {0:?} (shipped: {names}; add one with PUT /v1/templates/{0} or in [templates])",
+        names = templates::DEFAULT_NAMES.join(", ")
+    )]
+    Missing(String),
+    /// The template does not render.
+    #[error("template {name:?}: {source}")]
+    Template {
+        name: String,
+        source: templates::TemplateError,
+    },
+    /// It renders only whitespace.
+    #[error("template {0:?} renders an empty text")]
+    Empty(String),
+    /// The text cannot go as an SMS (too long, …).
+    #[error("template {name:?}: {source}")]
+    Text {
+        name: String,
+        source: crate::sms::EncodeError,
+    },
+}
+
+pub(super) fn render(ctx: &Ctx<'_>, name: &str, vars: &Value) -> Result<Rendered, RenderError> {
+    let (src, _) = template_source(ctx.store, ctx.policy, name)?
+        .ok_or_else(|| RenderError::Missing(name.to_owned()))?;
+    let text = templates::render(&src, vars).map_err(|source| RenderError::Template {
+        name: name.to_owned(),
+        source,
+    })?;
     if text.trim().is_empty() {
-        return Err(format!("template {name:?} renders an empty text"));
+        return Err(RenderError::Empty(name.to_owned()));
     }
-    let p = TextPlan::new(&text, &ctx.rules.national_languages, ctx.rules.max_parts)
-        .map_err(|e| format!("template {name:?}: {e}"))?;
+    let p = TextPlan::new(&text, &ctx.rules.national_languages, ctx.rules.max_parts).map_err(
+        |source| RenderError::Text {
+            name: name.to_owned(),
+            source,
+        },
+    )?;
     Ok(Rendered {
         text,
         encoding: p.encoding.as_str().to_string(),

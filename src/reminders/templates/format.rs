@@ -15,6 +15,83 @@ use super::whitespace::{collapse_spaces, plain_spaces};
 use crate::sms::Charset;
 
 // ---------------------------------------------------------------------------------------------
+// Errors
+
+/// A locale name that does not resolve to glibc's data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocaleError {
+    /// The name is empty.
+    #[error("no locale given")]
+    Missing,
+    /// Not a language and region glibc has data for.
+    #[error("unknown locale {0:?}")]
+    Unknown(String),
+}
+
+/// A currency or an amount that cannot be billed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Not an ISO 4217 code.
+    #[error("unknown currency {0:?}")]
+    UnknownCurrency(String),
+    /// An ISO 4217 code with no minor unit (a metal, a fund, a testing code).
+    #[error(
+        "{0} has no minor unit in ISO 4217 (a metal, fund or testing code), it cannot be billed in"
+    )]
+    NoMinorUnit(String),
+    /// Not plain decimal text.
+    #[error("{0:?} is not an amount (write it as 1234.50)")]
+    NotAnAmount(String),
+    /// Negative where only zero or more is accepted.
+    #[error("{0:?} is negative")]
+    Negative(String),
+    /// More digits than a decimal holds.
+    #[error("{0:?} is too large or too precise")]
+    OutOfRange(String),
+    /// More decimals than the currency's minor unit.
+    #[error("{amount:?} has more decimals than {currency} allows ({digits})")]
+    TooManyDecimals {
+        /// The amount as given.
+        amount: String,
+        /// The currency's code.
+        currency: String,
+        /// Its minor digits.
+        digits: u32,
+    },
+}
+
+/// A date, or a date style, that cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    /// Not `YYYY-MM-DD`, or no such day.
+    #[error("{0:?} is not a date (write it as YYYY-MM-DD)")]
+    NotADate(String),
+    /// The style is empty.
+    #[error("no date style given")]
+    NoStyle,
+    /// Not a strftime pattern.
+    #[error("{0:?} is not a date pattern")]
+    BadPattern(String),
+    /// A pattern asking for a time of day or another thing a date does not have.
+    #[error("{0:?} asks for more than a date has")]
+    MoreThanADate(String),
+}
+
+/// Why an amount or a date cannot be formatted for a locale.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// The locale.
+    #[error(transparent)]
+    Locale(#[from] LocaleError),
+    /// The amount or its currency.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    /// The date or its style.
+    #[error(transparent)]
+    Date(#[from] DateError),
+}
+
+// ---------------------------------------------------------------------------------------------
 // Locales
 
 /// A locale name resolved to glibc's data.
@@ -28,15 +105,15 @@ pub(super) struct ResolvedLocale {
 
 /// Checks a locale name (`en-US`, `en_GB`, `fr-FR`, `de`, …) and returns it in the form the
 /// formatters accept.
-pub fn check_locale(locale: &str) -> Result<String, String> {
+pub fn check_locale(locale: &str) -> Result<String, LocaleError> {
     resolve_locale(locale).map(|l| l.name)
 }
 
-pub(super) fn resolve_locale(input: &str) -> Result<ResolvedLocale, String> {
-    let unknown = || format!("unknown locale {input:?}");
+pub(super) fn resolve_locale(input: &str) -> Result<ResolvedLocale, LocaleError> {
+    let unknown = || LocaleError::Unknown(input.to_owned());
     let raw = input.trim();
     if raw.is_empty() {
-        return Err("no locale given".to_owned());
+        return Err(LocaleError::Missing);
     }
     // glibc spelling: `de_DE.UTF-8`, `sr_RS@latin`.
     let (base, modifier) = match raw.split_once('@') {
@@ -78,17 +155,16 @@ pub(super) fn resolve_locale(input: &str) -> Result<ResolvedLocale, String> {
 // Money
 
 /// Checks an ISO 4217 currency code and returns it upper-cased.
-pub fn check_currency(code: &str) -> Result<String, String> {
+pub fn check_currency(code: &str) -> Result<String, MoneyError> {
     currency(code).map(|c| c.code().to_owned())
 }
 
-pub(super) fn currency(code: &str) -> Result<Currency, String> {
+pub(super) fn currency(code: &str) -> Result<Currency, MoneyError> {
     let upper = code.trim().to_ascii_uppercase();
-    let found = Currency::from_code(&upper).ok_or_else(|| format!("unknown currency {code:?}"))?;
+    let found =
+        Currency::from_code(&upper).ok_or_else(|| MoneyError::UnknownCurrency(code.to_owned()))?;
     if found.exponent().is_none() {
-        return Err(format!(
-            "{upper} has no minor unit in ISO 4217 (a metal, fund or testing code), it cannot be billed in"
-        ));
+        return Err(MoneyError::NoMinorUnit(upper));
     }
     Ok(found)
 }
@@ -99,7 +175,7 @@ fn minor_digits(currency: Currency) -> u32 {
 
 /// Parses a plain decimal (`120`, `120.5`, `-3.10`): digits, at most one point with digits after
 /// it, and a leading minus only when `negative_ok`.
-pub(super) fn parse_amount(amount: &str, negative_ok: bool) -> Result<Decimal, String> {
+pub(super) fn parse_amount(amount: &str, negative_ok: bool) -> Result<Decimal, MoneyError> {
     let text = amount.trim();
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -111,26 +187,27 @@ pub(super) fn parse_amount(amount: &str, negative_ok: bool) -> Result<Decimal, S
     };
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) {
-        return Err(format!("{amount:?} is not an amount (write it as 1234.50)"));
+        return Err(MoneyError::NotAnAmount(amount.to_owned()));
     }
     if negative && !negative_ok {
-        return Err(format!("{amount:?} is negative"));
+        return Err(MoneyError::Negative(amount.to_owned()));
     }
-    Decimal::from_str_exact(text).map_err(|_| format!("{amount:?} is too large or too precise"))
+    Decimal::from_str_exact(text).map_err(|_| MoneyError::OutOfRange(amount.to_owned()))
 }
 
 /// Parses an amount given as a decimal string ("120.5", "120.50", "1200") and returns it
 /// normalised to the currency's minor digits ("120.50"); negative, non-numeric, or too many
 /// decimals for the currency is an error.
-pub fn normalise_amount(amount: &str, currency_code: &str) -> Result<String, String> {
+pub fn normalise_amount(amount: &str, currency_code: &str) -> Result<String, MoneyError> {
     let currency = currency(currency_code)?;
     let value = parse_amount(amount, false)?;
     let digits = minor_digits(currency);
     if value.normalize().scale() > digits {
-        return Err(format!(
-            "{amount:?} has more decimals than {} allows ({digits})",
-            currency.code()
-        ));
+        return Err(MoneyError::TooManyDecimals {
+            amount: amount.to_owned(),
+            currency: currency.code().to_owned(),
+            digits,
+        });
     }
     let mut value = value;
     value.rescale(digits);
@@ -139,7 +216,11 @@ pub fn normalise_amount(amount: &str, currency_code: &str) -> Result<String, Str
 
 /// Formats an amount of money for a locale: `format_money("1234.5", "USD", "en-US") ==
 /// "$1,234.50"`.
-pub fn format_money(amount: &str, currency_code: &str, locale: &str) -> Result<String, String> {
+pub fn format_money(
+    amount: &str,
+    currency_code: &str,
+    locale: &str,
+) -> Result<String, FormatError> {
     let value = parse_amount(amount, true)?;
     let currency = currency(currency_code)?;
     let locale = resolve_locale(locale)?;
@@ -457,13 +538,13 @@ impl DateOrder {
 ///
 /// Styles: `short` (`Dec 1`, `1 déc.`), `numeric` (`12/01/2026`, `01.12.2026`), `long`
 /// (`December 1, 2026`, `1 décembre 2026`), or any other text as a strftime pattern.
-pub fn format_date(date: &str, style: &str, locale: &str) -> Result<String, String> {
+pub fn format_date(date: &str, style: &str, locale: &str) -> Result<String, FormatError> {
     let day = parse_date(date)?;
     let locale = resolve_locale(locale)?;
-    date_text(day, style, locale.data)
+    Ok(date_text(day, style, locale.data)?)
 }
 
-pub(super) fn parse_date(date: &str) -> Result<NaiveDate, String> {
+pub(super) fn parse_date(date: &str) -> Result<NaiveDate, DateError> {
     let text = date.trim();
     let shaped = text.len() == 10
         && text.bytes().enumerate().all(|(i, b)| match i {
@@ -473,10 +554,10 @@ pub(super) fn parse_date(date: &str) -> Result<NaiveDate, String> {
     let parsed = shaped
         .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
         .flatten();
-    parsed.ok_or_else(|| format!("{date:?} is not a date (write it as YYYY-MM-DD)"))
+    parsed.ok_or_else(|| DateError::NotADate(date.to_owned()))
 }
 
-pub(super) fn date_text(day: NaiveDate, style: &str, locale: Locale) -> Result<String, String> {
+pub(super) fn date_text(day: NaiveDate, style: &str, locale: Locale) -> Result<String, DateError> {
     let order = DateOrder::of(locale);
     let pattern: Cow<'_, str> = match style {
         "short" if order.day_before_month => "%-d %b".into(),
@@ -485,19 +566,19 @@ pub(super) fn date_text(day: NaiveDate, style: &str, locale: Locale) -> Result<S
         "long" if order.year_first && !order.day_before_month => "%Y %B %-d".into(),
         "long" if order.day_before_month => "%-d %B %Y".into(),
         "long" => "%B %-d, %Y".into(),
-        "" => return Err("no date style given".to_owned()),
+        "" => return Err(DateError::NoStyle),
         pattern => pattern.into(),
     };
     let items = StrftimeItems::new_with_locale(&pattern, locale)
         .parse()
-        .map_err(|_| format!("{pattern:?} is not a date pattern"))?;
+        .map_err(|_| DateError::BadPattern(pattern.to_string()))?;
     let mut text = String::new();
     write!(
         text,
         "{}",
         day.format_localized_with_items(items.iter(), locale)
     )
-    .map_err(|_| format!("{pattern:?} asks for more than a date has"))?;
+    .map_err(|_| DateError::MoreThanADate(pattern.to_string()))?;
     Ok(collapse_spaces(&text))
 }
 
@@ -590,8 +671,14 @@ mod tests {
     fn date_errors() {
         assert!(format_date("2026-13-01", "short", "en-US").is_err());
         assert!(format_date("1/12/2026", "short", "en-US").is_err());
-        assert!(format_date("2026-12-01", "%H:%M", "en-US").is_err());
-        assert!(format_date("2026-12-01", "", "en-US").is_err());
+        assert_eq!(
+            format_date("2026-12-01", "%H:%M", "en-US"),
+            Err(FormatError::Date(DateError::MoreThanADate("%H:%M".into())))
+        );
+        assert_eq!(
+            format_date("2026-12-01", "", "en-US"),
+            Err(FormatError::Date(DateError::NoStyle))
+        );
         assert!(format_date("2026-12-01", "short", "xx-YY").is_err());
     }
 
@@ -603,14 +690,28 @@ mod tests {
         assert_eq!(normalise_amount("1.230", "USD").unwrap(), "1.23");
         assert_eq!(normalise_amount("1200", "JPY").unwrap(), "1200");
         assert_eq!(normalise_amount("1.5", "KWD").unwrap(), "1.500");
-        assert!(normalise_amount("-1", "USD").is_err());
+        assert_eq!(
+            normalise_amount("-1", "USD"),
+            Err(MoneyError::Negative("-1".into()))
+        );
         assert!(normalise_amount("abc", "USD").is_err());
-        assert!(normalise_amount("1.234", "USD").is_err());
+        let e = normalise_amount("1.234", "USD").unwrap_err();
+        assert!(
+            matches!(e, MoneyError::TooManyDecimals { digits: 2, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "\"1.234\" has more decimals than USD allows (2)"
+        );
         assert!(normalise_amount("1.5", "JPY").is_err());
         assert!(normalise_amount("", "USD").is_err());
         assert!(normalise_amount(".5", "USD").is_err());
         assert!(normalise_amount("1,5", "USD").is_err());
-        assert!(normalise_amount("1", "XAU").is_err());
+        assert_eq!(
+            normalise_amount("1", "XAU"),
+            Err(MoneyError::NoMinorUnit("XAU".into()))
+        );
     }
 
     #[test]
@@ -623,8 +724,9 @@ mod tests {
         assert_eq!(check_locale("ja").unwrap(), "ja-JP");
         assert_eq!(check_locale("de_DE.UTF-8").unwrap(), "de-DE");
         let err = check_locale("xx-YY").unwrap_err();
-        assert!(err.contains("xx-YY"), "{err}");
-        assert!(check_locale("").is_err());
+        assert_eq!(err, LocaleError::Unknown("xx-YY".into()));
+        assert_eq!(err.to_string(), "unknown locale \"xx-YY\"");
+        assert_eq!(check_locale(""), Err(LocaleError::Missing));
         assert!(check_locale("not a locale").is_err());
     }
 

@@ -24,31 +24,58 @@ mod render;
 mod shipped;
 mod whitespace;
 
-pub use format::{check_currency, check_locale, format_date, format_money, normalise_amount};
+pub use format::{
+    DateError, FormatError, LocaleError, MoneyError, check_currency, check_locale, format_date,
+    format_money, normalise_amount,
+};
 pub use lint::check;
 pub use render::{MAX_RENDERED, render};
 pub use shipped::{DEFAULT_NAMES, default_template};
 
+/// A template name that is not 1–64 characters of a-z, 0-9, `_` and `-` starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateNameError {
+    /// Empty, or longer than 64 characters.
+    #[error("a template name has 1 to 64 characters, {name:?} has {len}")]
+    Length {
+        /// The name.
+        name: String,
+        /// Its length in characters.
+        len: usize,
+    },
+    /// A character outside a-z, 0-9, `_` and `-`.
+    #[error("template name {name:?} has {found:?}: only a-z, 0-9, _ and - are allowed")]
+    Character {
+        /// The name.
+        name: String,
+        /// The first such character.
+        found: char,
+    },
+    /// Starts with something other than a letter a-z.
+    #[error("template name {0:?} must start with a letter a-z")]
+    Start(String),
+}
+
 /// Checks a template name: 1–64 characters of a-z, 0-9, `_` and `-`, starting with a letter.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), TemplateNameError> {
     let len = name.chars().count();
     if !(1..=64).contains(&len) {
-        return Err(format!(
-            "a template name has 1 to 64 characters, {name:?} has {len}"
-        ));
+        return Err(TemplateNameError::Length {
+            name: name.to_owned(),
+            len,
+        });
     }
-    if let Some(c) = name
+    if let Some(found) = name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-'))
     {
-        return Err(format!(
-            "template name {name:?} has {c:?}: only a-z, 0-9, _ and - are allowed"
-        ));
+        return Err(TemplateNameError::Character {
+            name: name.to_owned(),
+            found,
+        });
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(format!(
-            "template name {name:?} must start with a letter a-z"
-        ));
+        return Err(TemplateNameError::Start(name.to_owned()));
     }
     Ok(())
 }
@@ -82,5 +109,14 @@ mod tests {
         for bad in ["", "1a", "_a", "A", "pay due", "naïve", &"a".repeat(65)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+        assert!(matches!(
+            check_name("pay due"),
+            Err(TemplateNameError::Character { found: ' ', .. })
+        ));
+        assert_eq!(check_name("1a"), Err(TemplateNameError::Start("1a".into())));
+        assert_eq!(
+            check_name("").map_err(|e| e.to_string()),
+            Err("a template name has 1 to 64 characters, \"\" has 0".into())
+        );
     }
 }
