@@ -451,7 +451,7 @@ impl Inbox {
         &self,
         entry: &crate::webhook::OutboxEntry,
         answer: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), StoreError> {
         let i = &self.inner;
         let form = crate::twilio::parse_form(&entry.body);
         let get = |k: &str| {
@@ -473,11 +473,7 @@ impl Inbox {
             return Ok(());
         }
         let key = format!("twiml\u{0}{sid}");
-        if i.store
-            .idempotency(&key)
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
+        if i.store.idempotency(&key)?.is_some() {
             return Ok(());
         }
         let modem = crate::twilio::id_of(&sid)
@@ -487,18 +483,16 @@ impl Inbox {
         let mut out = Vec::new();
         for t in messages.iter().take(MAX_TWIML_REPLIES) {
             let to = match &t.to {
-                Some(n) => {
-                    match crate::numbers::normalise_number(n, i.rules.default_region.as_deref()) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            tracing::warn!(message_sid = %sid, to = %n, error = %e, "a TwiML <Message> names a number that cannot be texted; skipped");
-                            continue;
-                        }
+                Some(n) => match crate::numbers::to_e164(n, i.rules.default_region.as_deref()) {
+                    Ok(n) => n.into_string(),
+                    Err(e) => {
+                        tracing::warn!(message_sid = %sid, to = %n, error = %e, "a TwiML <Message> names a number that cannot be texted; skipped");
+                        continue;
                     }
-                }
+                },
                 None => customer.clone(),
             };
-            if i.store.is_opted_out(&to).map_err(|e| e.to_string())? {
+            if i.store.is_opted_out(&to)? {
                 tracing::warn!(message_sid = %sid, to = %to, "a TwiML <Message> to a number that opted out; skipped");
                 continue;
             }
@@ -523,10 +517,8 @@ impl Inbox {
             body: json!({ "messages": out.iter().map(|m| m.id.clone()).collect::<Vec<_>>() }),
             at: now,
         };
-        i.store
-            .insert(&out, Some((key.as_str(), &record)))
-            .map_err(|e| e.to_string())?;
-        i.dispatcher.announce().await.map_err(|e| e.to_string())?;
+        i.store.insert(&out, Some((key.as_str(), &record)))?;
+        i.dispatcher.announce().await?;
         for m in &out {
             tracing::info!(message_id = %m.id, to = %m.to, in_reply_to = %sid, "TwiML reply queued");
         }
@@ -687,7 +679,7 @@ impl crate::webhook::TwimlHandler for Inbox {
         &'a self,
         entry: &'a crate::webhook::OutboxEntry,
         answer: &'a str,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+    ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.twiml_answer(entry, answer))
     }
 }

@@ -11,7 +11,7 @@ static NUMBERS: std::sync::LazyLock<NumberCache> =
 
 /// (input, default region) → E.164. Only numbers that passed are kept: a refused input is not
 /// worth memory an outsider chooses.
-type NumberCache = quick_cache::sync::Cache<(String, Option<String>), String>;
+type NumberCache = quick_cache::sync::Cache<(String, Option<String>), PhoneNumber>;
 
 /// The longest input checked as a phone number: E.164 has at most 15 digits, and spaces, dashes,
 /// dots and parentheses rarely double that.
@@ -50,13 +50,84 @@ pub enum NumberError {
     Invalid(String),
 }
 
-/// [`to_e164`] with the error in words, as an API field error carries it.
-pub fn normalise_number(input: &str, region: Option<&str>) -> Result<String, String> {
-    to_e164(input, region).map_err(|e| e.to_string())
+/// A phone number in E.164 (`+` and up to 15 digits): read once, where it enters (the API, a
+/// received text's sender), and kept and compared in this form everywhere after.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Reads a number a person or a system wrote (see [`to_e164`]).
+    pub fn parse(input: &str, region: Option<&str>) -> Result<PhoneNumber, NumberError> {
+        to_e164(input, region)
+    }
+
+    /// The E.164 text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The E.164 text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for PhoneNumber {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for PhoneNumber {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for PhoneNumber {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for PhoneNumber {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for PhoneNumber {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+/// For tests, which write numbers they know to be E.164.
+#[cfg(test)]
+impl From<&str> for PhoneNumber {
+    fn from(s: &str) -> PhoneNumber {
+        PhoneNumber(s.to_string())
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(n: PhoneNumber) -> String {
+        n.0
+    }
 }
 
 /// Normalises a phone number to E.164 (`+` and digits), with `region` for national input.
-pub fn to_e164(input: &str, region: Option<&str>) -> Result<String, NumberError> {
+pub fn to_e164(input: &str, region: Option<&str>) -> Result<PhoneNumber, NumberError> {
     if input.len() > MAX_NUMBER_INPUT {
         return Err(NumberError::TooLong(input.len()));
     }
@@ -69,7 +140,7 @@ pub fn to_e164(input: &str, region: Option<&str>) -> Result<String, NumberError>
     Ok(r)
 }
 
-fn check_number(input: &str, region: Option<&str>) -> Result<String, NumberError> {
+fn check_number(input: &str, region: Option<&str>) -> Result<PhoneNumber, NumberError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err(NumberError::Empty);
@@ -105,14 +176,16 @@ fn check_number(input: &str, region: Option<&str>) -> Result<String, NumberError
     if !n.is_valid() {
         return Err(NumberError::Invalid(trimmed.to_owned()));
     }
-    Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+    Ok(PhoneNumber(
+        n.format().mode(phonenumber::Mode::E164).to_string(),
+    ))
 }
 
 /// A received sender in E.164 when it reads as a valid number: international (`+…`) as it is;
 /// national or unknown-type digits read in `region` (`07700900123` in GB), or as international
 /// digits without `+` (`447700900123`). `None` for alphanumeric senders, short codes and digits
 /// that are no valid number: they are kept as the network gave them.
-pub fn normalise_sender(raw: &str, region: Option<&str>) -> Option<String> {
+pub fn normalise_sender(raw: &str, region: Option<&str>) -> Option<PhoneNumber> {
     let raw = raw.trim();
     if raw.starts_with('+') {
         return to_e164(raw, None).ok();
@@ -184,8 +257,9 @@ mod tests {
         let e = to_e164(&long, Some("US")).unwrap_err();
         assert!(matches!(e, NumberError::TooLong(33)), "{e:?}");
         assert!(
-            normalise_number(&long, Some("US"))
+            to_e164(&long, Some("US"))
                 .unwrap_err()
+                .to_string()
                 .contains("at most")
         );
         assert!(to_e164("+9901234", None).is_err());
@@ -193,7 +267,7 @@ mod tests {
             NUMBERS.get(&("+9901234".to_string(), None)).is_none(),
             "a refusal was cached"
         );
-        assert!(normalise_number("+12025550123", None).is_ok());
+        assert!(to_e164("+12025550123", None).is_ok());
         assert!(NUMBERS.get(&("+12025550123".to_string(), None)).is_some());
     }
 
@@ -219,6 +293,19 @@ mod tests {
         let e = to_e164("+", None).unwrap_err();
         assert!(matches!(e, NumberError::Parse { .. }), "{e:?}");
         assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn a_phone_number_is_its_e164_text_on_the_wire_and_on_disk() {
+        let n = PhoneNumber::parse("(202) 555-0123", Some("US")).unwrap();
+        assert_eq!(n, "+12025550123");
+        assert_eq!(n.as_str(), "+12025550123");
+        assert_eq!(n.to_string(), "+12025550123");
+        // Stored and served as a plain JSON string, as before it had a type.
+        assert_eq!(serde_json::to_string(&n).unwrap(), "\"+12025550123\"");
+        let back: PhoneNumber = serde_json::from_str("\"+12025550123\"").unwrap();
+        assert_eq!(back, n);
+        assert!(PhoneNumber::parse("2025550123", None).is_err());
     }
 
     #[test]

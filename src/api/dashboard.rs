@@ -557,11 +557,12 @@ fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
     let region = state.cfg.messages.default_region.as_deref();
     let number = looks_like_number
         .then(|| {
-            crate::numbers::normalise_number(q, region)
+            crate::numbers::to_e164(q, region)
                 .ok()
+                .map(String::from)
                 .or_else(|| {
                     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-                    crate::numbers::normalise_sender(&digits, region)
+                    crate::numbers::normalise_sender(&digits, region).map(String::from)
                 })
         })
         .flatten();

@@ -205,15 +205,15 @@ pub async fn reply(
 ) -> Result<Response, ApiError> {
     let phone = demo_phone(&state)?;
     let mut errors = Vec::new();
-    let from =
-        crate::numbers::normalise_number(&req.from, state.cfg.messages.default_region.as_deref())
-            .map_err(|detail| {
-                errors.push(FieldError {
-                    field: "from".into(),
-                    detail,
-                })
+    let from = crate::numbers::to_e164(&req.from, state.cfg.messages.default_region.as_deref())
+        .map(String::from)
+        .map_err(|e| {
+            errors.push(FieldError {
+                field: "from".into(),
+                detail: e.to_string(),
             })
-            .ok();
+        })
+        .ok();
     let chars = req.text.chars().count();
     if req.text.trim().is_empty() || chars > MAX_REPLY_CHARS {
         errors.push(FieldError {

@@ -5,7 +5,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::messages::normalise_number;
 use super::{ApiError, AppState};
 use crate::store::StoreError;
 use crate::store::history::{CSV_HEADER, History, csv_rows, jsonl_rows};
@@ -69,8 +68,9 @@ pub async fn export(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let to = match &q.to {
         Some(t) => Some(
-            normalise_number(t, state.cfg.messages.default_region.as_deref())
-                .map_err(|e| ApiError::field("to", e))?,
+            crate::numbers::to_e164(t, state.cfg.messages.default_region.as_deref())
+                .map_err(|e| ApiError::field("to", e.to_string()))?
+                .into_string(),
         ),
         None => None,
     };

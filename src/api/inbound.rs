@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::messages::normalise_number;
 use super::{ApiError, AppState};
 use crate::store::inbound::{InboundFilter, InboundMessage};
 
@@ -49,8 +48,8 @@ pub async fn list(
     let from = match q.from.as_deref() {
         // A sender may be a short code or a name: keep what does not parse as a number.
         Some(f) => Some(
-            normalise_number(f, state.cfg.messages.default_region.as_deref())
-                .unwrap_or_else(|_| f.trim().to_string()),
+            crate::numbers::to_e164(f, state.cfg.messages.default_region.as_deref())
+                .map_or_else(|_| f.trim().to_string(), String::from),
         ),
         None => None,
     };

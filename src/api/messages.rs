@@ -154,7 +154,7 @@ pub struct BatchCreated {
 }
 
 pub(crate) use super::idempotency::{idempotency_record, idempotent};
-pub use crate::numbers::normalise_number;
+use crate::numbers::to_e164;
 
 /// Checks and turns a posted message into a record (the Twilio-compatible door's too).
 /// `prefix` names the fields in errors.
@@ -172,8 +172,9 @@ pub(crate) fn build(
             detail,
         })
     };
-    let to = normalise_number(&input.to, state.cfg.messages.default_region.as_deref())
-        .map_err(|e| err("to", e))
+    let to = to_e164(&input.to, state.cfg.messages.default_region.as_deref())
+        .map(String::from)
+        .map_err(|e| err("to", e.to_string()))
         .ok();
     if let Some(t) = &to
         && !state
@@ -218,9 +219,9 @@ pub(crate) fn build(
         err("callback_url", e.to_string());
     }
     if let Some(opts) = &input.reply_options
-        && let Err(e) = crate::replies::check_reply_options(opts)
+        && let Err(e) = crate::replies::reply_options_problems(opts)
     {
-        err("reply_options", e);
+        err("reply_options", e.to_string());
     }
     if let Some(m) = &input.metadata {
         if !m.is_object() {
@@ -245,9 +246,9 @@ pub(crate) fn build(
         .clone()
         .unwrap_or_else(|| policy.timezone.name().to_string());
     if input.timezone.is_some()
-        && let Err(e) = crate::reminders::window::parse_timezone(&timezone)
+        && let Err(e) = crate::reminders::window::timezone(&timezone)
     {
-        err("timezone", e);
+        err("timezone", e.to_string());
     }
     let send_window = match &input.send_window {
         Some(w) => Some(crate::reminders::window::WindowSpec {
@@ -259,10 +260,10 @@ pub(crate) fn build(
         None => None,
     };
     let window = match &send_window {
-        Some(spec) => match crate::reminders::window::Window::parse(spec) {
+        Some(spec) => match crate::reminders::window::Window::from_spec(spec) {
             Ok(w) => Some(w),
             Err(e) => {
-                err("send_window", e);
+                err("send_window", e.to_string());
                 None
             }
         },
@@ -610,8 +611,9 @@ pub async fn list(
     };
     let to = match q.to.as_deref() {
         Some(t) => Some(
-            normalise_number(t, state.cfg.messages.default_region.as_deref())
-                .map_err(|e| ApiError::field("to", e))?,
+            to_e164(t, state.cfg.messages.default_region.as_deref())
+                .map_err(|e| ApiError::field("to", e.to_string()))?
+                .into_string(),
         ),
         None => None,
     };
@@ -696,7 +698,13 @@ pub async fn requeue(
 
 #[cfg(test)]
 mod tests {
-    use super::normalise_number;
+    use crate::numbers::to_e164;
+
+    fn normalise_number(input: &str, region: Option<&str>) -> Result<String, String> {
+        to_e164(input, region)
+            .map(String::from)
+            .map_err(|e| e.to_string())
+    }
 
     #[test]
     fn numbers_are_normalised_to_e164() {

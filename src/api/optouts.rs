@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::messages::normalise_number;
 use super::{ApiError, ApiJson, AppState, FieldError};
 use crate::inbound::OptOutRequest;
 use crate::store::optout::OptOut;
@@ -78,10 +77,12 @@ pub async fn list(
 }
 
 fn number(state: &AppState, field: &str, n: &str) -> Result<String, FieldError> {
-    normalise_number(n, state.cfg.messages.default_region.as_deref()).map_err(|detail| FieldError {
-        field: field.to_string(),
-        detail,
-    })
+    crate::numbers::to_e164(n, state.cfg.messages.default_region.as_deref())
+        .map(String::from)
+        .map_err(|e| FieldError {
+            field: field.to_string(),
+            detail: e.to_string(),
+        })
 }
 
 /// `GET /v1/opt-outs/{number}`: 404 when the number is not opted out.

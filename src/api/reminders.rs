@@ -16,7 +16,7 @@ use super::{ApiError, ApiJson, AppState, Caller, FieldError};
 use crate::reminders::plan::{
     self, Ctx, NewPlan, Outcome, Paid, PaymentFailed, PlanPatch, Refused,
 };
-use crate::reminders::window::{WindowSpec, parse_timezone};
+use crate::reminders::window::{WindowSpec, timezone};
 use crate::store::plans::{Created, Decision, Plan, PlanStatus};
 use crate::store::{IdempotencyRecord, Message, Reply, StepKind};
 
@@ -132,7 +132,7 @@ pub struct PlanPage {
 
 /// The API view of a plan, with each step's message as it is now.
 pub fn view(st: &AppState, p: &Plan) -> Result<PlanView, ApiError> {
-    let tz = parse_timezone(&p.timezone).unwrap_or(chrono_tz::Tz::UTC);
+    let tz = timezone(&p.timezone).unwrap_or(chrono_tz::Tz::UTC);
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
     let mut steps = Vec::with_capacity(p.steps.len());
     let mut replies = Vec::new();
@@ -186,7 +186,7 @@ pub fn view(st: &AppState, p: &Plan) -> Result<PlanView, ApiError> {
         id: p.id.clone(),
         invoice: p.invoice.clone(),
         status: p.status,
-        to: p.to.clone(),
+        to: p.to.to_string(),
         amount: p.amount.clone(),
         currency: p.currency.clone(),
         due_date: p.due_date,
@@ -362,8 +362,8 @@ pub async fn list(
     };
     let to = match q.to.as_deref() {
         Some(t) => Some(
-            super::messages::normalise_number(t, st.cfg.messages.default_region.as_deref())
-                .map_err(|e| ApiError::field("to", e))?,
+            crate::numbers::to_e164(t, st.cfg.messages.default_region.as_deref())
+                .map_err(|e| ApiError::field("to", e.to_string()))?,
         ),
         None => None,
     };

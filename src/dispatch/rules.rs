@@ -71,7 +71,7 @@ impl Dispatcher {
             }
             None => return Ok(false),
         };
-        let w = match Window::parse(&spec) {
+        let w = match Window::from_spec(&spec) {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(message_id = %m.id, error = %e, "ignoring a send window that does not parse");

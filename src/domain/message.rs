@@ -249,7 +249,9 @@ pub struct Message {
     /// ULID: sorts by creation time. Not stored in the record: it is the record's key.
     #[serde(default, skip_serializing)]
     pub id: String,
-    /// E.164 destination.
+    /// The recipient: E.164 ([`crate::numbers::PhoneNumber`]) for every message made through
+    /// the API, a plan or the Twilio-compatible door; a text the gateway sends on its own goes
+    /// to a sender as the network gave it when that reads as no number (a short code).
     pub to: String,
     /// The text.
     pub text: String,

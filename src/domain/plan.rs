@@ -57,7 +57,7 @@ pub struct Plan {
     /// The invoice reference: one plan per invoice.
     pub invoice: String,
     /// E.164 recipient.
-    pub to: String,
+    pub to: crate::numbers::PhoneNumber,
     /// Amount due, normalised to the currency's decimals ("120.50").
     pub amount: String,
     /// ISO 4217 code.

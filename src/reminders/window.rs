@@ -115,11 +115,6 @@ pub fn parse_time(s: &str) -> Result<NaiveTime, WindowError> {
         .map_err(|_| WindowError::Time(s.to_owned()))
 }
 
-/// [`timezone`] with the error in words, as an API field error carries it.
-pub fn parse_timezone(s: &str) -> Result<Tz, String> {
-    timezone(s).map_err(|e| e.to_string())
-}
-
 /// Parses an IANA time zone name (`America/New_York`, `Europe/Paris`, `UTC`).
 pub fn timezone(s: &str) -> Result<Tz, WindowError> {
     s.trim()
@@ -208,11 +203,6 @@ pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
 }
 
 impl Window {
-    /// [`Window::from_spec`] with the error in words, as an API field error carries it.
-    pub fn parse(spec: &WindowSpec) -> Result<Window, String> {
-        Window::from_spec(spec).map_err(|e| e.to_string())
-    }
-
     /// From its stored form.
     pub fn from_spec(spec: &WindowSpec) -> Result<Window, WindowError> {
         let w = Window {
@@ -399,7 +389,7 @@ mod tests {
             Err(WindowError::Timezone("Mars/Olympus".into()))
         );
         assert_eq!(
-            parse_timezone("Mars/Olympus"),
+            timezone("Mars/Olympus").map_err(|e| e.to_string()),
             Err("\"Mars/Olympus\" is not an IANA time zone such as \"America/New_York\"".into())
         );
         assert!(parse_time("25:00").is_err());
@@ -413,7 +403,7 @@ mod tests {
             Err(WindowError::Order { .. })
         ));
         assert_eq!(
-            Window::parse(&bad),
+            Window::from_spec(&bad).map_err(|e| e.to_string()),
             Err("the window must open before it closes (21:00 to 08:00)".into())
         );
     }

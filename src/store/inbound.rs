@@ -135,7 +135,7 @@ fn assemble(
                     if from.is_empty() {
                         let raw = d.from.to_string();
                         from = crate::numbers::normalise_sender(&raw, f.region.as_deref())
-                            .unwrap_or_else(|| raw.clone());
+                            .map_or_else(|| raw.clone(), String::from);
                         from_raw = (raw != from).then_some(raw);
                         smsc_timestamp = Some(d.timestamp);
                         encoding = encoding_name(d.user_data.body.encoding());

@@ -154,6 +154,28 @@ enum Applied {
     },
 }
 
+/// Why a status report matched no sent part: the `reason` its unmatched record keeps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NoMatch {
+    /// Parts with this TP-MR were sent on this modem, to other numbers only.
+    #[error("TP-MR {mr} on {modem} belongs to parts sent to another recipient than {recipient}")]
+    OtherRecipient {
+        modem: String,
+        mr: u8,
+        recipient: String,
+    },
+    /// Parts were sent recently, none with this TP-MR to this number awaiting a report.
+    #[error("TP-MR {mr} on {modem}: no sent part awaits a report from {recipient}")]
+    NotAwaited {
+        modem: String,
+        mr: u8,
+        recipient: String,
+    },
+    /// Nothing sent on this modem within the report window carries this TP-MR.
+    #[error("no part sent on {modem} in the last {days} days awaits a report with TP-MR {mr}", days = REPORT_MAX_AGE.num_days())]
+    NothingSent { modem: String, mr: u8 },
+}
+
 impl Store {
     /// Applies a status report that arrived on `modem` (`pdu`: the raw PDU, SMSC field first,
     /// for deduplication and for the unmatched record). Call [`Store::durable`] before deleting
@@ -183,7 +205,9 @@ impl Store {
         for _ in 0..3 {
             let chosen = match self.choose_candidate(modem, report, now)? {
                 Ok(c) => c,
-                Err(reason) => return self.keep_unmatched(modem, Some(report), pdu, &reason, now),
+                Err(why) => {
+                    return self.keep_unmatched(modem, Some(report), pdu, &why.to_string(), now);
+                }
             };
             let category = report.status.category();
             let final_for_part =
@@ -295,7 +319,7 @@ impl Store {
         modem: &str,
         report: &StatusReport,
         now: DateTime<Utc>,
-    ) -> Result<Result<Candidate, String>, StoreError> {
+    ) -> Result<Result<Candidate, NoMatch>, StoreError> {
         let mut prefix = Vec::with_capacity(modem.len() + 2);
         prefix.extend_from_slice(modem.as_bytes());
         prefix.push(0);
@@ -348,18 +372,21 @@ impl Store {
                 best = Some(c);
             }
         }
-        let mr = report.message_reference;
-        let days = REPORT_MAX_AGE.num_days();
-        Ok(best.ok_or_else(|| {
-            if other_recipient > 0 {
-                format!(
-                    "TP-MR {mr} on {modem} belongs to parts sent to another recipient than {recipient}"
-                )
-            } else if recent > 0 {
-                format!("TP-MR {mr} on {modem}: no sent part awaits a report from {recipient}")
-            } else {
-                format!("no part sent on {modem} in the last {days} days awaits a report with TP-MR {mr}")
+        let (modem, mr) = (modem.to_string(), report.message_reference);
+        Ok(best.ok_or(if other_recipient > 0 {
+            NoMatch::OtherRecipient {
+                modem,
+                mr,
+                recipient,
             }
+        } else if recent > 0 {
+            NoMatch::NotAwaited {
+                modem,
+                mr,
+                recipient,
+            }
+        } else {
+            NoMatch::NothingSent { modem, mr }
         }))
     }
 

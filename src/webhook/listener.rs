@@ -32,7 +32,7 @@ pub trait TwimlHandler: Send + Sync {
         &'a self,
         entry: &'a OutboxEntry,
         answer: &'a str,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), String>>;
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::store::StoreError>>;
 }
 
 /// Whether an outbox entry is one of the Twilio door's form posts.

@@ -338,7 +338,7 @@ impl Webhooks {
             let text = String::from_utf8_lossy(&body);
             handler.answer(e, &text).await.map_err(|error| Failure {
                 status: Some(status.as_u16()),
-                error,
+                error: error.to_string(),
             })?;
         }
         Ok(status.as_u16())

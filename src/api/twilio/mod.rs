@@ -200,11 +200,14 @@ fn number_of(state: &AppState, name: &str) -> Option<String> {
 /// A number as compared: E.164 when it parses, else its `+` and digits (a SIM's own number
 /// need not be one the numbering plan knows).
 fn number_key(n: &str, region: Option<&str>) -> String {
-    super::messages::normalise_number(n, region).unwrap_or_else(|_| {
-        n.chars()
-            .filter(|c| c.is_ascii_digit() || *c == '+')
-            .collect()
-    })
+    crate::numbers::to_e164(n, region).map_or_else(
+        |_| {
+            n.chars()
+                .filter(|c| c.is_ascii_digit() || *c == '+')
+                .collect()
+        },
+        String::from,
+    )
 }
 
 /// The modem a `From` names: by its number or by its name.

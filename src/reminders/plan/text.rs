@@ -162,7 +162,7 @@ pub(super) fn message(
     meta.insert("step".into(), json!(step.template));
     Message {
         id: ulid::Ulid::generate().to_string(),
-        to: plan.to.clone(),
+        to: plan.to.to_string(),
         text: r.text,
         encoding: r.encoding,
         parts: r.parts,
