@@ -5,6 +5,10 @@
 //! The fixture is written once, by an older release, and never again: `SMSGATE_WRITE_FIXTURE=1
 //! cargo test --lib store::format_tests::write_store_fixture -- --ignored` writes it into an
 //! empty `tests/fixtures/store-<version>/` (it refuses a directory that exists).
+//!
+//! Longer than 800 lines, on purpose: the fixture's writer and its reader must stay side by
+//! side (what one release writes, the next must read back the same), and most of the length is
+//! literal bytes and records that are the pinned format itself.
 
 use std::path::{Path, PathBuf};
 
