@@ -68,6 +68,7 @@ async fn gateway(
         twilio: Default::default(),
         outbound: Default::default(),
         phone: None,
+        retention: Default::default(),
     };
     let stop = CancellationToken::new();
     let (tx, rx) = oneshot::channel::<SocketAddr>();

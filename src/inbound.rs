@@ -121,7 +121,8 @@ impl Inbox {
         let numbers = match self.numbers_for_sender(&m.from, now)? {
             n if n.is_empty() => vec![m.from.clone()],
             n => {
-                tracing::info!(inbound_id = %m.id, from = %m.from, numbers = ?n, "sender matched by its trailing digits");
+                tracing::info!(inbound_id = %m.id, from = %crate::numbers::masked(&m.from), candidates = n.len(), "sender matched by its trailing digits");
+                tracing::debug!(inbound_id = %m.id, from = %m.from, numbers = ?n, "sender matched by its trailing digits");
                 n
             }
         };
@@ -185,7 +186,7 @@ impl Inbox {
         i.store
             .inbound_handled(&m.id, handling, in_reply_to.as_deref())?;
         i.store.durable().await?;
-        tracing::info!(inbound_id = %m.id, from = %m.from, handling, in_reply_to = ?in_reply_to, "inbound message handled");
+        tracing::info!(inbound_id = %m.id, from = %crate::numbers::masked(&m.from), handling, in_reply_to = ?in_reply_to, "inbound message handled");
         metrics::counter!(crate::metrics::INBOUND_HANDLED, "handling" => handling.to_string())
             .increment(1);
         Ok(handling.to_string())
@@ -338,7 +339,7 @@ impl Inbox {
                     "",
                 )
                 .await?;
-            tracing::info!(number = %r.number, source = r.source, cancelled = cancelled.len(), "number opted out");
+            tracing::info!(number = %crate::numbers::masked(&r.number), source = r.source, cancelled = cancelled.len(), "number opted out");
         }
         i.store.durable().await?;
         Ok(newly)
@@ -376,7 +377,7 @@ impl Inbox {
             )
             .await?;
         i.store.durable().await?;
-        tracing::info!(number, source, "number opted back in");
+        tracing::info!(number = %crate::numbers::masked(number), source, "number opted back in");
         Ok(Some(old))
     }
 
@@ -486,14 +487,14 @@ impl Inbox {
                 Some(n) => match crate::numbers::to_e164(n, i.rules.default_region.as_deref()) {
                     Ok(n) => n.into_string(),
                     Err(e) => {
-                        tracing::warn!(message_sid = %sid, to = %n, error = %e, "a TwiML <Message> names a number that cannot be texted; skipped");
+                        tracing::warn!(message_sid = %sid, to = %crate::numbers::masked(n), error = %e, "a TwiML <Message> names a number that cannot be texted; skipped");
                         continue;
                     }
                 },
                 None => customer.clone(),
             };
             if i.store.is_opted_out(&to)? {
-                tracing::warn!(message_sid = %sid, to = %to, "a TwiML <Message> to a number that opted out; skipped");
+                tracing::warn!(message_sid = %sid, to = %crate::numbers::masked(&to), "a TwiML <Message> to a number that opted out; skipped");
                 continue;
             }
             let Some(mut m) = self.text_message(&to, &t.body, &format!("twilio:{account}"), now)
@@ -520,7 +521,7 @@ impl Inbox {
         i.store.insert(&out, Some((key.as_str(), &record)))?;
         i.dispatcher.announce().await?;
         for m in &out {
-            tracing::info!(message_id = %m.id, to = %m.to, in_reply_to = %sid, "TwiML reply queued");
+            tracing::info!(message_id = %m.id, to = %crate::numbers::masked(&m.to), in_reply_to = %sid, "TwiML reply queued");
         }
         Ok(())
     }
@@ -537,7 +538,7 @@ impl Inbox {
         let plan = match TextPlan::new(text, &i.rules.national_languages, i.rules.max_parts) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(to, error = %e, "a text the gateway was to send cannot be sent");
+                tracing::error!(to = %crate::numbers::masked(to), error = %e, "a text the gateway was to send cannot be sent");
                 return None;
             }
         };
@@ -571,6 +572,7 @@ impl Inbox {
             accepted_as: Status::Queued,
             replies: Vec::new(),
             history_hash: None,
+            redacted: None,
             send_window: None,
             reminder: None,
             twilio: None,
@@ -590,7 +592,7 @@ impl Inbox {
             return Ok(None);
         }
         if let Some(last) = self.last_automatic(to, purpose, now)? {
-            tracing::info!(to, purpose, last_id = %last, "automatic answer not sent: one went to this number within auto_reply_interval");
+            tracing::info!(to = %crate::numbers::masked(to), purpose, last_id = %last, "automatic answer not sent: one went to this number within auto_reply_interval");
             metrics::counter!(crate::metrics::HELD, "reason" => "auto_reply_interval").increment(1);
             return Ok(None);
         }
@@ -600,7 +602,7 @@ impl Inbox {
         m.metadata = Some(json!({ "smsgate": purpose }));
         i.store.insert(std::slice::from_ref(&m), None)?;
         i.dispatcher.announce().await?;
-        tracing::info!(message_id = %m.id, to, purpose, "gateway text queued");
+        tracing::info!(message_id = %m.id, to = %crate::numbers::masked(to), purpose, "gateway text queued");
         Ok(Some(m.id))
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! app       cli, server, fleet, config            wiring, the command line
 //! http      api, dashboard, connections           the HTTP server and its pages
-//! services  dispatch, inbound, reports, reminders, webhook, twilio
+//! services  dispatch, inbound, reports, reminders, webhook, twilio, retention
 //! adapters  store, modem, sim, outbound, metrics  sled, the serial line, outbound HTTP, Prometheus
 //! domain    domain, numbers, replies      the gateway's own vocabulary, no I/O
 //! base      sms, util, tls, systemd               the codec and small helpers
@@ -35,6 +35,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
             "reminders",
             "webhook",
             "twilio",
+            "retention",
         ],
     ),
     ("http", &["api", "dashboard", "connections"]),

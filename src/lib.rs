@@ -39,6 +39,7 @@
 //! - [`reminders`]: reminder plans: an invoice's texts from templates, in local time and window.
 //! - [`webhook`]: signed callbacks from the durable outbox, retried, ordered per message.
 //! - [`twilio`]: the Twilio-compatible API's protocol and its status callbacks.
+//! - [`retention`]: the sweep that removes what is kept past its period (`[retention]`).
 //!
 //! **http**
 //! - [`api`]: the HTTP API (`/v1`), its authentication and its OpenAPI document.
@@ -78,6 +79,7 @@ pub mod outbound;
 pub mod reminders;
 pub mod replies;
 pub mod reports;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod systemd;

@@ -57,6 +57,12 @@ pub const HTTP_EVICTED: &str = "smsgate_http_connections_evicted_total";
 /// Requests refused with 429 because their address presented too many wrong credentials.
 pub const AUTH_THROTTLED: &str = "smsgate_auth_throttled_total";
 
+/// Records the retention sweep redacted or removed, by kind (`message_text`, `message`,
+/// `inbound`, `idempotency`, `dead_webhook`, `unmatched_report`).
+pub const RETENTION: &str = "smsgate_retention_records_total";
+/// Numbers erased through `POST /v1/erasure`.
+pub const ERASURES: &str = "smsgate_erasures_total";
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// The process's recorder, installed on first use; `None` when another recorder was installed
@@ -121,6 +127,11 @@ fn describe() {
         HTTP_EVICTED,
         "Idle connections closed to make room at [http] max_connections."
     );
+    describe_counter!(
+        RETENTION,
+        "Records the retention sweep redacted or removed, by kind."
+    );
+    describe_counter!(ERASURES, "Numbers erased through POST /v1/erasure.");
     describe_counter!(
         AUTH_THROTTLED,
         "Requests refused (429) after too many wrong credentials from their address."

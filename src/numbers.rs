@@ -201,6 +201,31 @@ pub fn normalise_sender(raw: &str, region: Option<&str>) -> Option<PhoneNumber> 
         .or_else(|| to_e164(&format!("+{raw}"), None).ok())
 }
 
+/// A phone number as logs at `info` and above show it: the last two digits and the three
+/// before them hidden behind `•••` (`+447700900123` → `+4477009•••23`), a short number (six
+/// characters or fewer, a short code) all but its last two. Enough to tell numbers apart
+/// in a log, not to text one; the full number is logged at `debug` only.
+pub fn masked(number: &str) -> Masked<'_> {
+    Masked(number)
+}
+
+/// [`masked`]: a number that prints masked.
+#[derive(Debug, Clone, Copy)]
+pub struct Masked<'a>(&'a str);
+
+impl std::fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let chars: Vec<char> = self.0.chars().collect();
+        let n = chars.len();
+        let tail: String = chars[n.saturating_sub(2)..].iter().collect();
+        if n <= 6 {
+            return write!(f, "•••{tail}");
+        }
+        let head: String = chars[..n - 5].iter().collect();
+        write!(f, "{head}•••{tail}")
+    }
+}
+
 /// Whether two numbers end in the same `n` digits or more (`n` at least 7): how a sender that
 /// does not read as a number is matched to one that was texted.
 pub fn same_trailing_digits(a: &str, b: &str, n: usize) -> bool {
@@ -217,6 +242,19 @@ pub fn same_trailing_digits(a: &str, b: &str, n: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn masked_numbers_hide_five_digits_but_tell_numbers_apart() {
+        assert_eq!(super::masked("+447700900123").to_string(), "+4477009•••23");
+        assert_eq!(super::masked("+12025550123").to_string(), "+120255•••23");
+        assert_eq!(super::masked("72345").to_string(), "•••45");
+        assert_eq!(super::masked("").to_string(), "•••");
+        assert!(
+            !super::masked("+12025550123")
+                .to_string()
+                .contains("2025550123")
+        );
+    }
+
     use super::*;
 
     #[test]

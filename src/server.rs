@@ -83,6 +83,8 @@ pub struct Gateway {
     /// The simulated customers' phones (`smsgate demo` only; `None` everywhere else): the API
     /// then has `/v1/demo/phone` and the admin page its panel.
     pub phone: Option<Arc<crate::api::demo::DemoPhone>>,
+    /// How long records are kept (`[retention]`): the sweep's policy.
+    pub retention: crate::retention::Policy,
 }
 
 /// Why a configuration cannot make a gateway (what [`Config::load`] checks is caught there).
@@ -177,6 +179,7 @@ impl Gateway {
             twilio: cfg.twilio.clone(),
             outbound,
             phone: None,
+            retention: cfg.retention.policy(),
         })
     }
 
@@ -368,6 +371,18 @@ impl Gateway {
             ),
         );
 
+        let retention_task = critical(
+            "retention sweep",
+            &shutdown,
+            &failed,
+            sweep_retention(
+                store.clone(),
+                crate::retention::Sweeper::new(self.retention.clone()),
+                self.clock.clone(),
+                shutdown.clone(),
+            ),
+        );
+
         let sessions = Arc::new(crate::dashboard::Sessions::new(&self.api.dashboard));
         let mut api_cfg = self.api;
         let api_cfg_failures = api_cfg.auth_failures;
@@ -418,6 +433,7 @@ impl Gateway {
             crate::systemd::stopping();
         }
         watchdog_cancel.cancel();
+        let _ = retention_task.await;
         if let Some(w) = watchdog {
             let _ = w.await;
         }
@@ -443,6 +459,65 @@ impl Gateway {
         }
         tracing::info!("stopped cleanly");
         Ok(Round::Stopped)
+    }
+}
+
+/// The retention sweep ([`crate::retention`]): a bounded pass once a minute, and when the
+/// clock is moved by hand (tests), by the gateway's clock. Runs off the async threads: a pass
+/// reads and writes sled.
+async fn sweep_retention(
+    store: Store,
+    mut sweeper: crate::retention::Sweeper,
+    clock: Clock,
+    shutdown: CancellationToken,
+) {
+    if sweeper.is_idle() {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let moved = clock.moved();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = moved => {}
+        }
+        let now = clock.now();
+        let st = store.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let r = sweeper.pass(&st, now);
+            (sweeper, r)
+        })
+        .await;
+        let r;
+        (sweeper, r) = match run {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        match r {
+            Ok(p) if p.is_empty() => {}
+            Ok(p) => {
+                if p.messages_removed > 0 {
+                    // Tombstones are the trace of a removal: on disk before it is said.
+                    if let Err(e) = store.durable().await {
+                        tracing::error!(error = %e, "cannot make the retention pass durable");
+                    }
+                }
+                tracing::info!(
+                    texts_redacted = p.texts_redacted,
+                    messages_removed = p.messages_removed,
+                    inbound_removed = p.inbound_removed,
+                    idempotency_removed = p.idempotency_removed,
+                    dead_webhooks_removed = p.dead_webhooks_removed,
+                    unmatched_removed = p.unmatched_removed,
+                    "retention pass"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the retention pass failed; tried again at the next")
+            }
+        }
     }
 }
 
@@ -632,7 +707,7 @@ async fn consume_events(
                 match store.release_stale_fragments(cutoff, now) {
                     Ok(released) => {
                         for m in released {
-                            tracing::warn!(id = %m.id, from = %m.from, parts = m.parts_received, total = m.total_parts, "inbound message released incomplete");
+                            tracing::warn!(id = %m.id, from = %crate::numbers::masked(&m.from), parts = m.parts_received, total = m.total_parts, "inbound message released incomplete");
                         }
                         // Whatever is still to act on (released ones, or a failure before).
                         inbox.handle_pending().await;
@@ -675,7 +750,7 @@ async fn consume_events(
                     Ok(r) => {
                         let stored = match r {
                             Received::Stored(im) => {
-                                tracing::info!(id = %im.id, modem = %im.modem, from = %im.from, parts = im.parts_received, "inbound message stored");
+                                tracing::info!(id = %im.id, modem = %im.modem, from = %crate::numbers::masked(&im.from), parts = im.parts_received, "inbound message stored");
                                 metrics::counter!(crate::metrics::INBOUND, "modem" => im.modem.clone())
                                     .increment(1);
                                 if let Some(why) = &im.decode_error {

@@ -231,7 +231,7 @@ pub async fn reply(
             ApiError::unavailable(format!("the simulated network did not take it: {e}"))
         }
     })?;
-    tracing::info!(from = %from, "demo: a simulated customer answered");
+    tracing::info!(from = %crate::numbers::masked(&from), "demo: a simulated customer answered");
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(PhoneReplySent {

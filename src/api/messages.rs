@@ -125,6 +125,10 @@ pub struct MessageView {
     /// Created through the Twilio-compatible API: what its request said (its SID is `SM`
     /// and the 32 hex digits of `id`).
     pub twilio: Option<crate::twilio::TwilioLink>,
+    /// Set when the text was removed (`[retention] message_text_after`, or a Twilio `Body=""`
+    /// redaction): `text` is then empty and this keeps its SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<crate::domain::Redaction>,
 }
 
 /// A message with its history.
@@ -328,6 +332,7 @@ pub(crate) fn build(
         accepted_as: status,
         replies: Vec::new(),
         history_hash: None,
+        redacted: None,
         send_window,
         reminder: None,
         twilio: None,
@@ -365,6 +370,7 @@ pub fn view(m: &Message) -> MessageView {
         send_window: m.send_window.clone(),
         reminder: m.reminder.clone(),
         twilio: m.twilio.clone(),
+        redacted: m.redacted.clone(),
     }
 }
 
@@ -438,7 +444,7 @@ pub(crate) async fn accept(
         rec.as_ref().map(|(k, r)| (k.as_str(), r)),
     )?;
     st.dispatcher.announce().await?;
-    tracing::info!(message_id = %m.id, to = %m.to, parts = m.parts, via, "message accepted");
+    tracing::info!(message_id = %m.id, to = %crate::numbers::masked(&m.to), parts = m.parts, via, "message accepted");
     metrics::counter!(crate::metrics::ACCEPTED).increment(1);
     Ok(())
 }

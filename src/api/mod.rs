@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod dashboard;
 pub mod demo;
+pub mod erasure;
 pub mod error;
 pub mod events;
 pub mod history;
@@ -318,6 +319,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/failed", get(webhooks::failed))
         .route("/webhooks/{id}/retry", post(webhooks::retry))
         .route("/admin/reload", post(admin::reload))
+        .route("/erasure", post(erasure::erase))
         .route("/dashboard", get(dashboard::summary))
         .route("/dashboard/search", get(dashboard::search));
     // The demo's simulated phones: routes that only `smsgate demo` has.

@@ -450,6 +450,7 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
         phone: Some(std::sync::Arc::new(crate::api::demo::DemoPhone::new(
             sim.clone(),
         ))),
+        retention: crate::config::RetentionConfig::default().policy(),
     };
     let policy = gw.reminders.clone();
     let shutdown = shutdown_signal();

@@ -7,7 +7,7 @@
 //! upper case with every other character than A–Z and 0–9 turned into `_`.
 //!
 //! One file per section of the file (`http.rs`, `storage.rs`, `api_keys.rs`, `sms.rs`,
-//! `queue.rs`, `inbound.rs`, `modems.rs`; the sections of other subsystems, `[dashboard]`,
+//! `queue.rs`, `inbound.rs`, `modems.rs`, `retention.rs`; the sections of other subsystems, `[dashboard]`,
 //! `[webhooks]`, `[replies]`, `[optout]`, `[reminders]`, `[twilio]`, `[outbound]`, live with
 //! them), `check.rs` for the checks of the whole; this file holds [`Config`], loading and
 //! [`ConfigError`].
@@ -24,6 +24,7 @@ mod http;
 mod inbound;
 mod modems;
 mod queue;
+mod retention;
 mod sms;
 mod storage;
 
@@ -33,6 +34,7 @@ pub use http::HttpConfig;
 pub use inbound::InboundConfig;
 pub use modems::ModemSection;
 pub use queue::QueueConfig;
+pub use retention::RetentionConfig;
 pub use sms::SmsConfig;
 pub use storage::StorageConfig;
 
@@ -90,6 +92,9 @@ pub struct Config {
     /// Where the gateway's own HTTP requests may go.
     #[serde(default)]
     pub outbound: crate::outbound::OutboundConfig,
+    /// How long messages, inbound texts and other records are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 fn default_true() -> bool {

@@ -210,7 +210,7 @@ impl Dispatcher {
                 }
             }
         }
-        tracing::info!(message_id = %m.id, to = %m.to, "reminder held back by the per-recipient cap");
+        tracing::info!(message_id = %m.id, to = %crate::numbers::masked(&m.to), "reminder held back by the per-recipient cap");
         Ok(true)
     }
 

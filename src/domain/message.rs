@@ -336,6 +336,35 @@ pub struct Message {
     /// What the Twilio-compatible door kept of the request that created it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twilio: Option<crate::domain::TwilioLink>,
+    /// Set when the text was replaced by its SHA-256 (`[retention] message_text_after`, or a
+    /// redaction through the Twilio-compatible door): `text` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<Redaction>,
+}
+
+/// What is kept of a message's text once it is redacted: its hash, and the hash the history's
+/// chain started from while the text was there, so the chain still verifies without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Redaction {
+    /// When the text was removed.
+    pub at: DateTime<Utc>,
+    /// SHA-256 (hex) of the text as it was: a copy kept elsewhere can still be matched.
+    pub text_sha256: String,
+    /// SHA-256 (hex) of the implied first history entry (accepted) as it was with the text:
+    /// entry 1 links to it.
+    pub accepted_hash: String,
+}
+
+impl Status {
+    /// Finished: nothing more happens to it by itself (`delivered`, `failed`, `expired`,
+    /// `cancelled`). `unknown` is not finished: an operator decides whether it is sent again,
+    /// so retention leaves it alone.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            Status::Delivered | Status::Failed | Status::Expired | Status::Cancelled
+        )
+    }
 }
 
 /// Which reminder plan and step a message is the text of.

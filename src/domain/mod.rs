@@ -22,7 +22,7 @@ mod window;
 pub use inbound::InboundMessage;
 pub use message::{
     Attempt, AttemptResult, Event, GATEWAY, Message, Note, Origin, Part, PartStatus, Priority,
-    ReminderLink, Reply, Status, StepKind,
+    Redaction, ReminderLink, Reply, Status, StepKind,
 };
 pub use plan::{Plan, PlanStatus, PlanStep};
 pub use transition::{

@@ -48,6 +48,7 @@ fn message(status: Status) -> Message {
         accepted_as: Status::Queued,
         replies: Vec::new(),
         history_hash: None,
+        redacted: None,
         send_window: None,
         reminder: None,
         twilio: None,

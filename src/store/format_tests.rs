@@ -440,6 +440,10 @@ fn the_offline_check_of_the_fixture_finds_only_what_0_1_0_leaves() {
             ("templates", 1),
             ("hourly", 2),
             ("invoices", 3),
+            ("tombstones", 0),
+            ("optouts_erased", 0),
+            // The opt-out salt, made at the first open of this version.
+            ("meta", 1),
         ]
     );
     assert_eq!(report.history_entries, 9 + 13);
@@ -763,6 +767,9 @@ fn tree_names_are_pinned() {
             "templates",
             "hourly",
             "invoices",
+            "tombstones",
+            "optouts_erased",
+            "meta",
         ]
     );
 }

@@ -9,8 +9,8 @@
 use serde::Serialize;
 
 use super::{
-    Event, Message, Store, StoreError, decode, decode_message, encode, first_event, id_key,
-    sha256_hex,
+    Event, Message, Store, StoreError, decode, decode_message, first_event, first_event_hash,
+    id_key, sha256_hex,
 };
 
 /// One history entry with its own hash.
@@ -76,7 +76,7 @@ impl Store {
 
     fn history_of(&self, m: &Message, key: &[u8; 16]) -> Result<History, StoreError> {
         let first = first_event(m);
-        let first_hash = sha256_hex(&encode(&first)?);
+        let first_hash = first_event_hash(m)?;
         let mut events = vec![ChainedEvent {
             event: first,
             hash: first_hash.clone(),
@@ -308,7 +308,7 @@ pub fn csv_rows(m: &Message, h: &History) -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Note, Status};
+    use crate::store::{Note, Status, encode};
 
     fn msg(to: &str, invoice: Option<&str>) -> Message {
         let mut m = crate::store::test_message(to);

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Row, Store, StoreError, decode, encode};
+use super::{Row, Store, StoreError, SweepStep, after_key, decode, encode};
 
 /// What a retried POST with the same Idempotency-Key gets back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,44 @@ impl Store {
         Ok(())
     }
 
+    /// One step of `[retention] idempotency_after`: records stored at or before `cutoff` are
+    /// removed (a retry after that is a new request); at most `limit` looked at, from `after`.
+    pub fn purge_idempotency(
+        &self,
+        cutoff: DateTime<Utc>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<SweepStep, StoreError> {
+        let mut step = SweepStep::default();
+        let mut looked = 0;
+        for r in after_key(&self.inner.idempotency, after) {
+            let (k, v) = r?;
+            looked += 1;
+            let r: IdempotencyRecord = decode(&k, &v)?;
+            if r.at <= cutoff && self.inner.idempotency.remove(&k)?.is_some() {
+                step.done += 1;
+            }
+            if looked >= limit {
+                step.next = Some(k.to_vec());
+                break;
+            }
+        }
+        Ok(step)
+    }
+
+    /// Removes the idempotency records whose kept answer names `number` (an erasure); how
+    /// many. The answers are small and kept a day by default: they are read whole.
+    pub(super) fn erase_idempotency_of(&self, number: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for r in self.inner.idempotency.iter() {
+            let (k, v) = r?;
+            if contains(&v, number.as_bytes()) && self.inner.idempotency.remove(&k)?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub(super) fn idempotency_record(
         &self,
         key: &str,
@@ -39,6 +77,11 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// Whether `hay` holds `needle`.
+pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// An Idempotency-Key's record as a (key, JSON) row.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::Transactional;
 
-use super::{Store, StoreError, Tx, abort, decode, encode, id_key};
+use super::{Store, StoreError, SweepStep, Tx, abort, decode, encode, id_key, id_millis};
 pub use crate::domain::InboundMessage;
 use crate::sms::{self, Pdu};
 
@@ -473,6 +473,86 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// One step of `[retention] inbound_after`: inbound messages received at or before
+    /// `cutoff` and acted on are removed, oldest first; at most `limit` looked at.
+    pub fn purge_inbound(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<SweepStep, StoreError> {
+        let cutoff_ms = cutoff.timestamp_millis().max(0) as u64;
+        let mut step = SweepStep::default();
+        for r in self.inner.inbound.iter().take(limit) {
+            let (k, v) = r?;
+            // Ids sort by arrival: the first one after the cutoff ends the step.
+            if id_millis(&k) > cutoff_ms {
+                break;
+            }
+            if self.inner.inbound_pending.contains_key(&k)? {
+                // Not yet acted on (an opt-out, a reply): it stays until it is.
+                continue;
+            }
+            let m: InboundMessage = decode(&k, &v)?;
+            if self.remove_inbound(&m)? {
+                step.done += 1;
+            }
+        }
+        Ok(step)
+    }
+
+    /// Removes an inbound message and its index entries; `false` when it was gone already.
+    fn remove_inbound(&self, m: &InboundMessage) -> Result<bool, StoreError> {
+        let Some(id) = id_key(&m.id) else {
+            return Ok(false);
+        };
+        let i = &self.inner;
+        let r =
+            (&i.inbound, &i.inbound_from, &i.inbound_pending).transaction(|(ti, tfrom, tp)| {
+                let gone = ti.remove(&id[..])?.is_none();
+                tfrom.remove(from_key(&m.from, &id))?;
+                tp.remove(&id[..])?;
+                Ok::<_, Tx>(!gone)
+            })?;
+        Ok(r)
+    }
+
+    /// Removes every inbound message from `number` and the held parts of its unfinished ones
+    /// (an erasure); how many messages.
+    pub(super) fn erase_inbound_from(&self, number: &str) -> Result<usize, StoreError> {
+        let mut prefix = number.as_bytes().to_vec();
+        prefix.push(0xFF);
+        let n = prefix.len();
+        let mut removed = 0;
+        for r in self.inner.inbound_from.scan_prefix(&prefix) {
+            let (k, _) = r?;
+            let Some(id) = k.get(n..n + 16) else {
+                continue;
+            };
+            match self.inner.inbound.get(id)? {
+                Some(v) => {
+                    let m: InboundMessage = decode(id, &v)?;
+                    if self.remove_inbound(&m)? {
+                        removed += 1;
+                    }
+                }
+                None => {
+                    self.inner.inbound_from.remove(&k)?;
+                }
+            }
+        }
+        // Held parts: modem · 0x00 · sender · 0x00 · …
+        let mut sender = vec![0u8];
+        sender.extend_from_slice(number.as_bytes());
+        sender.push(0);
+        for r in self.inner.fragments.iter() {
+            let (k, _) = r?;
+            if super::idempotency::contains(&k, &sender) {
+                self.inner.fragments.remove(&k)?;
+            }
+        }
+        Ok(removed)
     }
 
     /// Number of concatenated messages' parts held, waiting for the rest.

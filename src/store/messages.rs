@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sled::Transactional;
 use sled::transaction::{TransactionError, TransactionalTree};
 
@@ -175,6 +175,256 @@ impl Store {
     }
 }
 
+/// What one bounded step of a retention pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepStep {
+    /// Records changed or removed.
+    pub done: usize,
+    /// Where the next step starts (the last key looked at); `None` when the tree was read to
+    /// its end, so the next pass starts from the beginning again.
+    pub next: Option<Vec<u8>>,
+}
+
+/// What [`Store::redact_text`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redacted {
+    /// No such message.
+    NotFound,
+    /// Its text was removed now.
+    Now(Box<Message>),
+    /// Its text was removed before.
+    Already(Box<Message>),
+}
+
+/// The ULID time (ms) of a 16-byte id.
+pub(super) fn id_millis(id: &[u8]) -> u64 {
+    let mut b = [0u8; 16];
+    let n = id.len().min(16);
+    b[..n].copy_from_slice(&id[..n]);
+    (u128::from_be_bytes(b) >> 80) as u64
+}
+
+impl Store {
+    /// Replaces a message's text by its SHA-256 (see [`crate::domain::Redaction`]) and records
+    /// a `text_redacted` history entry saying `reason`. The history still verifies: the chain
+    /// starts from the hash the first entry had with the text. The record's `updated_at` stays
+    /// (it is when the message last moved, which retention counts from).
+    pub fn redact_text(
+        &self,
+        id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Redacted, StoreError> {
+        let Some(key) = id_key(id) else {
+            return Ok(Redacted::NotFound);
+        };
+        let i = &self.inner;
+        let r = (&i.messages, &i.events).transaction(|(tm, te)| {
+            let Some(v) = tm.get(key)? else {
+                return Ok(Redacted::NotFound);
+            };
+            let mut m = decode_message(&key, &v).map_err(abort)?;
+            if m.redacted.is_some() {
+                return Ok(Redacted::Already(Box::new(m)));
+            }
+            let accepted_hash = first_event_hash(&m).map_err(abort)?;
+            let prev = match m.history_len {
+                0 => Some(accepted_hash.clone()),
+                _ => m.history_hash.clone(),
+            };
+            let text_sha256 = sha256_hex(m.text.as_bytes());
+            m.text = String::new();
+            m.redacted = Some(crate::domain::Redaction {
+                at: now,
+                text_sha256: text_sha256.clone(),
+                accepted_hash,
+            });
+            m.history_len += 1;
+            let event = Event {
+                seq: m.history_len,
+                at: now,
+                status: m.status,
+                reason: Some(reason.to_string()),
+                kind: "text_redacted".into(),
+                data: Some(serde_json::json!({ "text_sha256": text_sha256 })),
+                prev,
+            };
+            let bytes = encode(&event).map_err(abort)?;
+            m.history_hash = Some(sha256_hex(&bytes));
+            te.insert(event_key(&key, event.seq), bytes)?;
+            tm.insert(&key[..], encode(&m).map_err(abort)?)?;
+            Ok::<_, Tx>(Redacted::Now(Box::new(m)))
+        })?;
+        Ok(r)
+    }
+
+    /// Removes a message whole: its record, history and index entries, in one transaction
+    /// with a [`Tombstone`](super::tombstones::Tombstone) saying `reason` in the day's chain.
+    /// Returns the message as it was, `None` when there is no such message.
+    pub fn remove_message(
+        &self,
+        id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Message>, StoreError> {
+        let Some(key) = id_key(id) else {
+            return Ok(None);
+        };
+        let i = &self.inner;
+        let _one_writer = self.tombstone_lock();
+        for _ in 0..REMOVE_TRIES {
+            let Some(seen) = i.messages.get(key)? else {
+                return Ok(None);
+            };
+            let m = decode_message(&key, &seen)?;
+            let tomb = self.next_tombstone(super::tombstones::Tombstone {
+                message_id: m.id.clone(),
+                removed_at: now,
+                reason: reason.to_string(),
+                status: m.status,
+                created_at: m.created_at,
+                history_hash: m.history_hash.clone(),
+                prev: None,
+            })?;
+            let r = (
+                &i.messages,
+                &i.due,
+                &i.status,
+                &i.to,
+                &i.events,
+                &i.invoices,
+                &i.reports,
+                &i.tombstones,
+            )
+                .transaction(|(tm, td, ts, tt, te, tinv, tr, ttomb)| {
+                    match tm.get(key)? {
+                        Some(v) if v == seen => {}
+                        // Changed in between (or gone): read again.
+                        _ => return Ok(false),
+                    }
+                    tm.remove(&key[..])?;
+                    if m.status.is_waiting() {
+                        td.remove(due_key(&m, &key))?;
+                    } else {
+                        ts.remove(status_key(m.status, &key))?;
+                    }
+                    tt.remove(to_key(&m.to, &key))?;
+                    for seq in 0..=m.history_len {
+                        te.remove(event_key(&key, seq))?;
+                    }
+                    if let Some(k) = invoice_key(&m, &key) {
+                        tinv.remove(k)?;
+                    }
+                    if let Some(modem) = &m.modem {
+                        for p in &m.part_status {
+                            if let Some(mr) = p.message_reference {
+                                tr.remove(report_key(modem, mr, &key, p.part))?;
+                            }
+                        }
+                    }
+                    tomb.write(ttomb)?;
+                    Ok::<_, Tx>(true)
+                })?;
+            if r {
+                self.count(m.status, -1);
+                return Ok(Some(m));
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "message {id} kept changing while it was being removed"
+        )))
+    }
+
+    /// Finished messages (see [`Status::is_finished`]) whose last change is at or before
+    /// `cutoff`, from the `status` index after the key `after`; at most `limit` index entries
+    /// are looked at.
+    fn finished_before(
+        &self,
+        after: Option<&[u8]>,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+        keep: impl Fn(&Message) -> bool,
+    ) -> Result<(Vec<Message>, Option<Vec<u8>>), StoreError> {
+        let cutoff_ms = cutoff.timestamp_millis().max(0) as u64;
+        let iter = match after {
+            Some(a) => self.inner.status.range((
+                std::ops::Bound::Excluded(a.to_vec()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.inner.status.iter(),
+        };
+        let mut out = Vec::new();
+        let mut looked = 0;
+        for r in iter {
+            let (k, _) = r?;
+            looked += 1;
+            let finished = Status::ALL
+                .iter()
+                .any(|s| s.is_finished() && Some(&s.code()) == k.first());
+            // Ids sort by creation: one created after the cutoff finished after it too.
+            if finished && k.len() == 17 && id_millis(&k[1..]) <= cutoff_ms {
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&k[1..]);
+                if let Some(v) = self.inner.messages.get(id)? {
+                    let m = decode_message(&id, &v)?;
+                    if m.status.is_finished() && m.updated_at <= cutoff && keep(&m) {
+                        out.push(m);
+                    }
+                }
+            }
+            if looked >= limit {
+                return Ok((out, Some(k.to_vec())));
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// One step of `[retention] message_text_after`: the texts of finished messages whose last
+    /// change is at or before `cutoff` are redacted ([`Store::redact_text`]); at most `limit`
+    /// index entries are looked at, from `after`.
+    pub fn redact_finished_texts(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<SweepStep, StoreError> {
+        let (found, next) = self.finished_before(after, cutoff, limit, |m| m.redacted.is_none())?;
+        let mut done = 0;
+        for m in found {
+            if let Redacted::Now(_) =
+                self.redact_text(&m.id, "retention: message_text_after", now)?
+            {
+                done += 1;
+            }
+        }
+        Ok(SweepStep { done, next })
+    }
+
+    /// One step of `[retention] messages_after`: finished messages whose last change is at or
+    /// before `cutoff` are removed with a tombstone ([`Store::remove_message`]); at most
+    /// `limit` index entries are looked at, from `after`.
+    pub fn remove_finished_messages(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<SweepStep, StoreError> {
+        let (found, next) = self.finished_before(after, cutoff, limit, |_| true)?;
+        let mut done = 0;
+        for m in found {
+            if self.remove_message(&m.id, "retention", now)?.is_some() {
+                done += 1;
+            }
+        }
+        Ok(SweepStep { done, next })
+    }
+}
+
+/// Attempts at removing a message that keeps changing under the removal.
+const REMOVE_TRIES: usize = 5;
+
 /// The trees a change to a message touches.
 pub(super) struct Trees<'a> {
     messages: &'a sled::Tree,
@@ -234,20 +484,37 @@ pub(super) fn first_event(m: &Message) -> Event {
         status: m.accepted_as,
         reason: Some("accepted".into()),
         kind: "accepted".into(),
-        data: Some(serde_json::json!({
-            "to": m.to,
-            "text": m.text,
-            "encoding": m.encoding,
-            "parts": m.parts,
-            "reply_options": m.reply_options,
-            "created_by": m.created_by,
-        })),
+        data: Some(match &m.redacted {
+            // The text is gone: its hash stands in its place, and the chain starts from the
+            // hash the entry had with the text (kept in the redaction).
+            Some(r) => serde_json::json!({
+                "to": m.to,
+                "text": null,
+                "text_sha256": r.text_sha256,
+                "encoding": m.encoding,
+                "parts": m.parts,
+                "reply_options": m.reply_options,
+                "created_by": m.created_by,
+            }),
+            None => serde_json::json!({
+                "to": m.to,
+                "text": m.text,
+                "encoding": m.encoding,
+                "parts": m.parts,
+                "reply_options": m.reply_options,
+                "created_by": m.created_by,
+            }),
+        }),
         prev: None,
     }
 }
 
-/// The hash of the implied first entry: the start of the chain.
+/// The hash of the implied first entry: the start of the chain. For a message whose text was
+/// redacted, the hash the entry had with its text, kept in the redaction.
 pub(super) fn first_event_hash(m: &Message) -> Result<String, StoreError> {
+    if let Some(r) = &m.redacted {
+        return Ok(r.accepted_hash.clone());
+    }
     Ok(sha256_hex(&encode(&first_event(m))?))
 }
 
@@ -440,6 +707,7 @@ pub(crate) fn test_message(to: &str) -> Message {
         accepted_as: Status::Queued,
         replies: Vec::new(),
         history_hash: None,
+        redacted: None,
         send_window: None,
         reminder: None,
         twilio: None,

@@ -22,6 +22,9 @@
 //! | `plan_invoices` | invoice reference | plan id (16): one plan per invoice |
 //! | `templates` | template name | JSON [`plans::StoredTemplate`]: templates set through the API |
 //! | `hourly` | hour since the epoch (4, BE) · modem | sent · delivered · failed (3 × 8, BE): per-hour counts ([`hourly`]) |
+//! | `tombstones` | day (4, BE) · sequence (8, BE) | JSON [`tombstones::Tombstone`]: what is left of a message removed whole, chained per day |
+//! | `optouts_erased` | SHA-256 of the store's salt · E.164 number (32) | JSON [`optout::ErasedOptOut`]: an opt-out whose number was erased |
+//! | `meta` | name | the store's own values: `optout_salt` (32 random bytes, made at the first open) |
 //! | `invoices` | invoice (`metadata.invoice`) · 0xFF · id (16); the one-byte key 0x02 once complete (0.1.0 marked it with the empty key and left plans' messages out: made again at open) | empty: messages about an invoice, for the dispute export and the admin page's search |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
@@ -55,6 +58,9 @@ pub mod outbox;
 pub mod plans;
 pub mod replies;
 pub mod reports;
+pub mod tombstones;
+
+mod erasure;
 
 mod flush;
 #[cfg(test)]
@@ -70,6 +76,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+pub use erasure::Erased;
 use flush::{FlushFiles, FlushRequest, flusher};
 pub use idempotency::IdempotencyRecord;
 use idempotency::idempotency_row;
@@ -81,7 +88,10 @@ pub(crate) use keys::{report_key, sha256_hex};
 pub use listing::{ListFilter, NextDue};
 #[cfg(test)]
 pub(crate) use messages::test_message;
-use messages::{Row, TxTrees, first_event, insert_in, message_rows, update_in};
+pub use messages::{Redacted, SweepStep};
+use messages::{
+    Row, TxTrees, first_event, first_event_hash, id_millis, insert_in, message_rows, update_in,
+};
 
 pub use model::{
     Attempt, AttemptResult, Event, Message, Note, Part, PartStatus, Priority, ReminderLink, Reply,
@@ -190,6 +200,14 @@ struct Inner {
     templates: sled::Tree,
     hourly: sled::Tree,
     invoices: sled::Tree,
+    tombstones: sled::Tree,
+    optouts_erased: sled::Tree,
+    meta: sled::Tree,
+    /// The salt of the hashes in `optouts_erased`: random, made at the first open, kept in
+    /// `meta` (and so in backups), never shown.
+    optout_salt: [u8; 32],
+    /// One writer of tombstones at a time: each links to the day's last one.
+    tombstone_lock: std::sync::Mutex<()>,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     /// What hears every change (the webhook outbox): given at construction, never changed.
@@ -278,6 +296,7 @@ impl Store {
             }
         };
         let (flush_tx, flush_rx) = std::sync::mpsc::channel();
+        let meta = db.open_tree("meta")?;
         let inner = Inner {
             messages: db.open_tree("messages")?,
             due: db.open_tree("due")?,
@@ -299,6 +318,11 @@ impl Store {
             templates: db.open_tree("templates")?,
             hourly: db.open_tree("hourly")?,
             invoices: db.open_tree("invoices")?,
+            tombstones: db.open_tree("tombstones")?,
+            optouts_erased: db.open_tree("optouts_erased")?,
+            optout_salt: optout::salt(&meta)?,
+            meta,
+            tombstone_lock: std::sync::Mutex::new(()),
             counts: Default::default(),
             notifier: match listeners.len() {
                 0 => None,
@@ -377,6 +401,18 @@ impl Store {
 
     fn notifier(&self) -> Option<Arc<dyn Notifier>> {
         self.inner.notifier.clone()
+    }
+}
+
+/// A tree's entries after the key `after` (all of them without one): where a bounded
+/// retention step goes on.
+fn after_key(tree: &sled::Tree, after: Option<&[u8]>) -> sled::Iter {
+    match after {
+        Some(a) => tree.range((
+            std::ops::Bound::Excluded(a.to_vec()),
+            std::ops::Bound::Unbounded,
+        )),
+        None => tree.iter(),
     }
 }
 

@@ -1,9 +1,49 @@
 //! Opted-out numbers: one entry per number in the `optouts` tree while it is opted out.
+//!
+//! An erasure (`POST /v1/erasure`) must not undo a STOP: the number's entry then moves to
+//! `optouts_erased`, keyed by SHA-256 of the store's salt and the number, so a message to that
+//! number is still refused while the number itself is no longer kept. The salt is 32 random
+//! bytes made at the store's first open and kept in its `meta` tree (so a backup carries it):
+//! without it, the hash of a phone number would be reversed by trying every number.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, decode, encode};
+
+/// The `meta` key of the salt.
+const SALT_KEY: &[u8] = b"optout_salt";
+
+/// The store's salt, made and kept at the first open.
+pub(super) fn salt(meta: &sled::Tree) -> Result<[u8; 32], StoreError> {
+    if let Some(v) = meta.get(SALT_KEY)?
+        && let Ok(s) = <[u8; 32]>::try_from(&v[..])
+    {
+        return Ok(s);
+    }
+    let fresh = crate::util::secret_bytes(32)
+        .map_err(|e| StoreError::Io(format!("no random bytes for the opt-out salt: {e}")))?;
+    // Another opener that won the race keeps its salt.
+    let _ = meta.compare_and_swap(SALT_KEY, None as Option<&[u8]>, Some(fresh))?;
+    match meta.get(SALT_KEY)? {
+        Some(v) => <[u8; 32]>::try_from(&v[..]).map_err(|_| StoreError::Corrupt {
+            key: "optout_salt".into(),
+            detail: "not 32 bytes".into(),
+        }),
+        None => Err(StoreError::Io("the opt-out salt was not kept".into())),
+    }
+}
+
+/// What is kept of an opt-out whose number was erased: enough to keep refusing the number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasedOptOut {
+    /// Since when the number was opted out.
+    pub opted_out_at: DateTime<Utc>,
+    /// `keyword` or `api`, as it was.
+    pub source: String,
+    /// When the number was erased.
+    pub erased_at: DateTime<Utc>,
+}
 
 /// A number that asked for no more messages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -38,8 +78,10 @@ impl Store {
         Ok(r.is_ok())
     }
 
-    /// Removes an opt-out; the record removed, `None` when the number was not opted out.
+    /// Removes an opt-out (an erased number's too); the record removed, `None` when the
+    /// number was not opted out under its own number.
     pub fn opt_in(&self, number: &str) -> Result<Option<OptOut>, StoreError> {
+        self.inner.optouts_erased.remove(self.number_hash(number))?;
         match self.inner.optouts.remove(number.as_bytes())? {
             Some(v) => Ok(Some(decode(number.as_bytes(), &v)?)),
             None => Ok(None),
@@ -54,9 +96,44 @@ impl Store {
         }
     }
 
-    /// Whether a number is opted out.
+    /// Whether a number is opted out: two point lookups, the number and (for an erased number)
+    /// its salted hash.
     pub fn is_opted_out(&self, number: &str) -> Result<bool, StoreError> {
-        Ok(self.inner.optouts.contains_key(number.as_bytes())?)
+        Ok(self.inner.optouts.contains_key(number.as_bytes())?
+            || self
+                .inner
+                .optouts_erased
+                .contains_key(self.number_hash(number))?)
+    }
+
+    /// SHA-256 of the store's salt · the number: the key of `optouts_erased`.
+    fn number_hash(&self, number: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.inner.optout_salt);
+        h.update(number.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Erases a number's opt-out: the entry under the number goes, one under its salted hash
+    /// stays, so the number is still refused. `true` when the number was opted out.
+    pub fn erase_optout(&self, number: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Some(o) = self.optout(number)? else {
+            return Ok(false);
+        };
+        let kept = encode(&ErasedOptOut {
+            opted_out_at: o.opted_out_at,
+            source: o.source,
+            erased_at: now,
+        })?;
+        let hash = self.number_hash(number);
+        use sled::Transactional;
+        (&self.inner.optouts, &self.inner.optouts_erased).transaction(|(t, te)| {
+            te.insert(&hash[..], kept.as_slice())?;
+            t.remove(number.as_bytes())?;
+            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+        })?;
+        Ok(true)
     }
 
     /// Opted-out numbers in number order, after `after`, at most `limit` (1 to 1000).
@@ -131,5 +208,34 @@ mod tests {
         assert!(s.opt_in("+12025550124").unwrap().is_some());
         assert!(s.opt_in("+12025550124").unwrap().is_none());
         assert!(!s.is_opted_out("+12025550124").unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_erased_opt_out_still_refuses_the_number() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), 16).unwrap();
+            assert!(s.opt_out(&rec("+12025550123")).unwrap());
+            assert!(s.erase_optout("+12025550123", Utc::now()).unwrap());
+            assert!(!s.erase_optout("+12025550123", Utc::now()).unwrap());
+            assert!(s.optout("+12025550123").unwrap().is_none());
+            assert!(s.list_optouts(None, 10).unwrap().is_empty());
+            assert!(s.is_opted_out("+12025550123").unwrap());
+            assert!(!s.is_opted_out("+12025550124").unwrap());
+            s.durable().await.unwrap();
+        }
+        // The salt is the store's: the same after a reopen, and the number is in no tree.
+        let s = Store::open(dir.path(), 16).unwrap();
+        assert!(s.is_opted_out("+12025550123").unwrap());
+        for t in s.inner.db.tree_names() {
+            for r in s.inner.db.open_tree(&t).unwrap().iter() {
+                let (k, v) = r.unwrap();
+                let both = [k.to_vec(), v.to_vec()].concat();
+                assert!(!String::from_utf8_lossy(&both).contains("2025550123"));
+            }
+        }
+        // An opt-in lets the number be sent to again.
+        s.opt_in("+12025550123").unwrap();
+        assert!(!s.is_opted_out("+12025550123").unwrap());
     }
 }

@@ -23,7 +23,10 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::inbound::fingerprint;
-use super::{Message, Status, Store, StoreError, Tx, TxTrees, decode, encode, id_key, update_in};
+use super::{
+    Message, Status, Store, StoreError, SweepStep, Tx, TxTrees, decode, encode, id_key, id_millis,
+    update_in,
+};
 use crate::sms::{self, StatusCategory, StatusReport};
 
 /// How long a sent part waits for its report. Older index entries are ignored when matching
@@ -484,6 +487,45 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// One step of `[retention] unmatched_after`: unmatched reports received at or before
+    /// `cutoff` are removed, oldest first; at most `limit` looked at.
+    pub fn purge_unmatched_reports(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<SweepStep, StoreError> {
+        let cutoff_ms = cutoff.timestamp_millis().max(0) as u64;
+        let mut step = SweepStep::default();
+        for r in self.inner.reports_unmatched.iter().take(limit) {
+            let (k, _) = r?;
+            // Ids sort by arrival: the first one after the cutoff ends the step.
+            if id_millis(&k) > cutoff_ms {
+                break;
+            }
+            if self.inner.reports_unmatched.remove(&k)?.is_some() {
+                step.done += 1;
+            }
+        }
+        Ok(step)
+    }
+
+    /// Removes the unmatched reports whose recipient is `number` (an erasure); how many.
+    pub(super) fn erase_unmatched_of(&self, number: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for r in self.inner.reports_unmatched.iter() {
+            let (k, v) = r?;
+            let u: UnmatchedReport = decode(&k, &v)?;
+            let same = u
+                .recipient
+                .as_deref()
+                .is_some_and(|r| r == number || same_recipient(number, r));
+            if same && self.inner.reports_unmatched.remove(&k)?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// How many unmatched reports are kept.

@@ -84,6 +84,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         // The receivers of these tests listen on 127.0.0.1; tests of the policy set their own.
         outbound: smsgate::outbound::OutboundPolicy::allowing_loopback(),
         phone: None,
+        retention: Default::default(),
     };
     tweak(&mut gw);
     let shutdown = CancellationToken::new();

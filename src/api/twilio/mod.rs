@@ -557,10 +557,13 @@ pub async fn update(
                 format!("Status {other:?} cannot be set; only canceled."),
             ));
         }
+        None if param(&p, "Body") == Some("") => {
+            return redact(&state, &account, &id, &req_uri).await;
+        }
         None if param(&p, "Body").is_some() => {
             return Err(TwilioError::bad(
                 21600,
-                "Redacting a message's Body is not supported; smsgate keeps its history.",
+                "A message's Body can only be redacted (Body=\"\"), not changed.",
             ));
         }
         None => {
@@ -587,6 +590,39 @@ pub async fn update(
     }
     state.store.durable().await?;
     Ok(axum::Json(message_json(&state, &account.sid, &m)).into_response())
+}
+
+/// `Body=""`: the message's text is replaced by its SHA-256, as `[retention]
+/// message_text_after` does (its history records it and still verifies). Only a finished
+/// message (delivered, failed, expired, cancelled) may be redacted; again is harmless.
+async fn redact(
+    state: &AppState,
+    account: &Account,
+    id: &str,
+    req_uri: &axum::http::Uri,
+) -> Result<Response, TwilioError> {
+    let Some(m) = state.store.get(id)? else {
+        return Err(TwilioError::not_found(req_uri.path()));
+    };
+    if !m.status.is_finished() {
+        return Err(TwilioError::bad(
+            30409,
+            format!(
+                "This message cannot be redacted: it is {}; only a finished message can.",
+                crate::twilio::status_name(&m)
+            ),
+        ));
+    }
+    let m = match state.store.redact_text(
+        id,
+        "redacted through the Twilio-compatible API",
+        state.clock.now(),
+    )? {
+        crate::store::Redacted::Now(m) | crate::store::Redacted::Already(m) => m,
+        crate::store::Redacted::NotFound => return Err(TwilioError::not_found(req_uri.path())),
+    };
+    state.store.durable().await?;
+    Ok(axum::Json(message_json(state, &account.sid, &m)).into_response())
 }
 
 /// Every path of this door that does not exist answers Twilio's 404.

@@ -190,6 +190,7 @@ pub(super) fn message(
         accepted_as: status,
         replies: Vec::new(),
         history_hash: None,
+        redacted: None,
         send_window: Some(plan.send_window.clone()),
         reminder: Some(ReminderLink {
             plan_id: plan.id.clone(),

@@ -22,7 +22,7 @@ pub use offline::{OpenError, in_use};
 pub use transfer::{ImportError, TransferSummary};
 
 /// Every tree of the store, in export order (see the table in [`crate::store`]).
-pub const TREES: [&str; 20] = [
+pub const TREES: [&str; 23] = [
     "messages",
     "due",
     "status",
@@ -43,6 +43,9 @@ pub const TREES: [&str; 20] = [
     "templates",
     "hourly",
     "invoices",
+    "tombstones",
+    "optouts_erased",
+    "meta",
 ];
 
 /// How many records a tree holds.
@@ -96,7 +99,8 @@ pub(super) mod testing {
     }
 
     /// A store with something in most trees: messages in several statuses with histories, a
-    /// plan, inbound messages (one pending), an opt-out, an outbox entry, a template.
+    /// plan, inbound messages (one pending), an opt-out, an erased number (a tombstone and a
+    /// hashed opt-out), an outbox entry, a template.
     pub(crate) fn populated(dir: &Path) -> (Store, Vec<Message>) {
         let s = open(dir);
         let mut ms: Vec<Message> = (0..6)
@@ -204,6 +208,20 @@ pub(super) mod testing {
             note: Some("asked by phone".into()),
         })
         .unwrap();
+        // A number erased: its opt-out kept under the salted hash, its message a tombstone.
+        s.opt_out(&OptOut {
+            number: "+12025550151".into(),
+            opted_out_at: Utc::now(),
+            source: "keyword".into(),
+            keyword: Some("STOP".into()),
+            inbound_id: None,
+            note: None,
+        })
+        .unwrap();
+        let mut gone = test_message("+12025550151");
+        gone.status = Status::Cancelled;
+        s.insert(std::slice::from_ref(&gone), None).unwrap();
+        s.erase_number("+12025550151", Utc::now()).unwrap();
         s.enqueue_webhooks(&[webhook(1), webhook(2)]).unwrap();
         s.put_template(
             "due_soon",

@@ -101,6 +101,9 @@ impl Store {
             "templates" => &i.templates,
             "hourly" => &i.hourly,
             "invoices" => &i.invoices,
+            "tombstones" => &i.tombstones,
+            "optouts_erased" => &i.optouts_erased,
+            "meta" => &i.meta,
             _ => return None,
         })
     }

@@ -1,0 +1,131 @@
+//! Tombstones: what is left of a message removed whole (by `[retention] messages_after` or an
+//! erasure), so that a removal is visible, never silent.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `tombstones` | day of the removal (days since 1970-01-01, 4, BE) · sequence (8, BE) | JSON [`Tombstone`] |
+//!
+//! The tombstones of one day form a hash chain like a message's history: each carries `prev`,
+//! the SHA-256 of the one before it that day as stored (`None` for the day's first). A
+//! tombstone removed or changed after the fact breaks the day's chain at that point
+//! ([`Store::tombstones_on`] says where). A tombstone names the message, its status and the
+//! head of its history's chain; never its recipient or its text.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::TransactionalTree;
+
+use super::{Status, Store, StoreError, Tx, decode, encode, sha256_hex};
+
+/// What is kept of a removed message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Tombstone {
+    /// The message that was removed.
+    pub message_id: String,
+    /// When it was removed.
+    pub removed_at: DateTime<Utc>,
+    /// `retention` (`[retention] messages_after`) or `erasure` (`POST /v1/erasure`).
+    pub reason: String,
+    /// Its status when removed.
+    pub status: Status,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// The head of its history's hash chain when removed (`None`: only the first entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_hash: Option<String>,
+    /// SHA-256 (hex) of the day's tombstone before this one as stored; `None` for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+}
+
+/// One day's tombstones and whether their chain holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TombstoneDay {
+    /// The day (UTC).
+    pub day: NaiveDate,
+    /// Oldest first.
+    pub tombstones: Vec<Tombstone>,
+    /// Whether every tombstone links to the one before it.
+    pub verified: bool,
+    /// Where the chain breaks, when it does.
+    pub problem: Option<String>,
+}
+
+/// Days since the epoch of `t`, the key prefix of its day.
+fn day_of(t: DateTime<Utc>) -> [u8; 4] {
+    let days = t.timestamp().div_euclid(86_400).max(0) as u32;
+    days.to_be_bytes()
+}
+
+/// A tombstone ready to be written in the removal's transaction: its key and JSON.
+pub(super) struct PendingTombstone {
+    key: Vec<u8>,
+    json: Vec<u8>,
+}
+
+impl PendingTombstone {
+    /// Writes it (in the transaction that removes the message).
+    pub(super) fn write(&self, t: &TransactionalTree) -> Result<(), Tx> {
+        t.insert(self.key.as_slice(), self.json.as_slice())?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The next tombstone of the day of `t.removed_at`, linked to the day's last one. The
+    /// caller holds [`Store::tombstone_lock`] until it is written, so two removals never link
+    /// to the same predecessor.
+    pub(super) fn next_tombstone(&self, mut t: Tombstone) -> Result<PendingTombstone, StoreError> {
+        let day = day_of(t.removed_at);
+        t.prev = match self.inner.tombstones.scan_prefix(day).next_back() {
+            Some(r) => Some(sha256_hex(&r?.1)),
+            None => None,
+        };
+        let seq = self.inner.db.generate_id()?;
+        let mut key = day.to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        Ok(PendingTombstone {
+            key,
+            json: encode(&t)?,
+        })
+    }
+
+    /// Serialises the writers of tombstones (the retention sweep, erasures).
+    pub(super) fn tombstone_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .tombstone_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The tombstones written on `day` (UTC), oldest first, with their chain checked.
+    pub fn tombstones_on(&self, day: NaiveDate) -> Result<TombstoneDay, StoreError> {
+        let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let mut out = TombstoneDay {
+            day,
+            tombstones: Vec::new(),
+            verified: true,
+            problem: None,
+        };
+        let mut prev: Option<String> = None;
+        for r in self.inner.tombstones.scan_prefix(day_of(start)) {
+            let (k, v) = r?;
+            let t: Tombstone = decode(&k, &v)?;
+            if out.problem.is_none() && t.prev != prev {
+                out.problem = Some(format!(
+                    "the tombstone of {} does not link to the one before it: a tombstone was changed, removed or inserted",
+                    t.message_id
+                ));
+                out.verified = false;
+            }
+            prev = Some(sha256_hex(&v));
+            out.tombstones.push(t);
+        }
+        Ok(out)
+    }
+
+    /// How many tombstones are kept.
+    pub fn tombstones_len(&self) -> usize {
+        self.inner.tombstones.len()
+    }
+}
