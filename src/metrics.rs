@@ -206,7 +206,7 @@ pub fn render(store: &Store, modems: &[ModemStatus], now: chrono::DateTime<chron
 mod tests {
     use super::*;
 
-    const ALL: [&str; 22] = [
+    const ALL: [&str; 24] = [
         SEND_ATTEMPTS,
         SEND_ERRORS,
         SEND_SECONDS,
@@ -229,6 +229,8 @@ mod tests {
         MODEM_SIM_FOREIGN,
         HTTP_EVICTED,
         AUTH_THROTTLED,
+        RETENTION,
+        ERASURES,
     ];
 
     fn doc(name: &str) -> String {

@@ -243,4 +243,115 @@ mod tests {
         assert_eq!(store.len(), 3, "the waiting, unknown and recent ones stay");
         assert_eq!(store.verify_all_histories().unwrap().broken, vec![]);
     }
+
+    #[tokio::test]
+    async fn inbound_idempotency_dead_webhooks_and_unmatched_reports_go_after_their_periods() {
+        use crate::store::IdempotencyRecord;
+        use crate::store::inbound::Received;
+        use crate::store::outbox::NewWebhook;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let now = Utc::now();
+        let old = now - chrono::Duration::days(40);
+        let from = crate::sms::Address::parse_number("from", "+12025550100").unwrap();
+        let mut inbound = Vec::new();
+        for (i, at) in [old, old, now].into_iter().enumerate() {
+            let pdu = crate::sms::encode_deliver(
+                None,
+                &from,
+                &format!("text {i}"),
+                &at.fixed_offset(),
+                false,
+                1,
+            )
+            .unwrap();
+            let Received::Stored(m) = store.receive("sim0", &pdu[0], None, at).unwrap() else {
+                panic!("not stored");
+            };
+            inbound.push(m.id.clone());
+        }
+        // The first old one acted on, the second still pending: only the first may go.
+        store
+            .inbound_handled(&inbound[0], "unmatched", None)
+            .unwrap();
+        store
+            .inbound_handled(&inbound[2], "unmatched", None)
+            .unwrap();
+        for (k, at) in [("old", old), ("new", now)] {
+            let r = IdempotencyRecord {
+                fingerprint: "f".into(),
+                status: 201,
+                body: serde_json::json!({"to": "+12025550100"}),
+                at,
+            };
+            store.put_idempotency(&format!("test\0{k}"), &r).unwrap();
+        }
+        let hook = |id: &str, at| NewWebhook {
+            id: id.into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            event_type: "message.sent".into(),
+            body: "{}".into(),
+            ordering_key: String::new(),
+            created_at: at,
+        };
+        let hooks = store
+            .enqueue_webhooks(&[
+                hook("evt_old", old),
+                hook("evt_new", now),
+                hook("evt_live", old),
+            ])
+            .unwrap();
+        for h in &hooks[..2] {
+            store
+                .webhook_failed(h.seq, Some(500), "refused", None)
+                .unwrap();
+        }
+        store
+            .keep_unreadable_report("sim0", &[0x00, 0x06], "too short", old)
+            .unwrap();
+        store
+            .keep_unreadable_report("sim0", &[0x00, 0x07], "too short", now)
+            .unwrap();
+
+        let mut s = Sweeper::new(Policy {
+            inbound_after: Some(Duration::from_secs(30 * 86_400)),
+            idempotency_after: Some(Duration::from_secs(86_400)),
+            dead_webhooks_after: Some(Duration::from_secs(30 * 86_400)),
+            unmatched_after: Some(Duration::from_secs(30 * 86_400)),
+            max_per_pass: 100,
+            ..Policy::default()
+        });
+        let p = s.pass(&store, now).unwrap();
+        assert_eq!(
+            p,
+            Pass {
+                inbound_removed: 1,
+                idempotency_removed: 1,
+                dead_webhooks_removed: 1,
+                unmatched_removed: 1,
+                ..Pass::default()
+            }
+        );
+        assert!(store.inbound(&inbound[0]).unwrap().is_none());
+        assert!(
+            store.inbound(&inbound[1]).unwrap().is_some(),
+            "pending: kept"
+        );
+        assert!(
+            store.inbound(&inbound[2]).unwrap().is_some(),
+            "recent: kept"
+        );
+        assert!(store.idempotency("test\0old").unwrap().is_none());
+        assert!(store.idempotency("test\0new").unwrap().is_some());
+        let dead = store.dead_webhooks(10, None).unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].id, "evt_new");
+        assert!(
+            store.webhook("evt_live").unwrap().is_some(),
+            "pending: kept"
+        );
+        assert_eq!(store.unmatched_report_count(), 1);
+        // Nothing more to do.
+        assert!(s.pass(&store, now).unwrap().is_empty());
+    }
 }

@@ -106,6 +106,15 @@ impl Store {
                 .contains_key(self.number_hash(number))?)
     }
 
+    /// What is kept of an erased number's opt-out, if `number` is one.
+    pub fn erased_optout(&self, number: &str) -> Result<Option<ErasedOptOut>, StoreError> {
+        let key = self.number_hash(number);
+        match self.inner.optouts_erased.get(key)? {
+            Some(v) => Ok(Some(decode(&key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
     /// SHA-256 of the store's salt · the number: the key of `optouts_erased`.
     fn number_hash(&self, number: &str) -> [u8; 32] {
         use sha2::{Digest, Sha256};
@@ -222,6 +231,9 @@ mod tests {
             assert!(s.list_optouts(None, 10).unwrap().is_empty());
             assert!(s.is_opted_out("+12025550123").unwrap());
             assert!(!s.is_opted_out("+12025550124").unwrap());
+            let kept = s.erased_optout("+12025550123").unwrap().unwrap();
+            assert_eq!(kept.source, "api");
+            assert!(s.erased_optout("+12025550124").unwrap().is_none());
             s.durable().await.unwrap();
         }
         // The salt is the store's: the same after a reopen, and the number is in no tree.

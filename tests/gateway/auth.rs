@@ -3,7 +3,7 @@
 //! one character with the real one takes no longer to refuse than a random one; callback URLs
 //! that point at the gateway itself are refused; and the real binary, at trace level, never
 //! writes the API token, the webhook secret, the SIM PIN or a callback URL's credentials to
-//! its log.
+//! its log, and at info level no full phone number (they are masked).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -313,6 +313,119 @@ async fn secrets_never_reach_the_log() {
             let line = text[..at].rsplit('\n').next().unwrap_or("");
             panic!("{what} is in the log: …{line}{s}…");
         }
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_are_masked_in_the_log_at_info() {
+    const CUSTOMER: &str = "+12025550123";
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimConfig {
+        status_reports: Some(Duration::from_millis(50)),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = free_port();
+    let config = dir.path().join("smsgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n\
+             [[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
+            dir.path().join("store").display(),
+            sim.path().display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = smsgate::tls::client_builder().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "daemon not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            http.get(path)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // A message to the customer, delivered; the customer's answer; an opt-out.
+    let r = http
+        .post(format!("{base}/v1/messages"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"to": CUSTOMER, "text": "Invoice due.", "reply_options": {"1": "ok"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(format!("{base}/v1/messages/{id}")).await["status"] != "delivered" {
+        assert!(Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.inject_inbound(CUSTOMER, "1", false).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(format!("{base}/v1/messages/{id}")).await["replies"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(Instant::now() < deadline, "no reply");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = http
+        .post(format!("{base}/v1/opt-outs"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"number": CUSTOMER}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let _ = get(format!("{base}/v1/messages?to=%2B12025550123")).await;
+    crate::crash::signal(daemon.id().unwrap(), nix::sys::signal::Signal::SIGTERM);
+    let _ = tokio::time::timeout(Duration::from_secs(15), daemon.wait()).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("message accepted"),
+        "the log is the daemon's: {text}"
+    );
+    assert!(
+        text.contains("+120255•••23"),
+        "numbers are shown masked: {text}"
+    );
+    if let Some(at) = text.find("2025550123") {
+        let line = text[..at].rsplit('\n').next().unwrap_or("");
+        panic!("a full number is in the log at info: …{line}2025550123…");
     }
     sim.shutdown().await;
 }

@@ -22,6 +22,7 @@ mod reminders;
 mod remote;
 mod replies;
 mod reports;
+mod retention;
 mod senders;
 mod store_cmd;
 mod twilio;

@@ -434,3 +434,86 @@ async fn the_door_cancels_by_the_apis_rule() {
     r.stop().await;
     sim.shutdown().await;
 }
+
+/// `Body=""` redacts one finished message's text: its SHA-256 stays, its history still
+/// verifies; a message still on its way cannot be redacted, and a Body cannot be changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_body_redacts_one_finished_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = crate::sim().await;
+    let r = crate::start(dir.path().join("store"), &sim, |g| {
+        g.twilio = smsgate::twilio::TwilioConfig {
+            account_sid: Some(ACCOUNT.into()),
+            auth_token: Some(AUTH_TOKEN.into()),
+            inbound_url: None,
+        };
+    })
+    .await;
+    crate::wait_modem_up(&r).await;
+    let http = smsgate::tls::client_builder().build().unwrap();
+    let send = |text: &'static str, status: &'static str| {
+        let r = &r;
+        async move {
+            let (code, v) = r
+                .post(
+                    "/v1/messages",
+                    &serde_json::json!({"to": "+12025550123", "text": text}),
+                )
+                .await;
+            assert_eq!(code, 201, "{v}");
+            let id = v["id"].as_str().unwrap().to_string();
+            assert_eq!(
+                r.wait_status(&id, status, Duration::from_secs(10)).await,
+                status
+            );
+            id
+        }
+    };
+    let text = "Past due: invoice INV-0999.";
+    sim.fail_next(1, 8);
+    let failed = send(text, "failed").await;
+    let kept = send("Invoice INV-1042 is paid.", "sent").await;
+    let update = |id: &str, body: &'static str| {
+        http.post(format!(
+            "{}/2010-04-01/Accounts/{ACCOUNT}/Messages/{}.json",
+            r.base,
+            smsgate::twilio::sid_of(id)
+        ))
+        .basic_auth(ACCOUNT, Some(AUTH_TOKEN))
+        .form(&[("Body", body)])
+        .send()
+    };
+    let resp = update(&failed, "").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["body"], "", "{v}");
+    let (_, m) = r.get(&format!("/v1/messages/{failed}")).await;
+    assert_eq!(m["text"], "", "{m}");
+    use sha2::Digest;
+    assert_eq!(
+        m["redacted"]["text_sha256"],
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    );
+    let (_, h) = r.get(&format!("/v1/messages/{failed}/history")).await;
+    assert_eq!(h["verified"], true, "{h:#}");
+    assert!(!h.to_string().contains("INV-0999"), "{h:#}");
+    // Again: the same answer, nothing more recorded.
+    let len = h["events"].as_array().unwrap().len();
+    assert_eq!(update(&failed, "").await.unwrap().status(), 200);
+    let (_, h) = r.get(&format!("/v1/messages/{failed}/history")).await;
+    assert_eq!(h["events"].as_array().unwrap().len(), len);
+
+    // A sent message is not finished: refused, its text stays.
+    let resp = update(&kept, "").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], 30409, "{v}");
+    let resp = update(&failed, "new words").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], 21600, "{v}");
+    let (_, m) = r.get(&format!("/v1/messages/{kept}")).await;
+    assert_eq!(m["text"], "Invoice INV-1042 is paid.");
+    r.stop().await;
+    sim.shutdown().await;
+}
