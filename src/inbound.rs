@@ -487,7 +487,9 @@ impl Inbox {
                 Some(n) => match crate::numbers::to_e164(n, i.rules.default_region.as_deref()) {
                     Ok(n) => n.into_string(),
                     Err(e) => {
-                        tracing::warn!(message_sid = %sid, to = %crate::numbers::masked(n), error = %e, "a TwiML <Message> names a number that cannot be texted; skipped");
+                        tracing::warn!(message_sid = %sid, to = %crate::numbers::masked(n), "a TwiML <Message> names a number that cannot be texted; skipped");
+                        // The error repeats the number: in full at debug only.
+                        tracing::debug!(message_sid = %sid, error = %e, "why the TwiML <Message>'s number cannot be texted");
                         continue;
                     }
                 },

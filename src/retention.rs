@@ -241,7 +241,15 @@ mod tests {
         assert!(day.tombstones[0].prev.is_none());
         assert!(day.tombstones[1..].iter().all(|t| t.prev.is_some()));
         assert_eq!(store.len(), 3, "the waiting, unknown and recent ones stay");
-        assert_eq!(store.verify_all_histories().unwrap().broken, vec![]);
+        let v = store.verify_all_histories().unwrap();
+        assert_eq!(v.broken, vec![]);
+        assert_eq!(v.tombstones, 5);
+        // A tombstone taken away afterwards shows.
+        store.remove_tombstone_for_test(1);
+        let v = store.verify_all_histories().unwrap();
+        assert_eq!(v.broken.len(), 1, "{v:?}");
+        assert!(v.broken[0].0.starts_with("tombstones of "), "{v:?}");
+        assert!(!store.tombstones_on(now.date_naive()).unwrap().verified);
     }
 
     #[tokio::test]

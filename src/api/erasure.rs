@@ -43,7 +43,8 @@ pub async fn erase(
         .map_err(|_| ApiError::unavailable("the erasure stopped; run it again"))??;
     state.store.durable().await?;
     metrics::counter!(crate::metrics::ERASURES).increment(1);
-    // The audit record of an erasure: what was removed, never the number.
+    // The one place an erasure is audited: its kind and counts, never the number (the
+    // `audit` tree takes this record as it is, by whom and when, once it exists).
     tracing::info!(
         target: "smsgate::audit",
         action = "erasure",

@@ -455,29 +455,20 @@ pub(crate) fn opted_out(
     to: &str,
     prefix: &str,
 ) -> Result<Option<FieldError>, ApiError> {
-    let (how, since) = match st.store.optout(to)? {
-        Some(o) => {
-            let how = match (&o.source[..], &o.keyword) {
-                ("keyword", Some(k)) => format!("texted {k:?}"),
-                _ => "opted out through the API".to_string(),
-            };
-            (how, o.opted_out_at)
-        }
-        // The number was erased (POST /v1/erasure); its opt-out outlives it.
-        None => match st.store.erased_optout(to)? {
-            Some(e) => (
-                format!("{}, kept after the number was erased", e.source),
-                e.opted_out_at,
-            ),
-            None => return Ok(None),
-        },
+    let Some(o) = st.store.optout(to)? else {
+        return Ok(None);
+    };
+    let how = match (&o.source[..], &o.keyword) {
+        ("keyword", Some(k)) => format!("texted {k:?}"),
+        _ => "opted out through the API".to_string(),
     };
     Ok(Some(FieldError {
         field: format!("{prefix}to"),
         detail: format!(
             "{} opted out of messages ({how} on {}); nothing is sent to it until it opts back in (texts START, or DELETE /v1/opt-outs/{})",
             to,
-            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            o.opted_out_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             to
         ),
     }))

@@ -115,6 +115,7 @@ pub fn run(cmd: HistoryCommand) -> ExitCode {
                             .problem
                             .map(|p| vec![(h.message_id.clone(), p)])
                             .unwrap_or_default(),
+                        tombstones: 0,
                     },
                     Ok(None) => {
                         eprintln!("error: no message {id}");

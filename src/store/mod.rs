@@ -44,8 +44,13 @@
 //! This file holds the [`Store`] itself: its trees, [`Store::open`], health and the errors.
 //! The rest, one noun per file: `keys.rs` (the key layouts above and the JSON of records),
 //! `messages.rs` (the message aggregate: insert, update, history), `listing.rs` (dispatch
-//! order, listings, counts), `idempotency.rs`, `flush.rs` (the group commit), and the modules
-//! below for everything else the store keeps.
+//! order, listings, counts), `idempotency.rs`, `flush.rs` (the group commit), `erasure.rs`
+//! (a number erased from every tree), and the modules below for everything else the store
+//! keeps (`tombstones.rs`: what is left of a removed message).
+//!
+//! Retention: each aggregate's file has its bounded step (`redact_finished_texts`,
+//! `remove_finished_messages`, `purge_inbound`, `purge_idempotency`, `purge_dead_webhooks`,
+//! `purge_unmatched_reports`), which [`crate::retention`] runs once a minute.
 
 pub mod backup;
 pub mod history;

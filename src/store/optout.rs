@@ -41,8 +41,30 @@ pub struct ErasedOptOut {
     pub opted_out_at: DateTime<Utc>,
     /// `keyword` or `api`, as it was.
     pub source: String,
+    /// The keyword as received, for `keyword` (a word, not the number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
     /// When the number was erased.
     pub erased_at: DateTime<Utc>,
+}
+
+impl ErasedOptOut {
+    /// The opt-out as the API shows it, for the number asked about (the store no longer
+    /// keeps the number itself).
+    fn as_optout(&self, number: &str) -> OptOut {
+        OptOut {
+            number: number.to_string(),
+            opted_out_at: self.opted_out_at,
+            source: self.source.clone(),
+            keyword: self.keyword.clone(),
+            inbound_id: None,
+            note: Some(format!(
+                "kept after the number was erased on {}",
+                self.erased_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )),
+        }
+    }
 }
 
 /// A number that asked for no more messages.
@@ -79,20 +101,25 @@ impl Store {
     }
 
     /// Removes an opt-out (an erased number's too); the record removed, `None` when the
-    /// number was not opted out under its own number.
+    /// number was not opted out.
     pub fn opt_in(&self, number: &str) -> Result<Option<OptOut>, StoreError> {
-        self.inner.optouts_erased.remove(self.number_hash(number))?;
+        let hash = self.number_hash(number);
+        let erased = match self.inner.optouts_erased.remove(hash)? {
+            Some(v) => Some(decode::<ErasedOptOut>(&hash, &v)?.as_optout(number)),
+            None => None,
+        };
         match self.inner.optouts.remove(number.as_bytes())? {
             Some(v) => Ok(Some(decode(number.as_bytes(), &v)?)),
-            None => Ok(None),
+            None => Ok(erased),
         }
     }
 
-    /// The opt-out of a number, if it is opted out.
+    /// The opt-out of a number, if it is opted out; for an erased number, what is kept of it
+    /// (see [`ErasedOptOut`]).
     pub fn optout(&self, number: &str) -> Result<Option<OptOut>, StoreError> {
         match self.inner.optouts.get(number.as_bytes())? {
             Some(v) => Ok(Some(decode(number.as_bytes(), &v)?)),
-            None => Ok(None),
+            None => Ok(self.erased_optout(number)?.map(|e| e.as_optout(number))),
         }
     }
 
@@ -127,12 +154,14 @@ impl Store {
     /// Erases a number's opt-out: the entry under the number goes, one under its salted hash
     /// stays, so the number is still refused. `true` when the number was opted out.
     pub fn erase_optout(&self, number: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let Some(o) = self.optout(number)? else {
+        let Some(v) = self.inner.optouts.get(number.as_bytes())? else {
             return Ok(false);
         };
+        let o: OptOut = decode(number.as_bytes(), &v)?;
         let kept = encode(&ErasedOptOut {
             opted_out_at: o.opted_out_at,
             source: o.source,
+            keyword: o.keyword,
             erased_at: now,
         })?;
         let hash = self.number_hash(number);
@@ -227,8 +256,12 @@ mod tests {
             assert!(s.opt_out(&rec("+12025550123")).unwrap());
             assert!(s.erase_optout("+12025550123", Utc::now()).unwrap());
             assert!(!s.erase_optout("+12025550123", Utc::now()).unwrap());
-            assert!(s.optout("+12025550123").unwrap().is_none());
+            // Asked by the number, it is opted out still; listed, it is not there.
+            let o = s.optout("+12025550123").unwrap().unwrap();
+            assert_eq!(o.number, "+12025550123");
+            assert!(o.note.unwrap().contains("erased"));
             assert!(s.list_optouts(None, 10).unwrap().is_empty());
+            assert_eq!(s.optouts_len(), 0);
             assert!(s.is_opted_out("+12025550123").unwrap());
             assert!(!s.is_opted_out("+12025550124").unwrap());
             let kept = s.erased_optout("+12025550123").unwrap().unwrap();
@@ -247,7 +280,9 @@ mod tests {
             }
         }
         // An opt-in lets the number be sent to again.
-        s.opt_in("+12025550123").unwrap();
+        assert!(s.opt_in("+12025550123").unwrap().is_some());
         assert!(!s.is_opted_out("+12025550123").unwrap());
+        assert!(s.optout("+12025550123").unwrap().is_none());
+        assert!(s.opt_in("+12025550123").unwrap().is_none());
     }
 }

@@ -124,8 +124,64 @@ impl Store {
         Ok(out)
     }
 
+    /// Checks every day's chain of tombstones: how many tombstones, and the days whose chain
+    /// breaks (named `tombstones of <day>`), with where.
+    pub fn verify_tombstones(&self) -> Result<(u64, Vec<(String, String)>), StoreError> {
+        let mut n = 0;
+        let mut broken = Vec::new();
+        let mut day: Option<[u8; 4]> = None;
+        let mut prev: Option<String> = None;
+        let mut day_broken = false;
+        for r in self.inner.tombstones.iter() {
+            let (k, v) = r?;
+            n += 1;
+            let this = <[u8; 4]>::try_from(k.get(..4).unwrap_or_default()).unwrap_or_default();
+            if day != Some(this) {
+                day = Some(this);
+                prev = None;
+                day_broken = false;
+            }
+            let name = || {
+                let days = i64::from(u32::from_be_bytes(this));
+                let date = DateTime::from_timestamp(days * 86_400, 0)
+                    .map(|t| t.date_naive().to_string())
+                    .unwrap_or_default();
+                format!("tombstones of {date}")
+            };
+            match decode::<Tombstone>(&k, &v) {
+                Ok(t) if t.prev == prev => {}
+                Ok(t) if !day_broken => {
+                    broken.push((
+                        name(),
+                        format!(
+                            "the tombstone of {} does not link to the one before it: a tombstone was changed, removed or inserted",
+                            t.message_id
+                        ),
+                    ));
+                    day_broken = true;
+                }
+                Err(e) if !day_broken => {
+                    broken.push((name(), format!("unreadable tombstone: {e}")));
+                    day_broken = true;
+                }
+                _ => {}
+            }
+            prev = Some(sha256_hex(&v));
+        }
+        Ok((n, broken))
+    }
+
     /// How many tombstones are kept.
     pub fn tombstones_len(&self) -> usize {
         self.inner.tombstones.len()
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Removes the `n`th tombstone (from 0), as a tamperer would.
+    pub(crate) fn remove_tombstone_for_test(&self, n: usize) {
+        let k = self.inner.tombstones.iter().keys().nth(n).unwrap().unwrap();
+        self.inner.tombstones.remove(k).unwrap();
     }
 }

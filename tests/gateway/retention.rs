@@ -312,6 +312,15 @@ async fn an_erased_number_is_nowhere_and_its_stop_still_holds() {
         .await;
     assert_eq!(code, 422, "{v}");
     assert_eq!(v["type"], "urn:smsgate:problem:opted_out", "{v}");
+    assert!(v.to_string().contains("texted \\\"STOP\\\""), "{v}");
+    // Asked by the number, the opt-out is there; listed, it is not (checked above).
+    let (code, o) = r.get("/v1/opt-outs/%2B12025550123").await;
+    assert_eq!(code, 200, "{o}");
+    assert_eq!(o["source"], "keyword", "{o}");
+    assert!(
+        o["note"].as_str().is_some_and(|n| n.contains("erased")),
+        "{o}"
+    );
     // Again: nothing left to erase.
     let (code, again) = r.post("/v1/erasure", &json!({"number": CUSTOMER})).await;
     assert_eq!(code, 200);
