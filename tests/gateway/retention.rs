@@ -342,4 +342,7 @@ async fn an_erased_number_is_nowhere_and_its_stop_still_holds() {
     assert!(store.is_opted_out(CUSTOMER).unwrap());
     let v = store.verify_all_histories().unwrap();
     assert!(v.broken.is_empty(), "{v:?}");
+    assert_eq!(v.tombstones, 2, "one per erased message");
+    let c = store.check().unwrap();
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
 }
