@@ -73,15 +73,22 @@ async fn finished_messages_lose_their_text_then_go_with_a_tombstone() {
     let start_at = Utc::now();
     let clock = ManualClock::new(start_at);
     let c = clock.clock();
+    // A receiver that refuses everything: deliveries die after max_age.
+    let rx = crate::replies::Receiver::start().await;
+    rx.fail_first(usize::MAX);
+    let mut hooks = crate::replies::hooks(&rx);
+    hooks.max_age = Duration::from_millis(600);
     let r = start(path.clone(), &sim, |gw| {
         gw.clock = c;
+        gw.webhooks = hooks;
         gw.retention = smsgate::retention::Policy {
             message_text_after: Some(Duration::from_secs(90 * 86_400)),
             messages_after: Some(Duration::from_secs(730 * 86_400)),
             inbound_after: Some(Duration::from_secs(365 * 86_400)),
             idempotency_after: Some(Duration::from_secs(86_400)),
+            dead_webhooks_after: Some(Duration::from_secs(30 * 86_400)),
+            unmatched_after: Some(Duration::from_secs(30 * 86_400)),
             max_per_pass: 1000,
-            ..Default::default()
         };
     })
     .await;
@@ -116,6 +123,26 @@ async fn finished_messages_lose_their_text_then_go_with_a_tombstone() {
     })
     .await;
 
+    // A delivery report that matches no sent message.
+    sim.inject_status_report(7, "+12025550999", 0x00).unwrap();
+    eventually("the report is kept as unmatched", || async {
+        let (_, v) = r.get("/v1/reports/unmatched").await;
+        match v["reports"].as_array() {
+            Some(a) if a.len() == 1 => Ok(()),
+            _ => Err(v.to_string()),
+        }
+    })
+    .await;
+    eventually("a delivery is dead", || async {
+        let (_, v) = r.get("/v1/webhooks/failed").await;
+        match v["webhooks"].as_array() {
+            Some(a) if !a.is_empty() => Ok(()),
+            _ => Err(v.to_string()),
+        }
+    })
+    .await;
+    rx.fail_first(0);
+
     // 91 days on: the finished message's text is its hash, its history still verifies.
     clock.set(start_at + chrono::Duration::days(91));
     eventually("the text is redacted", || async {
@@ -140,12 +167,36 @@ async fn finished_messages_lose_their_text_then_go_with_a_tombstone() {
     let (_, w) = r.get(&format!("/v1/messages/{waiting}")).await;
     assert_eq!(w["text"], "Still waiting.");
     assert_eq!(w["status"], "scheduled");
-    // The idempotency answer went: the same key is a new request now.
-    let (code, again) = post_keyed(&r, "k-1", &body).await;
-    assert_eq!(code, 201, "{again}");
-    assert_ne!(again["id"], first["id"]);
+    // The idempotency answer went: the same key is a new request now (a replay until then:
+    // the sweep's steps run one after the other).
+    eventually("the idempotency answer is forgotten", || async {
+        let (code, again) = post_keyed(&r, "k-1", &body).await;
+        if code == 201 && again["id"] != first["id"] {
+            Ok(())
+        } else {
+            Err(again.to_string())
+        }
+    })
+    .await;
     let (_, v) = r.get("/v1/inbound?limit=10").await;
     assert_eq!(v["messages"].as_array().unwrap().len(), 1, "kept a year");
+    // Dead deliveries and unmatched reports: kept 30 days.
+    eventually("dead deliveries are removed", || async {
+        let (_, v) = r.get("/v1/webhooks/failed").await;
+        match v["webhooks"].as_array() {
+            Some(a) if a.is_empty() => Ok(()),
+            _ => Err(v.to_string()),
+        }
+    })
+    .await;
+    eventually("unmatched reports are removed", || async {
+        let (_, v) = r.get("/v1/reports/unmatched").await;
+        match v["reports"].as_array() {
+            Some(a) if a.is_empty() => Ok(()),
+            _ => Err(v.to_string()),
+        }
+    })
+    .await;
 
     // Two years on: removed whole; the inbound text too.
     clock.set(start_at + chrono::Duration::days(731));
