@@ -360,6 +360,26 @@ impl Config {
                 ));
             }
         }
+        let r = &self.retention;
+        for (key, period) in [
+            ("message_text_after", r.message_text_after),
+            ("messages_after", r.messages_after),
+            ("inbound_after", r.inbound_after),
+            ("idempotency_after", r.idempotency_after),
+            ("dead_webhooks_after", r.dead_webhooks_after),
+            ("unmatched_after", r.unmatched_after),
+        ] {
+            // A period of a few seconds would remove records as they are written; leave the
+            // key out to keep them.
+            if period.is_some_and(|p| p < MIN_RETENTION) {
+                return Err(at(
+                    "retention",
+                    None,
+                    key,
+                    "must be at least \"1h\" (leave the key out to keep everything)".into(),
+                ));
+            }
+        }
         if !self.modems.is_empty() {
             for traffic in [
                 crate::dispatch::Traffic::Reminders,
@@ -386,6 +406,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// The shortest `[retention]` period accepted.
+const MIN_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The line (1-based) of `key` in `[section]` or in the `index`-th `[[section]]`, from the
 /// spans the TOML parser keeps for every key; `None` when the file does not hold the key (a
@@ -433,6 +456,35 @@ mod tests {
             None
         );
         assert_eq!(locate("[http]\n", "http", None, "listen"), None);
+    }
+
+    #[test]
+    fn retention_periods_are_an_hour_or_more() {
+        let with = |retention: &str| {
+            GOOD.replace(
+                "[[modems]]\nname = \"office-sim\"",
+                &format!("[retention]\n{retention}\n[[modems]]\nname = \"office-sim\""),
+            )
+        };
+        let c = parse(&with(
+            "message_text_after = \"90d\"\nmessages_after = \"730d\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.retention.message_text_after,
+            Some(std::time::Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(c.retention.inbound_after, None, "absent: kept");
+        assert_eq!(
+            c.retention.idempotency_after,
+            Some(std::time::Duration::from_secs(86_400)),
+            "a day unless set"
+        );
+        let e = parse(&with("messages_after = \"30s\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[retention] `messages_after`"), "{e}");
+        assert!(e.contains("at least"), "{e}");
     }
 
     #[test]
