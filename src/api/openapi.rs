@@ -8,6 +8,8 @@
 //! that builds every operation and schema of the document.
 
 #[cfg(test)]
+use crate::domain::schema;
+#[cfg(test)]
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 #[cfg(test)]
 use utoipa::{Modify, OpenApi};
@@ -40,7 +42,11 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
         system::healthz, system::readyz,
         demo::phone, demo::reply,
     ),
-    components(schemas(error::Problem, error::FieldError, history::Format)),
+    components(schemas(error::Problem, error::FieldError, history::Format,
+        schema::PhoneNumber, schema::TimeZone, schema::Currency, schema::LocalTime,
+        schema::DurationText, schema::ReplyOptions, schema::IdCursor, schema::CallbackUrl,
+        schema::AmountText, schema::AmountNumber, schema::DayOffset, schema::TemplateName,
+        schema::UssdCode, schema::Locale)),
     modifiers(&BearerAuth),
     tags(
         (name = "messages", description = "Send and track messages"),

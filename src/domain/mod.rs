@@ -4,9 +4,11 @@
 //! [`Status`], [`Event`]), the rules a new message is made by ([`MessageRules`]), the send
 //! window a message keeps ([`WindowSpec`]) and what a message made through the Twilio-compatible door keeps
 //! ([`TwilioLink`]). Phone numbers ([`crate::numbers`]) and the reading of replies
-//! ([`crate::replies`]) are in this layer too.
+//! ([`crate::replies`]) are in this layer too, and so are the OpenAPI schemas of the values the
+//! API checks alike wherever they appear ([`schema`]).
 
 mod message;
+pub mod schema;
 mod twilio;
 mod window;
 
