@@ -155,7 +155,7 @@ pub struct PhoneView {
 pub struct PhoneReply {
     /// The customer who answers: the number a message went to (E.164, or national digits with
     /// `[sms] default_region`).
-    #[schema(value_type = crate::domain::schema::PhoneNumber)]
+    #[schema(value_type = crate::domain::schema::PhoneNumberInput)]
     pub from: String,
     /// The answer, e.g. an option of the message's `reply_options` (1 to 1000 characters, not
     /// blank).

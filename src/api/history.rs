@@ -44,7 +44,7 @@ pub enum Format {
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Every message to this number (any form). Give `to`, `invoice` or both.
-    #[param(value_type = Option<crate::domain::schema::PhoneNumber>)]
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     to: Option<String>,
     /// Every message whose `metadata.invoice` is this.
     invoice: Option<String>,

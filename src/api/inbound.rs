@@ -17,7 +17,7 @@ pub struct InboundQuery {
     /// Only received at or after (RFC 3339).
     since: Option<DateTime<FixedOffset>>,
     /// Only from this number (any form).
-    #[param(value_type = Option<crate::domain::schema::PhoneNumber>)]
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     from: Option<String>,
     /// Only messages that could not be read (`decode_error` and `raw_answer` set).
     unreadable: Option<bool>,

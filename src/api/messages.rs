@@ -22,7 +22,7 @@ pub const MAX_BATCH: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     /// Phone number; E.164 (`+12025550123`), or national with `[sms] default_region`.
-    #[schema(value_type = crate::domain::schema::PhoneNumber)]
+    #[schema(value_type = crate::domain::schema::PhoneNumberInput)]
     pub to: String,
     /// The text: 1 to `max_parts` SMS parts.
     #[schema(
@@ -584,7 +584,7 @@ pub struct ListQuery {
     #[param(value_type = Option<Status>)]
     status: Option<String>,
     /// Only to this number (any form).
-    #[param(value_type = Option<crate::domain::schema::PhoneNumber>)]
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     to: Option<String>,
     /// Only created at or after (RFC 3339).
     since: Option<DateTime<FixedOffset>>,

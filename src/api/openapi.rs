@@ -43,7 +43,7 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
         demo::phone, demo::reply,
     ),
     components(schemas(error::Problem, error::FieldError, history::Format,
-        schema::PhoneNumber, schema::TimeZone, schema::Currency, schema::LocalTime,
+        schema::PhoneNumberInput, schema::TimeZone, schema::Currency, schema::LocalTime,
         schema::DurationText, schema::ReplyOptions, schema::IdCursor, schema::CallbackUrl,
         schema::AmountText, schema::AmountNumber, schema::DayOffset, schema::TemplateName,
         schema::UssdCode, schema::Locale)),
@@ -198,6 +198,15 @@ mod tests {
         }
         assert!(v["components"]["schemas"]["MessageView"]["properties"]["status"].is_object());
         assert!(v["components"]["securitySchemes"]["bearer"].is_object());
+        // A schema-only type and a struct of the same name would share one entry, the last
+        // written winning: the demo's phone and the number a request gives stay apart.
+        let schemas = &v["components"]["schemas"];
+        assert!(schemas["PhoneNumber"]["properties"]["received"].is_object());
+        assert_eq!(schemas["PhoneNumberInput"]["format"], "phone");
+        assert_eq!(
+            v["paths"]["/v1/messages"]["get"]["parameters"][1]["schema"]["$ref"],
+            "#/components/schemas/PhoneNumberInput"
+        );
     }
 
     /// `/openapi.json` answers with the generated document itself, as JSON.

@@ -40,11 +40,11 @@ pub struct NewOptOut {
     /// One number (any form; `[sms] default_region` applies without `+`). Give exactly one of
     /// `number` and `numbers`.
     #[serde(default)]
-    #[schema(value_type = Option<crate::domain::schema::PhoneNumber>)]
+    #[schema(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     pub number: Option<String>,
     /// Or 1 to 1000 numbers.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<crate::domain::schema::PhoneNumber>>, min_items = 1, max_items = 1000)]
+    #[schema(value_type = Option<Vec<crate::domain::schema::PhoneNumberInput>>, min_items = 1, max_items = 1000)]
     pub numbers: Option<Vec<String>>,
     /// Why, for the record: at most 500 bytes (UTF-8).
     #[serde(default)]
@@ -91,7 +91,7 @@ fn number(state: &AppState, field: &str, n: &str) -> Result<String, FieldError> 
 
 /// `GET /v1/opt-outs/{number}`: 404 when the number is not opted out.
 #[utoipa::path(get, path = "/v1/opt-outs/{number}", tag = "opt-outs",
-    params(("number" = crate::domain::schema::PhoneNumber, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
+    params(("number" = crate::domain::schema::PhoneNumberInput, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
     responses((status = 200, body = OptOut), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
@@ -186,7 +186,7 @@ pub async fn add(
 /// `DELETE /v1/opt-outs/{number}`: the number may get messages again (no text is sent to
 /// it); the removed opt-out, 404 when it was not opted out.
 #[utoipa::path(delete, path = "/v1/opt-outs/{number}", tag = "opt-outs",
-    params(("number" = crate::domain::schema::PhoneNumber, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
+    params(("number" = crate::domain::schema::PhoneNumberInput, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
     responses((status = 200, body = OptOut), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),

@@ -329,7 +329,7 @@ pub async fn get_one(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only plans to this number (any form).
-    #[param(value_type = Option<crate::domain::schema::PhoneNumber>)]
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     to: Option<String>,
     /// Only plans in this status (`active`, `paid`, `cancelled`).
     #[param(value_type = Option<crate::store::plans::PlanStatus>)]

@@ -36,9 +36,9 @@ fn string() -> ObjectBuilder {
 
 /// A phone number: E.164 (`+12025550123`), or, where `[sms] default_region` is set, a national
 /// number of that region.
-pub struct PhoneNumber;
+pub struct PhoneNumberInput;
 
-impl PartialSchema for PhoneNumber {
+impl PartialSchema for PhoneNumberInput {
     fn schema() -> RefOr<Schema> {
         string()
             .description(Some(
@@ -56,9 +56,9 @@ impl PartialSchema for PhoneNumber {
     }
 }
 
-impl ToSchema for PhoneNumber {
+impl ToSchema for PhoneNumberInput {
     fn name() -> Cow<'static, str> {
-        Cow::Borrowed("PhoneNumber")
+        Cow::Borrowed("PhoneNumberInput")
     }
 }
 

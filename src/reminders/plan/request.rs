@@ -47,7 +47,7 @@ pub struct WindowTimes {
 #[serde(deny_unknown_fields)]
 pub struct NewPlan {
     /// Phone number (E.164, or national with `[sms] default_region`).
-    #[schema(value_type = crate::domain::schema::PhoneNumber)]
+    #[schema(value_type = crate::domain::schema::PhoneNumberInput)]
     pub to: String,
     /// Invoice reference: one plan per invoice; 1 to 128 bytes (UTF-8) once the spaces around
     /// it are dropped, no control characters.
