@@ -432,7 +432,7 @@ fn body_or_default<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Resul
 /// sent once. Again on a paid plan: the plan, nothing sent.
 #[utoipa::path(post, path = "/v1/reminders/{id}/paid", tag = "reminders",
     params(("id" = String, Path, description = "Plan id or invoice reference")),
-    request_body(content = Paid, description = "May be left out: no body is `{}`"),
+    request_body(content = Option<Paid>, description = "May be left out: no body is `{}`"),
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
@@ -456,7 +456,7 @@ pub async fn paid(
 #[utoipa::path(post, path = "/v1/reminders/{id}/payment-failed", tag = "reminders",
     params(("id" = String, Path, description = "Plan id or invoice reference"),
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer: 1 to 255 printable ASCII characters, not starting or ending with a space.", min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$")),
-    request_body(content = PaymentFailed, description = "May be left out: no body is `{}`"),
+    request_body(content = Option<PaymentFailed>, description = "May be left out: no body is `{}`"),
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),

@@ -30,64 +30,63 @@ const MAX_URL_LEN: usize = 2048;
 /// A local time of day, `HH:MM` (or `HH:MM:SS`).
 const LOCAL_TIME_PATTERN: &str = "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$";
 
+/// A schema-only type: its name in `components/schemas` and the schema built by `$build`.
+macro_rules! named_schema {
+    ($(#[$doc:meta])* $ty:ident, $build:expr) => {
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                $build.into()
+            }
+        }
+
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($ty))
+            }
+        }
+    };
+}
+
 fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
 }
 
-/// A phone number: E.164 (`+12025550123`), or, where `[sms] default_region` is set, a national
-/// number of that region.
-pub struct PhoneNumberInput;
+named_schema!(
+    /// A phone number: E.164 (`+12025550123`), or, where `[sms] default_region` is set, a national
+    /// number of that region.
+    PhoneNumberInput,
+    string()
+        .description(Some(
+            "A phone number: E.164 (`+12025550123`), or, only where the gateway's \
+             `[sms] default_region` is set, a national number of that region \
+             (`020 7946 0018`). Spaces, dots, dashes and parentheses are ignored. The \
+             number must also be a valid number of its country's numbering plan.",
+        ))
+        .format(Some(SchemaFormat::Custom("phone".into())))
+        .pattern(Some(PHONE_PATTERN))
+        .min_length(Some(1))
+        .max_length(Some(crate::numbers::MAX_NUMBER_INPUT))
+        .examples(["+12025550123"])
+);
 
-impl PartialSchema for PhoneNumberInput {
-    fn schema() -> RefOr<Schema> {
-        string()
-            .description(Some(
-                "A phone number: E.164 (`+12025550123`), or, only where the gateway's \
-                 `[sms] default_region` is set, a national number of that region \
-                 (`020 7946 0018`). Spaces, dots, dashes and parentheses are ignored. The \
-                 number must also be a valid number of its country's numbering plan.",
-            ))
-            .format(Some(SchemaFormat::Custom("phone".into())))
-            .pattern(Some(PHONE_PATTERN))
-            .min_length(Some(1))
-            .max_length(Some(crate::numbers::MAX_NUMBER_INPUT))
-            .examples(["+12025550123"])
-            .into()
-    }
-}
+named_schema!(
+    /// An IANA time zone name.
+    TimeZone,
+    string()
+        .description(Some(
+            "An IANA time zone name (`America/New_York`), spelled as in the tz database.",
+        ))
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+        .examples(["America/New_York"])
+);
 
-impl ToSchema for PhoneNumberInput {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("PhoneNumberInput")
-    }
-}
-
-/// An IANA time zone name.
-pub struct TimeZone;
-
-impl PartialSchema for TimeZone {
-    fn schema() -> RefOr<Schema> {
-        string()
-            .description(Some(
-                "An IANA time zone name (`America/New_York`), spelled as in the tz database.",
-            ))
-            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
-            .examples(["America/New_York"])
-            .into()
-    }
-}
-
-impl ToSchema for TimeZone {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("TimeZone")
-    }
-}
-
-/// An ISO 4217 currency that has a minor unit.
-pub struct Currency;
-
-impl PartialSchema for Currency {
-    fn schema() -> RefOr<Schema> {
+named_schema!(
+    /// An ISO 4217 currency that has a minor unit.
+    Currency,
+    {
         let mut codes: Vec<&'static str> = iso_currency::Currency::iter()
             .filter(|c| c.exponent().is_some())
             .map(|c| c.code())
@@ -100,65 +99,37 @@ impl PartialSchema for Currency {
             ))
             .enum_values(Some(codes))
             .examples(["USD"])
-            .into()
     }
-}
+);
 
-impl ToSchema for Currency {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Currency")
-    }
-}
+named_schema!(
+    /// A local time of day.
+    LocalTime,
+    string()
+        .description(Some(
+            "A local time of day, `HH:MM` (24 hours; `HH:MM:SS` also).",
+        ))
+        .pattern(Some(LOCAL_TIME_PATTERN))
+        .examples(["09:00"])
+);
 
-/// A local time of day.
-pub struct LocalTime;
+named_schema!(
+    /// A duration in words.
+    DurationText,
+    string()
+        .description(Some(
+            "A duration: whole numbers with units, `6h`, `90min`, `1h 30m` (units `ms`, `s`, \
+             `min`/`m`, `h`, `d`, `w`, `M` for months, `y`, and their long forms).",
+        ))
+        .pattern(Some(DURATION_PATTERN))
+        .max_length(Some(64))
+        .examples(["6h"])
+);
 
-impl PartialSchema for LocalTime {
-    fn schema() -> RefOr<Schema> {
-        string()
-            .description(Some(
-                "A local time of day, `HH:MM` (24 hours; `HH:MM:SS` also).",
-            ))
-            .pattern(Some(LOCAL_TIME_PATTERN))
-            .examples(["09:00"])
-            .into()
-    }
-}
-
-impl ToSchema for LocalTime {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("LocalTime")
-    }
-}
-
-/// A duration in words.
-pub struct DurationText;
-
-impl PartialSchema for DurationText {
-    fn schema() -> RefOr<Schema> {
-        string()
-            .description(Some(
-                "A duration: whole numbers with units, `6h`, `90min`, `1h 30m` (units `ms`, `s`, \
-                 `min`/`m`, `h`, `d`, `w`, `M` for months, `y`, and their long forms).",
-            ))
-            .pattern(Some(DURATION_PATTERN))
-            .max_length(Some(64))
-            .examples(["6h"])
-            .into()
-    }
-}
-
-impl ToSchema for DurationText {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("DurationText")
-    }
-}
-
-/// The reply choices a text offers.
-pub struct ReplyOptions;
-
-impl PartialSchema for ReplyOptions {
-    fn schema() -> RefOr<Schema> {
+named_schema!(
+    /// The reply choices a text offers.
+    ReplyOptions,
+    {
         let key = string()
             .min_length(Some(1))
             .max_length(Some(20))
@@ -180,80 +151,33 @@ impl PartialSchema for ReplyOptions {
             .min_properties(Some(1))
             .max_properties(Some(10))
             .examples([serde_json::json!({"1": "call_me", "2": "pay_minimum"})])
-            .into()
     }
-}
+);
 
-impl ToSchema for ReplyOptions {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("ReplyOptions")
-    }
-}
+named_schema!(
+    /// A page cursor that is a message or plan id.
+    IdCursor,
+    string()
+        .description(Some(
+            "The previous page's `next_cursor` (an id, a ULID of 26 characters).",
+        ))
+        .pattern(Some(ULID_PATTERN))
+);
 
-/// A page cursor that is a message or plan id.
-pub struct IdCursor;
-
-impl PartialSchema for IdCursor {
-    fn schema() -> RefOr<Schema> {
-        string()
-            .description(Some(
-                "The previous page's `next_cursor` (an id, a ULID of 26 characters).",
-            ))
-            .pattern(Some(ULID_PATTERN))
-            .into()
-    }
-}
-
-impl ToSchema for IdCursor {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("IdCursor")
-    }
-}
-
-/// An `http` or `https` URL the gateway calls.
-pub struct CallbackUrl;
-
-impl PartialSchema for CallbackUrl {
-    fn schema() -> RefOr<Schema> {
-        string()
-            .description(Some(
-                "An `http` or `https` URL the gateway calls. Refused: URLs at the gateway's own \
-                 API, and hosts `[outbound]` does not allow (loopback, link-local and cloud \
-                 metadata addresses always).",
-            ))
-            .format(Some(SchemaFormat::Custom("uri".into())))
-            .pattern(Some("^[Hh][Tt][Tt][Pp][Ss]?://"))
-            .max_length(Some(MAX_URL_LEN))
-            .examples(["https://billing.example.com/sms-events"])
-            .into()
-    }
-}
-
-impl ToSchema for CallbackUrl {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("CallbackUrl")
-    }
-}
-
-/// A schema-only type: its name in `components/schemas` and the schema built by `$build`.
-macro_rules! named_schema {
-    ($(#[$doc:meta])* $ty:ident, $build:expr) => {
-        $(#[$doc])*
-        pub struct $ty;
-
-        impl PartialSchema for $ty {
-            fn schema() -> RefOr<Schema> {
-                $build.into()
-            }
-        }
-
-        impl ToSchema for $ty {
-            fn name() -> Cow<'static, str> {
-                Cow::Borrowed(stringify!($ty))
-            }
-        }
-    };
-}
+named_schema!(
+    /// An `http` or `https` URL the gateway calls.
+    CallbackUrl,
+    string()
+        .description(Some(
+            "An `http` or `https` URL the gateway calls. Refused: URLs at the gateway's own \
+             API, and hosts `[outbound]` does not allow (loopback, link-local and cloud \
+             metadata addresses always).",
+        ))
+        .format(Some(SchemaFormat::Custom("uri".into())))
+        .pattern(Some("^[Hh][Tt][Tt][Pp][Ss]?://"))
+        .max_length(Some(MAX_URL_LEN))
+        .examples(["https://billing.example.com/sms-events"])
+);
 
 named_schema!(
     /// An amount of money written as a decimal string.
