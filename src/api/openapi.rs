@@ -46,7 +46,7 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
         schema::PhoneNumberInput, schema::TimeZone, schema::Currency, schema::LocalTime,
         schema::DurationText, schema::ReplyOptions, schema::IdCursor, schema::CallbackUrl,
         schema::AmountText, schema::AmountNumber, schema::DayOffset, schema::TemplateName,
-        schema::UssdCode, schema::Locale)),
+        schema::UssdCode, schema::Locale, schema::TemplateVars)),
     modifiers(&BearerAuth),
     tags(
         (name = "messages", description = "Send and track messages"),

@@ -251,6 +251,27 @@ named_schema!(
         .examples(["en-US"])
 );
 
+/// The names a plan sets itself, which `vars` may not use (`reminders::plan::RESERVED_VARS`,
+/// checked by a test).
+const RESERVED_VARS: &str = "name, invoice, amount, currency, due_date, pay_url, unit, property, \
+     locale, opt_out_hint, days_until_due, days_overdue, amount_paid, failure_reason";
+
+named_schema!(
+    /// More template variables of a plan.
+    TemplateVars,
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(format!(
+            "More template variables: names of letters, digits and `_`, not starting with a \
+             digit, other than the ones a plan sets itself ({RESERVED_VARS}); values strings, \
+             numbers or booleans; at most 4 KiB as JSON."
+        )))
+        .property_names(Some(string().pattern(Some("^[A-Za-z_][A-Za-z0-9_]*$"))))
+        .additional_properties(Some(ObjectBuilder::new().schema_type(
+            utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Number, Type::Boolean]),
+        )))
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +290,10 @@ mod tests {
     #[test]
     fn stated_limits_are_the_enforced_ones() {
         assert_eq!(MAX_URL_LEN, crate::webhook::MAX_URL_LEN);
+        assert_eq!(
+            RESERVED_VARS.split(", ").collect::<Vec<_>>(),
+            crate::reminders::plan::RESERVED_VARS
+        );
         let zones = enum_values(TimeZone::schema());
         assert!(zones.len() > 400);
         for z in &zones {

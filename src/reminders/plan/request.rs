@@ -82,7 +82,7 @@ pub struct NewPlan {
     /// Property (`{{ property }}`).
     pub property: Option<String>,
     /// More template variables.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::domain::schema::TemplateVars>)]
     pub vars: Option<Map<String, Value>>,
     /// The steps (default `[reminders] schedule`): 1 to 20.
     #[schema(min_items = 1, max_items = 20)]
@@ -122,7 +122,7 @@ pub struct PlanPatch {
     /// New payment link.
     pub pay_url: Option<String>,
     /// Variables to set (merged into the plan's).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::domain::schema::TemplateVars>)]
     pub vars: Option<Map<String, Value>>,
 }
 
@@ -140,7 +140,8 @@ pub struct Paid {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentFailed {
-    /// Why, in words (`{{ failure_reason }}`).
+    /// Why, in words (`{{ failure_reason }}`): at most 200 bytes (UTF-8).
+    #[schema(max_length = 200)]
     pub reason: Option<String>,
 }
 
