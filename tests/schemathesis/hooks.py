@@ -2,9 +2,9 @@
 
 A phone number (`format: phone`) must be valid in its country's numbering plan, which no pattern
 can say: generated at random, nearly every string the pattern allows is a number no country has.
-Numbers for the `phone` format are drawn here from ranges set aside for fiction and tests (US
-555-01xx; UK mobile 07911 1xxxxx, a range the numbering plan data knows), written the ways the API accepts (E.164, or with spaces, dashes,
-dots and parentheses).
+Numbers for the `phone` format are drawn here from ranges the numbering plan data knows (US
+202 555-01xx, set aside for fiction; UK mobile 07911 1xxxxx), written the ways the API accepts:
+E.164, or with spaces, dashes, dots and parentheses.
 """
 
 import schemathesis
