@@ -17,6 +17,7 @@ use crate::store::optout::OptOut;
 #[into_params(parameter_in = Query)]
 pub struct OptOutQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
     cursor: Option<String>,
@@ -35,14 +36,18 @@ pub struct OptOutPage {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOptOut {
-    /// One number (any form; `[sms] default_region` applies without `+`).
+    /// One number (any form; `[sms] default_region` applies without `+`). Give exactly one of
+    /// `number` and `numbers`.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     pub number: Option<String>,
-    /// Or up to 1000 numbers.
+    /// Or 1 to 1000 numbers.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::domain::schema::PhoneNumberInput>>, min_items = 1, max_items = 1000)]
     pub numbers: Option<Vec<String>>,
-    /// Why, for the record.
+    /// Why, for the record: at most 500 bytes (UTF-8).
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub note: Option<String>,
 }
 
@@ -87,7 +92,7 @@ fn number(state: &AppState, field: &str, n: &str) -> Result<String, FieldError> 
 
 /// `GET /v1/opt-outs/{number}`: 404 when the number is not opted out.
 #[utoipa::path(get, path = "/v1/opt-outs/{number}", tag = "opt-outs",
-    params(("number" = String, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
+    params(("number" = crate::domain::schema::PhoneNumberInput, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
     responses((status = 200, body = OptOut), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
@@ -182,7 +187,7 @@ pub async fn add(
 /// `DELETE /v1/opt-outs/{number}`: the number may get messages again (no text is sent to
 /// it); the removed opt-out, 404 when it was not opted out.
 #[utoipa::path(delete, path = "/v1/opt-outs/{number}", tag = "opt-outs",
-    params(("number" = String, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
+    params(("number" = crate::domain::schema::PhoneNumberInput, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
     responses((status = 200, body = OptOut), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),

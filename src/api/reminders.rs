@@ -328,12 +328,16 @@ pub async fn get_one(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only plans to this number (any form).
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     to: Option<String>,
     /// Only plans in this status (`active`, `paid`, `cancelled`).
+    #[param(value_type = Option<crate::store::plans::PlanStatus>)]
     status: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<crate::domain::schema::IdCursor>)]
     cursor: Option<String>,
 }
 
@@ -426,7 +430,7 @@ fn body_or_default<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Resul
 /// sent once. Again on a paid plan: the plan, nothing sent.
 #[utoipa::path(post, path = "/v1/reminders/{id}/paid", tag = "reminders",
     params(("id" = String, Path, description = "Plan id or invoice reference")),
-    request_body(content = Option<Paid>, description = "Optional"),
+    request_body(content = Option<Paid>, description = "May be left out: no body is `{}`"),
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
@@ -449,8 +453,8 @@ pub async fn paid(
 /// same `Idempotency-Key` to be safe.
 #[utoipa::path(post, path = "/v1/reminders/{id}/payment-failed", tag = "reminders",
     params(("id" = String, Path, description = "Plan id or invoice reference"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer")),
-    request_body(content = Option<PaymentFailed>, description = "Optional"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer: 1 to 255 printable ASCII characters, not starting or ending with a space.", min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$")),
+    request_body(content = Option<PaymentFailed>, description = "May be left out: no body is `{}`"),
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),

@@ -16,8 +16,10 @@ use crate::modem::error::ModemError;
 #[serde(deny_unknown_fields)]
 pub struct UssdRequest {
     /// The code: digits, `*`, `#` and `+` (e.g. `*100#`).
+    #[schema(value_type = crate::domain::schema::UssdCode)]
     pub code: String,
-    /// How long to wait for the operator's answer, in seconds (default 30, at most 120).
+    /// How long to wait for the operator's answer, in seconds (default 30; below 1 counts as 1,
+    /// above 120 as 120).
     pub timeout_seconds: Option<u64>,
 }
 
