@@ -276,6 +276,16 @@ async fn every_change_names_its_key_in_history_events_and_audit() {
     assert_eq!(none["entries"], json!([]));
     let (code, _) = call(&r, "GET", "/v1/audit?cursor=nope", TOKEN, None).await;
     assert_eq!(code, 422);
+    // `smsgate audit`: the same list for people, and as the API gave it with --json.
+    let run = crate::cli::cli(&r, &["audit", "--actor", "billing", "--since", "1h"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(lines[1].contains("billing") && lines[1].contains("optout.remove"));
+    assert!(lines[2].contains("ussd") && lines[2].contains("sim0"));
+    let run = crate::cli::cli(&r, &["audit", "--json", "--all"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["entries"].as_array().map(Vec::len), Some(6));
     r.stop().await;
     sim.shutdown().await;
 
