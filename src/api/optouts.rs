@@ -1,13 +1,12 @@
 //! `/v1/opt-outs`: numbers that get no messages, kept in step with the billing system's own
 //! records. Opting out through the API sends the customer nothing.
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use axum::Extension;
 
 use super::{ApiError, ApiJson, AppState, Caller, FieldError};
 use crate::inbound::OptOutRequest;
