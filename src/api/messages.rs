@@ -656,11 +656,14 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (m, changed) = state
         .store
-        .update(&id, |m| m.cancel(Canceller::Api).ok())?
+        .update(&id, |m| {
+            m.cancel(Canceller::Api).ok().map(|n| n.by(Some(&caller)))
+        })?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
     if !changed && m.status != Status::Cancelled {
         return Err(ApiError::conflict(
@@ -685,10 +688,13 @@ pub async fn cancel(
     security(("bearer" = [])))]
 pub async fn requeue(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let r = state.store.update(&id, |m| m.requeue(now).ok())?;
+    let r = state
+        .store
+        .update(&id, |m| m.requeue(now).ok().map(|n| n.by(Some(&caller))))?;
     let (m, changed) = r.ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
     if !changed {
         let why = match m.requeueable(now) {

@@ -1,13 +1,14 @@
 //! `/v1/opt-outs`: numbers that get no messages, kept in step with the billing system's own
 //! records. Opting out through the API sends the customer nothing.
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiError, ApiJson, AppState, FieldError};
+use super::{ApiError, ApiJson, AppState, Caller, FieldError};
 use crate::inbound::OptOutRequest;
 use crate::store::optout::OptOut;
 
@@ -118,6 +119,7 @@ pub async fn get_one(
     security(("bearer" = [])))]
 pub async fn add(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let req: NewOptOut = serde_path_to_error::deserialize(&body)
@@ -162,13 +164,22 @@ pub async fn add(
                 keyword: None,
                 inbound_id: None,
                 note: req.note.clone(),
+                actor: Some(caller.clone()),
             })
             .await?;
         added += usize::from(newly);
+        super::audit::append(
+            &state,
+            &caller,
+            "optout.add",
+            Some(&n),
+            Some(serde_json::json!({ "newly": newly, "note": req.note })),
+        )?;
         if let Some(o) = state.store.optout(&n)? {
             out.push(o);
         }
     }
+    state.store.durable().await?;
     let code = if added > 0 {
         StatusCode::CREATED
     } else {
@@ -194,13 +205,22 @@ pub async fn add(
     security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(n): Path<String>,
 ) -> Result<Response, ApiError> {
     let n = number(&state, "number", &n).map_err(|e| ApiError::validation(vec![e]))?;
     let o = state
         .inbox
-        .opt_in(&n, "api", None)
+        .opt_in(&n, "api", None, Some(&caller))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{n} is not opted out")))?;
+    super::audit::record(
+        &state,
+        &caller,
+        "optout.remove",
+        Some(&n),
+        Some(serde_json::json!({ "opted_out_since": o.opted_out_at })),
+    )
+    .await?;
     Ok(axum::Json(o).into_response())
 }

@@ -393,11 +393,12 @@ async fn change(
     id: &str,
     decide: impl Fn(&Plan, &BTreeMap<String, Message>) -> Decision<Outcome>,
     idempotency: Option<(&str, &IdempotencyRecord)>,
+    actor: &str,
 ) -> Result<Plan, ApiError> {
     let p = find(st, id)?;
     let (plan, outcome) = st
         .store
-        .change_plan(&p.id, decide, idempotency)?
+        .change_plan(&p.id, decide, idempotency, Some(actor))?
         .ok_or_else(|| ApiError::not_found(format!("no reminder plan {id:?}")))?;
     match outcome {
         Ok(()) => {}
@@ -443,7 +444,7 @@ pub async fn paid(
 ) -> Result<Response, ApiError> {
     let req: Paid = body_or_default(&body)?;
     let c = ctx(&st, &caller);
-    let p = change(&st, &id, |p, m| plan::paid(&c, p, m, &req), None).await?;
+    let p = change(&st, &id, |p, m| plan::paid(&c, p, m, &req), None, &caller).await?;
     tracing::info!(plan_id = %p.id, invoice = %p.invoice, "invoice paid");
     Ok(axum::Json(view(&st, &p)?).into_response())
 }
@@ -490,6 +491,7 @@ pub async fn payment_failed(
                 &id,
                 |p, m| plan::payment_failed(&c, p, m, &req),
                 first.as_ref().map(|(k, r)| (k.as_str(), r)),
+                &caller,
             )
             .await?;
             let out = to_json(&view(&s2, &p)?)?;
@@ -523,7 +525,7 @@ pub async fn patch(
     let req: PlanPatch =
         serde_path_to_error::deserialize(&body).map_err(|e| json_field_error(&e, ""))?;
     let c = ctx(&st, &caller);
-    let p = change(&st, &id, |p, m| plan::patch(&c, p, m, &req), None).await?;
+    let p = change(&st, &id, |p, m| plan::patch(&c, p, m, &req), None, &caller).await?;
     tracing::info!(plan_id = %p.id, invoice = %p.invoice, "reminder plan rescheduled");
     Ok(axum::Json(view(&st, &p)?).into_response())
 }
@@ -536,10 +538,11 @@ pub async fn patch(
     security(("bearer" = [])))]
 pub async fn cancel(
     State(st): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let now = st.clock.now();
-    let p = change(&st, &id, |p, m| plan::cancel(p, m, now), None).await?;
+    let p = change(&st, &id, |p, m| plan::cancel(p, m, now), None, &caller).await?;
     tracing::info!(plan_id = %p.id, invoice = %p.invoice, "reminder plan cancelled");
     Ok(axum::Json(view(&st, &p)?).into_response())
 }

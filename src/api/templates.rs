@@ -195,15 +195,16 @@ pub async fn put(
         return Err(ApiError::field("text", "is longer than 4096 bytes"));
     }
     preview(&st, &b.text).map_err(|e| ApiError::field("text", e.to_string()))?;
+    let details = serde_json::json!({ "text": b.text });
     st.store.put_template(
         &name,
         &StoredTemplate {
             text: b.text,
             updated_at: st.clock.now(),
-            updated_by: caller,
+            updated_by: caller.clone(),
         },
     )?;
-    st.store.durable().await?;
+    super::audit::record(&st, &caller, "template.put", Some(&name), Some(details)).await?;
     tracing::info!(template = %name, "template set");
     let v = view_of(&st, &name)?.ok_or_else(|| ApiError::internal("the template vanished"))?;
     Ok(axum::Json(v).into_response())
@@ -218,6 +219,7 @@ pub async fn put(
     security(("bearer" = [])))]
 pub async fn remove(
     State(st): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     if !st.store.delete_template(&name)? {
@@ -225,6 +227,6 @@ pub async fn remove(
             "no template {name:?} was set through the API"
         )));
     }
-    st.store.durable().await?;
+    super::audit::record(&st, &caller, "template.delete", Some(&name), None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -440,6 +440,8 @@ fn the_offline_check_of_the_fixture_finds_only_what_0_1_0_leaves() {
             ("templates", 1),
             ("hourly", 2),
             ("invoices", 3),
+            // 0.1.0 kept no audit log; an empty one verifies.
+            ("audit", 0),
         ]
     );
     assert_eq!(report.history_entries, 9 + 13);
@@ -763,6 +765,7 @@ fn tree_names_are_pinned() {
             "templates",
             "hourly",
             "invoices",
+            "audit",
         ]
     );
 }
