@@ -69,6 +69,33 @@ impl CheckError {
 }
 
 impl Config {
+    /// What is allowed but probably not meant, for `smsgate config check` to say: keys without
+    /// `scopes` (they may do everything), keys past their `expires_at` (they no longer work).
+    pub fn warnings(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, k) in self.api_keys.iter().enumerate() {
+            if k.scopes.is_none() {
+                out.push(format!(
+                    "[[api_keys]] #{} ({:?}) has no `scopes`: it may do everything (admin included); \
+                     give it only what it needs, e.g. scopes = [\"send\", \"read\"]",
+                    i + 1,
+                    k.name
+                ));
+            }
+            if let Some(end) = k.expires_at.as_ref().and_then(|e| e.instant())
+                && end <= now
+            {
+                out.push(format!(
+                    "[[api_keys]] #{} ({:?}) expired at {}: it no longer works; remove it",
+                    i + 1,
+                    k.name,
+                    end.to_rfc3339()
+                ));
+            }
+        }
+        out
+    }
+
     /// Checks what the types alone cannot: ranges, uniqueness, URLs against the outbound
     /// policy and the other sections' own checks. `src` is the file, for line numbers.
     pub(super) fn check(&self, src: &str) -> Result<(), Box<CheckError>> {
@@ -147,6 +174,27 @@ impl Config {
                         "give exactly one of `token` and `token_sha256`".into(),
                     ));
                 }
+            }
+        }
+        for (i, k) in self.api_keys.iter().enumerate() {
+            if k.scopes.as_ref().is_some_and(|s| s.is_empty()) {
+                return Err(at(
+                    "api_keys",
+                    Some(i),
+                    "scopes",
+                    "a key with no scope could do nothing: name at least one, or leave `scopes` out for every scope".into(),
+                ));
+            }
+            if let Some(e) = &k.expires_at
+                && e.instant().is_none()
+            {
+                return Err(at(
+                    "api_keys",
+                    Some(i),
+                    "expires_at",
+                    "must be a date and time with its offset, such as \"2026-12-31T00:00:00Z\""
+                        .into(),
+                ));
             }
         }
         if !(1..=255).contains(&self.sms.max_parts) {

@@ -28,7 +28,7 @@ mod sms;
 mod storage;
 
 pub use crate::dashboard::DashboardConfig;
-pub use api_keys::{ApiKeyConfig, PLACEHOLDER_TOKEN};
+pub use api_keys::{ApiKeyConfig, ExpiresAt, PLACEHOLDER_TOKEN};
 pub use http::HttpConfig;
 pub use inbound::InboundConfig;
 pub use modems::ModemSection;
