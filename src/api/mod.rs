@@ -180,8 +180,9 @@ pub fn bearer_caller(
     authenticate(keys, token, now)
 }
 
-/// Lets the request through when `scopes` hold what its route needs; else 403 naming the scope.
-async fn admit(scopes: Scopes, mut req: Request, next: Next) -> Response {
+/// Lets the request of the key `name` through when `scopes` hold what its route needs; else
+/// 403 naming the scope.
+async fn admit(name: &str, scopes: Scopes, mut req: Request, next: Next) -> Response {
     use axum::response::IntoResponse;
     let route = req
         .extensions()
@@ -191,6 +192,7 @@ async fn admit(scopes: Scopes, mut req: Request, next: Next) -> Response {
     if let Some(needed) = required_scope(req.method(), &route)
         && let Err(e) = scopes.require(needed)
     {
+        tracing::info!(key = %name, scope = %needed, method = %req.method(), route = %route, "refused: the key lacks the scope");
         return e.into_response();
     }
     req.extensions_mut().insert(scopes);
@@ -245,7 +247,7 @@ async fn auth(
                     .into_response();
                 };
                 req.extensions_mut().insert(Caller(s.caller));
-                return admit(key.scopes, req, next).await;
+                return admit(&key.name, key.scopes, req, next).await;
             }
             return ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
                 .into_response();
@@ -253,8 +255,8 @@ async fn auth(
     };
     match authenticate(&state.keys.current(), token, state.clock.now()) {
         Some(key) => {
-            req.extensions_mut().insert(Caller(key.name));
-            admit(key.scopes, req, next).await
+            req.extensions_mut().insert(Caller(key.name.clone()));
+            admit(&key.name, key.scopes, req, next).await
         }
         None => {
             state.failures.record(client);

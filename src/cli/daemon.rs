@@ -142,7 +142,8 @@ pub struct DemoArgs {
 /// `smsgate config …`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check a configuration file: every key, type and value; prints what is wrong and where.
+    /// Check a configuration file: every key, type and value; prints what is wrong and where,
+    /// and warns about API keys without `scopes` or past their `expires_at`.
     Check {
         /// The file.
         path: PathBuf,
