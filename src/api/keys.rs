@@ -301,20 +301,30 @@ impl KeyRing {
             .cloned()
     }
 
-    /// Puts `keys` in force; says what changed.
+    /// Puts `keys` in force; says what changed, by name (a name may have several entries: a
+    /// rotation's old tokens beside the current one).
     pub fn replace(&self, keys: Vec<ApiKey>) -> KeyChanges {
         let mut slot = self.keys.write().unwrap_or_else(|e| e.into_inner());
         let old = slot.clone();
+        let of = |list: &[ApiKey], name: &str| -> Vec<ApiKey> {
+            list.iter().filter(|k| k.name == name).cloned().collect()
+        };
         let mut changes = KeyChanges::default();
+        let mut seen = Vec::new();
         for k in &keys {
-            match old.iter().find(|o| o.name == k.name) {
-                None => changes.added.push(k.name.clone()),
-                Some(o) if o != k => changes.updated.push(k.name.clone()),
-                Some(_) => {}
+            if seen.contains(&k.name) {
+                continue;
+            }
+            seen.push(k.name.clone());
+            let before = of(&old, &k.name);
+            if before.is_empty() {
+                changes.added.push(k.name.clone());
+            } else if before != of(&keys, &k.name) {
+                changes.updated.push(k.name.clone());
             }
         }
         for o in old.iter() {
-            if !keys.iter().any(|k| k.name == o.name) {
+            if !keys.iter().any(|k| k.name == o.name) && !changes.removed.contains(&o.name) {
                 changes.removed.push(o.name.clone());
             }
         }
@@ -400,8 +410,14 @@ mod tests {
         assert_eq!(changes.added, vec!["c"]);
         assert_eq!(changes.updated, vec!["b"]);
         assert!(changes.removed.is_empty());
-        let changes = ring.replace(vec![ApiKey::from_token("c", "token-number-three-1234")]);
+        // The old token of a rotation, beside the new one under the same name.
+        let changes = ring.replace(vec![
+            ApiKey::from_token("c", "token-number-three-1234"),
+            ApiKey::from_token("c", "token-number-four-1234").expiring(Utc::now()),
+        ]);
         assert_eq!(changes.removed, vec!["a", "b"]);
+        assert_eq!(changes.updated, vec!["c"]);
+        assert!(changes.added.is_empty());
         let a = ApiKey::from_token("a", "token-number-one-1234");
         assert!(ring.still("a", &a.sha256, Utc::now()).is_none());
         let c = ApiKey::from_token("c", "token-number-three-1234");

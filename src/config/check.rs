@@ -113,9 +113,12 @@ impl Config {
                 ),
             ));
         }
+        // A name may repeat only on entries with `expires_at`: the old tokens of a rotation,
+        // working beside the current one under the same name (the same idempotency keys, the
+        // same name in messages and history).
         let mut names = HashSet::new();
         for (i, k) in self.api_keys.iter().enumerate() {
-            if k.name.trim().is_empty() || !names.insert(k.name.clone()) {
+            if k.name.trim().is_empty() {
                 return Err(at(
                     "api_keys",
                     Some(i),
@@ -123,6 +126,16 @@ impl Config {
                     "must be non-empty and unique".into(),
                 ));
             }
+            if k.expires_at.is_none() && !names.insert(k.name.clone()) {
+                return Err(at(
+                    "api_keys",
+                    Some(i),
+                    "name",
+                    "must be unique: only entries with `expires_at` (a rotated-out token) may repeat a name".into(),
+                ));
+            }
+        }
+        for (i, k) in self.api_keys.iter().enumerate() {
             if k.name == crate::domain::GATEWAY {
                 return Err(at(
                     "api_keys",

@@ -630,7 +630,7 @@ async fn config_check_warns_about_keys_without_scopes_and_refuses_bad_ones() {
     );
 
     let scoped = "[[api_keys]]\nname = \"billing\"\ntoken = \"billing-token-0123456789\"\nscopes = [\"send\", \"read\"]\n\
-                  [[api_keys]]\nname = \"billing-previous\"\ntoken = \"billing-token-old-0123456789\"\nscopes = [\"send\", \"read\"]\nexpires_at = 2099-12-31T00:00:00Z\n";
+                  [[api_keys]]\nname = \"billing\"\ntoken = \"billing-token-old-0123456789\"\nscopes = [\"send\", \"read\"]\nexpires_at = 2099-12-31T00:00:00Z\n";
     let run = check(scoped).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
@@ -648,6 +648,10 @@ async fn config_check_warns_about_keys_without_scopes_and_refuses_bad_ones() {
         ("scopes = [\"sned\"]\n", "sned"),
         ("scopes = []\n", "`scopes` (line 8)"),
         ("expires_at = \"2026-12-31\"\n", "`expires_at` (line 8)"),
+        (
+            "[[api_keys]]\nname = \"billing\"\ntoken = \"billing-token-two-0123456789\"\n",
+            "[[api_keys]] #2 `name` (line 9): must be unique",
+        ),
     ] {
         let run = check(&format!("{full}{bad}")).await;
         assert_eq!(run.code, 2, "{bad}: {}", run.stderr);

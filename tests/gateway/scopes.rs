@@ -257,19 +257,21 @@ async fn a_reload_adds_narrows_rotates_and_revokes_keys() {
     assert_eq!(code(old, "get", "/v1/messages").await, 200);
     assert_eq!(code(new, "get", "/v1/messages").await, 401);
 
-    // Rotation: the new token under the key's name, the old one kept under another name
-    // until its `expires_at` (in 2 s), narrowed to what billing does.
+    // Rotation: the new token under the key's name, and the old one beside it, same name,
+    // until its `expires_at` (in 2 s); both narrowed to what billing does.
     let until = chrono::Utc::now() + chrono::Duration::seconds(2);
     *keys.lock().unwrap() = Ok(vec![
         ApiKey::from_token("test", TOKEN),
         ApiKey::from_token("billing", new).with_scopes([Scope::Send, Scope::Read]),
-        ApiKey::from_token("billing-old", old)
+        ApiKey::from_token("billing", old)
             .with_scopes([Scope::Send, Scope::Read])
             .expiring(until),
+        ApiKey::from_token("prometheus", "prometheus-token-0123456789")
+            .with_scopes([Scope::Metrics]),
     ]);
     let (status, summary) = reload().await;
     assert_eq!(status, 200, "{summary}");
-    assert_eq!(summary["api_keys"]["added"], json!(["billing-old"]));
+    assert_eq!(summary["api_keys"]["added"], json!(["prometheus"]));
     assert_eq!(summary["api_keys"]["updated"], json!(["billing"]));
     assert_eq!(summary["api_keys"]["removed"], json!([]));
     for token in [old, new] {
@@ -277,6 +279,28 @@ async fn a_reload_adds_narrows_rotates_and_revokes_keys() {
         assert_eq!(code(token, "post", "/v1/messages").await, 422);
         assert_eq!(code(token, "post", "/v1/admin/reload").await, 403);
     }
+    // Both tokens are the same caller: a retry with the other token is the same request.
+    let body = json!({"to": "+12025550123", "text": "once", "send_at": "2099-01-01T00:00:00Z"});
+    let mut ids = Vec::new();
+    for token in [old, new] {
+        let resp = http
+            .post(format!("{}/v1/messages", r.base))
+            .bearer_auth(token)
+            .header("idempotency-key", "rotation-1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        let v: Value = resp.json().await.unwrap();
+        ids.push(v["id"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert!(!ids[0].is_empty());
+    assert_eq!(
+        code("prometheus-token-0123456789", "get", "/metrics").await,
+        200
+    );
     // Past its end the old token is refused like an unknown one; the new one goes on.
     let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(wait + Duration::from_millis(300)).await;
@@ -296,7 +320,7 @@ async fn a_reload_adds_narrows_rotates_and_revokes_keys() {
     let mut removed: Vec<String> =
         serde_json::from_value(summary["api_keys"]["removed"].clone()).unwrap();
     removed.sort();
-    assert_eq!(removed, vec!["billing", "billing-old"]);
+    assert_eq!(removed, vec!["billing", "prometheus"]);
     assert_eq!(code(new, "get", "/v1/messages").await, 401);
     assert_eq!(code(TOKEN, "get", "/v1/messages").await, 200);
     r.stop().await;
