@@ -153,6 +153,7 @@ const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
     ("GET", "/v1/webhooks/failed", Scope::Read),
     ("POST", "/v1/webhooks/{id}/retry", Scope::Admin),
     ("POST", "/v1/admin/reload", Scope::Modems),
+    ("GET", "/v1/audit", Scope::Admin),
     ("GET", "/v1/dashboard", Scope::Read),
     ("GET", "/v1/dashboard/search", Scope::Read),
     ("GET", "/v1/demo/phone", Scope::Read),
