@@ -42,7 +42,8 @@
 //! - [`retention`]: the sweep that removes what is kept past its period (`[retention]`).
 //!
 //! **http**
-//! - [`api`]: the HTTP API (`/v1`), its authentication and its OpenAPI document.
+//! - [`api`]: the HTTP API (`/v1`), its authentication, the scope each route needs, and its
+//!   OpenAPI document.
 //! - [`dashboard`]: the admin page's sessions and assets.
 //! - [`connections`]: the accept loop: header and body timeouts, a connection limit.
 //!

@@ -1,9 +1,11 @@
-//! `POST /v1/admin/reload`: the modems of the configuration file, applied while running.
+//! `POST /v1/admin/reload`: the modems and API keys of the configuration file, applied while
+//! running.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
 
 /// What a reload did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -18,6 +20,10 @@ pub struct ReloadSummary {
     pub updated: Vec<String>,
     /// Modems left as they were.
     pub unchanged: Vec<String>,
+    /// What became of the API keys (`serve` only: a gateway started without a file keeps its
+    /// keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<super::keys::KeyChanges>,
 }
 
 /// Why a reload changed nothing.
@@ -34,21 +40,32 @@ pub enum ReloadError {
 /// A reload request: the answer goes back on the channel (served by the app's fleet).
 pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<ReloadSummary, ReloadError>>;
 
-/// `POST /v1/admin/reload`: reads the configuration file again and adds, removes or
-/// reconfigures modems (like `SIGHUP`). A modem being removed or restarted finishes the message
-/// in hand first. An invalid file changes nothing (422, with the key and line).
+/// `POST /v1/admin/reload`: reads the configuration file again, adds, removes or reconfigures
+/// modems and puts its API keys in force (like `SIGHUP`). A modem being removed or restarted finishes the message
+/// in hand first. An invalid file changes nothing (422, with the key and line). Every reload
+/// asked for is in the audit log (`reload`), with what it did or why it did nothing.
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "gateway",
     responses((status = 200, body = ReloadSummary), (status = 401, body = super::error::Problem),
         (status = 409, body = super::error::Problem), (status = 422, body = super::error::Problem)),
-    security(("bearer" = [])))]
-pub async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
+    security(("bearer" = ["modems"])))]
+pub async fn reload(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     state
         .reload
         .send(tx)
         .await
         .map_err(|_| ApiError::unavailable("the gateway is stopping"))?;
-    match rx.await {
+    let outcome = rx.await;
+    let details = match &outcome {
+        Ok(Ok(summary)) => serde_json::json!({ "ok": true, "summary": summary }),
+        Ok(Err(e)) => serde_json::json!({ "ok": false, "error": e.to_string() }),
+        Err(_) => serde_json::json!({ "ok": false, "error": "the gateway is stopping" }),
+    };
+    super::audit::record(&state, &caller, "reload", None, Some(details)).await?;
+    match outcome {
         Ok(Ok(summary)) => Ok(axum::Json(summary).into_response()),
         Ok(Err(e @ ReloadError::NoConfigFile)) => {
             Err(ApiError::conflict("no_config_file", e.to_string()))

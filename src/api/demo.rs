@@ -155,10 +155,11 @@ pub struct PhoneView {
 pub struct PhoneReply {
     /// The customer who answers: the number a message went to (E.164, or national digits with
     /// `[sms] default_region`).
-    #[schema(example = "+12025550123")]
+    #[schema(value_type = crate::domain::schema::PhoneNumberInput)]
     pub from: String,
-    /// The answer, e.g. an option of the message's `reply_options` (1 to 1000 characters).
-    #[schema(example = "1")]
+    /// The answer, e.g. an option of the message's `reply_options` (1 to 1000 characters, not
+    /// blank).
+    #[schema(example = "1", min_length = 1, max_length = 1000, pattern = r"\S")]
     pub text: String,
 }
 
@@ -178,7 +179,7 @@ pub struct PhoneReplySent {
 #[utoipa::path(get, path = "/v1/demo/phone", tag = "demo",
     responses((status = 200, body = PhoneView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem, description = "Not `smsgate demo`: the route does not exist")),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn phone(State(state): State<AppState>) -> Result<Response, ApiError> {
     let phone = demo_phone(&state)?;
     let numbers = tokio::task::spawn_blocking(move || phone.numbers())
@@ -198,7 +199,7 @@ pub async fn phone(State(state): State<AppState>) -> Result<Response, ApiError> 
         (status = 404, body = super::error::Problem, description = "Not `smsgate demo`: the route does not exist"),
         (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn reply(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PhoneReply>,

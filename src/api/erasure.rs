@@ -1,11 +1,12 @@
 //! `POST /v1/erasure`: a phone number erased from the gateway (a data subject's request).
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, AppState, Caller};
 use crate::store::Erased;
 
 /// The number to erase.
@@ -21,14 +22,16 @@ pub struct ErasureRequest {
 /// the webhook deliveries and idempotency answers that name it, and its unmatched delivery
 /// reports. An opt-out stays as a salted hash of the number: a STOP outlives the erasure and a
 /// new message to the number is still refused (422). Answers with what was removed, by kind.
-/// Running it again is harmless (all counts 0).
+/// Running it again is harmless (all counts 0). Needs the scope `admin`; recorded in the audit
+/// log as `erasure` with the counts, never the number.
 #[utoipa::path(post, path = "/v1/erasure", tag = "gateway", request_body = ErasureRequest,
     responses((status = 200, body = Erased), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn erase(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let req: ErasureRequest = serde_path_to_error::deserialize(&body)
@@ -41,21 +44,16 @@ pub async fn erase(
     let erased = tokio::task::spawn_blocking(move || store.erase_number(n.as_str(), now))
         .await
         .map_err(|_| ApiError::unavailable("the erasure stopped; run it again"))??;
-    state.store.durable().await?;
     metrics::counter!(crate::metrics::ERASURES).increment(1);
-    // The one place an erasure is audited: its kind and counts, never the number (the
-    // `audit` tree takes this record as it is, by whom and when, once it exists).
+    // The audit entry of an erasure: who, when, and what went; never the number (no target).
+    let details = serde_json::to_value(&erased).unwrap_or_default();
+    super::audit::record(&state, &caller, "erasure", None, Some(details)).await?;
     tracing::info!(
-        target: "smsgate::audit",
-        action = "erasure",
+        actor = %caller,
         messages = erased.messages,
-        replies = erased.replies,
         inbound = erased.inbound,
         plans = erased.plans,
         optouts = erased.optouts,
-        idempotency = erased.idempotency,
-        webhooks = erased.webhooks,
-        unmatched_reports = erased.unmatched_reports,
         "number erased"
     );
     tracing::debug!(number = %number, "number erased");

@@ -16,12 +16,15 @@ pub struct InboundQuery {
     /// Only received at or after (RFC 3339).
     since: Option<DateTime<FixedOffset>>,
     /// Only from this number (any form).
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     from: Option<String>,
     /// Only messages that could not be read (`decode_error` and `raw_answer` set).
     unreadable: Option<bool>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<crate::domain::schema::IdCursor>)]
     cursor: Option<String>,
 }
 
@@ -39,7 +42,7 @@ pub struct InboundPage {
     responses((status = 200, body = InboundPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<InboundQuery>, axum::extract::rejection::QueryRejection>,
@@ -74,7 +77,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Inbound message id")),
     responses((status = 200, body = InboundMessage), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,

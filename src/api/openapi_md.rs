@@ -102,7 +102,8 @@ impl<'a> Renderer<'a> {
         let _ = writeln!(
             out,
             "Operations marked **Token** need `Authorization: Bearer <token>` (a token of \
-             `[[api_keys]]`). Errors are `application/problem+json` with the \
+             `[[api_keys]]`) whose key holds the scope named (or `admin`; a key configured \
+             without `scopes` holds every scope), else 403. Errors are `application/problem+json` with the \
              [`Problem`](#problem) schema; [api.md](api.md#errors) lists their `type`s.\n"
         );
         let groups = self.grouped();
@@ -158,18 +159,21 @@ impl<'a> Renderer<'a> {
         if !description.is_empty() {
             let _ = writeln!(out, "{description}\n");
         }
-        let token = o["security"]
+        let bearer = o["security"]
             .as_array()
-            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-        let _ = writeln!(
-            out,
-            "{}\n",
-            if token {
-                "**Token** needed."
-            } else {
-                "No token needed."
-            }
-        );
+            .and_then(|s| s.iter().find_map(|r| r.get("bearer")));
+        let scope = bearer
+            .and_then(|b| b.as_array())
+            .and_then(|b| b.first())
+            .and_then(|b| b.as_str());
+        let _ = match (bearer, scope) {
+            (Some(_), Some(scope)) => writeln!(
+                out,
+                "**Token** needed, with scope **`{scope}`** (or `admin`).\n"
+            ),
+            (Some(_), None) => writeln!(out, "**Token** needed.\n"),
+            (None, _) => writeln!(out, "No token needed.\n"),
+        };
         if let Some(params) = o["parameters"].as_array().filter(|p| !p.is_empty()) {
             let _ = writeln!(out, "Parameters:\n");
             let _ = writeln!(out, "| name | in | type | required | description |");
@@ -305,6 +309,19 @@ impl<'a> Renderer<'a> {
             let _ = writeln!(out, "A string, one of: {}.\n", enum_values(values));
         } else if s.get("$ref").is_none() {
             let _ = writeln!(out, "Type: {}.\n", self.type_of(s));
+            let stated = rules(s);
+            if !stated.is_empty() {
+                let _ = writeln!(out, "Accepted: {}.\n", stated.join("; "));
+            }
+            if let Some(key) = s.get("propertyNames") {
+                let _ = writeln!(out, "Keys: {}.\n", rules(key).join("; "));
+            }
+            if s["additionalProperties"].is_object() {
+                let values = rules(&s["additionalProperties"]);
+                if !values.is_empty() {
+                    let _ = writeln!(out, "Values: {}.\n", values.join("; "));
+                }
+            }
         }
     }
 
@@ -469,13 +486,51 @@ fn enum_values(values: &[Value]) -> String {
 
 /// A description with the schema's example, if it has one.
 fn with_example(description: &str, s: &Value) -> String {
+    let mut text = description.to_string();
+    let stated = rules(s);
+    if !stated.is_empty() {
+        let sep = if text.is_empty() { "" } else { " " };
+        text = format!("{text}{sep}Accepted: {}.", stated.join("; "));
+    }
     let example = match &s["example"] {
-        Value::Null => return description.to_string(),
+        Value::Null => return text,
         Value::String(e) => e.clone(),
         other => other.to_string(),
     };
-    let sep = if description.is_empty() { "" } else { " " };
-    format!("{description}{sep}Example: `{example}`.")
+    let sep = if text.is_empty() { "" } else { " " };
+    format!("{text}{sep}Example: `{example}`.")
+}
+
+/// The limits a schema states, in words: lengths, ranges, counts and the pattern.
+fn rules(s: &Value) -> Vec<String> {
+    let range = |min: &str, max: &str, unit: &str| {
+        let (lo, hi) = (&s[min], &s[max]);
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
+        match (lo.is_null(), hi.is_null()) {
+            (false, false) => Some(format!("{lo} to {hi}{unit}")),
+            (false, true) if lo == 1 => Some(format!("at least 1{}", unit.trim_end_matches('s'))),
+            (false, true) => Some(format!("at least {lo}{unit}")),
+            (true, false) => Some(format!("at most {hi}{unit}")),
+            (true, true) => None,
+        }
+    };
+    let mut out: Vec<String> = [
+        range("minLength", "maxLength", "characters"),
+        range("minimum", "maximum", ""),
+        range("minItems", "maxItems", "items"),
+        range("minProperties", "maxProperties", "entries"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(p) = s["pattern"].as_str() {
+        out.push(format!("matches `{p}`"));
+    }
+    out
 }
 
 fn one_line(s: &str) -> String {

@@ -13,8 +13,10 @@ use crate::store::reports::UnmatchedReport;
 #[into_params(parameter_in = Query)]
 pub struct UnmatchedQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<crate::domain::schema::IdCursor>)]
     cursor: Option<String>,
 }
 
@@ -32,7 +34,7 @@ pub struct UnmatchedPage {
     responses((status = 200, body = UnmatchedPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn unmatched(
     State(state): State<AppState>,
     query: Result<Query<UnmatchedQuery>, axum::extract::rejection::QueryRejection>,

@@ -22,11 +22,13 @@ impl From<WebhookError> for ApiError {
 #[into_params(parameter_in = Query)]
 pub struct FailedQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
     cursor: Option<u64>,
     /// `dead` (the default): deliveries given up; `retrying`: deliveries that failed at least
     /// once (wrong secret, receiver down) and wait for their next attempt, not yet given up.
+    #[param(value_type = Option<String>, pattern = "^(dead|retrying)$")]
     state: Option<String>,
 }
 
@@ -46,7 +48,7 @@ pub struct FailedPage {
     responses((status = 200, body = FailedPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn failed(
     State(state): State<AppState>,
     query: Result<Query<FailedQuery>, axum::extract::rejection::QueryRejection>,
@@ -77,7 +79,7 @@ pub async fn failed(
     params(("id" = String, Path, description = "The delivery's webhook-id (evt_…)")),
     responses((status = 200, body = OutboxEntry), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -21,7 +21,7 @@ pub mod store;
     version,
     about,
     long_about = None,
-    after_help = "status, send, messages, inbound, reminders, optout and tail talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
+    after_help = "status, send, messages, inbound, reminders, optout, audit and tail talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
 )]
 pub struct Cli {
     /// What to do.
@@ -77,6 +77,9 @@ pub enum Command {
     /// Add, remove or list opted-out numbers.
     #[command(subcommand, long_about = client::long_about::OPTOUT)]
     Optout(client::OptoutCommand),
+    /// List who did what: a running daemon's audit log (templates, opt-outs, reloads, USSD).
+    #[command(long_about = client::long_about::AUDIT)]
+    Audit(client::AuditArgs),
     /// Follow a running daemon's events live (message status changes, received texts).
     #[command(long_about = client::long_about::TAIL)]
     Tail(client::TailArgs),
@@ -129,6 +132,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Inbound(cmd) => client::inbound(cmd),
         Command::Reminders(cmd) => client::reminders(cmd),
         Command::Optout(cmd) => client::optout(cmd),
+        Command::Audit(args) => client::audit(args),
         Command::Tail(args) => client::tail(args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man => docs::man(),

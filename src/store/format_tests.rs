@@ -440,6 +440,8 @@ fn the_offline_check_of_the_fixture_finds_only_what_0_1_0_leaves() {
             ("templates", 1),
             ("hourly", 2),
             ("invoices", 3),
+            // 0.1.0 kept no audit log; an empty one verifies.
+            ("audit", 0),
             ("tombstones", 0),
             ("optouts_erased", 0),
             // The opt-out salt, made at the first open of this version.
@@ -767,6 +769,7 @@ fn tree_names_are_pinned() {
             "templates",
             "hourly",
             "invoices",
+            "audit",
             "tombstones",
             "optouts_erased",
             "meta",

@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 use super::{
-    Event, Message, Store, StoreError, decode, decode_message, first_event, first_event_hash,
+    Event, Message, Store, StoreError, decode, decode_message, first_event_hash, first_event_shown,
     id_key, sha256_hex,
 };
 
@@ -82,10 +82,12 @@ impl Store {
     }
 
     fn history_of(&self, m: &Message, key: &[u8; 16]) -> Result<History, StoreError> {
-        let first = first_event(m);
+        // The chain starts from the implied entry as it always hashed: without its actor, which
+        // `created_by` in its facts names already (and with its text, for a redacted message:
+        // the hash kept in the redaction).
         let first_hash = first_event_hash(m)?;
         let mut events = vec![ChainedEvent {
-            event: first,
+            event: first_event_shown(m),
             hash: first_hash.clone(),
         }];
         let mut problem = None;
@@ -278,7 +280,7 @@ pub fn jsonl_rows(m: &Message, h: &History) -> Result<String, StoreError> {
 
 /// The header line of the CSV export.
 pub const CSV_HEADER: &str =
-    "message_id,to,invoice,seq,at,kind,status,reason,data,prev,hash,chain_verified\n";
+    "message_id,to,invoice,seq,at,kind,status,reason,data,prev,hash,chain_verified,actor\n";
 
 /// The export as CSV with a header line; `data` is the entry's facts as JSON.
 pub fn export_csv(rows: &[(Message, History)]) -> Result<String, StoreError> {
@@ -308,6 +310,7 @@ pub fn csv_rows(m: &Message, h: &History) -> Result<String, StoreError> {
             e.prev.as_deref().unwrap_or(""),
             &c.hash,
             if h.verified { "true" } else { "false" },
+            e.actor.as_deref().unwrap_or(""),
         ])
         .map_err(io)?;
     }

@@ -120,7 +120,7 @@ impl Store {
         let Some(key) = id_key(id) else {
             return Ok(None);
         };
-        let mut out = vec![first_event(&m)];
+        let mut out = vec![first_event_shown(&m)];
         for r in self.inner.events.scan_prefix(key) {
             let (k, v) = r?;
             let e: Event = decode(&k, &v)?;
@@ -206,13 +206,15 @@ pub(super) fn id_millis(id: &[u8]) -> u64 {
 
 impl Store {
     /// Replaces a message's text by its SHA-256 (see [`crate::domain::Redaction`]) and records
-    /// a `text_redacted` history entry saying `reason`. The history still verifies: the chain
+    /// a `text_redacted` history entry saying `reason` (by `actor`, the API key that asked, if
+    /// one did). The history still verifies: the chain
     /// starts from the hash the first entry had with the text. The record's `updated_at` stays
     /// (it is when the message last moved, which retention counts from).
     pub fn redact_text(
         &self,
         id: &str,
         reason: &str,
+        actor: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Redacted, StoreError> {
         let Some(key) = id_key(id) else {
@@ -248,6 +250,7 @@ impl Store {
                 kind: "text_redacted".into(),
                 data: Some(serde_json::json!({ "text_sha256": text_sha256 })),
                 prev,
+                actor: actor.map(str::to_string),
             };
             let bytes = encode(&event).map_err(abort)?;
             m.history_hash = Some(sha256_hex(&bytes));
@@ -393,7 +396,7 @@ impl Store {
         let mut done = 0;
         for m in found {
             if let Redacted::Now(_) =
-                self.redact_text(&m.id, "retention: message_text_after", now)?
+                self.redact_text(&m.id, "retention: message_text_after", None, now)?
             {
                 done += 1;
             }
@@ -506,6 +509,17 @@ pub(super) fn first_event(m: &Message) -> Event {
             }),
         }),
         prev: None,
+        actor: None,
+    }
+}
+
+/// The implied first entry as shown: with its actor, the key that made the message. The chain
+/// starts from the hash of [`first_event`], without it (`created_by` in its facts already
+/// names the key), so stores written before the actor was shown verify as they did.
+pub(super) fn first_event_shown(m: &Message) -> Event {
+    Event {
+        actor: m.creator().map(str::to_string),
+        ..first_event(m)
     }
 }
 
@@ -558,6 +572,7 @@ where
         kind: note.kind.to_string(),
         data: note.data,
         prev,
+        actor: note.actor,
     };
     if new.status == Status::Sent
         && old.status != Status::Sent

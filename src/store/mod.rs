@@ -26,6 +26,7 @@
 //! | `optouts_erased` | SHA-256 of the store's salt · E.164 number (32) | JSON [`optout::ErasedOptOut`]: an opt-out whose number was erased |
 //! | `meta` | name | the store's own values: `optout_salt` (32 random bytes, made at the first open) |
 //! | `invoices` | invoice (`metadata.invoice`) · 0xFF · id (16); the one-byte key 0x02 once complete (0.1.0 marked it with the empty key and left plans' messages out: made again at open) | empty: messages about an invoice, for the dispute export and the admin page's search |
+//! | `audit` | entry id (ULID, 16); the one-byte key 0x00 for the chain's head | JSON [`audit::AuditEntry`]: admin actions through the API, hash-chained ([`audit`]) |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -52,6 +53,7 @@
 //! `remove_finished_messages`, `purge_inbound`, `purge_idempotency`, `purge_dead_webhooks`,
 //! `purge_unmatched_reports`), which [`crate::retention`] runs once a minute.
 
+pub mod audit;
 pub mod backup;
 pub mod history;
 pub mod hourly;
@@ -95,7 +97,8 @@ pub use listing::{ListFilter, NextDue};
 pub(crate) use messages::test_message;
 pub use messages::{Redacted, SweepStep};
 use messages::{
-    Row, TxTrees, first_event, first_event_hash, id_millis, insert_in, message_rows, update_in,
+    Row, TxTrees, first_event_hash, first_event_shown, id_millis, insert_in, message_rows,
+    update_in,
 };
 
 pub use model::{
@@ -205,6 +208,7 @@ struct Inner {
     templates: sled::Tree,
     hourly: sled::Tree,
     invoices: sled::Tree,
+    audit: sled::Tree,
     tombstones: sled::Tree,
     optouts_erased: sled::Tree,
     meta: sled::Tree,
@@ -323,6 +327,7 @@ impl Store {
             templates: db.open_tree("templates")?,
             hourly: db.open_tree("hourly")?,
             invoices: db.open_tree("invoices")?,
+            audit: db.open_tree("audit")?,
             tombstones: db.open_tree("tombstones")?,
             optouts_erased: db.open_tree("optouts_erased")?,
             optout_salt: optout::salt(&meta)?,
@@ -427,5 +432,7 @@ fn after_key(tree: &sled::Tree, after: Option<&[u8]>) -> sled::Iter {
 /// id is at least 17 bytes).
 pub(crate) const INVOICES_BUILT: [u8; 1] = [2];
 
-/// Attempts, 50 ms apart, to take the lock of a store this process has just closed.
-const LOCK_TRIES: u32 = 20;
+/// Attempts, 50 ms apart, to take the lock of a store this process has just closed: 3 s, as
+/// sled's thread may be slow to let go on a loaded machine. Only a store that is really held
+/// (by a running daemon) waits that long, and only to be refused.
+const LOCK_TRIES: u32 = 60;

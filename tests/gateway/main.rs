@@ -2,6 +2,7 @@
 //! PTY. In-process for most tests; `crash.rs` runs the real binary and kills it with SIGKILL.
 
 mod abuse;
+mod audit;
 mod auth;
 mod browser;
 mod campaign;
@@ -23,6 +24,7 @@ mod remote;
 mod replies;
 mod reports;
 mod retention;
+mod scopes;
 mod senders;
 mod store_cmd;
 mod twilio;
@@ -81,6 +83,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         reminders: Default::default(),
         clock: Clock::system(),
         modem_source: None,
+        key_source: None,
         twilio: Default::default(),
         // The receivers of these tests listen on 127.0.0.1; tests of the policy set their own.
         outbound: smsgate::outbound::OutboundPolicy::allowing_loopback(),

@@ -372,6 +372,20 @@ async fn an_erased_number_is_nowhere_and_its_stop_still_holds() {
         o["note"].as_str().is_some_and(|n| n.contains("erased")),
         "{o}"
     );
+    // In the audit log: who asked and what went, never the number.
+    let (code, audit) = r.get("/v1/audit").await;
+    assert_eq!(code, 200, "{audit}");
+    let entry = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "erasure")
+        .cloned()
+        .unwrap_or_else(|| panic!("no erasure in the audit log: {audit:#}"));
+    assert_eq!(entry["actor"], "test", "{entry}");
+    assert_eq!(entry["details"]["messages"], 2, "{entry}");
+    assert!(entry["target"].is_null(), "{entry}");
+    assert!(!audit.to_string().contains("2025550123"), "{audit:#}");
     // Again: nothing left to erase.
     let (code, again) = r.post("/v1/erasure", &json!({"number": CUSTOMER})).await;
     assert_eq!(code, 200);

@@ -184,6 +184,11 @@ pub async fn auth(
     }
     req.extensions_mut()
         .insert(Caller(format!("twilio:{}", account.sid)));
+    // The Twilio door sends and reads messages, nothing else: what `send` + `read` allow.
+    req.extensions_mut().insert(super::Scopes::from_iter([
+        super::Scope::Send,
+        super::Scope::Read,
+    ]));
     req.extensions_mut().insert(account);
     next.run(req).await
 }
@@ -539,6 +544,7 @@ pub async fn fetch(
 /// queued one, or an `unknown` or `failed` one not to be sent again.
 pub async fn update(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Extension(account): Extension<Account>,
     Path((_, file)): Path<(String, String)>,
     req_uri: axum::http::Uri,
@@ -573,9 +579,11 @@ pub async fn update(
             ));
         }
     }
-    let r = state
-        .store
-        .update(&id, |m| m.cancel(Canceller::Twilio).ok())?;
+    let r = state.store.update(&id, |m| {
+        m.cancel(Canceller::Twilio)
+            .ok()
+            .map(|n| n.by(Some(&caller)))
+    })?;
     let Some((m, changed)) = r else {
         return Err(TwilioError::not_found(req_uri.path()));
     };
@@ -613,9 +621,11 @@ async fn redact(
             ),
         ));
     }
+    let actor = format!("twilio:{}", account.sid);
     let m = match state.store.redact_text(
         id,
         "redacted through the Twilio-compatible API",
+        Some(&actor),
         state.clock.now(),
     )? {
         crate::store::Redacted::Now(m) | crate::store::Redacted::Already(m) => m,

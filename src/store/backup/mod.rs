@@ -22,7 +22,7 @@ pub use offline::{OpenError, in_use};
 pub use transfer::{ImportError, TransferSummary};
 
 /// Every tree of the store, in export order (see the table in [`crate::store`]).
-pub const TREES: [&str; 23] = [
+pub const TREES: [&str; 24] = [
     "messages",
     "due",
     "status",
@@ -43,6 +43,7 @@ pub const TREES: [&str; 23] = [
     "templates",
     "hourly",
     "invoices",
+    "audit",
     "tombstones",
     "optouts_erased",
     "meta",
@@ -231,6 +232,14 @@ pub(super) mod testing {
                 updated_by: "test".into(),
             },
         )
+        .unwrap();
+        s.append_audit(&crate::store::audit::NewAudit {
+            actor: "test",
+            action: "template.put",
+            target: Some("due_soon"),
+            details: Some(serde_json::json!({"text": "Hi {{ name }}"})),
+            at: Utc::now(),
+        })
         .unwrap();
         (s, ms)
     }
