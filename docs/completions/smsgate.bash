@@ -16,6 +16,9 @@ _smsgate() {
             ",$1")
                 cmd="smsgate"
                 ;;
+            smsgate,backup)
+                cmd="smsgate__subcmd__backup"
+                ;;
             smsgate,completions)
                 cmd="smsgate__subcmd__completions"
                 ;;
@@ -81,6 +84,9 @@ _smsgate() {
                 ;;
             smsgate__subcmd__config__subcmd__help,help)
                 cmd="smsgate__subcmd__config__subcmd__help__subcmd__help"
+                ;;
+            smsgate__subcmd__help,backup)
+                cmd="smsgate__subcmd__help__subcmd__backup"
                 ;;
             smsgate__subcmd__help,completions)
                 cmd="smsgate__subcmd__help__subcmd__completions"
@@ -410,12 +416,42 @@ _smsgate() {
 
     case "${cmd}" in
         smsgate)
-            opts="-h -V --help --version serve demo config pdu modem history store simulate status send messages inbound reminders optout tail completions man help"
+            opts="-h -V --help --version serve demo config pdu modem history store simulate status send messages inbound reminders optout backup tail completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__backup)
+            opts="-h --to --force --url --token --config --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -554,8 +590,22 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help)
-            opts="serve demo config pdu modem history store simulate status send messages inbound reminders optout tail completions man help"
+            opts="serve demo config pdu modem history store simulate status send messages inbound reminders optout backup tail completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__help__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi};
 
 #[cfg(test)]
 use super::{
-    admin, dashboard, demo, error, events, history, inbound, messages, optouts, reminders, reports,
-    system, templates, ussd, webhooks,
+    admin, backup, dashboard, demo, error, events, history, inbound, messages, optouts, reminders,
+    reports, system, templates, ussd, webhooks,
 };
 
 /// The document as served: `docs/openapi.json`, which the tests keep byte for byte equal to
@@ -36,7 +36,7 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
         inbound::list, inbound::get_one,
         optouts::list, optouts::get_one, optouts::add, optouts::remove,
         reports::unmatched,
-        system::modems, ussd::ussd, system::stats, admin::reload, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
+        system::modems, ussd::ussd, system::stats, admin::reload, backup::backup, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
         demo::phone, demo::reply,
     ),

@@ -21,7 +21,7 @@ pub mod store;
     version,
     about,
     long_about = None,
-    after_help = "status, send, messages, inbound, reminders, optout and tail talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
+    after_help = "status, send, messages, inbound, reminders, optout, tail and backup talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
 )]
 pub struct Cli {
     /// What to do.
@@ -77,6 +77,9 @@ pub enum Command {
     /// Add, remove or list opted-out numbers.
     #[command(subcommand, long_about = client::long_about::OPTOUT)]
     Optout(client::OptoutCommand),
+    /// Back up a running daemon's store into a file, for `smsgate store import`.
+    #[command(long_about = client::backup::LONG_ABOUT)]
+    Backup(client::BackupArgs),
     /// Follow a running daemon's events live (message status changes, received texts).
     #[command(long_about = client::long_about::TAIL)]
     Tail(client::TailArgs),
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reminders(cmd) => client::reminders(cmd),
         Command::Optout(cmd) => client::optout(cmd),
         Command::Tail(args) => client::tail(args),
+        Command::Backup(args) => client::backup(args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man => docs::man(),
         Command::Store(cmd) => store::run(cmd),

@@ -26,6 +26,7 @@ impl Store {
 
     /// Replaces the answer kept for an Idempotency-Key (call [`Store::durable`] after).
     pub fn put_idempotency(&self, key: &str, r: &IdempotencyRecord) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.inner.idempotency.insert(key.as_bytes(), encode(r)?)?;
         Ok(())
     }

@@ -193,6 +193,7 @@ impl Store {
         region: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Received, StoreError> {
+        let _w = self.writing();
         let i = &self.inner;
         let seen = fingerprint(modem, pdu);
         if i.inbound_seen.contains_key(seen)? {
@@ -297,6 +298,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Received, StoreError> {
+        let _w = self.writing();
         // Marked apart from PDU fingerprints: an answer is text, a PDU octets.
         let mut keyed = b"answer\0".to_vec();
         keyed.extend_from_slice(answer.as_bytes());
@@ -323,6 +325,7 @@ impl Store {
         seen: &[Vec<u8>],
         fragments: &[Vec<u8>],
     ) -> Result<(), StoreError> {
+        let _w = self.writing();
         let i = &self.inner;
         let id = id_key(&m.id).ok_or_else(|| StoreError::Corrupt {
             key: m.id.clone(),
@@ -358,6 +361,7 @@ impl Store {
         cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<InboundMessage>, StoreError> {
+        let _w = self.writing();
         // Group the held parts by message: the key up to (and with) the total octet.
         let mut groups: Vec<(Vec<u8>, Vec<HeldPart>)> = Vec::new();
         for r in self.inner.fragments.iter() {

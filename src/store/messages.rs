@@ -21,6 +21,7 @@ impl Store {
         messages: &[Message],
         idempotency: Option<(&str, &IdempotencyRecord)>,
     ) -> Result<(), StoreError> {
+        let _w = self.writing();
         let i = &self.inner;
         let rows = message_rows(messages)?;
         if idempotency.is_none() {
@@ -147,6 +148,7 @@ impl Store {
         F: Fn(&mut Message) -> Option<N>,
         N: Into<Note>,
     {
+        let _w = self.writing();
         let Some(key) = id_key(id) else {
             return Ok(None);
         };

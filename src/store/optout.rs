@@ -29,6 +29,7 @@ impl Store {
     /// Records an opt-out; `false` when the number was already opted out (the first record
     /// stays).
     pub fn opt_out(&self, o: &OptOut) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let v = encode(o)?;
         let r = self.inner.optouts.compare_and_swap(
             o.number.as_bytes(),
@@ -40,6 +41,7 @@ impl Store {
 
     /// Removes an opt-out; the record removed, `None` when the number was not opted out.
     pub fn opt_in(&self, number: &str) -> Result<Option<OptOut>, StoreError> {
+        let _w = self.writing();
         match self.inner.optouts.remove(number.as_bytes())? {
             Some(v) => Ok(Some(decode(number.as_bytes(), &v)?)),
             None => Ok(None),

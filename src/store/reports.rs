@@ -187,6 +187,7 @@ impl Store {
         pdu: &[u8],
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
+        let _w = self.writing();
         let seen = fingerprint(modem, pdu);
         if self.inner.inbound_seen.contains_key(seen)? {
             return Ok(ReportOutcome::Duplicate);
@@ -303,6 +304,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
+        let _w = self.writing();
         if self
             .inner
             .inbound_seen
@@ -399,6 +401,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
+        let _w = self.writing();
         let seen = fingerprint(modem, pdu);
         let mut id = ulid::Ulid::from_parts(now.timestamp_millis().max(0) as u64, rand_bits());
         // Ids sort by arrival, also within one millisecond (reports come from one task).
@@ -449,6 +452,7 @@ impl Store {
     /// [`REPORT_MAX_AGE`]): their reports will not come, or would no longer be matched.
     /// Returns how many were removed.
     pub fn sweep_reports(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        let _w = self.writing();
         let cutoff = cutoff.timestamp_millis().max(0) as u64;
         let mut removed = 0;
         for r in self.inner.reports.iter() {

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod auth;
+mod backup;
 mod browser;
 mod campaign;
 mod cli;

@@ -1,10 +1,10 @@
 //! The commands that talk to a running daemon over its HTTP API: `status`, `send`, `messages`,
-//! `inbound`, `reminders`, `optout` and `tail`. People get aligned tables (coloured on a
+//! `inbound`, `reminders`, `optout`, `tail` and `backup`. People get aligned tables (coloured on a
 //! terminal); `--json` prints the API's answers as they are, for scripts. Exit codes say what
 //! went wrong: see [`remote`].
 //!
 //! One file per command, each with its clap arguments and the code that runs it (`status.rs`,
-//! `send.rs`, `messages.rs`, `inbound.rs`, `reminders.rs`, `optout.rs`, `tail.rs`). Shared by
+//! `send.rs`, `messages.rs`, `inbound.rs`, `reminders.rs`, `optout.rs`, `tail.rs`, `backup.rs`). Shared by
 //! them: [`remote`] (finding the daemon, one request, exit codes), [`show`] (tables and text
 //! for people), [`paging`] (`--limit`, `--cursor`, `--all`), [`parse`] (times, pairs and JSON
 //! objects on the command line), and here the `--help` texts and `run_remote`, which runs a
@@ -29,6 +29,7 @@ http:// + `[http] listen`, and the first `[[api_keys]]` entry with a plain `toke
     };
 }
 
+pub mod backup;
 pub mod inbound;
 pub mod messages;
 pub mod optout;
@@ -52,6 +53,7 @@ use serde_json::value::RawValue;
 use self::remote::{Api, Failure, REQUEST_TIMEOUT, Remote};
 use self::show::{out, print_raw};
 
+pub use self::backup::{BackupArgs, backup};
 pub use self::inbound::{InboundCommand, inbound};
 pub use self::messages::{MessageId, MessageListArgs, MessagesCommand, messages};
 pub use self::optout::{OptoutCommand, optout};
