@@ -26,9 +26,9 @@ pub const TAKEN_AT_HEADER: &str = "smsgate-backup-taken-at";
 /// `POST /v1/admin/backup` (an admin action): the whole store at one point in time, as the
 /// JSON Lines of `smsgate store export`, for `smsgate store import` to restore.
 ///
-/// Writes are paused while the daemon writes the export to an unnamed file beside the store
-/// (the pause is in `smsgate-backup-paused-ms`), then resumed; the file is streamed afterwards,
-/// so a slow client does not hold the store. Every message acknowledged before the request
+/// Writes are paused while the daemon copies the store's records into an unnamed file beside
+/// it (the pause is in `smsgate-backup-paused-ms`), then resumed; the export is written from
+/// that copy and streamed afterwards, so a slow client does not hold the store. Every message acknowledged before the request
 /// was made is in it, with its whole history; one acknowledged while it runs may be or not,
 /// never in part. `Content-Length` is the export's exact length, and its last line
 /// (`{"end":true,"records":N}`) closes it: an answer cut short shows. One backup at a time

@@ -36,7 +36,7 @@ pub struct BackupArgs {
 
 /// `--help` of `smsgate backup`.
 pub const LONG_ABOUT: &str = concat!(
-    "Back up a running daemon's store (`POST /v1/admin/backup`, an admin action): every tree at one point in time, in the JSON Lines of `smsgate store export`. Restore it with `smsgate store import --input FILE --store DIR` into a new directory, then point `[storage] path` at it. Every message acknowledged before the backup began is in it, with its whole history; the daemon pauses writes only while it writes the export to a local file, not while this command reads it.\n\n",
+    "Back up a running daemon's store (`POST /v1/admin/backup`, an admin action): every tree at one point in time, in the JSON Lines of `smsgate store export`. Restore it with `smsgate store import --input FILE --store DIR` into a new directory, then point `[storage] path` at it. Every message acknowledged before the backup began is in it, with its whole history; the daemon pauses writes only while it copies the store to a local file, not while this command reads the backup.\n\n",
     "FILE is written as FILE.partial, checked whole (length, header and end line), fsynced and renamed: FILE is never a backup cut short. An existing FILE is refused unless --force. Prints the records, bytes and how long writes were paused (--json: an object).\n\n",
     about_remote!()
 );
