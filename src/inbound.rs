@@ -57,6 +57,8 @@ pub struct OptOutRequest {
     pub inbound_id: Option<String>,
     /// The caller's note.
     pub note: Option<String>,
+    /// The API key that asked, for `api` (recorded in the histories and the event).
+    pub actor: Option<String>,
 }
 
 impl Inbox {
@@ -139,6 +141,7 @@ impl Inbox {
                             keyword: Some(m.text.trim().to_string()),
                             inbound_id: Some(m.id.clone()),
                             note: None,
+                            actor: None,
                         })
                         .await?;
                 }
@@ -153,7 +156,7 @@ impl Inbox {
             Some(Keyword::Start) if i.store.is_opted_out(first)? => {
                 for number in &numbers {
                     if i.store.is_opted_out(number)? {
-                        self.opt_in(number, "keyword", Some(&m.id)).await?;
+                        self.opt_in(number, "keyword", Some(&m.id), None).await?;
                     }
                 }
                 self.send_system(first, &i.optout.start_reply, "opt_in_confirmation", now)
@@ -311,7 +314,7 @@ impl Inbox {
         };
         let newly = i.store.opt_out(&rec)?;
         // Also when it was already opted out: a message accepted meanwhile is cancelled too.
-        let cancelled = self.cancel_waiting(&r.number)?;
+        let cancelled = self.cancel_waiting(&r.number, r.actor.as_deref())?;
         if newly {
             let how = match (&r.keyword, r.source) {
                 (Some(k), _) => format!("{} opted out: texted {k:?}", r.number),
@@ -321,19 +324,23 @@ impl Inbox {
                 &r.number,
                 &how,
                 json!({"opted_out": true, "source": r.source, "keyword": r.keyword, "inbound_id": r.inbound_id}),
+                r.actor.as_deref(),
             )?;
             i.webhooks
                 .enqueue(
                     EventType::OptoutChanged,
-                    json!({
-                        "number": r.number,
-                        "opted_out": true,
-                        "source": r.source,
-                        "keyword": r.keyword,
-                        "inbound_id": r.inbound_id,
-                        "at": now,
-                        "cancelled_messages": cancelled,
-                    }),
+                    with_actor(
+                        json!({
+                            "number": r.number,
+                            "opted_out": true,
+                            "source": r.source,
+                            "keyword": r.keyword,
+                            "inbound_id": r.inbound_id,
+                            "at": now,
+                            "cancelled_messages": cancelled,
+                        }),
+                        r.actor.as_deref(),
+                    ),
                     None,
                     "",
                 )
@@ -350,6 +357,7 @@ impl Inbox {
         number: &str,
         source: &str,
         inbound_id: Option<&str>,
+        actor: Option<&str>,
     ) -> Result<Option<OptOut>, WebhookError> {
         let i = &self.inner;
         let Some(old) = i.store.opt_in(number)? else {
@@ -359,18 +367,22 @@ impl Inbox {
             number,
             &format!("{number} opted back in ({source})"),
             json!({"opted_out": false, "source": source, "inbound_id": inbound_id}),
+            actor,
         )?;
         i.webhooks
             .enqueue(
                 EventType::OptoutChanged,
-                json!({
-                    "number": number,
-                    "opted_out": false,
-                    "source": source,
-                    "inbound_id": inbound_id,
-                    "at": i.clock.now(),
-                    "opted_out_since": old.opted_out_at,
-                }),
+                with_actor(
+                    json!({
+                        "number": number,
+                        "opted_out": false,
+                        "source": source,
+                        "inbound_id": inbound_id,
+                        "at": i.clock.now(),
+                        "opted_out_since": old.opted_out_at,
+                    }),
+                    actor,
+                ),
                 None,
                 "",
             )
@@ -387,6 +399,7 @@ impl Inbox {
         number: &str,
         reason: &str,
         data: serde_json::Value,
+        actor: Option<&str>,
     ) -> Result<(), StoreError> {
         let i = &self.inner;
         let last = i
@@ -397,21 +410,23 @@ impl Inbox {
             .max_by_key(|m| m.sent_at);
         if let Some(m) = last {
             i.store.update(&m.id, |_| {
-                Some(Note::new("opt_out", reason.to_string(), data.clone()))
+                Some(Note::new("opt_out", reason.to_string(), data.clone()).by(actor))
             })?;
         }
         Ok(())
     }
 
     /// Cancels the waiting messages to a number that opted out; their ids.
-    fn cancel_waiting(&self, number: &str) -> Result<Vec<String>, StoreError> {
+    fn cancel_waiting(&self, number: &str, actor: Option<&str>) -> Result<Vec<String>, StoreError> {
         let i = &self.inner;
         let mut out = Vec::new();
         for m in i.store.messages_to(number, usize::MAX)? {
             if !m.status.is_waiting() || m.is_from_gateway() {
                 continue;
             }
-            let r = i.store.update(&m.id, |msg| msg.cancel_opted_out().ok())?;
+            let r = i.store.update(&m.id, |msg| {
+                msg.cancel_opted_out().ok().map(|n| n.by(actor))
+            })?;
             if r.is_some_and(|(_, changed)| changed) {
                 out.push(m.id);
             }
@@ -682,4 +697,12 @@ impl crate::webhook::TwimlHandler for Inbox {
     ) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.twiml_answer(entry, answer))
     }
+}
+
+/// An event's `data` with the API key that caused it (`actor`), when one did.
+fn with_actor(mut data: serde_json::Value, actor: Option<&str>) -> serde_json::Value {
+    if let (Some(obj), Some(a)) = (data.as_object_mut(), actor) {
+        obj.insert("actor".into(), a.into());
+    }
+    data
 }

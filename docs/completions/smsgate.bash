@@ -16,6 +16,9 @@ _smsgate() {
             ",$1")
                 cmd="smsgate"
                 ;;
+            smsgate,audit)
+                cmd="smsgate__subcmd__audit"
+                ;;
             smsgate,backup)
                 cmd="smsgate__subcmd__backup"
                 ;;
@@ -84,6 +87,9 @@ _smsgate() {
                 ;;
             smsgate__subcmd__config__subcmd__help,help)
                 cmd="smsgate__subcmd__config__subcmd__help__subcmd__help"
+                ;;
+            smsgate__subcmd__help,audit)
+                cmd="smsgate__subcmd__help__subcmd__audit"
                 ;;
             smsgate__subcmd__help,backup)
                 cmd="smsgate__subcmd__help__subcmd__backup"
@@ -416,12 +422,54 @@ _smsgate() {
 
     case "${cmd}" in
         smsgate)
-            opts="-h -V --help --version serve demo config pdu modem history store simulate status send messages inbound reminders optout backup tail completions man help"
+            opts="-h -V --help --version serve demo config pdu modem history store simulate status send messages inbound reminders optout audit backup tail completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__audit)
+            opts="-h --actor --since --limit --cursor --all --url --token --config --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --actor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -590,8 +638,22 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help)
-            opts="serve demo config pdu modem history store simulate status send messages inbound reminders optout backup tail completions man help"
+            opts="serve demo config pdu modem history store simulate status send messages inbound reminders optout audit backup tail completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

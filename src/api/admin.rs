@@ -1,9 +1,10 @@
 //! `POST /v1/admin/reload`: the modems of the configuration file, applied while running.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
 
 /// What a reload did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -36,19 +37,30 @@ pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<ReloadSummary, Relo
 
 /// `POST /v1/admin/reload`: reads the configuration file again and adds, removes or
 /// reconfigures modems (like `SIGHUP`). A modem being removed or restarted finishes the message
-/// in hand first. An invalid file changes nothing (422, with the key and line).
+/// in hand first. An invalid file changes nothing (422, with the key and line). Every reload
+/// asked for is in the audit log (`reload`), with what it did or why it did nothing.
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "gateway",
     responses((status = 200, body = ReloadSummary), (status = 401, body = super::error::Problem),
         (status = 409, body = super::error::Problem), (status = 422, body = super::error::Problem)),
     security(("bearer" = [])))]
-pub async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn reload(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     state
         .reload
         .send(tx)
         .await
         .map_err(|_| ApiError::unavailable("the gateway is stopping"))?;
-    match rx.await {
+    let outcome = rx.await;
+    let details = match &outcome {
+        Ok(Ok(summary)) => serde_json::json!({ "ok": true, "summary": summary }),
+        Ok(Err(e)) => serde_json::json!({ "ok": false, "error": e.to_string() }),
+        Err(_) => serde_json::json!({ "ok": false, "error": "the gateway is stopping" }),
+    };
+    super::audit::record(&state, &caller, "reload", None, Some(details)).await?;
+    match outcome {
         Ok(Ok(summary)) => Ok(axum::Json(summary).into_response()),
         Ok(Err(e @ ReloadError::NoConfigFile)) => {
             Err(ApiError::conflict("no_config_file", e.to_string()))

@@ -233,8 +233,10 @@ pub struct DashboardView {
 
 /// `GET /v1/dashboard/search` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// A phone number or an invoice reference.
+    /// A phone number or an invoice reference: 1 to 100 characters, not blank.
+    #[param(min_length = 1, max_length = 100, pattern = r"\S")]
     pub q: String,
 }
 

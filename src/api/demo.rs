@@ -155,10 +155,11 @@ pub struct PhoneView {
 pub struct PhoneReply {
     /// The customer who answers: the number a message went to (E.164, or national digits with
     /// `[sms] default_region`).
-    #[schema(example = "+12025550123")]
+    #[schema(value_type = crate::domain::schema::PhoneNumberInput)]
     pub from: String,
-    /// The answer, e.g. an option of the message's `reply_options` (1 to 1000 characters).
-    #[schema(example = "1")]
+    /// The answer, e.g. an option of the message's `reply_options` (1 to 1000 characters, not
+    /// blank).
+    #[schema(example = "1", min_length = 1, max_length = 1000, pattern = r"\S")]
     pub text: String,
 }
 

@@ -42,7 +42,8 @@ pub enum Format {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// Every message to this number (any form).
+    /// Every message to this number (any form). Give `to`, `invoice` or both.
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     to: Option<String>,
     /// Every message whose `metadata.invoice` is this.
     invoice: Option<String>,

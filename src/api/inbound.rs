@@ -16,12 +16,15 @@ pub struct InboundQuery {
     /// Only received at or after (RFC 3339).
     since: Option<DateTime<FixedOffset>>,
     /// Only from this number (any form).
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     from: Option<String>,
     /// Only messages that could not be read (`decode_error` and `raw_answer` set).
     unreadable: Option<bool>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<crate::domain::schema::IdCursor>)]
     cursor: Option<String>,
 }
 

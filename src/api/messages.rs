@@ -23,10 +23,13 @@ pub const MAX_BATCH: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     /// Phone number; E.164 (`+12025550123`), or national with `[sms] default_region`.
-    #[schema(example = "+12025550123")]
+    #[schema(value_type = crate::domain::schema::PhoneNumberInput)]
     pub to: String,
     /// The text: 1 to `max_parts` SMS parts.
-    #[schema(example = "Invoice INV-1042: $120.50 is due Dec 1. Reply 1 for a call.")]
+    #[schema(
+        example = "Invoice INV-1042: $120.50 is due Dec 1. Reply 1 for a call.",
+        min_length = 1
+    )]
     pub text: String,
     /// Not before this time (RFC 3339).
     send_at: Option<DateTime<FixedOffset>>,
@@ -35,8 +38,10 @@ pub struct NewMessage {
     /// Order among due messages (default `normal`).
     priority: Option<Priority>,
     /// Reply choices offered in the text, e.g. `{"1": "call_me", "2": "pay_minimum"}`.
+    #[schema(value_type = Option<crate::domain::schema::ReplyOptions>)]
     reply_options: Option<BTreeMap<String, String>>,
     /// `http(s)` URL for this message's events.
+    #[schema(value_type = Option<crate::domain::schema::CallbackUrl>)]
     callback_url: Option<String>,
     /// A JSON object (at most 4 KiB), returned as given.
     #[schema(value_type = Option<Object>)]
@@ -44,13 +49,13 @@ pub struct NewMessage {
     /// Ask for a delivery report (default from config).
     status_report: Option<bool>,
     /// Longest acceptable delay past the due time, e.g. `"6h"`.
-    #[schema(example = "6h")]
+    #[schema(value_type = Option<crate::domain::schema::DurationText>)]
     max_lateness: Option<String>,
     /// Local hours it may go out in (outside them it waits); default none, or `[send_window]`
     /// with `all_messages = true`.
     send_window: Option<crate::reminders::plan::WindowTimes>,
     /// The recipient's IANA time zone, for `send_window` (default `[reminders] timezone`).
-    #[schema(example = "America/New_York")]
+    #[schema(value_type = Option<crate::domain::schema::TimeZone>)]
     timezone: Option<String>,
 }
 
@@ -59,6 +64,7 @@ pub struct NewMessage {
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     /// 1 to 1000 messages.
+    #[schema(min_items = 1, max_items = 1000)]
     pub messages: Vec<NewMessage>,
 }
 
@@ -384,7 +390,7 @@ pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
 /// `POST /v1/messages`
 #[utoipa::path(post, path = "/v1/messages", tag = "messages",
     request_body = NewMessage,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer: 1 to 255 printable ASCII characters, not starting or ending with a space.", min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$")),
     responses(
         (status = 201, description = "Accepted and on disk", body = MessageView),
         (status = 400, body = super::error::Problem), (status = 401, body = super::error::Problem),
@@ -484,7 +490,7 @@ pub(crate) fn json_field_error(
 /// `POST /v1/messages/batch`: all or nothing, one flush.
 #[utoipa::path(post, path = "/v1/messages/batch", tag = "messages",
     request_body = Batch,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer: 1 to 255 printable ASCII characters, not starting or ending with a space.", min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$")),
     responses(
         (status = 201, description = "All accepted and on disk", body = BatchCreated),
         (status = 400, body = super::error::Problem), (status = 401, body = super::error::Problem),
@@ -575,14 +581,18 @@ pub async fn get_one(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this status.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
     /// Only to this number (any form).
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     to: Option<String>,
     /// Only created at or after (RFC 3339).
     since: Option<DateTime<FixedOffset>>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<crate::domain::schema::IdCursor>)]
     cursor: Option<String>,
 }
 
@@ -646,11 +656,14 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (m, changed) = state
         .store
-        .update(&id, |m| m.cancel(Canceller::Api).ok())?
+        .update(&id, |m| {
+            m.cancel(Canceller::Api).ok().map(|n| n.by(Some(&caller)))
+        })?
         .ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
     if !changed && m.status != Status::Cancelled {
         return Err(ApiError::conflict(
@@ -675,10 +688,13 @@ pub async fn cancel(
     security(("bearer" = [])))]
 pub async fn requeue(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    let r = state.store.update(&id, |m| m.requeue(now).ok())?;
+    let r = state
+        .store
+        .update(&id, |m| m.requeue(now).ok().map(|n| n.by(Some(&caller))))?;
     let (m, changed) = r.ok_or_else(|| ApiError::not_found(format!("no message {id}")))?;
     if !changed {
         let why = match m.requeueable(now) {

@@ -3,6 +3,7 @@
 //! Every write is on disk (flushed and fsynced, group commit) before its 2xx answer.
 
 pub mod admin;
+pub mod audit;
 pub mod backup;
 pub mod dashboard;
 pub mod demo;
@@ -320,6 +321,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/{id}/retry", post(webhooks::retry))
         .route("/admin/reload", post(admin::reload))
         .route("/admin/backup", post(backup::backup))
+        .route("/audit", get(audit::list))
         .route("/dashboard", get(dashboard::summary))
         .route("/dashboard/search", get(dashboard::search));
     // The demo's simulated phones: routes that only `smsgate demo` has.

@@ -305,6 +305,19 @@ impl<'a> Renderer<'a> {
             let _ = writeln!(out, "A string, one of: {}.\n", enum_values(values));
         } else if s.get("$ref").is_none() {
             let _ = writeln!(out, "Type: {}.\n", self.type_of(s));
+            let stated = rules(s);
+            if !stated.is_empty() {
+                let _ = writeln!(out, "Accepted: {}.\n", stated.join("; "));
+            }
+            if let Some(key) = s.get("propertyNames") {
+                let _ = writeln!(out, "Keys: {}.\n", rules(key).join("; "));
+            }
+            if s["additionalProperties"].is_object() {
+                let values = rules(&s["additionalProperties"]);
+                if !values.is_empty() {
+                    let _ = writeln!(out, "Values: {}.\n", values.join("; "));
+                }
+            }
         }
     }
 
@@ -469,13 +482,51 @@ fn enum_values(values: &[Value]) -> String {
 
 /// A description with the schema's example, if it has one.
 fn with_example(description: &str, s: &Value) -> String {
+    let mut text = description.to_string();
+    let stated = rules(s);
+    if !stated.is_empty() {
+        let sep = if text.is_empty() { "" } else { " " };
+        text = format!("{text}{sep}Accepted: {}.", stated.join("; "));
+    }
     let example = match &s["example"] {
-        Value::Null => return description.to_string(),
+        Value::Null => return text,
         Value::String(e) => e.clone(),
         other => other.to_string(),
     };
-    let sep = if description.is_empty() { "" } else { " " };
-    format!("{description}{sep}Example: `{example}`.")
+    let sep = if text.is_empty() { "" } else { " " };
+    format!("{text}{sep}Example: `{example}`.")
+}
+
+/// The limits a schema states, in words: lengths, ranges, counts and the pattern.
+fn rules(s: &Value) -> Vec<String> {
+    let range = |min: &str, max: &str, unit: &str| {
+        let (lo, hi) = (&s[min], &s[max]);
+        let unit = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {unit}")
+        };
+        match (lo.is_null(), hi.is_null()) {
+            (false, false) => Some(format!("{lo} to {hi}{unit}")),
+            (false, true) if lo == 1 => Some(format!("at least 1{}", unit.trim_end_matches('s'))),
+            (false, true) => Some(format!("at least {lo}{unit}")),
+            (true, false) => Some(format!("at most {hi}{unit}")),
+            (true, true) => None,
+        }
+    };
+    let mut out: Vec<String> = [
+        range("minLength", "maxLength", "characters"),
+        range("minimum", "maximum", ""),
+        range("minItems", "maxItems", "items"),
+        range("minProperties", "maxProperties", "entries"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(p) = s["pattern"].as_str() {
+        out.push(format!("matches `{p}`"));
+    }
+    out
 }
 
 fn one_line(s: &str) -> String {

@@ -1,13 +1,14 @@
 //! `/v1/opt-outs`: numbers that get no messages, kept in step with the billing system's own
 //! records. Opting out through the API sends the customer nothing.
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ApiError, ApiJson, AppState, FieldError};
+use super::{ApiError, ApiJson, AppState, Caller, FieldError};
 use crate::inbound::OptOutRequest;
 use crate::store::optout::OptOut;
 
@@ -17,6 +18,7 @@ use crate::store::optout::OptOut;
 #[into_params(parameter_in = Query)]
 pub struct OptOutQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
     cursor: Option<String>,
@@ -35,14 +37,18 @@ pub struct OptOutPage {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOptOut {
-    /// One number (any form; `[sms] default_region` applies without `+`).
+    /// One number (any form; `[sms] default_region` applies without `+`). Give exactly one of
+    /// `number` and `numbers`.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     pub number: Option<String>,
-    /// Or up to 1000 numbers.
+    /// Or 1 to 1000 numbers.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::domain::schema::PhoneNumberInput>>, min_items = 1, max_items = 1000)]
     pub numbers: Option<Vec<String>>,
-    /// Why, for the record.
+    /// Why, for the record: at most 500 bytes (UTF-8).
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub note: Option<String>,
 }
 
@@ -87,7 +93,7 @@ fn number(state: &AppState, field: &str, n: &str) -> Result<String, FieldError> 
 
 /// `GET /v1/opt-outs/{number}`: 404 when the number is not opted out.
 #[utoipa::path(get, path = "/v1/opt-outs/{number}", tag = "opt-outs",
-    params(("number" = String, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
+    params(("number" = crate::domain::schema::PhoneNumberInput, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
     responses((status = 200, body = OptOut), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
@@ -113,6 +119,7 @@ pub async fn get_one(
     security(("bearer" = [])))]
 pub async fn add(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let req: NewOptOut = serde_path_to_error::deserialize(&body)
@@ -157,13 +164,22 @@ pub async fn add(
                 keyword: None,
                 inbound_id: None,
                 note: req.note.clone(),
+                actor: Some(caller.clone()),
             })
             .await?;
         added += usize::from(newly);
+        super::audit::append(
+            &state,
+            &caller,
+            "optout.add",
+            Some(&n),
+            Some(serde_json::json!({ "newly": newly, "note": req.note })),
+        )?;
         if let Some(o) = state.store.optout(&n)? {
             out.push(o);
         }
     }
+    state.store.durable().await?;
     let code = if added > 0 {
         StatusCode::CREATED
     } else {
@@ -182,20 +198,29 @@ pub async fn add(
 /// `DELETE /v1/opt-outs/{number}`: the number may get messages again (no text is sent to
 /// it); the removed opt-out, 404 when it was not opted out.
 #[utoipa::path(delete, path = "/v1/opt-outs/{number}", tag = "opt-outs",
-    params(("number" = String, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
+    params(("number" = crate::domain::schema::PhoneNumberInput, Path, description = "The number (E.164, URL-encoded `+` as %2B)")),
     responses((status = 200, body = OptOut), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
     security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(n): Path<String>,
 ) -> Result<Response, ApiError> {
     let n = number(&state, "number", &n).map_err(|e| ApiError::validation(vec![e]))?;
     let o = state
         .inbox
-        .opt_in(&n, "api", None)
+        .opt_in(&n, "api", None, Some(&caller))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{n} is not opted out")))?;
+    super::audit::record(
+        &state,
+        &caller,
+        "optout.remove",
+        Some(&n),
+        Some(serde_json::json!({ "opted_out_since": o.opted_out_at })),
+    )
+    .await?;
     Ok(axum::Json(o).into_response())
 }

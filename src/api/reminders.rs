@@ -328,12 +328,16 @@ pub async fn get_one(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only plans to this number (any form).
+    #[param(value_type = Option<crate::domain::schema::PhoneNumberInput>)]
     to: Option<String>,
     /// Only plans in this status (`active`, `paid`, `cancelled`).
+    #[param(value_type = Option<crate::store::plans::PlanStatus>)]
     status: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<crate::domain::schema::IdCursor>)]
     cursor: Option<String>,
 }
 
@@ -389,11 +393,12 @@ async fn change(
     id: &str,
     decide: impl Fn(&Plan, &BTreeMap<String, Message>) -> Decision<Outcome>,
     idempotency: Option<(&str, &IdempotencyRecord)>,
+    actor: &str,
 ) -> Result<Plan, ApiError> {
     let p = find(st, id)?;
     let (plan, outcome) = st
         .store
-        .change_plan(&p.id, decide, idempotency)?
+        .change_plan(&p.id, decide, idempotency, Some(actor))?
         .ok_or_else(|| ApiError::not_found(format!("no reminder plan {id:?}")))?;
     match outcome {
         Ok(()) => {}
@@ -426,7 +431,7 @@ fn body_or_default<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Resul
 /// sent once. Again on a paid plan: the plan, nothing sent.
 #[utoipa::path(post, path = "/v1/reminders/{id}/paid", tag = "reminders",
     params(("id" = String, Path, description = "Plan id or invoice reference")),
-    request_body(content = Option<Paid>, description = "Optional"),
+    request_body(content = Option<Paid>, description = "May be left out: no body is `{}`"),
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
@@ -439,7 +444,7 @@ pub async fn paid(
 ) -> Result<Response, ApiError> {
     let req: Paid = body_or_default(&body)?;
     let c = ctx(&st, &caller);
-    let p = change(&st, &id, |p, m| plan::paid(&c, p, m, &req), None).await?;
+    let p = change(&st, &id, |p, m| plan::paid(&c, p, m, &req), None, &caller).await?;
     tracing::info!(plan_id = %p.id, invoice = %p.invoice, "invoice paid");
     Ok(axum::Json(view(&st, &p)?).into_response())
 }
@@ -449,8 +454,8 @@ pub async fn paid(
 /// same `Idempotency-Key` to be safe.
 #[utoipa::path(post, path = "/v1/reminders/{id}/payment-failed", tag = "reminders",
     params(("id" = String, Path, description = "Plan id or invoice reference"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer")),
-    request_body(content = Option<PaymentFailed>, description = "Optional"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key and body returns the first answer: 1 to 255 printable ASCII characters, not starting or ending with a space.", min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$")),
+    request_body(content = Option<PaymentFailed>, description = "May be left out: no body is `{}`"),
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
@@ -486,6 +491,7 @@ pub async fn payment_failed(
                 &id,
                 |p, m| plan::payment_failed(&c, p, m, &req),
                 first.as_ref().map(|(k, r)| (k.as_str(), r)),
+                &caller,
             )
             .await?;
             let out = to_json(&view(&s2, &p)?)?;
@@ -519,7 +525,7 @@ pub async fn patch(
     let req: PlanPatch =
         serde_path_to_error::deserialize(&body).map_err(|e| json_field_error(&e, ""))?;
     let c = ctx(&st, &caller);
-    let p = change(&st, &id, |p, m| plan::patch(&c, p, m, &req), None).await?;
+    let p = change(&st, &id, |p, m| plan::patch(&c, p, m, &req), None, &caller).await?;
     tracing::info!(plan_id = %p.id, invoice = %p.invoice, "reminder plan rescheduled");
     Ok(axum::Json(view(&st, &p)?).into_response())
 }
@@ -532,10 +538,11 @@ pub async fn patch(
     security(("bearer" = [])))]
 pub async fn cancel(
     State(st): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let now = st.clock.now();
-    let p = change(&st, &id, |p, m| plan::cancel(p, m, now), None).await?;
+    let p = change(&st, &id, |p, m| plan::cancel(p, m, now), None, &caller).await?;
     tracing::info!(plan_id = %p.id, invoice = %p.invoice, "reminder plan cancelled");
     Ok(axum::Json(view(&st, &p)?).into_response())
 }

@@ -13,8 +13,10 @@ use crate::store::reports::UnmatchedReport;
 #[into_params(parameter_in = Query)]
 pub struct UnmatchedQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<crate::domain::schema::IdCursor>)]
     cursor: Option<String>,
 }
 

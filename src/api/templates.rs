@@ -56,9 +56,10 @@ pub struct TemplateList {
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     /// The template source: text with `{{ variables }}`, `{% if %}` blocks and the `money` and
-    /// `date` filters.
+    /// `date` filters. At most 4096 bytes (UTF-8); it must render with a plan's variables.
     #[schema(
-        example = "Hi {{ name }}, invoice {{ invoice }} for {{ amount | money }} is due {{ due_date | date }}. {{ opt_out_hint }}"
+        example = "Hi {{ name }}, invoice {{ invoice }} for {{ amount | money }} is due {{ due_date | date }}. {{ opt_out_hint }}",
+        max_length = 4096
     )]
     pub text: String,
 }
@@ -159,7 +160,7 @@ pub async fn list(State(st): State<AppState>) -> Result<Response, ApiError> {
 
 /// `GET /v1/templates/{name}`
 #[utoipa::path(get, path = "/v1/templates/{name}", tag = "reminders",
-    params(("name" = String, Path, description = "Template name")),
+    params(("name" = crate::domain::schema::TemplateName, Path, description = "Template name")),
     responses((status = 200, body = TemplateView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
     security(("bearer" = [])))]
@@ -175,7 +176,7 @@ pub async fn get_one(
 /// `PUT /v1/templates/{name}`: checked (syntax, filters, length with sample values) before it
 /// is stored.
 #[utoipa::path(put, path = "/v1/templates/{name}", tag = "reminders",
-    params(("name" = String, Path, description = "Template name")),
+    params(("name" = crate::domain::schema::TemplateName, Path, description = "Template name")),
     request_body = TemplateBody,
     responses((status = 200, body = TemplateView), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
@@ -194,15 +195,16 @@ pub async fn put(
         return Err(ApiError::field("text", "is longer than 4096 bytes"));
     }
     preview(&st, &b.text).map_err(|e| ApiError::field("text", e.to_string()))?;
+    let details = serde_json::json!({ "text": b.text });
     st.store.put_template(
         &name,
         &StoredTemplate {
             text: b.text,
             updated_at: st.clock.now(),
-            updated_by: caller,
+            updated_by: caller.clone(),
         },
     )?;
-    st.store.durable().await?;
+    super::audit::record(&st, &caller, "template.put", Some(&name), Some(details)).await?;
     tracing::info!(template = %name, "template set");
     let v = view_of(&st, &name)?.ok_or_else(|| ApiError::internal("the template vanished"))?;
     Ok(axum::Json(v).into_response())
@@ -211,12 +213,13 @@ pub async fn put(
 /// `DELETE /v1/templates/{name}`: removes the template set through the API (the config
 /// file's or the shipped one applies again).
 #[utoipa::path(delete, path = "/v1/templates/{name}", tag = "reminders",
-    params(("name" = String, Path, description = "Template name")),
+    params(("name" = crate::domain::schema::TemplateName, Path, description = "Template name")),
     responses((status = 204, description = "Removed"), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
     security(("bearer" = [])))]
 pub async fn remove(
     State(st): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     if !st.store.delete_template(&name)? {
@@ -224,6 +227,6 @@ pub async fn remove(
             "no template {name:?} was set through the API"
         )));
     }
-    st.store.durable().await?;
+    super::audit::record(&st, &caller, "template.delete", Some(&name), None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, AppState, FieldError};
+use super::{ApiError, ApiJson, AppState, Caller, FieldError};
 use crate::modem::ModemState;
 use crate::modem::error::ModemError;
 
@@ -16,8 +17,10 @@ use crate::modem::error::ModemError;
 #[serde(deny_unknown_fields)]
 pub struct UssdRequest {
     /// The code: digits, `*`, `#` and `+` (e.g. `*100#`).
+    #[schema(value_type = crate::domain::schema::UssdCode)]
     pub code: String,
-    /// How long to wait for the operator's answer, in seconds (default 30, at most 120).
+    /// How long to wait for the operator's answer, in seconds (default 30; below 1 counts as 1,
+    /// above 120 as 120).
     pub timeout_seconds: Option<u64>,
 }
 
@@ -36,7 +39,8 @@ pub struct UssdResult {
 }
 
 /// `POST /v1/modems/{name}/ussd`: sends a USSD code (e.g. `*100#` for a prepaid balance) and
-/// returns the operator's answer.
+/// returns the operator's answer. Every code sent is in the audit log (`ussd`), with the
+/// answer.
 #[utoipa::path(post, path = "/v1/modems/{name}/ussd", tag = "gateway",
     params(("name" = String, Path, description = "The modem's name")),
     request_body = UssdRequest,
@@ -47,6 +51,7 @@ pub struct UssdResult {
     security(("bearer" = [])))]
 pub async fn ussd(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<UssdRequest>,
 ) -> Result<Response, ApiError> {
@@ -69,7 +74,13 @@ pub async fn ussd(
             format!("modem {name} is {}", modem.status().state.as_str()),
         ));
     }
-    match modem.ussd(&code, timeout).await {
+    let result = modem.ussd(&code, timeout).await;
+    let details = match &result {
+        Ok(answer) => serde_json::json!({ "code": code, "ok": true, "answer": answer.text }),
+        Err(e) => serde_json::json!({ "code": code, "ok": false, "error": e.to_string() }),
+    };
+    super::audit::record(&state, &caller, "ussd", Some(&name), Some(details)).await?;
+    match result {
         Ok(answer) => {
             let amount = answer.text.as_deref().and_then(crate::modem::ussd::amount);
             tracing::info!(modem = %name, code, answer = ?answer.text, "USSD answered");

@@ -22,11 +22,13 @@ impl From<WebhookError> for ApiError {
 #[into_params(parameter_in = Query)]
 pub struct FailedQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The previous page's `next_cursor`.
     cursor: Option<u64>,
     /// `dead` (the default): deliveries given up; `retrying`: deliveries that failed at least
     /// once (wrong secret, receiver down) and wait for their next attempt, not yet given up.
+    #[param(value_type = Option<String>, pattern = "^(dead|retrying)$")]
     state: Option<String>,
 }
 

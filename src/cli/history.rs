@@ -38,7 +38,8 @@ pub enum ExportFormat {
 /// `smsgate history …`
 #[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
-    /// Check every message's hash chain (or one message's); exit 3 when one is broken.
+    /// Check every message's hash chain (or one message's) and the audit log's; exit 3 when
+    /// one is broken.
     Verify {
         /// Where the store is.
         #[command(flatten)]
@@ -133,18 +134,44 @@ pub fn run(cmd: HistoryCommand) -> ExitCode {
                     }
                 },
             };
+            // The audit log's chain is checked with every message's (not with one message's).
+            let audit = match id {
+                Some(_) => None,
+                None => match s.verify_audit() {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            let audit_broken = audit.as_ref().is_some_and(|a| !a.verified);
             let mut out = std::io::stdout().lock();
             if json {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({
-                        "messages": report.messages,
-                        "entries": report.entries,
-                        "broken": report.broken.iter().map(|(id, p)| serde_json::json!({"id": id, "problem": p})).collect::<Vec<_>>(),
-                    })
-                );
+                let mut v = serde_json::json!({
+                    "messages": report.messages,
+                    "entries": report.entries,
+                    "broken": report.broken.iter().map(|(id, p)| serde_json::json!({"id": id, "problem": p})).collect::<Vec<_>>(),
+                });
+                if let (Some(obj), Some(a)) = (v.as_object_mut(), &audit) {
+                    obj.insert("audit".into(), serde_json::json!(a));
+                }
+                let _ = writeln!(out, "{v}");
             } else {
+                if let Some(a) = &audit {
+                    match &a.problem {
+                        Some(p) => {
+                            let _ = writeln!(out, "BROKEN audit log: {p}");
+                        }
+                        None => {
+                            let _ = writeln!(
+                                out,
+                                "audit log: {} entries checked: the chain holds",
+                                a.entries
+                            );
+                        }
+                    }
+                }
                 for (id, p) in &report.broken {
                     let _ = writeln!(out, "BROKEN {id}: {p}");
                 }
@@ -160,7 +187,7 @@ pub fn run(cmd: HistoryCommand) -> ExitCode {
                     }
                 );
             }
-            if report.broken.is_empty() {
+            if report.broken.is_empty() && !audit_broken {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_BROKEN)

@@ -21,7 +21,7 @@ pub mod store;
     version,
     about,
     long_about = None,
-    after_help = "status, send, messages, inbound, reminders, optout, tail and backup talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
+    after_help = "status, send, messages, inbound, reminders, optout, audit, tail and backup talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
 )]
 pub struct Cli {
     /// What to do.
@@ -77,6 +77,9 @@ pub enum Command {
     /// Add, remove or list opted-out numbers.
     #[command(subcommand, long_about = client::long_about::OPTOUT)]
     Optout(client::OptoutCommand),
+    /// List who did what: a running daemon's audit log (templates, opt-outs, reloads, USSD).
+    #[command(long_about = client::long_about::AUDIT)]
+    Audit(client::AuditArgs),
     /// Back up a running daemon's store into a file, for `smsgate store import`.
     #[command(long_about = client::backup::LONG_ABOUT)]
     Backup(client::BackupArgs),
@@ -132,6 +135,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Inbound(cmd) => client::inbound(cmd),
         Command::Reminders(cmd) => client::reminders(cmd),
         Command::Optout(cmd) => client::optout(cmd),
+        Command::Audit(args) => client::audit(args),
         Command::Tail(args) => client::tail(args),
         Command::Backup(args) => client::backup(args),
         Command::Completions(args) => docs::completions(&args),

@@ -419,6 +419,13 @@ pub async fn login(
             Some("That token is not one of the gateway's API keys."),
         );
     };
+    // The key's use by the admin page is in the audit log before the session starts.
+    let details = serde_json::json!({ "client": client.0.map(|a| a.to_string()) });
+    if let Err(e) =
+        crate::api::audit::record(&state, &caller, "dashboard.login", None, Some(details)).await
+    {
+        return e.into_response();
+    }
     let Some((id, _)) = sessions.start(&caller) else {
         return crate::api::ApiError::internal("no randomness for a session id").into_response();
     };
@@ -442,6 +449,11 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
             return crate::api::ApiError::csrf().into_response();
         }
         sessions.end(&headers);
+        if let Err(e) =
+            crate::api::audit::record(&state, &s.caller, "dashboard.logout", None, None).await
+        {
+            return e.into_response();
+        }
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&sessions.clear_cookie(&headers)) {

@@ -237,6 +237,15 @@ impl Message {
         }
     }
 
+    /// The API key whose call made it: the actor of its first history entry. `None` for a
+    /// text the gateway sends on its own.
+    pub fn creator(&self) -> Option<&str> {
+        match self.origin() {
+            Origin::Gateway => None,
+            Origin::Api(k) | Origin::Plan(k) | Origin::Twilio(k) => Some(k),
+        }
+    }
+
     /// A text the gateway sends on its own.
     pub fn is_from_gateway(&self) -> bool {
         self.origin() == Origin::Gateway
@@ -408,6 +417,11 @@ pub struct Event {
     /// SHA-256 (hex) of the previous entry as stored; `None` on the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev: Option<String>,
+    /// The name of the API key whose call made the change (never its token); `None` when the
+    /// gateway itself did (a send, a delivery report, a rule). Absent from entries written
+    /// before it was kept, so they hash as they always did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 impl Event {
@@ -425,6 +439,8 @@ pub struct Note {
     pub reason: String,
     /// The facts.
     pub data: Option<serde_json::Value>,
+    /// The API key whose call made the change (see [`Event::actor`]).
+    pub actor: Option<String>,
 }
 
 impl Note {
@@ -434,7 +450,14 @@ impl Note {
             kind,
             reason: reason.into(),
             data: Some(data),
+            actor: None,
         }
+    }
+
+    /// The same note, made by the API key named `actor` (`None`: by the gateway itself).
+    pub fn by(mut self, actor: Option<&str>) -> Note {
+        self.actor = actor.map(str::to_string);
+        self
     }
 }
 
@@ -444,6 +467,7 @@ impl From<String> for Note {
             kind: "status",
             reason,
             data: None,
+            actor: None,
         }
     }
 }

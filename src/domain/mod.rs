@@ -8,11 +8,13 @@
 //! through the Twilio-compatible door keeps ([`TwilioLink`]), a received text
 //! ([`InboundMessage`]) and an invoice's reminder plan ([`Plan`]). Phone numbers
 //! ([`crate::numbers`]) and the reading of replies
-//! ([`crate::replies`]) are in this layer too.
+//! ([`crate::replies`]) are in this layer too, and so are the OpenAPI schemas of the values the
+//! API checks alike wherever they appear ([`schema`]).
 
 mod inbound;
 mod message;
 mod plan;
+pub mod schema;
 mod transition;
 #[cfg(test)]
 mod transition_tests;

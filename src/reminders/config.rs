@@ -19,17 +19,18 @@ use crate::webhook::UrlError;
 pub struct StepSpec {
     /// Days from the due date: `-7d`, `0d`, `+3d` (weeks: `-1w`), or `now` (when the plan is
     /// made: the "invoice issued" text).
-    #[schema(example = "-7d")]
+    #[schema(value_type = crate::domain::schema::DayOffset)]
     pub offset: String,
-    /// The template's name.
-    #[schema(example = "upcoming")]
+    /// The template's name: a shipped template or one stored with `PUT /v1/templates/{name}`.
+    #[schema(value_type = crate::domain::schema::TemplateName)]
     pub template: String,
     /// Local time of day it goes out, `HH:MM` (default `[reminders] send_time`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "10:00")]
+    #[schema(value_type = Option<crate::domain::schema::LocalTime>, example = "10:00")]
     pub time: Option<String>,
     /// Reply choices the text offers, e.g. `{"1": "call_me", "2": "pay_minimum"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::domain::schema::ReplyOptions>)]
     pub reply_options: Option<BTreeMap<String, String>>,
 }
 

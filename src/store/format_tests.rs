@@ -5,6 +5,10 @@
 //! The fixture is written once, by an older release, and never again: `SMSGATE_WRITE_FIXTURE=1
 //! cargo test --lib store::format_tests::write_store_fixture -- --ignored` writes it into an
 //! empty `tests/fixtures/store-<version>/` (it refuses a directory that exists).
+//!
+//! Longer than 800 lines, on purpose: the fixture's writer and its reader must stay side by
+//! side (what one release writes, the next must read back the same), and most of the length is
+//! literal bytes and records that are the pinned format itself.
 
 use std::path::{Path, PathBuf};
 
@@ -436,6 +440,8 @@ fn the_offline_check_of_the_fixture_finds_only_what_0_1_0_leaves() {
             ("templates", 1),
             ("hourly", 2),
             ("invoices", 3),
+            // 0.1.0 kept no audit log; an empty one verifies.
+            ("audit", 0),
         ]
     );
     assert_eq!(report.history_entries, 9 + 13);
@@ -759,6 +765,7 @@ fn tree_names_are_pinned() {
             "templates",
             "hourly",
             "invoices",
+            "audit",
         ]
     );
 }

@@ -9,8 +9,8 @@
 use serde::Serialize;
 
 use super::{
-    Event, Message, Store, StoreError, decode, decode_message, encode, first_event, id_key,
-    sha256_hex,
+    Event, Message, Store, StoreError, decode, decode_message, encode, first_event,
+    first_event_shown, id_key, sha256_hex,
 };
 
 /// One history entry with its own hash.
@@ -75,10 +75,11 @@ impl Store {
     }
 
     fn history_of(&self, m: &Message, key: &[u8; 16]) -> Result<History, StoreError> {
-        let first = first_event(m);
-        let first_hash = sha256_hex(&encode(&first)?);
+        // The chain starts from the implied entry as it always hashed: without its actor, which
+        // `created_by` in its facts names already.
+        let first_hash = sha256_hex(&encode(&first_event(m))?);
         let mut events = vec![ChainedEvent {
-            event: first,
+            event: first_event_shown(m),
             hash: first_hash.clone(),
         }];
         let mut problem = None;
@@ -268,7 +269,7 @@ pub fn jsonl_rows(m: &Message, h: &History) -> Result<String, StoreError> {
 
 /// The header line of the CSV export.
 pub const CSV_HEADER: &str =
-    "message_id,to,invoice,seq,at,kind,status,reason,data,prev,hash,chain_verified\n";
+    "message_id,to,invoice,seq,at,kind,status,reason,data,prev,hash,chain_verified,actor\n";
 
 /// The export as CSV with a header line; `data` is the entry's facts as JSON.
 pub fn export_csv(rows: &[(Message, History)]) -> Result<String, StoreError> {
@@ -298,6 +299,7 @@ pub fn csv_rows(m: &Message, h: &History) -> Result<String, StoreError> {
             e.prev.as_deref().unwrap_or(""),
             &c.hash,
             if h.verified { "true" } else { "false" },
+            e.actor.as_deref().unwrap_or(""),
         ])
         .map_err(io)?;
     }

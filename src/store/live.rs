@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::inbound::InboundMessage;
-use super::{Message, Store, decode, event_key, first_event, id_key};
+use super::{Message, Store, decode, event_key, first_event_shown, id_key};
 
 /// Events a slow subscriber may fall behind by before it skips some.
 pub const CAPACITY: usize = 1024;
@@ -64,7 +64,7 @@ impl Store {
             return;
         }
         let event = if m.history_len == 0 {
-            Some(first_event(m))
+            Some(first_event_shown(m))
         } else {
             id_key(&m.id).and_then(|key| {
                 let k = event_key(&key, m.history_len);

@@ -121,7 +121,7 @@ impl Store {
         let Some(key) = id_key(id) else {
             return Ok(None);
         };
-        let mut out = vec![first_event(&m)];
+        let mut out = vec![first_event_shown(&m)];
         for r in self.inner.events.scan_prefix(key) {
             let (k, v) = r?;
             let e: Event = decode(&k, &v)?;
@@ -245,6 +245,17 @@ pub(super) fn first_event(m: &Message) -> Event {
             "created_by": m.created_by,
         })),
         prev: None,
+        actor: None,
+    }
+}
+
+/// The implied first entry as shown: with its actor, the key that made the message. The chain
+/// starts from the hash of [`first_event`], without it (`created_by` in its facts already
+/// names the key), so stores written before the actor was shown verify as they did.
+pub(super) fn first_event_shown(m: &Message) -> Event {
+    Event {
+        actor: m.creator().map(str::to_string),
+        ..first_event(m)
     }
 }
 
@@ -293,6 +304,7 @@ where
         kind: note.kind.to_string(),
         data: note.data,
         prev,
+        actor: note.actor,
     };
     if new.status == Status::Sent
         && old.status != Status::Sent

@@ -23,6 +23,7 @@
 //! | `templates` | template name | JSON [`plans::StoredTemplate`]: templates set through the API |
 //! | `hourly` | hour since the epoch (4, BE) · modem | sent · delivered · failed (3 × 8, BE): per-hour counts ([`hourly`]) |
 //! | `invoices` | invoice (`metadata.invoice`) · 0xFF · id (16); the one-byte key 0x02 once complete (0.1.0 marked it with the empty key and left plans' messages out: made again at open) | empty: messages about an invoice, for the dispute export and the admin page's search |
+//! | `audit` | entry id (ULID, 16); the one-byte key 0x00 for the chain's head | JSON [`audit::AuditEntry`]: admin actions through the API, hash-chained ([`audit`]) |
 //!
 //! Accepting a message writes three entries (record, due, recipient): each sled write costs a
 //! few microseconds, so the shape keeps the hot path short. A waiting message is indexed by
@@ -46,6 +47,7 @@
 //! order, listings, counts), `idempotency.rs`, `flush.rs` (the group commit), and the modules
 //! below for everything else the store keeps.
 
+pub mod audit;
 pub mod backup;
 pub mod history;
 pub mod hourly;
@@ -83,7 +85,7 @@ pub(crate) use keys::{report_key, sha256_hex};
 pub use listing::{ListFilter, NextDue};
 #[cfg(test)]
 pub(crate) use messages::test_message;
-use messages::{Row, TxTrees, first_event, insert_in, message_rows, update_in};
+use messages::{Row, TxTrees, first_event, first_event_shown, insert_in, message_rows, update_in};
 
 pub use model::{
     Attempt, AttemptResult, Event, Message, Note, Part, PartStatus, Priority, ReminderLink, Reply,
@@ -192,6 +194,7 @@ struct Inner {
     templates: sled::Tree,
     hourly: sled::Tree,
     invoices: sled::Tree,
+    audit: sled::Tree,
     /// Messages per status, indexed by [`Status::code`].
     counts: [AtomicI64; 9],
     /// What hears every change (the webhook outbox): given at construction, never changed.
@@ -305,6 +308,7 @@ impl Store {
             templates: db.open_tree("templates")?,
             hourly: db.open_tree("hourly")?,
             invoices: db.open_tree("invoices")?,
+            audit: db.open_tree("audit")?,
             counts: Default::default(),
             notifier: match listeners.len() {
                 0 => None,

@@ -178,6 +178,7 @@ impl Store {
         id: &str,
         decide: impl Fn(&Plan, &BTreeMap<String, Message>) -> Decision<R>,
         idempotency: Option<(&str, &IdempotencyRecord)>,
+        actor: Option<&str>,
     ) -> Result<Option<(Plan, R)>, StoreError> {
         let _w = self.writing();
         let Some(pid) = id_key(id) else {
@@ -200,7 +201,7 @@ impl Store {
                 Decision::Change(p, c, r) => (*p, c, r),
             };
             new.revision = plan.revision + 1;
-            match self.apply_plan_change(&pid, plan.revision, &new, &change, idempotency) {
+            match self.apply_plan_change(&pid, plan.revision, &new, &change, idempotency, actor) {
                 Ok(()) => return Ok(Some((new, answer))),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -218,6 +219,7 @@ impl Store {
         plan: &Plan,
         change: &PlanChange,
         idempotency: Option<(&str, &IdempotencyRecord)>,
+        actor: Option<&str>,
     ) -> Result<(), StoreError> {
         let rec = encode(plan)?;
         let idem = idempotency_row(idempotency)?;
@@ -267,7 +269,8 @@ impl Store {
                                 "cancelled",
                                 c.words.clone(),
                                 serde_json::json!({ "reason": c.reason, "plan_id": plan.id }),
-                            );
+                            )
+                            .by(actor);
                             m.end_unsent(Unsent::Cancelled, &c.reason, note).ok()
                         };
                         match update_in(&t, key, &f, notifier.as_deref())? {

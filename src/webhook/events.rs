@@ -206,7 +206,8 @@ pub fn event_for(message: &Message, event: &Event, old_status: Status) -> Option
 }
 
 /// The `data` of an event about a message: the message as it is after the event, the event's
-/// reason, and the event's facts (the reply, the delivery report).
+/// reason, the API key that made the change (`actor`, when one did), and the event's facts
+/// (the reply, the delivery report).
 pub fn message_data(message: &Message, event: &Event) -> serde_json::Value {
     let mut data = serde_json::json!({
         "message_id": message.id,
@@ -221,6 +222,10 @@ pub fn message_data(message: &Message, event: &Event) -> serde_json::Value {
         "reason": event.reason,
         "history_seq": event.seq,
     });
+    if let (Some(obj), Some(actor)) = (data.as_object_mut(), &event.actor) {
+        // The API key whose call made the change; absent when the gateway did.
+        obj.insert("actor".into(), actor.clone().into());
+    }
     if let (Some(obj), Some(facts)) = (data.as_object_mut(), &event.data) {
         let key = if event.kind == "reply" {
             "reply"

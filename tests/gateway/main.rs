@@ -2,6 +2,7 @@
 //! PTY. In-process for most tests; `crash.rs` runs the real binary and kills it with SIGKILL.
 
 mod abuse;
+mod audit;
 mod auth;
 mod backup;
 mod browser;

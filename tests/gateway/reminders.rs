@@ -204,6 +204,9 @@ async fn a_plan_sends_each_step_at_its_local_time_and_paying_stops_the_rest() {
     let last = m["events"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["kind"], "cancelled");
     assert!(last["reason"].as_str().unwrap().contains("paid"), "{last}");
+    // Made by the plan's key, cancelled by the key that said it was paid.
+    assert_eq!(m["events"][0]["actor"], "test", "{m}");
+    assert_eq!(last["actor"], "test", "{last}");
     rig.stop().await;
 }
 

@@ -419,6 +419,10 @@ async fn the_door_cancels_by_the_apis_rule() {
             .contains("closed through the Twilio-compatible API while failed"),
         "{h}"
     );
+    // The door's change names the account's key; the message was made by the API's.
+    assert_eq!(h["events"][0]["actor"], "test", "{h}");
+    let last = h["events"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["actor"], format!("twilio:{ACCOUNT}"), "{h}");
 
     let resp = cancel(&sent).await.unwrap();
     assert_eq!(resp.status(), 400);

@@ -2,8 +2,9 @@
 # The API against its own OpenAPI document: schemathesis (from PyPI) generates requests for
 # every operation from /openapi.json and sends them to a running `smsgate demo` (the real
 # daemon with its simulated modem, on 127.0.0.1). It fails on any 5xx, any response that breaks
-# the documented schema, status code, content type or headers, and any operation that answers
-# without the token. Bounded: a fixed number of examples per operation and a time limit.
+# the documented schema, status code, content type or headers, any operation that answers
+# without the token, and (a second pass) any request the document allows that is refused.
+# Bounded: a fixed number of examples per operation and a time limit per pass.
 #
 #   bash tests/schemathesis/run.sh   # SMSGATE_BIN, SMSGATE_ST_EXAMPLES, SMSGATE_ST_SEED, SMSGATE_ST_SECONDS
 set -euo pipefail
@@ -34,8 +35,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+URL="http://127.0.0.1:$PORT/openapi.json"
+CONFIG=tests/schemathesis/schemathesis.toml
+
 set +e
-timeout 600 "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
+timeout 600 "$VENV/bin/schemathesis" --config-file "$CONFIG" run "$URL" \
   --header "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance,ignored_auth \
   --phases examples,coverage,fuzzing,stateful \
@@ -45,7 +49,37 @@ timeout 600 "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
   --max-time "${SMSGATE_ST_SECONDS:-60}" \
   --no-color
 rc=$?
+
+# Every request the document allows is accepted (positive_data_acceptance: no 4xx but the
+# state-dependent ones schemathesis.toml lists). Not in the coverage phase: it draws strings
+# from a pattern alone, and a phone number that matches the pattern is rarely a valid number of
+# any country (hooks.py draws valid ones for the other phases). Left out, with the rule JSON
+# Schema cannot state:
+# - POST /v1/messages and /batch: expires_at in the future, after send_at and after the send
+#   window opens; a send window that opens before it closes; at most max_parts parts.
+# - POST /v1/reminders, PATCH /v1/reminders/{id}: no more decimals than the currency has; steps
+#   naming templates that exist and render; a send window that opens before it closes.
+# - PUT /v1/templates/{name}: the template renders within max_parts parts.
+# - POST /v1/opt-outs: exactly one of number and numbers.
+# - GET /v1/history/export: to or invoice (query parameters cannot require one of two).
+# - POST /v1/modems/{name}/ussd: timeout_seconds written as 308.0 (a JSON Schema integer) is
+#   refused by the server, which reads only integers written without a fraction.
+timeout 300 "$VENV/bin/schemathesis" --config-file "$CONFIG" run "$URL" \
+  --header "Authorization: Bearer $TOKEN" \
+  --checks positive_data_acceptance \
+  --phases examples,fuzzing \
+  --max-examples "$EXAMPLES" \
+  --seed "$SEED" \
+  --exclude-path /v1/events \
+  --exclude-name "POST /v1/messages" --exclude-name "POST /v1/messages/batch" \
+  --exclude-name "POST /v1/reminders" --exclude-name "PATCH /v1/reminders/{id}" \
+  --exclude-name "PUT /v1/templates/{name}" --exclude-name "POST /v1/opt-outs" \
+  --exclude-name "GET /v1/history/export" --exclude-name "POST /v1/modems/{name}/ussd" \
+  --max-time "${SMSGATE_ST_SECONDS:-60}" \
+  --no-color
+accepted=$?
 set -e
+[ "$rc" -eq 0 ] && rc=$accepted
 if grep -q "panicked" "$LOG"; then
   echo "the daemon panicked during the run:" >&2
   grep -A5 "panicked" "$LOG" >&2

@@ -539,6 +539,7 @@ pub async fn fetch(
 /// queued one, or an `unknown` or `failed` one not to be sent again.
 pub async fn update(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Extension(account): Extension<Account>,
     Path((_, file)): Path<(String, String)>,
     req_uri: axum::http::Uri,
@@ -570,9 +571,11 @@ pub async fn update(
             ));
         }
     }
-    let r = state
-        .store
-        .update(&id, |m| m.cancel(Canceller::Twilio).ok())?;
+    let r = state.store.update(&id, |m| {
+        m.cancel(Canceller::Twilio)
+            .ok()
+            .map(|n| n.by(Some(&caller)))
+    })?;
     let Some((m, changed)) = r else {
         return Err(TwilioError::not_found(req_uri.path()));
     };

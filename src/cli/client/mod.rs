@@ -1,10 +1,11 @@
 //! The commands that talk to a running daemon over its HTTP API: `status`, `send`, `messages`,
-//! `inbound`, `reminders`, `optout`, `tail` and `backup`. People get aligned tables (coloured on a
+//! `inbound`, `reminders`, `optout`, `audit`, `tail` and `backup`. People get aligned tables (coloured on a
 //! terminal); `--json` prints the API's answers as they are, for scripts. Exit codes say what
 //! went wrong: see [`remote`].
 //!
 //! One file per command, each with its clap arguments and the code that runs it (`status.rs`,
-//! `send.rs`, `messages.rs`, `inbound.rs`, `reminders.rs`, `optout.rs`, `tail.rs`, `backup.rs`). Shared by
+//! `send.rs`, `messages.rs`, `inbound.rs`, `reminders.rs`, `optout.rs`, `audit.rs`, `tail.rs`,
+//! `backup.rs`). Shared by
 //! them: [`remote`] (finding the daemon, one request, exit codes), [`show`] (tables and text
 //! for people), [`paging`] (`--limit`, `--cursor`, `--all`), [`parse`] (times, pairs and JSON
 //! objects on the command line), and here the `--help` texts and `run_remote`, which runs a
@@ -29,6 +30,7 @@ http:// + `[http] listen`, and the first `[[api_keys]]` entry with a plain `toke
     };
 }
 
+pub mod audit;
 pub mod backup;
 pub mod inbound;
 pub mod messages;
@@ -53,6 +55,7 @@ use serde_json::value::RawValue;
 use self::remote::{Api, Failure, REQUEST_TIMEOUT, Remote};
 use self::show::{out, print_raw};
 
+pub use self::audit::{AuditArgs, audit};
 pub use self::backup::{BackupArgs, backup};
 pub use self::inbound::{InboundCommand, inbound};
 pub use self::messages::{MessageId, MessageListArgs, MessagesCommand, messages};
@@ -92,6 +95,11 @@ pub mod long_about {
     /// `smsgate optout`
     pub const OPTOUT: &str = concat!(
         "Numbers that get no messages (they texted STOP, or were added here).\n\n",
+        about_remote!()
+    );
+    /// `smsgate audit`
+    pub const AUDIT: &str = concat!(
+        "List who did what through the API that is not about one message, oldest first (`GET /v1/audit`): templates set or removed, numbers opted out or in, reloads, USSD codes, logins to the admin page, each with the API key's name. A message's own changes are in its history (`smsgate messages show ID`).\n\n",
         about_remote!()
     );
     /// `smsgate tail`

@@ -14,9 +14,10 @@ pub type Problems = Vec<(String, String)>;
 #[serde(untagged)]
 pub enum Amount {
     /// `"120.50"`.
+    #[schema(value_type = crate::domain::schema::AmountText)]
     Text(String),
     /// `120.5`.
-    #[schema(value_type = f64)]
+    #[schema(value_type = crate::domain::schema::AmountNumber)]
     Number(serde_json::Number),
 }
 
@@ -34,10 +35,10 @@ impl Amount {
 #[serde(deny_unknown_fields)]
 pub struct WindowTimes {
     /// Opens, `HH:MM` local.
-    #[schema(example = "09:00")]
+    #[schema(value_type = crate::domain::schema::LocalTime, example = "09:00")]
     pub start: String,
-    /// Closes, `HH:MM` local.
-    #[schema(example = "20:00")]
+    /// Closes, `HH:MM` local, after `start`.
+    #[schema(value_type = crate::domain::schema::LocalTime, example = "20:00")]
     pub end: String,
 }
 
@@ -46,25 +47,31 @@ pub struct WindowTimes {
 #[serde(deny_unknown_fields)]
 pub struct NewPlan {
     /// Phone number (E.164, or national with `[sms] default_region`).
-    #[schema(example = "+12025550123")]
+    #[schema(value_type = crate::domain::schema::PhoneNumberInput)]
     pub to: String,
-    /// Invoice reference: one plan per invoice.
-    #[schema(example = "INV-1042")]
+    /// Invoice reference: one plan per invoice; 1 to 128 bytes (UTF-8) once the spaces around
+    /// it are dropped, no control characters.
+    #[schema(
+        example = "INV-1042",
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub invoice: String,
     /// Amount due, as a decimal string.
     #[schema(example = "120.50")]
     pub amount: Amount,
     /// ISO 4217 currency code.
-    #[schema(example = "USD")]
+    #[schema(value_type = crate::domain::schema::Currency)]
     pub currency: String,
     /// Due date, `YYYY-MM-DD`, in the recipient's calendar.
-    #[schema(example = "2026-12-01")]
+    #[schema(example = "2026-12-01", format = Date)]
     pub due_date: String,
     /// The recipient's IANA time zone (default `[reminders] timezone`).
-    #[schema(example = "America/New_York")]
+    #[schema(value_type = Option<crate::domain::schema::TimeZone>)]
     pub timezone: Option<String>,
     /// Locale of money and dates (default `[reminders] locale`).
-    #[schema(example = "en-US")]
+    #[schema(value_type = Option<crate::domain::schema::Locale>)]
     pub locale: Option<String>,
     /// The customer's name (`{{ name }}`).
     pub name: Option<String>,
@@ -75,17 +82,20 @@ pub struct NewPlan {
     /// Property (`{{ property }}`).
     pub property: Option<String>,
     /// More template variables.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::domain::schema::TemplateVars>)]
     pub vars: Option<Map<String, Value>>,
-    /// The steps (default `[reminders] schedule`).
+    /// The steps (default `[reminders] schedule`): 1 to 20.
+    #[schema(min_items = 1, max_items = 20)]
     pub schedule: Option<Vec<StepSpec>>,
     /// Steps whose time has passed: `skip` (default) or `send_latest`.
     pub past_steps: Option<PastSteps>,
     /// Send hours (default `[send_window]`).
     pub send_window: Option<WindowTimes>,
     /// Where the messages' events go.
+    #[schema(value_type = Option<crate::domain::schema::CallbackUrl>)]
     pub callback_url: Option<String>,
     /// Asked before each step goes out (default `[reminders] precheck_url`).
+    #[schema(value_type = Option<crate::domain::schema::CallbackUrl>)]
     pub precheck_url: Option<String>,
     /// Ask for delivery reports (default from config).
     pub status_report: Option<bool>,
@@ -99,18 +109,20 @@ pub struct NewPlan {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanPatch {
-    /// New due date.
+    /// New due date, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub due_date: Option<String>,
     /// New amount.
     pub amount: Option<Amount>,
     /// New currency.
+    #[schema(value_type = Option<crate::domain::schema::Currency>)]
     pub currency: Option<String>,
     /// New name.
     pub name: Option<String>,
     /// New payment link.
     pub pay_url: Option<String>,
     /// Variables to set (merged into the plan's).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::domain::schema::TemplateVars>)]
     pub vars: Option<Map<String, Value>>,
 }
 
@@ -128,7 +140,8 @@ pub struct Paid {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentFailed {
-    /// Why, in words (`{{ failure_reason }}`).
+    /// Why, in words (`{{ failure_reason }}`): at most 200 bytes (UTF-8).
+    #[schema(max_length = 200)]
     pub reason: Option<String>,
 }
 

@@ -676,6 +676,11 @@ impl Store {
                 f.problem("templates", &k, format!("the record does not decode: {e}"));
             }
         }
+        // The audit log: its entries are checked with their chain.
+        let audit = self.verify_audit()?;
+        if let Some(p) = audit.problem {
+            f.problem("audit", &[], format!("the audit chain is broken: {p}"));
+        }
 
         // Plans, their invoices, the messages of their steps.
         let mut plans: HashMap<[u8; 16], String> = HashMap::new();

@@ -29,7 +29,7 @@ pub use snapshot::{Snapshot, SnapshotError};
 pub use transfer::{ImportError, TransferSummary};
 
 /// Every tree of the store, in export order (see the table in [`crate::store`]).
-pub const TREES: [&str; 20] = [
+pub const TREES: [&str; 21] = [
     "messages",
     "due",
     "status",
@@ -50,6 +50,7 @@ pub const TREES: [&str; 20] = [
     "templates",
     "hourly",
     "invoices",
+    "audit",
 ];
 
 /// How many records a tree holds.
@@ -220,6 +221,14 @@ pub(super) mod testing {
                 updated_by: "test".into(),
             },
         )
+        .unwrap();
+        s.append_audit(&crate::store::audit::NewAudit {
+            actor: "test",
+            action: "template.put",
+            target: Some("due_soon"),
+            details: Some(serde_json::json!({"text": "Hi {{ name }}"})),
+            at: Utc::now(),
+        })
         .unwrap();
         (s, ms)
     }

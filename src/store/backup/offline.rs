@@ -101,6 +101,7 @@ impl Store {
             "templates" => &i.templates,
             "hourly" => &i.hourly,
             "invoices" => &i.invoices,
+            "audit" => &i.audit,
             _ => return None,
         })
     }

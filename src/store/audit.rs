@@ -1,0 +1,381 @@
+//! The audit log: what was done through the API that is not about one message (templates,
+//! opt-outs, reloads, USSD codes, the admin page's logins), and by which API key.
+//!
+//! One entry per action in the `audit` tree, keyed by its ULID (which sorts by time). Entries
+//! form a hash chain like a message's history: each carries `prev_hash`, the `hash` of the
+//! entry before it, and its own `hash`, the SHA-256 of its JSON without `hash`. The one-byte key
+//! [`HEAD`] keeps the last entry's hash and the count, so an entry changed, removed, inserted
+//! or reordered after the fact, or a log cut short, shows ([`Store::verify_audit`]).
+
+use std::ops::Bound;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError;
+
+use super::{Store, StoreError, abort, decode, encode, id_key, id_string, sha256_hex};
+
+/// The key of the chain's head: shorter than any entry's (16 bytes), so never taken for one.
+pub(crate) const HEAD: [u8; 1] = [0];
+
+/// One admin action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// ULID: sorts by time.
+    pub id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The name of the API key that did it (never its token).
+    pub actor: String,
+    /// What was done: `template.put`, `template.delete`, `optout.add`, `optout.remove`,
+    /// `reload`, `ussd`, `dashboard.login`, `dashboard.logout`.
+    pub action: String,
+    /// What it was done to: a template's name, a number, a modem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The facts (the USSD code and answer, what a reload changed…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    /// The `hash` of the entry before; `None` on the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// SHA-256 (hex) of this entry's JSON without `hash`.
+    pub hash: String,
+}
+
+/// An entry as hashed: every field but `hash`, in the same order.
+#[derive(Serialize)]
+struct Hashed<'a> {
+    id: &'a str,
+    at: &'a DateTime<Utc>,
+    actor: &'a str,
+    action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: &'a Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev_hash: &'a Option<String>,
+}
+
+impl AuditEntry {
+    /// The hash this entry's fields give.
+    fn computed_hash(&self) -> Result<String, StoreError> {
+        Ok(sha256_hex(&encode(&Hashed {
+            id: &self.id,
+            at: &self.at,
+            actor: &self.actor,
+            action: &self.action,
+            target: &self.target,
+            details: &self.details,
+            prev_hash: &self.prev_hash,
+        })?))
+    }
+}
+
+/// The last entry of the chain and how many there are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Head {
+    id: String,
+    hash: String,
+    count: u64,
+}
+
+/// An action to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit<'a> {
+    /// The API key's name.
+    pub actor: &'a str,
+    /// What was done (see [`AuditEntry::action`]).
+    pub action: &'a str,
+    /// What it was done to.
+    pub target: Option<&'a str>,
+    /// The facts.
+    pub details: Option<serde_json::Value>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What [`Store::verify_audit`] found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AuditVerify {
+    /// Entries checked.
+    pub entries: u64,
+    /// Whether every entry is as it was written, links to the one before, and the last is
+    /// the head's.
+    pub verified: bool,
+    /// Where the chain breaks, when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Which entries [`Store::audit_entries`] lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter<'a> {
+    /// Only this API key's.
+    pub actor: Option<&'a str>,
+    /// Only those at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only those after this entry (the previous page's last).
+    pub after: Option<&'a str>,
+}
+
+impl Store {
+    /// Appends an action to the audit log, chained to the entry before. Durable after
+    /// [`Store::durable`].
+    pub fn append_audit(&self, a: &NewAudit<'_>) -> Result<AuditEntry, StoreError> {
+        let _w = self.writing();
+        let entry = self.inner.audit.transaction(|t| {
+            let head: Option<Head> = match t.get(HEAD)? {
+                Some(v) => Some(decode(&HEAD, &v).map_err(abort)?),
+                None => None,
+            };
+            // The key order is the chain's order: an id from the action's time, after the
+            // last one even when the clock says otherwise.
+            let mut id = ulid::Ulid::from_datetime(a.at.into());
+            if let Some(last) = head
+                .as_ref()
+                .and_then(|h| ulid::Ulid::from_string(&h.id).ok())
+                && id <= last
+            {
+                id = last.increment().map_err(|_| {
+                    abort(StoreError::Conflict("the audit log's ids are spent".into()))
+                })?;
+            }
+            let mut e = AuditEntry {
+                id: id.to_string(),
+                at: a.at,
+                actor: a.actor.to_string(),
+                action: a.action.to_string(),
+                target: a.target.map(str::to_string),
+                details: a.details.clone(),
+                prev_hash: head.as_ref().map(|h| h.hash.clone()),
+                hash: String::new(),
+            };
+            e.hash = e.computed_hash().map_err(abort)?;
+            let new_head = Head {
+                id: e.id.clone(),
+                hash: e.hash.clone(),
+                count: head.map_or(0, |h| h.count) + 1,
+            };
+            t.insert(&id.to_bytes()[..], encode(&e).map_err(abort)?)?;
+            t.insert(&HEAD[..], encode(&new_head).map_err(abort)?)?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(e)
+        })?;
+        Ok(entry)
+    }
+
+    /// Audit entries, oldest first, at most `limit`.
+    pub fn audit_entries(
+        &self,
+        filter: &AuditFilter<'_>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        // An entry's id is never before its time, so the ids from `since` on hold every entry
+        // from `since` on (and perhaps a few earlier ones, filtered out below).
+        let from = filter
+            .since
+            .map(|t| ulid::Ulid::from_parts(t.timestamp_millis().max(0) as u64, 0).to_bytes());
+        let after = filter.after.and_then(id_key);
+        let start = match (from, after) {
+            (Some(f), Some(a)) if f > a => Bound::Included(f.to_vec()),
+            (_, Some(a)) => Bound::Excluded(a.to_vec()),
+            (Some(f), None) => Bound::Included(f.to_vec()),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for r in self.inner.audit.range((start, Bound::Unbounded)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = r?;
+            if k.len() != 16 {
+                continue;
+            }
+            let e: AuditEntry = decode(&k, &v)?;
+            if filter.actor.is_some_and(|a| a != e.actor) || filter.since.is_some_and(|s| e.at < s)
+            {
+                continue;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Checks the audit log's chain.
+    pub fn verify_audit(&self) -> Result<AuditVerify, StoreError> {
+        let mut report = AuditVerify::default();
+        let mut problem = None;
+        let mut prev: Option<String> = None;
+        for r in self.inner.audit.iter() {
+            let (k, v) = r?;
+            if k.len() != 16 {
+                continue;
+            }
+            report.entries += 1;
+            if problem.is_some() {
+                continue;
+            }
+            let id = id_string(&k);
+            let e: AuditEntry = match decode(&k, &v) {
+                Ok(e) => e,
+                Err(e) => {
+                    problem = Some(format!("entry {id} does not decode: {e}"));
+                    continue;
+                }
+            };
+            if e.id != id {
+                problem = Some(format!("entry {id} says it is {}: moved", e.id));
+            } else if e.computed_hash()? != e.hash {
+                problem = Some(format!("entry {id} was changed after the fact"));
+            } else if e.prev_hash != prev {
+                problem = Some(format!(
+                    "entry {id} does not link to the entry before it: one was removed or inserted"
+                ));
+            }
+            prev = Some(e.hash);
+        }
+        if problem.is_none() {
+            let head: Option<Head> = match self.inner.audit.get(HEAD)? {
+                Some(v) => Some(decode(&HEAD, &v)?),
+                None => None,
+            };
+            match head {
+                None if report.entries > 0 => {
+                    problem = Some("the log's head is missing".into());
+                }
+                Some(h) if h.count != report.entries || Some(&h.hash) != prev.as_ref() => {
+                    problem = Some(format!(
+                        "the head says {} entries ending at {}, the log has {}: entries were removed or added at its end",
+                        h.count, h.id, report.entries
+                    ));
+                }
+                _ => {}
+            }
+        }
+        report.verified = problem.is_none();
+        report.problem = problem;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action<'a>(actor: &'a str, action: &'a str, target: &'a str) -> NewAudit<'a> {
+        NewAudit {
+            actor,
+            action,
+            target: Some(target),
+            details: Some(serde_json::json!({"note": "x", "n": 1.5})),
+            at: Utc::now(),
+        }
+    }
+
+    /// The hash is of the entry's JSON without `hash`, fields in this order: pinned, so a
+    /// log written by this version verifies in the next.
+    #[test]
+    fn the_hash_is_pinned() {
+        let e = AuditEntry {
+            id: "01KBVZ0000AAAAAAAAAAAAAAAA".into(),
+            at: "2026-12-07T06:00:00Z".parse().unwrap(),
+            actor: "ops".into(),
+            action: "optout.add".into(),
+            target: Some("+12025550123".into()),
+            details: Some(serde_json::json!({"newly": true})),
+            prev_hash: Some("00ff".into()),
+            hash: String::new(),
+        };
+        assert_eq!(
+            e.computed_hash().unwrap(),
+            "f531d19f20ebd57cccdfcebea090246c6115ada64609df1b3c4d5171f4172bc0"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_chain_verifies_and_an_edited_entry_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), 16).unwrap();
+        assert!(s.verify_audit().unwrap().verified);
+        let a = s
+            .append_audit(&action("ops", "template.put", "first"))
+            .unwrap();
+        let b = s
+            .append_audit(&action("billing", "optout.add", "+12025550123"))
+            .unwrap();
+        let c = s.append_audit(&action("ops", "reload", "config")).unwrap();
+        assert_eq!(b.prev_hash.as_deref(), Some(a.hash.as_str()));
+        assert!(a.id < b.id && b.id < c.id, "ids keep the order");
+        let v = s.verify_audit().unwrap();
+        assert_eq!((v.entries, v.verified), (3, true), "{v:?}");
+
+        // Filters and paging.
+        let ops = s
+            .audit_entries(
+                &AuditFilter {
+                    actor: Some("ops"),
+                    ..AuditFilter::default()
+                },
+                10,
+            )
+            .unwrap();
+        assert_eq!(
+            ops.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            [a.id.as_str(), c.id.as_str()]
+        );
+        let page = s
+            .audit_entries(
+                &AuditFilter {
+                    after: Some(&a.id),
+                    ..AuditFilter::default()
+                },
+                1,
+            )
+            .unwrap();
+        assert_eq!(page, vec![b.clone()]);
+        let later = s
+            .audit_entries(
+                &AuditFilter {
+                    since: Some(Utc::now() + chrono::Duration::hours(1)),
+                    ..AuditFilter::default()
+                },
+                10,
+            )
+            .unwrap();
+        assert!(later.is_empty());
+
+        // Edit the middle entry's actor, keeping its stored hash: it no longer matches.
+        let key = id_key(&b.id).unwrap();
+        let mut edited = b.clone();
+        edited.actor = "someone-else".into();
+        s.inner.audit.insert(key, encode(&edited).unwrap()).unwrap();
+        let v = s.verify_audit().unwrap();
+        assert!(!v.verified);
+        assert!(
+            v.problem.as_deref().unwrap().contains(&b.id),
+            "{:?}",
+            v.problem
+        );
+
+        // Its hash made again to match: the next entry no longer links to it.
+        edited.hash = edited.computed_hash().unwrap();
+        s.inner.audit.insert(key, encode(&edited).unwrap()).unwrap();
+        let v = s.verify_audit().unwrap();
+        assert!(!v.verified);
+        assert!(
+            v.problem.as_deref().unwrap().contains(&c.id),
+            "{:?}",
+            v.problem
+        );
+
+        // Put back, then the last entry removed: the head shows it.
+        s.inner.audit.insert(key, encode(&b).unwrap()).unwrap();
+        assert!(s.verify_audit().unwrap().verified);
+        s.inner.audit.remove(id_key(&c.id).unwrap()).unwrap();
+        let v = s.verify_audit().unwrap();
+        assert!(!v.verified);
+        assert!(v.problem.unwrap().contains("end"));
+    }
+}
