@@ -65,6 +65,7 @@ async fn gateway(
         reminders: Default::default(),
         clock: Clock::system(),
         modem_source: None,
+        key_source: None,
         twilio: Default::default(),
         outbound: Default::default(),
         phone: None,

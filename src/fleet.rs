@@ -10,8 +10,10 @@
 //! - a modem whose port, PIN, timeouts or other driver settings changed is stopped that way and
 //!   started again.
 //!
-//! Only `[[modems]]` is reloaded; other sections take effect at the next start (the answer lists
-//! them when they differ).
+//! `[[api_keys]]` is reloaded too (for `serve`): keys added work at once, keys removed or past
+//! their `expires_at` stop working at once (and so do the admin page's sessions they started),
+//! and a key's new scopes apply to its next request. Other sections take effect at the next
+//! start.
 
 use std::sync::Arc;
 
@@ -20,12 +22,24 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::api::admin::{ReloadError, ReloadRequest, ReloadSummary};
+use crate::api::{ApiKey, KeyRing};
 use crate::dispatch::{Clock, Dispatcher, ModemPolicy};
 use crate::modem::{self, BalanceCheck, ModemConfig, ModemEvent, ModemHandle, ModemState};
 use crate::webhook::{EventType, Webhooks};
 
 /// Where a reload reads the modems from (the configuration file, for `serve`).
 pub type ModemSource = Arc<dyn Fn() -> Result<Vec<ModemSetup>, String> + Send + Sync>;
+
+/// Where a reload reads the API keys from (the configuration file, for `serve`).
+pub type KeySource = Arc<dyn Fn() -> Result<Vec<ApiKey>, String> + Send + Sync>;
+
+/// The API keys a reload reads again, and the ring the API reads them from.
+pub struct KeyReload {
+    /// Where the keys are read from.
+    pub source: KeySource,
+    /// The keys in force.
+    pub ring: Arc<KeyRing>,
+}
 
 /// A modem as the gateway runs it: its driver's settings, and its routing and limits in the
 /// pool of modems (the dispatcher's business, not the driver's).
@@ -337,10 +351,12 @@ impl Fleet {
 }
 
 /// Serves reload requests (and `SIGHUP`, when there is a `source`) until `shutdown`, then stops
-/// every modem. Returns when the last driver has stopped (its event sender is dropped then).
+/// every modem. A reload reads the modems from `source` and, when given, the API keys from
+/// `keys`. Returns when the last driver has stopped (its event sender is dropped then).
 pub async fn run(
     mut fleet: Fleet,
     source: Option<ModemSource>,
+    keys: Option<KeyReload>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     shutdown: CancellationToken,
     modems_now: Arc<std::sync::RwLock<Vec<ModemHandle>>>,
@@ -354,9 +370,19 @@ pub async fn run(
         let Some(src) = &source else {
             return Err(ReloadError::NoConfigFile);
         };
+        // Both read before either applies: an invalid file changes nothing.
+        let new_keys = match &keys {
+            Some(k) => Some((k.source)().map_err(ReloadError::Invalid)?),
+            None => None,
+        };
         let wanted = src().map_err(ReloadError::Invalid)?;
         crate::systemd::reloading();
-        let summary = fleet.apply(wanted).await;
+        let mut summary = fleet.apply(wanted).await;
+        if let (Some(k), Some(new)) = (&keys, new_keys) {
+            let changes = k.ring.replace(new);
+            tracing::info!(added = ?changes.added, removed = ?changes.removed, updated = ?changes.updated, "API keys reloaded");
+            summary.api_keys = Some(changes);
+        }
         *modems_now.write().unwrap_or_else(|e| e.into_inner()) = fleet.handles();
         crate::systemd::ready(&format!("reloaded, {} modem(s)", fleet.len()));
         tracing::info!(added = ?summary.added, removed = ?summary.removed, restarted = ?summary.restarted, updated = ?summary.updated, "modems reloaded");

@@ -41,7 +41,8 @@
 //! - [`twilio`]: the Twilio-compatible API's protocol and its status callbacks.
 //!
 //! **http**
-//! - [`api`]: the HTTP API (`/v1`), its authentication and its OpenAPI document.
+//! - [`api`]: the HTTP API (`/v1`), its authentication, the scope each route needs, and its
+//!   OpenAPI document.
 //! - [`dashboard`]: the admin page's sessions and assets.
 //! - [`connections`]: the accept loop: header and body timeouts, a connection limit.
 //!

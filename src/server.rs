@@ -76,6 +76,8 @@ pub struct Gateway {
     pub clock: Clock,
     /// Where `SIGHUP` and `POST /v1/admin/reload` read the modems from; `None`: no reload.
     pub modem_source: Option<crate::fleet::ModemSource>,
+    /// Where a reload reads the API keys from; `None`: the keys stay as started.
+    pub key_source: Option<crate::fleet::KeySource>,
     /// The Twilio-compatible door (off unless its account is configured).
     pub twilio: crate::twilio::TwilioConfig,
     /// Where webhooks, Twilio callbacks and prechecks may go.
@@ -91,8 +93,8 @@ pub enum GatewayConfigError {
     /// `[http] listen` is not an address.
     #[error("[http] listen: {0}")]
     Listen(#[source] std::net::AddrParseError),
-    /// A `token_sha256` that is not 64 hex digits.
-    #[error("api key {0}: bad token_sha256")]
+    /// A `token_sha256` that is not 64 hex digits, or an `expires_at` that is not a date.
+    #[error("api key {0}: bad token_sha256 or expires_at")]
     TokenHash(String),
     /// An API key with neither `token` nor `token_sha256`.
     #[error("api key {0} has no token")]
@@ -108,6 +110,20 @@ pub enum GatewayConfigError {
     Outbound(#[source] crate::outbound::OutboundConfigError),
 }
 
+/// The API keys of a checked configuration, with their scopes and ends.
+pub fn api_keys_of(cfg: &Config) -> Result<Vec<ApiKey>, GatewayConfigError> {
+    cfg.api_keys
+        .iter()
+        .map(|k| {
+            if k.token.is_none() && k.token_sha256.is_none() {
+                return Err(GatewayConfigError::NoToken(k.name.clone()));
+            }
+            k.api_key()
+                .ok_or_else(|| GatewayConfigError::TokenHash(k.name.clone()))
+        })
+        .collect()
+}
+
 impl Gateway {
     /// From a checked configuration.
     pub fn from_config(cfg: &Config) -> Result<Gateway, GatewayConfigError> {
@@ -116,17 +132,7 @@ impl Gateway {
             .listen
             .parse()
             .map_err(GatewayConfigError::Listen)?;
-        let mut keys = Vec::new();
-        for k in &cfg.api_keys {
-            match (&k.token, &k.token_sha256) {
-                (Some(t), _) => keys.push(ApiKey::from_token(&k.name, t)),
-                (None, Some(h)) => keys.push(
-                    ApiKey::from_sha256_hex(&k.name, h)
-                        .ok_or_else(|| GatewayConfigError::TokenHash(k.name.clone()))?,
-                ),
-                (None, None) => return Err(GatewayConfigError::NoToken(k.name.clone())),
-            }
-        }
+        let keys = api_keys_of(cfg)?;
         let langs = cfg.national_languages()?;
         let reminders = cfg.reminders_policy()?;
         let outbound = cfg
@@ -174,6 +180,7 @@ impl Gateway {
             reminders,
             clock: Clock::system(),
             modem_source: None,
+            key_source: None,
             twilio: cfg.twilio.clone(),
             outbound,
             phone: None,
@@ -203,9 +210,16 @@ impl Gateway {
             })?;
         let mut bound = bound;
         let mut reopening = false;
+        // The keys in force, kept across rounds: a key a reload revoked stays revoked when the
+        // store is reopened.
+        let keys = Arc::new(api::KeyRing::new(self.keys.clone()));
         loop {
             let l = TcpListener::from_std(listener.try_clone()?)?;
-            match self.clone().serve(l, shutdown.clone(), &mut bound).await {
+            match self
+                .clone()
+                .serve(l, keys.clone(), shutdown.clone(), &mut bound)
+                .await
+            {
                 Ok(Round::Stopped) => return Ok(()),
                 Ok(Round::ReopenStore) => reopening = true,
                 Err(e) if shutdown.is_cancelled() || e.downcast_ref::<TaskFailed>().is_some() => {
@@ -244,6 +258,7 @@ impl Gateway {
     async fn serve(
         self,
         listener: TcpListener,
+        keys: Arc<api::KeyRing>,
         outer: CancellationToken,
         bound: &mut Option<oneshot::Sender<SocketAddr>>,
     ) -> anyhow::Result<Round> {
@@ -362,6 +377,10 @@ impl Gateway {
             crate::fleet::run(
                 fleet,
                 self.modem_source,
+                self.key_source.map(|source| crate::fleet::KeyReload {
+                    source,
+                    ring: keys.clone(),
+                }),
                 reload_rx,
                 fleet_stop.clone(),
                 modems.clone(),
@@ -379,7 +398,7 @@ impl Gateway {
             dispatcher: dispatcher.clone(),
             modems,
             reload: reload_tx,
-            keys: Arc::new(self.keys),
+            keys,
             cfg: Arc::new(api_cfg),
             clock: self.clock,
             in_flight: Arc::new(Mutex::new(HashSet::new())),

@@ -1,4 +1,5 @@
-//! `POST /v1/admin/reload`: the modems of the configuration file, applied while running.
+//! `POST /v1/admin/reload`: the modems and API keys of the configuration file, applied while
+//! running.
 
 use axum::Extension;
 use axum::extract::State;
@@ -19,6 +20,10 @@ pub struct ReloadSummary {
     pub updated: Vec<String>,
     /// Modems left as they were.
     pub unchanged: Vec<String>,
+    /// What became of the API keys (`serve` only: a gateway started without a file keeps its
+    /// keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<super::keys::KeyChanges>,
 }
 
 /// Why a reload changed nothing.
@@ -35,14 +40,14 @@ pub enum ReloadError {
 /// A reload request: the answer goes back on the channel (served by the app's fleet).
 pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<ReloadSummary, ReloadError>>;
 
-/// `POST /v1/admin/reload`: reads the configuration file again and adds, removes or
-/// reconfigures modems (like `SIGHUP`). A modem being removed or restarted finishes the message
+/// `POST /v1/admin/reload`: reads the configuration file again, adds, removes or reconfigures
+/// modems and puts its API keys in force (like `SIGHUP`). A modem being removed or restarted finishes the message
 /// in hand first. An invalid file changes nothing (422, with the key and line). Every reload
 /// asked for is in the audit log (`reload`), with what it did or why it did nothing.
 #[utoipa::path(post, path = "/v1/admin/reload", tag = "gateway",
     responses((status = 200, body = ReloadSummary), (status = 401, body = super::error::Problem),
         (status = 409, body = super::error::Problem), (status = 422, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["modems"])))]
 pub async fn reload(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,

@@ -3,11 +3,12 @@
 
 use std::io::Read;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
 use crate::store::backup::{Snapshot, SnapshotError};
 
 /// Bytes read from the snapshot's file per chunk of the answer.
@@ -23,7 +24,7 @@ pub const PAUSED_HEADER: &str = "smsgate-backup-paused-ms";
 /// The header with the point in time the backup shows (RFC 3339).
 pub const TAKEN_AT_HEADER: &str = "smsgate-backup-taken-at";
 
-/// `POST /v1/admin/backup` (an admin action): the whole store at one point in time, as the
+/// `POST /v1/admin/backup` (an admin action, scope `admin`): the whole store at one point in time, as the
 /// JSON Lines of `smsgate store export`, for `smsgate store import` to restore.
 ///
 /// Writes are paused while the daemon copies the store's records into an unnamed file beside
@@ -32,7 +33,8 @@ pub const TAKEN_AT_HEADER: &str = "smsgate-backup-taken-at";
 /// was made is in it, with its whole history; one acknowledged while it runs may be or not,
 /// never in part. `Content-Length` is the export's exact length, and its last line
 /// (`{"end":true,"records":N}`) closes it: an answer cut short shows. One backup at a time
-/// (409 `backup_running`).
+/// (409 `backup_running`). Needs the `admin` scope; each backup is in the audit log
+/// (`backup`, with its records, bytes, pause and point in time).
 #[utoipa::path(post, path = "/v1/admin/backup", tag = "gateway",
     responses(
         (status = 200, description = "The export, streamed (JSON Lines)", content_type = "application/x-ndjson", body = String,
@@ -44,8 +46,11 @@ pub const TAKEN_AT_HEADER: &str = "smsgate-backup-taken-at";
         (status = 401, body = super::error::Problem),
         (status = 409, description = "A backup is running already", body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
-pub async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
+    security(("bearer" = ["admin"])))]
+pub async fn backup(
+    State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let store = state.store.clone();
     // Off the async threads: the export reads the whole store and writes a file.
     let snap = tokio::task::spawn_blocking(move || store.snapshot())
@@ -58,6 +63,14 @@ pub async fn backup(State(state): State<AppState>) -> Result<Response, ApiError>
                 ApiError::from(e)
             }
         })?;
+    // Who took the whole store away, in the audit log, before a byte of it leaves.
+    let details = serde_json::json!({
+        "records": snap.summary.records,
+        "bytes": snap.bytes,
+        "paused_ms": u64::try_from(snap.paused.as_millis()).unwrap_or(u64::MAX),
+        "taken_at": snap.taken_at,
+    });
+    super::audit::record(&state, &caller, "backup", None, Some(details)).await?;
     let headers = [
         (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
         (header::CONTENT_LENGTH, snap.bytes.to_string()),

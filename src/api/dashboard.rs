@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Scopes};
 use crate::modem::Signal;
 use crate::store::inbound::InboundFilter;
 use crate::store::optout::OptOut;
@@ -539,12 +540,29 @@ fn build(state: &AppState) -> Result<DashboardView, ApiError> {
 #[utoipa::path(get, path = "/v1/dashboard", tag = "gateway",
     responses((status = 200, body = DashboardView), (status = 401, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
-pub async fn summary(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let view = tokio::task::spawn_blocking(move || build(&state))
+    security(("bearer" = ["read"])))]
+pub async fn summary(
+    State(state): State<AppState>,
+    Extension(scopes): Extension<Scopes>,
+) -> Result<Response, ApiError> {
+    let mut view = tokio::task::spawn_blocking(move || build(&state))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
+    only_allowed(&mut view.recent, scopes);
+    only_allowed(&mut view.attention, scopes);
     Ok(axum::Json(view).into_response())
+}
+
+/// Leaves each message only the actions the caller's key may take (`cancel` and `requeue`
+/// need what their routes need), so the page offers nothing that would answer 403.
+fn only_allowed(list: &mut [MessageSummary], scopes: Scopes) {
+    for m in list {
+        m.actions.retain(|a| {
+            let route = format!("/v1/messages/{{id}}/{a}");
+            super::required_scope(&axum::http::Method::POST, &route)
+                .is_none_or(|s| scopes.allows(s))
+        });
+    }
 }
 
 fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
@@ -622,9 +640,10 @@ fn find(state: &AppState, q: &str) -> Result<SearchResult, ApiError> {
     responses((status = 200, body = SearchResult), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn search(
     State(state): State<AppState>,
+    Extension(scopes): Extension<Scopes>,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -635,9 +654,10 @@ pub async fn search(
             "give a phone number or an invoice reference",
         ));
     }
-    let found = tokio::task::spawn_blocking(move || find(&state, &text))
+    let mut found = tokio::task::spawn_blocking(move || find(&state, &text))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
+    only_allowed(&mut found.messages, scopes);
     Ok(axum::Json(found).into_response())
 }
 

@@ -179,7 +179,7 @@ pub struct PhoneReplySent {
 #[utoipa::path(get, path = "/v1/demo/phone", tag = "demo",
     responses((status = 200, body = PhoneView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem, description = "Not `smsgate demo`: the route does not exist")),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn phone(State(state): State<AppState>) -> Result<Response, ApiError> {
     let phone = demo_phone(&state)?;
     let numbers = tokio::task::spawn_blocking(move || phone.numbers())
@@ -199,7 +199,7 @@ pub async fn phone(State(state): State<AppState>) -> Result<Response, ApiError> 
         (status = 404, body = super::error::Problem, description = "Not `smsgate demo`: the route does not exist"),
         (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn reply(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<PhoneReply>,

@@ -140,6 +140,18 @@ impl ApiError {
         )
     }
 
+    /// 403: the key lacks the scope the route needs (`urn:smsgate:problem:forbidden`).
+    pub fn forbidden(scope: super::keys::Scope) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            format!(
+                "this API key does not hold the scope `{scope}` (or `admin`) that this operation needs"
+            ),
+        )
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError::new(

@@ -19,7 +19,7 @@ use crate::store::live::LiveEvent;
 #[utoipa::path(get, path = "/v1/events", tag = "gateway",
     responses((status = 200, description = "Server-sent events: `message` and `inbound`, one JSON `data:` line each", content_type = "text/event-stream", body = LiveEvent),
         (status = 401, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn stream(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

@@ -14,7 +14,7 @@ use crate::store::history::{CSV_HEADER, History, csv_rows, jsonl_rows};
     params(("id" = String, Path, description = "Message id")),
     responses((status = 200, body = History), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -61,7 +61,7 @@ pub struct ExportQuery {
         (status = 422, body = super::error::Problem),
         (status = 429, description = "Two exports are running already", body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn export(
     State(state): State<AppState>,
     query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,

@@ -42,7 +42,7 @@ pub struct InboundPage {
     responses((status = 200, body = InboundPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<InboundQuery>, axum::extract::rejection::QueryRejection>,
@@ -77,7 +77,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Inbound message id")),
     responses((status = 200, body = InboundMessage), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -397,7 +397,7 @@ pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
         (status = 409, body = super::error::Problem), (status = 413, body = super::error::Problem),
         (status = 415, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -497,7 +497,7 @@ pub(crate) fn json_field_error(
         (status = 409, body = super::error::Problem), (status = 413, body = super::error::Problem),
         (status = 415, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn create_batch(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -557,7 +557,7 @@ pub async fn create_batch(
     params(("id" = String, Path, description = "Message id")),
     responses((status = 200, body = MessageWithEvents), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -601,7 +601,7 @@ pub struct ListQuery {
     responses((status = 200, body = MessagePage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -653,7 +653,7 @@ pub async fn list(
     responses((status = 200, body = MessageView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -685,7 +685,7 @@ pub async fn cancel(
     responses((status = 200, body = MessageView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn requeue(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,

@@ -12,6 +12,7 @@ pub mod events;
 pub mod history;
 mod idempotency;
 pub mod inbound;
+pub mod keys;
 pub mod messages;
 pub mod openapi;
 pub mod optouts;
@@ -33,40 +34,12 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sha2::{Digest, Sha256};
 
 use crate::dispatch::{Clock, Dispatcher};
 use crate::modem::ModemHandle;
 use crate::store::Store;
 pub use error::{ApiError, FieldError};
-
-/// An API key as kept in memory: its name and the SHA-256 of its token.
-#[derive(Debug, Clone)]
-pub struct ApiKey {
-    /// The key's name.
-    pub name: String,
-    /// SHA-256 of the token.
-    pub sha256: [u8; 32],
-}
-
-impl ApiKey {
-    /// From a plain token.
-    pub fn from_token(name: &str, token: &str) -> ApiKey {
-        ApiKey {
-            name: name.to_string(),
-            sha256: Sha256::digest(token.as_bytes()).into(),
-        }
-    }
-
-    /// From a hex SHA-256; `None` when it is not 64 hex digits.
-    pub fn from_sha256_hex(name: &str, hex: &str) -> Option<ApiKey> {
-        let bytes = crate::sms::parse_hex(hex).ok()?;
-        Some(ApiKey {
-            name: name.to_string(),
-            sha256: bytes.try_into().ok()?,
-        })
-    }
-}
+pub use keys::{ApiKey, KeyRing, Scope, Scopes, authenticate, required_scope};
 
 /// The API's settings.
 #[derive(Debug, Clone)]
@@ -112,8 +85,8 @@ pub struct AppState {
     pub modems: Arc<std::sync::RwLock<Vec<ModemHandle>>>,
     /// Reload requests to the modem fleet (`POST /v1/admin/reload`).
     pub reload: tokio::sync::mpsc::Sender<admin::ReloadRequest>,
-    /// API keys.
-    pub keys: Arc<Vec<ApiKey>>,
+    /// The API keys in force (a reload replaces them).
+    pub keys: Arc<KeyRing>,
     /// Defaults.
     pub cfg: Arc<ApiConfig>,
     /// The clock.
@@ -152,7 +125,8 @@ impl AppState {
     }
 }
 
-/// The authenticated caller.
+/// The authenticated caller: the key's name. What it may do is the [`Scopes`] extension set
+/// beside it.
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
 
@@ -194,33 +168,45 @@ pub(crate) fn next_cursor<T, K>(page: &[T], limit: usize, key: impl Fn(&T) -> K)
         .flatten()
 }
 
-/// Compares the presented token's hash with every key, in constant time per key and without
-/// stopping at the first match, so timing tells nothing about which key or how much matched.
-pub fn authenticate(keys: &[ApiKey], token: &str) -> Option<String> {
-    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let mut found = None;
-    for k in keys {
-        if crate::util::same_bytes(&k.sha256, &digest) && found.is_none() {
-            found = Some(k.name.clone());
-        }
-    }
-    found
-}
-
-/// The key name of a valid `Authorization: Bearer` header.
-pub fn bearer_caller(keys: &[ApiKey], headers: &axum::http::HeaderMap) -> Option<String> {
+/// The key of a valid `Authorization: Bearer` header, if it works at `now`.
+pub fn bearer_caller(
+    keys: &[ApiKey],
+    headers: &axum::http::HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<ApiKey> {
     let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = h
         .get(..7)?
         .eq_ignore_ascii_case("bearer ")
         .then(|| h[7..].trim())?;
-    authenticate(keys, token)
+    authenticate(keys, token, now)
+}
+
+/// Lets the request of the key `name` through when `scopes` hold what its route needs; else
+/// 403 naming the scope.
+async fn admit(name: &str, scopes: Scopes, mut req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    if let Some(needed) = required_scope(req.method(), &route)
+        && let Err(e) = scopes.require(needed)
+    {
+        tracing::info!(key = %name, scope = %needed, method = %req.method(), route = %route, "refused: the key lacks the scope");
+        return e.into_response();
+    }
+    req.extensions_mut().insert(scopes);
+    next.run(req).await
 }
 
 /// Who is calling: a bearer token, or else the admin page's session cookie. A session
 /// changes nothing without its CSRF token in `X-CSRF-Token`. An address that presented too
 /// many wrong tokens is answered 429 for any token until its window ends (a right one too:
-/// otherwise the answer would still tell a guess right from wrong).
+/// otherwise the answer would still tell a guess right from wrong). Then the key's scopes
+/// must hold what the route needs (403 otherwise); a session has the scopes of its key as the
+/// key is now, and ends when the key is revoked or expires.
 async fn auth(
     State(state): State<AppState>,
     client: throttle::ClientAddr,
@@ -256,17 +242,23 @@ async fn auth(
                 if !safe && !crate::util::same(presented, &s.csrf) {
                     return ApiError::csrf().into_response();
                 }
+                let Some(key) = state.keys.still(&s.caller, &s.key, state.clock.now()) else {
+                    return ApiError::unauthorized(
+                        "the key this session logged in with no longer works; log in again",
+                    )
+                    .into_response();
+                };
                 req.extensions_mut().insert(Caller(s.caller));
-                return next.run(req).await;
+                return admit(&key.name, key.scopes, req, next).await;
             }
             return ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
                 .into_response();
         }
     };
-    match authenticate(&state.keys, token) {
-        Some(name) => {
-            req.extensions_mut().insert(Caller(name));
-            next.run(req).await
+    match authenticate(&state.keys.current(), token, state.clock.now()) {
+        Some(key) => {
+            req.extensions_mut().insert(Caller(key.name.clone()));
+            admit(&key.name, key.scopes, req, next).await
         }
         None => {
             state.failures.record(client);
@@ -366,26 +358,4 @@ pub fn router(state: AppState) -> Router {
         .fallback(system::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_match_by_hash() {
-        let keys = vec![
-            ApiKey::from_token("a", "token-number-one-1234"),
-            ApiKey::from_token("b", "token-number-two-1234"),
-        ];
-        assert_eq!(
-            authenticate(&keys, "token-number-two-1234").as_deref(),
-            Some("b")
-        );
-        assert_eq!(authenticate(&keys, "token-number-two-123"), None);
-        assert_eq!(authenticate(&keys, ""), None);
-        let hex = "a".repeat(64);
-        assert!(ApiKey::from_sha256_hex("h", &hex).is_some());
-        assert!(ApiKey::from_sha256_hex("h", "abc").is_none());
-    }
 }

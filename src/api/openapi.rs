@@ -28,7 +28,7 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
 #[cfg(test)]
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "smsgate", description = "Self-hosted SMS gateway: queue, send and track SMS through your own GSM modem."),
+    info(title = "smsgate", description = "Self-hosted SMS gateway: queue, send and track SMS through your own GSM modem.\n\nEach operation's `bearer` security requirement names the one scope it needs (`send`, `read`, `templates`, `optout`, `modems`, `admin` or `metrics`); a key holding `admin`, or configured without `scopes`, may call every operation. A key without the scope gets 403 `urn:smsgate:problem:forbidden`."),
     paths(
         messages::create, messages::create_batch, messages::list, messages::get_one,
         messages::cancel, messages::requeue, history::one, history::export,
@@ -109,10 +109,19 @@ fn problem_responses(doc: &mut serde_json::Value) {
                 }
             }
             if op.get("security").is_some() {
+                let scope = scope_of(op);
                 // Wrong credentials are counted per client address: past the limit every
                 // request with credentials from it is refused for a while, whatever the route.
                 let r = op.get_mut("responses").and_then(|r| r.as_object_mut());
                 if let Some(responses) = r {
+                    if let Some(scope) = scope {
+                        responses.entry("403").or_insert_with(|| {
+                            serde_json::json!({
+                                "description": format!("The API key holds neither the scope `{scope}` nor `admin` (`urn:smsgate:problem:forbidden`)"),
+                                "content": problem()
+                            })
+                        });
+                    }
                     responses.entry("429").or_insert_with(|| {
                         serde_json::json!({
                             "description": "Too many wrong credentials from this address (or, on an export, too many exports running)",
@@ -139,6 +148,15 @@ fn problem_responses(doc: &mut serde_json::Value) {
             }
         }
     }
+}
+
+/// The scope an operation documents in its `bearer` security requirement.
+#[cfg(test)]
+fn scope_of(op: &serde_json::Value) -> Option<String> {
+    op["security"]
+        .as_array()?
+        .iter()
+        .find_map(|r| r["bearer"].as_array()?.first()?.as_str().map(str::to_owned))
 }
 
 /// An optional body (`Option<T>` in `request_body`) is one that may be left out, not one that
@@ -240,6 +258,44 @@ mod tests {
             v["paths"]["/v1/messages"]["get"]["parameters"][1]["schema"]["$ref"],
             "#/components/schemas/PhoneNumberInput"
         );
+    }
+
+    /// Each operation documents the one scope the authentication asks of it, and every route
+    /// the authentication knows is documented: the document and the enforcement cannot drift.
+    #[test]
+    fn every_operation_documents_the_scope_it_is_checked_for() {
+        let doc: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap();
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let method: axum::http::Method = method.to_uppercase().parse().unwrap();
+                if op.get("security").is_none() {
+                    assert!(
+                        path == "/healthz" || path == "/readyz",
+                        "{method} {path} has no security requirement"
+                    );
+                    continue;
+                }
+                let scope = scope_of(op).unwrap_or_else(|| panic!("{method} {path}: no scope"));
+                let needed = super::super::required_scope(&method, path);
+                assert_eq!(
+                    Some(scope.as_str()),
+                    needed.map(|s| s.as_str()),
+                    "{method} {path}"
+                );
+                assert!(
+                    op["responses"]["403"].is_object(),
+                    "{method} {path} documents its 403"
+                );
+                documented.push((method.to_string(), path.clone()));
+            }
+        }
+        for (method, route, _) in super::super::keys::route_scopes() {
+            assert!(
+                documented.contains(&(method.to_string(), route.to_string())),
+                "{method} {route} has a scope but is not in the document"
+            );
+        }
     }
 
     /// `/openapi.json` answers with the generated document itself, as JSON.

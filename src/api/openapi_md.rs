@@ -102,7 +102,8 @@ impl<'a> Renderer<'a> {
         let _ = writeln!(
             out,
             "Operations marked **Token** need `Authorization: Bearer <token>` (a token of \
-             `[[api_keys]]`). Errors are `application/problem+json` with the \
+             `[[api_keys]]`) whose key holds the scope named (or `admin`; a key configured \
+             without `scopes` holds every scope), else 403. Errors are `application/problem+json` with the \
              [`Problem`](#problem) schema; [api.md](api.md#errors) lists their `type`s.\n"
         );
         let groups = self.grouped();
@@ -158,18 +159,21 @@ impl<'a> Renderer<'a> {
         if !description.is_empty() {
             let _ = writeln!(out, "{description}\n");
         }
-        let token = o["security"]
+        let bearer = o["security"]
             .as_array()
-            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-        let _ = writeln!(
-            out,
-            "{}\n",
-            if token {
-                "**Token** needed."
-            } else {
-                "No token needed."
-            }
-        );
+            .and_then(|s| s.iter().find_map(|r| r.get("bearer")));
+        let scope = bearer
+            .and_then(|b| b.as_array())
+            .and_then(|b| b.first())
+            .and_then(|b| b.as_str());
+        let _ = match (bearer, scope) {
+            (Some(_), Some(scope)) => writeln!(
+                out,
+                "**Token** needed, with scope **`{scope}`** (or `admin`).\n"
+            ),
+            (Some(_), None) => writeln!(out, "**Token** needed.\n"),
+            (None, _) => writeln!(out, "No token needed.\n"),
+        };
         if let Some(params) = o["parameters"].as_array().filter(|p| !p.is_empty()) {
             let _ = writeln!(out, "Parameters:\n");
             let _ = writeln!(out, "| name | in | type | required | description |");

@@ -66,7 +66,7 @@ pub struct OptOutsAdded {
     responses((status = 200, body = OptOutPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<OptOutQuery>, axum::extract::rejection::QueryRejection>,
@@ -97,7 +97,7 @@ fn number(state: &AppState, field: &str, n: &str) -> Result<String, FieldError> 
     responses((status = 200, body = OptOut), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get_one(
     State(state): State<AppState>,
     Path(n): Path<String>,
@@ -116,7 +116,7 @@ pub async fn get_one(
     responses((status = 201, body = OptOutsAdded), (status = 200, body = OptOutsAdded),
         (status = 400, body = super::error::Problem), (status = 401, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["optout"])))]
 pub async fn add(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -202,7 +202,7 @@ pub async fn add(
     responses((status = 200, body = OptOut), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["optout"])))]
 pub async fn remove(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,

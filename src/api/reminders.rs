@@ -274,7 +274,7 @@ fn existing(st: &AppState, p: &Plan, print: &str) -> Result<Response, ApiError> 
         (status = 409, description = "The invoice has a plan made with other values", body = super::error::Problem),
         (status = 413, body = super::error::Problem), (status = 415, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn create(
     State(st): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -313,7 +313,7 @@ pub async fn create(
     params(("id" = String, Path, description = "Plan id or invoice reference")),
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get_one(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -346,7 +346,7 @@ pub struct ListQuery {
     responses((status = 200, body = PlanPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(st): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -435,7 +435,7 @@ fn body_or_default<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Resul
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn paid(
     State(st): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -459,7 +459,7 @@ pub async fn paid(
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn payment_failed(
     State(st): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -515,7 +515,7 @@ pub async fn payment_failed(
         (status = 401, body = super::error::Problem), (status = 404, body = super::error::Problem),
         (status = 409, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn patch(
     State(st): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -535,7 +535,7 @@ pub async fn patch(
     params(("id" = String, Path, description = "Plan id or invoice reference")),
     responses((status = 200, body = PlanView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["send"])))]
 pub async fn cancel(
     State(st): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,

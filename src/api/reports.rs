@@ -34,7 +34,7 @@ pub struct UnmatchedPage {
     responses((status = 200, body = UnmatchedPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn unmatched(
     State(state): State<AppState>,
     query: Result<Query<UnmatchedQuery>, axum::extract::rejection::QueryRejection>,

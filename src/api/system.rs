@@ -240,7 +240,7 @@ fn modem_view(
 #[utoipa::path(get, path = "/v1/modems", tag = "gateway",
     responses((status = 200, body = ModemList), (status = 401, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn modems(State(state): State<AppState>) -> Result<Response, ApiError> {
     let list = tokio::task::spawn_blocking(move || {
         let pool = state.dispatcher.pool();
@@ -270,7 +270,7 @@ pub async fn modems(State(state): State<AppState>) -> Result<Response, ApiError>
 #[utoipa::path(get, path = "/metrics", tag = "gateway",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
         (status = 401, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["metrics"])))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let modems: Vec<_> = state.modems().iter().map(|m| m.status()).collect();
     let body = crate::metrics::render(&state.store, &modems, state.clock.now());
@@ -288,7 +288,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/v1/stats", tag = "gateway",
     responses((status = 200, body = Stats), (status = 401, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
     let counts = state
         .store

@@ -141,7 +141,7 @@ fn view_of(st: &AppState, name: &str) -> Result<Option<TemplateView>, ApiError> 
 #[utoipa::path(get, path = "/v1/templates", tag = "reminders",
     responses((status = 200, body = TemplateList), (status = 401, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["templates"])))]
 pub async fn list(State(st): State<AppState>) -> Result<Response, ApiError> {
     let mut names: std::collections::BTreeSet<String> = templates::DEFAULT_NAMES
         .iter()
@@ -163,7 +163,7 @@ pub async fn list(State(st): State<AppState>) -> Result<Response, ApiError> {
     params(("name" = crate::domain::schema::TemplateName, Path, description = "Template name")),
     responses((status = 200, body = TemplateView), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["templates"])))]
 pub async fn get_one(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -181,7 +181,7 @@ pub async fn get_one(
     responses((status = 200, body = TemplateView), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["templates"])))]
 pub async fn put(
     State(st): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
@@ -216,7 +216,7 @@ pub async fn put(
     params(("name" = crate::domain::schema::TemplateName, Path, description = "Template name")),
     responses((status = 204, description = "Removed"), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["templates"])))]
 pub async fn remove(
     State(st): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,

@@ -48,7 +48,7 @@ pub struct UssdResult {
         (status = 404, body = super::error::Problem), (status = 409, body = super::error::Problem),
         (status = 422, body = super::error::Problem), (status = 502, body = super::error::Problem),
         (status = 504, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["modems"])))]
 pub async fn ussd(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,

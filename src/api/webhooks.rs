@@ -48,7 +48,7 @@ pub struct FailedPage {
     responses((status = 200, body = FailedPage), (status = 400, body = super::error::Problem),
         (status = 401, body = super::error::Problem), (status = 422, body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn failed(
     State(state): State<AppState>,
     query: Result<Query<FailedQuery>, axum::extract::rejection::QueryRejection>,
@@ -79,7 +79,7 @@ pub async fn failed(
     params(("id" = String, Path, description = "The delivery's webhook-id (evt_…)")),
     responses((status = 200, body = OutboxEntry), (status = 401, body = super::error::Problem),
         (status = 404, body = super::error::Problem), (status = 503, body = super::error::Problem)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,

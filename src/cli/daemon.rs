@@ -142,7 +142,8 @@ pub struct DemoArgs {
 /// `smsgate config …`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check a configuration file: every key, type and value; prints what is wrong and where.
+    /// Check a configuration file: every key, type and value; prints what is wrong and where,
+    /// and warns about API keys without `scopes` or past their `expires_at`.
     Check {
         /// The file.
         path: PathBuf,
@@ -202,12 +203,25 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             "outbound.allow_loopback is on: callbacks and prechecks may reach services on this machine; it is meant for tests and development"
         );
     }
-    // SIGHUP and POST /v1/admin/reload read the file again (all of it is checked; only the
-    // modems change).
+    for w in cfg.warnings(chrono::Utc::now()) {
+        tracing::warn!("{w}");
+    }
+    // SIGHUP and POST /v1/admin/reload read the file again (all of it is checked; the modems
+    // and the API keys change).
     let path = args.config.clone();
     gw.modem_source = Some(std::sync::Arc::new(move || {
         let c = Config::load(&path).map_err(|e| e.to_string())?;
         Ok(c.modem_setups())
+    }));
+    let path = args.config.clone();
+    gw.key_source = Some(std::sync::Arc::new(move || {
+        let c = Config::load(&path).map_err(|e| e.to_string())?;
+        if c.api_keys.is_empty() {
+            return Err(
+                "no [[api_keys]]: nobody could use the API (the keys in force are kept)".into(),
+            );
+        }
+        crate::server::api_keys_of(&c).map_err(|e| e.to_string())
     }));
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
@@ -245,6 +259,9 @@ pub fn config(cmd: ConfigCommand) -> ExitCode {
     match cmd {
         ConfigCommand::Check { path } => match Config::load(&path) {
             Ok(c) => {
+                for w in c.warnings(chrono::Utc::now()) {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "{}: OK ({} API key(s), {} modem(s), store in {})",
                     path.display(),
@@ -445,6 +462,7 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
         reminders,
         clock: Clock::system(),
         modem_source: None,
+        key_source: None,
         twilio: twilio.clone(),
         outbound: crate::outbound::OutboundPolicy::allowing_loopback(),
         phone: Some(std::sync::Arc::new(crate::api::demo::DemoPhone::new(

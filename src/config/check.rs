@@ -69,6 +69,33 @@ impl CheckError {
 }
 
 impl Config {
+    /// What is allowed but probably not meant, for `smsgate config check` to say: keys without
+    /// `scopes` (they may do everything), keys past their `expires_at` (they no longer work).
+    pub fn warnings(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, k) in self.api_keys.iter().enumerate() {
+            if k.scopes.is_none() {
+                out.push(format!(
+                    "[[api_keys]] #{} ({:?}) has no `scopes`: it may do everything (admin included); \
+                     give it only what it needs, e.g. scopes = [\"send\", \"read\"]",
+                    i + 1,
+                    k.name
+                ));
+            }
+            if let Some(end) = k.expires_at.as_ref().and_then(|e| e.instant())
+                && end <= now
+            {
+                out.push(format!(
+                    "[[api_keys]] #{} ({:?}) expired at {}: it no longer works; remove it",
+                    i + 1,
+                    k.name,
+                    end.to_rfc3339()
+                ));
+            }
+        }
+        out
+    }
+
     /// Checks what the types alone cannot: ranges, uniqueness, URLs against the outbound
     /// policy and the other sections' own checks. `src` is the file, for line numbers.
     pub(super) fn check(&self, src: &str) -> Result<(), Box<CheckError>> {
@@ -86,9 +113,12 @@ impl Config {
                 ),
             ));
         }
+        // A name may repeat only on entries with `expires_at`: the old tokens of a rotation,
+        // working beside the current one under the same name (the same idempotency keys, the
+        // same name in messages and history).
         let mut names = HashSet::new();
         for (i, k) in self.api_keys.iter().enumerate() {
-            if k.name.trim().is_empty() || !names.insert(k.name.clone()) {
+            if k.name.trim().is_empty() {
                 return Err(at(
                     "api_keys",
                     Some(i),
@@ -96,6 +126,16 @@ impl Config {
                     "must be non-empty and unique".into(),
                 ));
             }
+            if k.expires_at.is_none() && !names.insert(k.name.clone()) {
+                return Err(at(
+                    "api_keys",
+                    Some(i),
+                    "name",
+                    "must be unique: only entries with `expires_at` (a rotated-out token) may repeat a name".into(),
+                ));
+            }
+        }
+        for (i, k) in self.api_keys.iter().enumerate() {
             if k.name == crate::domain::GATEWAY {
                 return Err(at(
                     "api_keys",
@@ -147,6 +187,27 @@ impl Config {
                         "give exactly one of `token` and `token_sha256`".into(),
                     ));
                 }
+            }
+        }
+        for (i, k) in self.api_keys.iter().enumerate() {
+            if k.scopes.as_ref().is_some_and(|s| s.is_empty()) {
+                return Err(at(
+                    "api_keys",
+                    Some(i),
+                    "scopes",
+                    "a key with no scope could do nothing: name at least one, or leave `scopes` out for every scope".into(),
+                ));
+            }
+            if let Some(e) = &k.expires_at
+                && e.instant().is_none()
+            {
+                return Err(at(
+                    "api_keys",
+                    Some(i),
+                    "expires_at",
+                    "must be a date and time with its offset, such as \"2026-12-31T00:00:00Z\""
+                        .into(),
+                ));
             }
         }
         if !(1..=255).contains(&self.sms.max_parts) {

@@ -28,7 +28,7 @@ mod sms;
 mod storage;
 
 pub use crate::dashboard::DashboardConfig;
-pub use api_keys::{ApiKeyConfig, PLACEHOLDER_TOKEN};
+pub use api_keys::{ApiKeyConfig, ExpiresAt, PLACEHOLDER_TOKEN};
 pub use http::HttpConfig;
 pub use inbound::InboundConfig;
 pub use modems::ModemSection;
@@ -176,7 +176,19 @@ impl Config {
                 source: Box::new(source),
             })
         })?;
+        // The variable is the current token: it replaces the entry without `expires_at` (a
+        // rotated-out token of the same name keeps its own), or every entry of a name that has
+        // only ending ones.
+        let current: Vec<String> = cfg
+            .api_keys
+            .iter()
+            .filter(|k| k.expires_at.is_none())
+            .map(|k| k.name.clone())
+            .collect();
         for k in &mut cfg.api_keys {
+            if k.expires_at.is_some() && current.contains(&k.name) {
+                continue;
+            }
             if let Some(t) = env(&format!("SMSGATE_API_KEY_{}", env_name(&k.name))) {
                 k.token = Some(t);
                 k.token_sha256 = None;
@@ -310,6 +322,44 @@ port = "tcp://127.0.0.1:7000"
         );
         assert_eq!(c.modems[0].pin.as_deref(), Some("4321"));
         assert_eq!(env_name("office-sim"), "OFFICE_SIM");
+    }
+
+    /// A rotation: the old token repeats the name with `expires_at` and keeps its token when
+    /// the variable gives the current one; scopes and the end are read.
+    #[test]
+    fn a_rotated_out_token_repeats_the_name_and_keeps_its_token() {
+        let rotating = GOOD.replace(
+            "[[modems]]\nname = \"office-sim\"",
+            "scopes = [\"send\", \"read\"]\n[[api_keys]]\nname = \"billing\"\ntoken = \"the-old-token-0123456789\"\nscopes = [\"send\", \"read\"]\nexpires_at = 2026-12-31T00:00:00Z\n[[modems]]\nname = \"office-sim\"",
+        );
+        let c = Config::parse(&rotating, "f", |k| {
+            (k == "SMSGATE_API_KEY_BILLING").then(|| "from-the-environment-123".to_string())
+        })
+        .unwrap();
+        assert_eq!(c.api_keys.len(), 2);
+        assert_eq!(
+            c.api_keys[0].token.as_deref(),
+            Some("from-the-environment-123")
+        );
+        assert_eq!(
+            c.api_keys[1].token.as_deref(),
+            Some("the-old-token-0123456789")
+        );
+        let old = c.api_keys[1].api_key().unwrap();
+        assert_eq!(
+            old.expires_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-12-31T00:00:00+00:00")
+        );
+        assert!(old.scopes.allows(crate::api::Scope::Send));
+        assert!(!old.scopes.allows(crate::api::Scope::Templates));
+        // Two current entries of one name are refused.
+        let e = parse(&rotating.replace("expires_at = 2026-12-31T00:00:00Z\n", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[[api_keys]] #2 `name`") && e.contains("unique"),
+            "{e}"
+        );
     }
 }
 

@@ -67,6 +67,8 @@ pub enum CookieSecure {
 #[derive(Debug, Clone)]
 struct Session {
     caller: String,
+    /// The SHA-256 of the token it logged in with.
+    key: [u8; 32],
     csrf: String,
     /// Unused until then, it ends (pushed back by each use).
     expires: Instant,
@@ -79,6 +81,8 @@ struct Session {
 pub struct SessionAuth {
     /// The API key the session was started with.
     pub caller: String,
+    /// The SHA-256 of that key's token (a session ends when its key is revoked or rotated).
+    pub key: [u8; 32],
     /// Its CSRF token.
     pub csrf: String,
 }
@@ -123,9 +127,9 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts a session for `caller`: the cookie value and the CSRF token, `None` when the
-    /// system has no randomness to give.
-    fn start(&self, caller: &str) -> Option<(String, String)> {
+    /// Starts a session for the key `caller`: the cookie value and the CSRF token, `None` when
+    /// the system has no randomness to give.
+    fn start(&self, caller: &crate::api::ApiKey) -> Option<(String, String)> {
         let id = random_hex(32)?;
         let csrf = random_hex(32)?;
         let now = Instant::now();
@@ -143,7 +147,8 @@ impl Sessions {
         g.by_hash.insert(
             digest(&id),
             Session {
-                caller: caller.to_string(),
+                caller: caller.name.clone(),
+                key: caller.sha256,
                 csrf: csrf.clone(),
                 expires: now + self.ttl.min(self.max_age),
                 ends: now + self.max_age,
@@ -169,6 +174,7 @@ impl Sessions {
         s.expires = (now + self.ttl).min(s.ends);
         Some(SessionAuth {
             caller: s.caller.clone(),
+            key: s.key,
             csrf: s.csrf.clone(),
         })
     }
@@ -330,7 +336,7 @@ pub async fn index(
     if bearer && let Some(wait) = state.failures.blocked(client) {
         return crate::api::throttle::too_many(wait);
     }
-    let caller = crate::api::bearer_caller(&state.keys, &headers);
+    let caller = crate::api::bearer_caller(&state.keys.current(), &headers, state.clock.now());
     if bearer && caller.is_none() {
         state.failures.record(client);
     }
@@ -408,7 +414,7 @@ pub async fn login(
     };
     let token = token.trim();
     let Some(caller) = (!token.is_empty())
-        .then(|| crate::api::authenticate(&state.keys, token))
+        .then(|| crate::api::authenticate(&state.keys.current(), token, state.clock.now()))
         .flatten()
     else {
         state.failures.record(client);
@@ -422,14 +428,15 @@ pub async fn login(
     // The key's use by the admin page is in the audit log before the session starts.
     let details = serde_json::json!({ "client": client.0.map(|a| a.to_string()) });
     if let Err(e) =
-        crate::api::audit::record(&state, &caller, "dashboard.login", None, Some(details)).await
+        crate::api::audit::record(&state, &caller.name, "dashboard.login", None, Some(details))
+            .await
     {
         return e.into_response();
     }
     let Some((id, _)) = sessions.start(&caller) else {
         return crate::api::ApiError::internal("no randomness for a session id").into_response();
     };
-    tracing::info!(key = %caller, "dashboard login");
+    tracing::info!(key = %caller.name, "dashboard login");
     let mut r = Redirect::to("/").into_response();
     if let Ok(v) = HeaderValue::from_str(&sessions.set_cookie(&headers, &id)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
@@ -551,7 +558,12 @@ mod tests {
     #[test]
     fn sessions_are_found_by_cookie_and_end() {
         let s = Sessions::new(&DashboardConfig::default());
-        let (id, csrf) = s.start("admin").unwrap();
+        let (id, csrf) = s
+            .start(&crate::api::ApiKey::from_token(
+                "admin",
+                "token-of-the-admin-key",
+            ))
+            .unwrap();
         let h = headers(&[("cookie", &format!("other=1; {COOKIE}={id}"))]);
         let got = s.from_headers(&h).unwrap();
         assert_eq!(got.caller, "admin");
@@ -572,7 +584,12 @@ mod tests {
             session_max_age: Duration::from_millis(300),
             ..Default::default()
         });
-        let (id, _) = s.start("admin").unwrap();
+        let (id, _) = s
+            .start(&crate::api::ApiKey::from_token(
+                "admin",
+                "token-of-the-admin-key",
+            ))
+            .unwrap();
         let h = headers(&[("cookie", &format!("{COOKIE}={id}"))]);
         for _ in 0..5 {
             assert!(s.from_headers(&h).is_some());

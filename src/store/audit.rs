@@ -28,7 +28,7 @@ pub struct AuditEntry {
     /// The name of the API key that did it (never its token).
     pub actor: String,
     /// What was done: `template.put`, `template.delete`, `optout.add`, `optout.remove`,
-    /// `reload`, `ussd`, `dashboard.login`, `dashboard.logout`.
+    /// `reload`, `ussd`, `dashboard.login`, `dashboard.logout`, `backup`.
     pub action: String,
     /// What it was done to: a template's name, a number, a modem.
     #[serde(default, skip_serializing_if = "Option::is_none")]

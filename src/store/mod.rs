@@ -398,5 +398,7 @@ impl Store {
 /// id is at least 17 bytes).
 pub(crate) const INVOICES_BUILT: [u8; 1] = [2];
 
-/// Attempts, 50 ms apart, to take the lock of a store this process has just closed.
-const LOCK_TRIES: u32 = 20;
+/// Attempts, 50 ms apart, to take the lock of a store this process has just closed: 3 s, as
+/// sled's thread may be slow to let go on a loaded machine. Only a store that is really held
+/// (by a running daemon) waits that long, and only to be refused.
+const LOCK_TRIES: u32 = 60;

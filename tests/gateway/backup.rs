@@ -16,6 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{TOKEN, sim, start, wait_modem_up};
 
+/// A key with the scope `read` only.
+const READER: &str = "reader-token-0123456789";
+
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -107,7 +110,13 @@ async fn backup_under_load_restores_every_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let sim = sim().await;
-    let r = start(store.clone(), &sim, |_| {}).await;
+    let r = start(store.clone(), &sim, |g| {
+        g.keys.push(
+            smsgate::api::ApiKey::from_token("reader", READER)
+                .with_scopes([smsgate::api::Scope::Read]),
+        );
+    })
+    .await;
     wait_modem_up(&r).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -187,6 +196,34 @@ async fn backup_under_load_restores_every_acknowledged_message() {
         summary["bytes"].as_u64(),
         Some(std::fs::metadata(&second).unwrap().len())
     );
+
+    // A key without the scope `admin`: refused (403, exit 4), no file.
+    let denied = dir.path().join("backups/denied.jsonl");
+    let o = cli(&[
+        "backup",
+        "--to",
+        s(&denied),
+        "--url",
+        &r.base,
+        "--token",
+        READER,
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("admin"), "{}", text(&o));
+    assert!(!denied.exists());
+    assert!(!dir.path().join("backups/denied.jsonl.partial").exists());
+    // Each backup is in the audit log, with the key that took it.
+    let (code, audit) = r.get("/v1/audit?actor=test").await;
+    assert_eq!(code, 200, "{audit}");
+    let backups: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "backup")
+        .collect();
+    assert_eq!(backups.len(), 2, "{audit}");
+    assert_eq!(backups[1]["details"]["records"], summary["records"]);
 
     stop.store(true, Ordering::Relaxed);
     let mut acked = Vec::new();

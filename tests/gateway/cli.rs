@@ -599,3 +599,62 @@ async fn serve_on_a_taken_port_says_why_once() {
     assert_eq!(line.matches("in use").count(), 1, "{line}");
     drop(taken);
 }
+
+/// `config check` on keys: one without `scopes` passes with a warning naming it, one past its
+/// `expires_at` too; scoped keys pass silently; an unknown scope, an empty list or an
+/// `expires_at` without an offset are refused with the key's line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_warns_about_keys_without_scopes_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let check = async |keys: &str| {
+        let path = dir.path().join("smsgate.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[http]\nlisten = \"127.0.0.1:8080\"\n[storage]\npath = \"{}\"\n{keys}",
+                store.display()
+            ),
+        )
+        .unwrap();
+        smsgate_with(&["config", "check", path.to_str().unwrap()], &[], None).await
+    };
+    let full = "[[api_keys]]\nname = \"billing\"\ntoken = \"billing-token-0123456789\"\n";
+    let run = check(full).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("warning:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(\"billing\") has no `scopes`"),
+        "{}",
+        run.stderr
+    );
+
+    let scoped = "[[api_keys]]\nname = \"billing\"\ntoken = \"billing-token-0123456789\"\nscopes = [\"send\", \"read\"]\n\
+                  [[api_keys]]\nname = \"billing\"\ntoken = \"billing-token-old-0123456789\"\nscopes = [\"send\", \"read\"]\nexpires_at = 2099-12-31T00:00:00Z\n";
+    let run = check(scoped).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+
+    let expired = "[[api_keys]]\nname = \"old\"\ntoken = \"billing-token-0123456789\"\nscopes = [\"read\"]\nexpires_at = \"2020-01-01T00:00:00Z\"\n";
+    let run = check(expired).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("(\"old\") expired at 2020-01-01"),
+        "{}",
+        run.stderr
+    );
+
+    for (bad, words) in [
+        ("scopes = [\"sned\"]\n", "sned"),
+        ("scopes = []\n", "`scopes` (line 8)"),
+        ("expires_at = \"2026-12-31\"\n", "`expires_at` (line 8)"),
+        (
+            "[[api_keys]]\nname = \"billing\"\ntoken = \"billing-token-two-0123456789\"\n",
+            "[[api_keys]] #2 `name` (line 9): must be unique",
+        ),
+    ] {
+        let run = check(&format!("{full}{bad}")).await;
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains(words), "{bad}: {}", run.stderr);
+    }
+}

@@ -139,7 +139,7 @@ fn no_redirects() -> reqwest::Client {
 }
 
 /// The session cookie's `name=value` from a Set-Cookie header, and the whole header.
-fn session_cookie(resp: &reqwest::Response) -> (String, String) {
+pub(crate) fn session_cookie(resp: &reqwest::Response) -> (String, String) {
     let set = resp
         .headers()
         .get("set-cookie")
@@ -164,7 +164,7 @@ async fn status_with_cookie(http: &reqwest::Client, r: &Running, path: &str, coo
 }
 
 /// The CSRF token the dashboard page carries.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let at = page
         .find("name=\"csrf-token\" content=\"")
         .expect("the csrf meta tag");

@@ -24,6 +24,7 @@ mod reminders;
 mod remote;
 mod replies;
 mod reports;
+mod scopes;
 mod senders;
 mod store_cmd;
 mod twilio;
@@ -82,6 +83,7 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         reminders: Default::default(),
         clock: Clock::system(),
         modem_source: None,
+        key_source: None,
         twilio: Default::default(),
         // The receivers of these tests listen on 127.0.0.1; tests of the policy set their own.
         outbound: smsgate::outbound::OutboundPolicy::allowing_loopback(),

@@ -184,6 +184,11 @@ pub async fn auth(
     }
     req.extensions_mut()
         .insert(Caller(format!("twilio:{}", account.sid)));
+    // The Twilio door sends and reads messages, nothing else: what `send` + `read` allow.
+    req.extensions_mut().insert(super::Scopes::from_iter([
+        super::Scope::Send,
+        super::Scope::Read,
+    ]));
     req.extensions_mut().insert(account);
     next.run(req).await
 }

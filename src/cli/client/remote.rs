@@ -384,10 +384,29 @@ pub fn url_from_listen(listen: &str) -> Result<String, TargetError> {
     Ok(format!("http://{addr}"))
 }
 
-/// The first `[[api_keys]]` token written in plain; a key kept only as `token_sha256` cannot be
-/// sent.
+/// The first `[[api_keys]]` token written in plain of a key that may do everything (no
+/// `scopes`, or `admin`), else the first of any key; keys past their `expires_at` are passed
+/// over, and a key kept only as `token_sha256` cannot be sent.
 pub fn token_from_keys(keys: &[ApiKeyConfig]) -> Result<String, TargetError> {
-    if let Some(t) = keys.iter().find_map(|k| k.token.clone()) {
+    let now = chrono::Utc::now();
+    let live = |k: &&ApiKeyConfig| {
+        k.token.is_some()
+            && k.expires_at
+                .as_ref()
+                .and_then(|e| e.instant())
+                .is_none_or(|end| now < end)
+    };
+    let full = |k: &&ApiKeyConfig| {
+        k.scopes
+            .as_ref()
+            .is_none_or(|s| s.contains(&crate::api::Scope::Admin))
+    };
+    let chosen = keys
+        .iter()
+        .filter(live)
+        .find(full)
+        .or_else(|| keys.iter().find(live));
+    if let Some(t) = chosen.and_then(|k| k.token.clone()) {
         return Ok(t);
     }
     if keys.is_empty() {
@@ -646,6 +665,8 @@ mod tests {
             name: name.into(),
             token: token.map(String::from),
             token_sha256: hash.map(String::from),
+            scopes: None,
+            expires_at: None,
         };
         let hash = "a".repeat(64);
         assert_eq!(
