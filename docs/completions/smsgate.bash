@@ -19,6 +19,9 @@ _smsgate() {
             smsgate,audit)
                 cmd="smsgate__subcmd__audit"
                 ;;
+            smsgate,backup)
+                cmd="smsgate__subcmd__backup"
+                ;;
             smsgate,completions)
                 cmd="smsgate__subcmd__completions"
                 ;;
@@ -87,6 +90,9 @@ _smsgate() {
                 ;;
             smsgate__subcmd__help,audit)
                 cmd="smsgate__subcmd__help__subcmd__audit"
+                ;;
+            smsgate__subcmd__help,backup)
+                cmd="smsgate__subcmd__help__subcmd__backup"
                 ;;
             smsgate__subcmd__help,completions)
                 cmd="smsgate__subcmd__help__subcmd__completions"
@@ -416,7 +422,7 @@ _smsgate() {
 
     case "${cmd}" in
         smsgate)
-            opts="-h -V --help --version serve demo config pdu modem history store simulate status send messages inbound reminders optout audit tail completions man help"
+            opts="-h -V --help --version serve demo config pdu modem history store simulate status send messages inbound reminders optout audit backup tail completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -449,6 +455,36 @@ _smsgate() {
                     return 0
                     ;;
                 --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__backup)
+            opts="-h --to --force --url --token --config --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -602,7 +638,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help)
-            opts="serve demo config pdu modem history store simulate status send messages inbound reminders optout audit tail completions man help"
+            opts="serve demo config pdu modem history store simulate status send messages inbound reminders optout audit backup tail completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -616,6 +652,20 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help__subcmd__audit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__help__subcmd__backup)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -154,6 +154,7 @@ const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
     ("POST", "/v1/webhooks/{id}/retry", Scope::Admin),
     ("POST", "/v1/admin/reload", Scope::Modems),
     ("GET", "/v1/audit", Scope::Admin),
+    ("POST", "/v1/admin/backup", Scope::Admin),
     ("POST", "/v1/erasure", Scope::Admin),
     ("GET", "/v1/dashboard", Scope::Read),
     ("GET", "/v1/dashboard/search", Scope::Read),

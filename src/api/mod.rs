@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod dashboard;
 pub mod demo;
 pub mod erasure;
@@ -312,6 +313,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/failed", get(webhooks::failed))
         .route("/webhooks/{id}/retry", post(webhooks::retry))
         .route("/admin/reload", post(admin::reload))
+        .route("/admin/backup", post(backup::backup))
         .route("/erasure", post(erasure::erase))
         .route("/audit", get(audit::list))
         .route("/dashboard", get(dashboard::summary))

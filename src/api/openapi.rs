@@ -16,8 +16,8 @@ use utoipa::{Modify, OpenApi};
 
 #[cfg(test)]
 use super::{
-    admin, audit, dashboard, demo, erasure, error, events, history, inbound, messages, optouts,
-    reminders, reports, system, templates, ussd, webhooks,
+    admin, audit, backup, dashboard, demo, erasure, error, events, history, inbound, messages,
+    optouts, reminders, reports, system, templates, ussd, webhooks,
 };
 
 /// The document as served: `docs/openapi.json`, which the tests keep byte for byte equal to
@@ -38,7 +38,7 @@ pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
         inbound::list, inbound::get_one,
         optouts::list, optouts::get_one, optouts::add, optouts::remove,
         reports::unmatched,
-        system::modems, ussd::ussd, system::stats, admin::reload, audit::list, erasure::erase, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
+        system::modems, ussd::ussd, system::stats, admin::reload, backup::backup, audit::list, erasure::erase, dashboard::summary, dashboard::search, system::metrics, events::stream, webhooks::failed, webhooks::retry,
         system::healthz, system::readyz,
         demo::phone, demo::reply,
     ),

@@ -21,7 +21,7 @@ pub mod store;
     version,
     about,
     long_about = None,
-    after_help = "status, send, messages, inbound, reminders, optout, audit and tail talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
+    after_help = "status, send, messages, inbound, reminders, optout, audit, tail and backup talk to a running daemon over its HTTP API (--url and --token, or its configuration file); `smsgate <COMMAND> --help` lists their exit codes."
 )]
 pub struct Cli {
     /// What to do.
@@ -80,6 +80,9 @@ pub enum Command {
     /// List who did what: a running daemon's audit log (templates, opt-outs, reloads, USSD).
     #[command(long_about = client::long_about::AUDIT)]
     Audit(client::AuditArgs),
+    /// Back up a running daemon's store into a file, for `smsgate store import`.
+    #[command(long_about = client::backup::LONG_ABOUT)]
+    Backup(client::BackupArgs),
     /// Follow a running daemon's events live (message status changes, received texts).
     #[command(long_about = client::long_about::TAIL)]
     Tail(client::TailArgs),
@@ -134,6 +137,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Optout(cmd) => client::optout(cmd),
         Command::Audit(args) => client::audit(args),
         Command::Tail(args) => client::tail(args),
+        Command::Backup(args) => client::backup(args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man => docs::man(),
         Command::Store(cmd) => store::run(cmd),

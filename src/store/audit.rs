@@ -28,7 +28,7 @@ pub struct AuditEntry {
     /// The name of the API key that did it (never its token).
     pub actor: String,
     /// What was done: `template.put`, `template.delete`, `optout.add`, `optout.remove`,
-    /// `reload`, `ussd`, `dashboard.login`, `dashboard.logout`.
+    /// `reload`, `ussd`, `dashboard.login`, `dashboard.logout`, `backup`.
     pub action: String,
     /// What it was done to: a template's name, a number, a modem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +125,7 @@ impl Store {
     /// Appends an action to the audit log, chained to the entry before. Durable after
     /// [`Store::durable`].
     pub fn append_audit(&self, a: &NewAudit<'_>) -> Result<AuditEntry, StoreError> {
+        let _w = self.writing();
         let entry = self.inner.audit.transaction(|t| {
             let head: Option<Head> = match t.get(HEAD)? {
                 Some(v) => Some(decode(&HEAD, &v).map_err(abort)?),

@@ -58,6 +58,7 @@ impl Store {
                 None => {
                     // An index entry without its record (an insert cut short by a crash).
                     if let Some(key) = super::id_key(&id) {
+                        let _w = self.writing();
                         self.inner.to.remove(super::to_key(number, &key))?;
                     }
                 }
@@ -73,6 +74,7 @@ impl Store {
 
     /// Removes the reminder plans to `number` and their invoices' entries; how many.
     fn erase_plans_to(&self, number: &str) -> Result<usize, StoreError> {
+        let _w = self.writing();
         let mut n = 0;
         for r in self.inner.plans.iter() {
             let (k, v) = r?;

@@ -26,6 +26,7 @@ impl Store {
 
     /// Replaces the answer kept for an Idempotency-Key (call [`Store::durable`] after).
     pub fn put_idempotency(&self, key: &str, r: &IdempotencyRecord) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.inner.idempotency.insert(key.as_bytes(), encode(r)?)?;
         Ok(())
     }
@@ -38,6 +39,7 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
+        let _w = self.writing();
         let mut step = SweepStep::default();
         let mut looked = 0;
         for r in after_key(&self.inner.idempotency, after) {
@@ -58,6 +60,7 @@ impl Store {
     /// Removes the idempotency records whose kept answer names `number` (an erasure); how
     /// many. The answers are small and kept a day by default: they are read whole.
     pub(super) fn erase_idempotency_of(&self, number: &str) -> Result<usize, StoreError> {
+        let _w = self.writing();
         let mut n = 0;
         for r in self.inner.idempotency.iter() {
             let (k, v) = r?;

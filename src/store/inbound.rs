@@ -193,6 +193,7 @@ impl Store {
         region: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Received, StoreError> {
+        let _w = self.writing();
         let i = &self.inner;
         let seen = fingerprint(modem, pdu);
         if i.inbound_seen.contains_key(seen)? {
@@ -297,6 +298,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Received, StoreError> {
+        let _w = self.writing();
         // Marked apart from PDU fingerprints: an answer is text, a PDU octets.
         let mut keyed = b"answer\0".to_vec();
         keyed.extend_from_slice(answer.as_bytes());
@@ -323,6 +325,7 @@ impl Store {
         seen: &[Vec<u8>],
         fragments: &[Vec<u8>],
     ) -> Result<(), StoreError> {
+        let _w = self.writing();
         let i = &self.inner;
         let id = id_key(&m.id).ok_or_else(|| StoreError::Corrupt {
             key: m.id.clone(),
@@ -358,6 +361,7 @@ impl Store {
         cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<InboundMessage>, StoreError> {
+        let _w = self.writing();
         // Group the held parts by message: the key up to (and with) the total octet.
         let mut groups: Vec<(Vec<u8>, Vec<HeldPart>)> = Vec::new();
         for r in self.inner.fragments.iter() {
@@ -482,6 +486,7 @@ impl Store {
         cutoff: DateTime<Utc>,
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
+        let _w = self.writing();
         let cutoff_ms = cutoff.timestamp_millis().max(0) as u64;
         let mut step = SweepStep::default();
         for r in self.inner.inbound.iter().take(limit) {
@@ -504,6 +509,7 @@ impl Store {
 
     /// Removes an inbound message and its index entries; `false` when it was gone already.
     fn remove_inbound(&self, m: &InboundMessage) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let Some(id) = id_key(&m.id) else {
             return Ok(false);
         };
@@ -521,6 +527,7 @@ impl Store {
     /// Removes every inbound message from `number` and the held parts of its unfinished ones
     /// (an erasure); how many messages.
     pub(super) fn erase_inbound_from(&self, number: &str) -> Result<usize, StoreError> {
+        let _w = self.writing();
         let mut prefix = number.as_bytes().to_vec();
         prefix.push(0xFF);
         let n = prefix.len();

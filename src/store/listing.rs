@@ -39,6 +39,7 @@ pub enum NextDue {
 impl Store {
     /// Makes the `invoices` index again from the messages ([`INVOICES_BUILT`] marks it built).
     pub(crate) fn rebuild_invoice_index(&self) -> Result<(), StoreError> {
+        let _w = self.writing();
         let i = &self.inner;
         i.invoices.clear()?;
         for r in i.messages.iter() {
@@ -142,9 +143,10 @@ impl Store {
                 // acknowledged). The id's ULID time tells which.
                 let mut created = [0u8; 8];
                 created[2..].copy_from_slice(&k[9..15]);
-                if u64::from_be_bytes(created) + 60_000 < now_ms
-                    && self.inner.due.remove(&k)?.is_some()
-                {
+                if u64::from_be_bytes(created) + 60_000 < now_ms && {
+                    let _w = self.writing();
+                    self.inner.due.remove(&k)?.is_some()
+                } {
                     tracing::warn!(id = %id_string(&k[9..]), "removed the queue entry of a message that was never stored");
                     if let Some(s) = v.first().and_then(|c| Status::ALL.get(usize::from(*c))) {
                         self.count(*s, -1);

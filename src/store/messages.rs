@@ -21,6 +21,7 @@ impl Store {
         messages: &[Message],
         idempotency: Option<(&str, &IdempotencyRecord)>,
     ) -> Result<(), StoreError> {
+        let _w = self.writing();
         let i = &self.inner;
         let rows = message_rows(messages)?;
         if idempotency.is_none() {
@@ -147,6 +148,7 @@ impl Store {
         F: Fn(&mut Message) -> Option<N>,
         N: Into<Note>,
     {
+        let _w = self.writing();
         let Some(key) = id_key(id) else {
             return Ok(None);
         };
@@ -217,6 +219,7 @@ impl Store {
         actor: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Redacted, StoreError> {
+        let _w = self.writing();
         let Some(key) = id_key(id) else {
             return Ok(Redacted::NotFound);
         };
@@ -270,6 +273,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Message>, StoreError> {
+        let _w = self.writing();
         let Some(key) = id_key(id) else {
             return Ok(None);
         };
@@ -325,7 +329,7 @@ impl Store {
                             }
                         }
                     }
-                    tomb.write(ttomb)?;
+                    tomb.write_in(ttomb)?;
                     Ok::<_, Tx>(true)
                 })?;
             if r {

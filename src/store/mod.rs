@@ -40,7 +40,9 @@
 //! commit), which keeps durability cheap under load.
 //!
 //! [`backup`] checks, exports, imports and compacts a whole store while the daemon is stopped
-//! (`smsgate store check|export|import|compact`).
+//! (`smsgate store check|export|import|compact`), and takes a hot backup of the running one
+//! ([`Store::snapshot`]): every method that changes the store holds a pass of its write gate
+//! (`let _w = self.writing();`), which the backup closes while it reads.
 //!
 //! This file holds the [`Store`] itself: its trees, [`Store::open`], health and the errors.
 //! The rest, one noun per file: `keys.rs` (the key layouts above and the JSON of records),
@@ -231,6 +233,10 @@ struct Inner {
     flush_error: Arc<std::sync::Mutex<Option<String>>>,
     /// Blob files (sled's `blobs/<lsn>`, for items over ~128 KiB) the flusher has fsynced.
     blobs_synced: Arc<std::sync::atomic::AtomicU64>,
+    /// Passed by every write; closed by a hot backup while it reads ([`backup::gate`]).
+    gate: backup::gate::WriteGate,
+    /// A hot backup ([`Store::snapshot`]) is being made or read.
+    snapshot_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Whether `dir` (created if missing) takes a 4 KiB write and an fsync now, in a small file
@@ -345,6 +351,8 @@ impl Store {
             flush_tx,
             flush_error: Arc::default(),
             blobs_synced: Arc::default(),
+            gate: backup::gate::WriteGate::default(),
+            snapshot_running: Arc::default(),
         };
         for s in Status::ALL.iter().filter(|s| !s.is_waiting()) {
             let n = inner.status.scan_prefix([s.code()]).count();

@@ -91,6 +91,7 @@ impl Store {
     /// Records an opt-out; `false` when the number was already opted out (the first record
     /// stays).
     pub fn opt_out(&self, o: &OptOut) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let v = encode(o)?;
         let r = self.inner.optouts.compare_and_swap(
             o.number.as_bytes(),
@@ -103,6 +104,7 @@ impl Store {
     /// Removes an opt-out (an erased number's too); the record removed, `None` when the
     /// number was not opted out.
     pub fn opt_in(&self, number: &str) -> Result<Option<OptOut>, StoreError> {
+        let _w = self.writing();
         let hash = self.number_hash(number);
         let erased = match self.inner.optouts_erased.remove(hash)? {
             Some(v) => Some(decode::<ErasedOptOut>(&hash, &v)?.as_optout(number)),
@@ -154,6 +156,7 @@ impl Store {
     /// Erases a number's opt-out: the entry under the number goes, one under its salted hash
     /// stays, so the number is still refused. `true` when the number was opted out.
     pub fn erase_optout(&self, number: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let Some(v) = self.inner.optouts.get(number.as_bytes())? else {
             return Ok(false);
         };

@@ -126,6 +126,7 @@ impl Store {
     /// Adds deliveries to the outbox (all or none), due at once, and returns them with their
     /// sequence numbers; call [`Store::durable`] before relying on them.
     pub fn enqueue_webhooks(&self, new: &[NewWebhook]) -> Result<Vec<OutboxEntry>, StoreError> {
+        let _w = self.writing();
         // A transaction, like every other write to the outbox: sled runs transactions one at
         // a time, so sequence numbers are taken and written in the same order, and a scan
         // never sees a later entry of a key without the earlier one.
@@ -234,6 +235,7 @@ impl Store {
 
     /// Removes a delivered entry; returns whether it was there.
     pub fn webhook_delivered(&self, seq: u64) -> Result<bool, StoreError> {
+        let _w = self.writing();
         Ok(self.inner.outbox.remove(seq.to_be_bytes())?.is_some())
     }
 
@@ -345,6 +347,7 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
+        let _w = self.writing();
         let mut step = SweepStep::default();
         let mut looked = 0;
         for r in after_key(&self.inner.outbox, after) {
@@ -369,6 +372,7 @@ impl Store {
     /// Removes the deliveries, pending or dead, whose body names `number` (an erasure): the
     /// event of an erased message is not sent on after it. How many.
     pub(super) fn erase_webhooks_of(&self, number: &str) -> Result<usize, StoreError> {
+        let _w = self.writing();
         let mut n = 0;
         for r in self.inner.outbox.iter() {
             let (k, v) = r?;
@@ -385,6 +389,7 @@ impl Store {
     where
         F: Fn(&mut OutboxEntry),
     {
+        let _w = self.writing();
         let key = seq.to_be_bytes();
         let r = self.inner.outbox.transaction(|t| {
             let Some(v) = t.get(key)? else {

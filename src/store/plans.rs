@@ -75,6 +75,7 @@ impl Store {
         messages: &[Message],
         idempotency: Option<(&str, &IdempotencyRecord)>,
     ) -> Result<Created, StoreError> {
+        let _w = self.writing();
         let pid = key_of(&plan.id)?;
         let rec = encode(plan)?;
         let rows = message_rows(messages)?;
@@ -179,6 +180,7 @@ impl Store {
         idempotency: Option<(&str, &IdempotencyRecord)>,
         actor: Option<&str>,
     ) -> Result<Option<(Plan, R)>, StoreError> {
+        let _w = self.writing();
         let Some(pid) = id_key(id) else {
             return Ok(None);
         };
@@ -331,12 +333,14 @@ impl Store {
 
     /// Sets a template; call [`Store::durable`] before acknowledging.
     pub fn put_template(&self, name: &str, t: &StoredTemplate) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.inner.templates.insert(name.as_bytes(), encode(t)?)?;
         Ok(())
     }
 
     /// Removes a template set through the API; whether there was one.
     pub fn delete_template(&self, name: &str) -> Result<bool, StoreError> {
+        let _w = self.writing();
         Ok(self.inner.templates.remove(name.as_bytes())?.is_some())
     }
 

@@ -88,6 +88,7 @@ impl Store {
 
     /// Inbound messages stored but not yet acted on, oldest first.
     pub fn pending_inbound(&self) -> Result<Vec<InboundMessage>, StoreError> {
+        let _w = self.writing();
         let mut out = Vec::new();
         for k in self.inner.inbound_pending.iter().keys() {
             let k = k?;
@@ -109,6 +110,7 @@ impl Store {
         handling: &str,
         in_reply_to: Option<&str>,
     ) -> Result<Option<InboundMessage>, StoreError> {
+        let _w = self.writing();
         use sled::Transactional;
         let Some(key) = id_key(id) else {
             return Ok(None);

@@ -190,6 +190,7 @@ impl Store {
         pdu: &[u8],
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
+        let _w = self.writing();
         let seen = fingerprint(modem, pdu);
         if self.inner.inbound_seen.contains_key(seen)? {
             return Ok(ReportOutcome::Duplicate);
@@ -306,6 +307,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
+        let _w = self.writing();
         if self
             .inner
             .inbound_seen
@@ -402,6 +404,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
+        let _w = self.writing();
         let seen = fingerprint(modem, pdu);
         let mut id = ulid::Ulid::from_parts(now.timestamp_millis().max(0) as u64, rand_bits());
         // Ids sort by arrival, also within one millisecond (reports come from one task).
@@ -452,6 +455,7 @@ impl Store {
     /// [`REPORT_MAX_AGE`]): their reports will not come, or would no longer be matched.
     /// Returns how many were removed.
     pub fn sweep_reports(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        let _w = self.writing();
         let cutoff = cutoff.timestamp_millis().max(0) as u64;
         let mut removed = 0;
         for r in self.inner.reports.iter() {
@@ -496,6 +500,7 @@ impl Store {
         cutoff: DateTime<Utc>,
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
+        let _w = self.writing();
         let cutoff_ms = cutoff.timestamp_millis().max(0) as u64;
         let mut step = SweepStep::default();
         for r in self.inner.reports_unmatched.iter().take(limit) {
@@ -513,6 +518,7 @@ impl Store {
 
     /// Removes the unmatched reports whose recipient is `number` (an erasure); how many.
     pub(super) fn erase_unmatched_of(&self, number: &str) -> Result<usize, StoreError> {
+        let _w = self.writing();
         let mut n = 0;
         for r in self.inner.reports_unmatched.iter() {
             let (k, v) = r?;

@@ -65,7 +65,7 @@ pub(super) struct PendingTombstone {
 
 impl PendingTombstone {
     /// Writes it (in the transaction that removes the message).
-    pub(super) fn write(&self, t: &TransactionalTree) -> Result<(), Tx> {
+    pub(super) fn write_in(&self, t: &TransactionalTree) -> Result<(), Tx> {
         t.insert(self.key.as_slice(), self.json.as_slice())?;
         Ok(())
     }
@@ -181,6 +181,7 @@ impl Store {
 impl Store {
     /// Removes the `n`th tombstone (from 0), as a tamperer would.
     pub(crate) fn remove_tombstone_for_test(&self, n: usize) {
+        let _w = self.writing();
         let k = self.inner.tombstones.iter().keys().nth(n).unwrap().unwrap();
         self.inner.tombstones.remove(k).unwrap();
     }

@@ -4,6 +4,7 @@
 mod abuse;
 mod audit;
 mod auth;
+mod backup;
 mod browser;
 mod campaign;
 mod cli;

@@ -1,10 +1,11 @@
 //! The commands that talk to a running daemon over its HTTP API: `status`, `send`, `messages`,
-//! `inbound`, `reminders`, `optout`, `audit` and `tail`. People get aligned tables (coloured on a
+//! `inbound`, `reminders`, `optout`, `audit`, `tail` and `backup`. People get aligned tables (coloured on a
 //! terminal); `--json` prints the API's answers as they are, for scripts. Exit codes say what
 //! went wrong: see [`remote`].
 //!
 //! One file per command, each with its clap arguments and the code that runs it (`status.rs`,
-//! `send.rs`, `messages.rs`, `inbound.rs`, `reminders.rs`, `optout.rs`, `audit.rs`, `tail.rs`). Shared by
+//! `send.rs`, `messages.rs`, `inbound.rs`, `reminders.rs`, `optout.rs`, `audit.rs`, `tail.rs`,
+//! `backup.rs`). Shared by
 //! them: [`remote`] (finding the daemon, one request, exit codes), [`show`] (tables and text
 //! for people), [`paging`] (`--limit`, `--cursor`, `--all`), [`parse`] (times, pairs and JSON
 //! objects on the command line), and here the `--help` texts and `run_remote`, which runs a
@@ -30,6 +31,7 @@ http:// + `[http] listen`, and the first `[[api_keys]]` entry with a plain `toke
 }
 
 pub mod audit;
+pub mod backup;
 pub mod inbound;
 pub mod messages;
 pub mod optout;
@@ -54,6 +56,7 @@ use self::remote::{Api, Failure, REQUEST_TIMEOUT, Remote};
 use self::show::{out, print_raw};
 
 pub use self::audit::{AuditArgs, audit};
+pub use self::backup::{BackupArgs, backup};
 pub use self::inbound::{InboundCommand, inbound};
 pub use self::messages::{MessageId, MessageListArgs, MessagesCommand, messages};
 pub use self::optout::{OptoutCommand, optout};

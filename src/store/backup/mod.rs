@@ -1,17 +1,23 @@
-//! A whole store at once, while the daemon is stopped: [`Store::check`] (every record readable,
+//! A whole store at once. While the daemon is stopped: [`Store::check`] (every record readable,
 //! every history chain whole, the indexes in agreement with the records), an export of every
 //! tree as JSON Lines ([`Store::export_jsonl`]), its import into a new directory
 //! ([`Store::import_jsonl`]), and a copy into a new directory ([`Store::copy_into`]), which is
-//! how a store is compacted. `smsgate store check|export|import|compact` drives them.
+//! how a store is compacted. `smsgate store check|export|import|compact` drives them. While it runs: a consistent
+//! export of every tree ([`Store::snapshot`]), which `POST /v1/admin/backup` streams to
+//! `smsgate backup --to FILE`.
 //!
 //! - [`offline`]: opening a stopped store, and telling whether the daemon holds it;
 //! - [`check`]: the check of a whole store;
 //! - [`format`]: the export format (JSON Lines), written and read line by line;
-//! - [`transfer`]: export, import and copy.
+//! - [`transfer`]: export, import and copy;
+//! - [`gate`]: the write gate every change passes, closed by a hot backup while it reads;
+//! - [`snapshot`]: the hot backup of the running store ([`Store::snapshot`]).
 
 pub mod check;
 pub mod format;
+pub(crate) mod gate;
 pub mod offline;
+pub mod snapshot;
 pub mod transfer;
 
 use serde::Serialize;
@@ -19,6 +25,7 @@ use serde::Serialize;
 pub use check::{CheckReport, Finding};
 pub use format::EXPORT_FORMAT;
 pub use offline::{OpenError, in_use};
+pub use snapshot::{Snapshot, SnapshotError};
 pub use transfer::{ImportError, TransferSummary};
 
 /// Every tree of the store, in export order (see the table in [`crate::store`]).

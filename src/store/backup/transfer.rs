@@ -175,6 +175,75 @@ fn advance_id_generator(dir: &Path, above: u64) -> Result<(), StoreError> {
     sync_file(&dir.join("db"))
 }
 
+/// Writes an export: its header line, a line per record (trees in [`TREES`] order, each
+/// tree's records together and in key order), its end line.
+pub(super) struct ExportWriter<'a> {
+    out: &'a mut dyn Write,
+    line: Vec<u8>,
+    counts: [u64; TREES.len()],
+}
+
+fn write_error(e: std::io::Error) -> StoreError {
+    StoreError::Io(format!("cannot write the export: {e}"))
+}
+
+impl<'a> ExportWriter<'a> {
+    /// Writes the header line.
+    pub(super) fn start(
+        out: &'a mut dyn Write,
+        created_at: DateTime<Utc>,
+    ) -> Result<ExportWriter<'a>, StoreError> {
+        let text = |s: &str| serde_json::to_string(s).map_err(|e| StoreError::Io(e.to_string()));
+        writeln!(
+            out,
+            "{{\"smsgate_export\":{EXPORT_FORMAT},\"created_at\":{},\"version\":{}}}",
+            text(&created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))?,
+            text(env!("CARGO_PKG_VERSION"))?
+        )
+        .map_err(write_error)?;
+        Ok(ExportWriter {
+            out,
+            line: Vec::with_capacity(512),
+            counts: [0; TREES.len()],
+        })
+    }
+
+    /// Writes one record of the tree `TREES[tree]`.
+    pub(super) fn record(
+        &mut self,
+        tree: usize,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        let (Some(name), Some(count)) = (TREES.get(tree), self.counts.get_mut(tree)) else {
+            return Err(StoreError::Io(format!("no tree number {tree}")));
+        };
+        record_line(&mut self.line, name, key, value);
+        self.out.write_all(&self.line).map_err(write_error)?;
+        *count += 1;
+        Ok(())
+    }
+
+    /// Writes the end line, flushes; what was written (`left_out` empty).
+    pub(super) fn finish(self) -> Result<TransferSummary, StoreError> {
+        let records = self.counts.iter().sum();
+        writeln!(self.out, "{{\"end\":true,\"records\":{records}}}").map_err(write_error)?;
+        self.out.flush().map_err(write_error)?;
+        Ok(TransferSummary {
+            records,
+            trees: TREES
+                .iter()
+                .zip(self.counts)
+                .map(|(t, n)| TreeCount {
+                    tree: (*t).to_string(),
+                    records: n,
+                })
+                .collect(),
+            left_out: Vec::new(),
+        })
+    }
+}
+
 impl Store {
     /// Writes the whole store to `out` in the [export format](super::format),
     /// every tree of [`TREES`], and flushes `out`.
@@ -183,33 +252,17 @@ impl Store {
         out: &mut dyn Write,
         created_at: DateTime<Utc>,
     ) -> Result<TransferSummary, StoreError> {
-        let io = |e: std::io::Error| StoreError::Io(format!("cannot write the export: {e}"));
-        let text = |s: &str| serde_json::to_string(s).map_err(|e| StoreError::Io(e.to_string()));
-        writeln!(
-            out,
-            "{{\"smsgate_export\":{EXPORT_FORMAT},\"created_at\":{},\"version\":{}}}",
-            text(&created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))?,
-            text(env!("CARGO_PKG_VERSION"))?
-        )
-        .map_err(io)?;
-        let mut summary = TransferSummary::default();
-        let mut line = Vec::with_capacity(512);
-        for (name, tree) in self.named_trees() {
-            let mut n = 0u64;
+        let mut w = ExportWriter::start(out, created_at)?;
+        for (n, name) in TREES.iter().enumerate() {
+            let Some(tree) = self.tree(name) else {
+                continue;
+            };
             for r in tree.iter() {
                 let (k, v) = r?;
-                record_line(&mut line, name, &k, &v);
-                out.write_all(&line).map_err(io)?;
-                n += 1;
+                w.record(n, &k, &v)?;
             }
-            summary.records += n;
-            summary.trees.push(TreeCount {
-                tree: name.to_string(),
-                records: n,
-            });
         }
-        writeln!(out, "{{\"end\":true,\"records\":{}}}", summary.records).map_err(io)?;
-        out.flush().map_err(io)?;
+        let mut summary = w.finish()?;
         summary.left_out = self.other_trees()?;
         Ok(summary)
     }
