@@ -19,8 +19,10 @@ pub struct AuditQuery {
     /// Only the actions at or after this time (RFC 3339).
     since: Option<DateTime<Utc>>,
     /// The previous page's `next_cursor`.
+    #[param(value_type = Option<crate::domain::schema::IdCursor>)]
     cursor: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 

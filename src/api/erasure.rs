@@ -14,6 +14,7 @@ use crate::store::Erased;
 #[serde(deny_unknown_fields)]
 pub struct ErasureRequest {
     /// The number, E.164 (or national, read in `[sms] default_region`).
+    #[schema(value_type = crate::domain::schema::PhoneNumberInput)]
     pub number: String,
 }
 
