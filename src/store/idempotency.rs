@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Row, Store, StoreError, SweepStep, after_key, decode, encode};
+use super::{Row, Store, StoreError, SweepStep, decode, encode, remove_containing, sweep_step};
 
 /// What a retried POST with the same Idempotency-Key gets back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,35 +40,16 @@ impl Store {
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
         let _w = self.writing();
-        let mut step = SweepStep::default();
-        let mut looked = 0;
-        for r in after_key(&self.inner.idempotency, after) {
-            let (k, v) = r?;
-            looked += 1;
-            let r: IdempotencyRecord = decode(&k, &v)?;
-            if r.at <= cutoff && self.inner.idempotency.remove(&k)?.is_some() {
-                step.done += 1;
-            }
-            if looked >= limit {
-                step.next = Some(k.to_vec());
-                break;
-            }
-        }
-        Ok(step)
+        sweep_step(&self.inner.idempotency, after, limit, |k, v| {
+            Ok(decode::<IdempotencyRecord>(k, v)?.at <= cutoff)
+        })
     }
 
     /// Removes the idempotency records whose kept answer names `number` (an erasure); how
     /// many. The answers are small and kept a day by default: they are read whole.
     pub(super) fn erase_idempotency_of(&self, number: &str) -> Result<usize, StoreError> {
         let _w = self.writing();
-        let mut n = 0;
-        for r in self.inner.idempotency.iter() {
-            let (k, v) = r?;
-            if contains(&v, number.as_bytes()) && self.inner.idempotency.remove(&k)?.is_some() {
-                n += 1;
-            }
-        }
-        Ok(n)
+        remove_containing(&self.inner.idempotency, number.as_bytes())
     }
 
     pub(super) fn idempotency_record(

@@ -424,14 +424,49 @@ impl Store {
 
 /// A tree's entries after the key `after` (all of them without one): where a bounded
 /// retention step goes on.
-fn after_key(tree: &sled::Tree, after: Option<&[u8]>) -> sled::Iter {
-    match after {
+/// One bounded step of a retention sweep over `tree`, from after the key `after` (from the
+/// start for `None`): every entry `expired` says so of is removed; at most `limit` entries are
+/// looked at. The caller holds a write pass.
+pub(super) fn sweep_step(
+    tree: &sled::Tree,
+    after: Option<&[u8]>,
+    limit: usize,
+    expired: impl Fn(&[u8], &[u8]) -> Result<bool, StoreError>,
+) -> Result<SweepStep, StoreError> {
+    let entries = match after {
         Some(a) => tree.range((
             std::ops::Bound::Excluded(a.to_vec()),
             std::ops::Bound::Unbounded,
         )),
         None => tree.iter(),
+    };
+    let mut step = SweepStep::default();
+    let mut looked = 0;
+    for r in entries {
+        let (k, v) = r?;
+        looked += 1;
+        if expired(&k, &v)? && tree.remove(&k)?.is_some() {
+            step.done += 1;
+        }
+        if looked >= limit {
+            step.next = Some(k.to_vec());
+            break;
+        }
     }
+    Ok(step)
+}
+
+/// Removes every entry of `tree` whose value holds `needle` (an erasure: the values are read
+/// whole); how many. The caller holds a write pass.
+pub(super) fn remove_containing(tree: &sled::Tree, needle: &[u8]) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for r in tree.iter() {
+        let (k, v) = r?;
+        if idempotency::contains(&v, needle) && tree.remove(&k)?.is_some() {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The key that marks the `invoices` index complete: every message with `metadata.invoice`,

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Store, StoreError, SweepStep, Tx, abort, after_key, encode};
+use super::{Store, StoreError, SweepStep, Tx, abort, encode, remove_containing, sweep_step};
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -338,7 +338,6 @@ impl Store {
         })
     }
 
-    /// Changes one entry in place, atomically; `None` when it is gone.
     /// One step of `[retention] dead_webhooks_after`: dead deliveries whose event was made at
     /// or before `cutoff` are removed; at most `limit` entries looked at, from `after`.
     pub fn purge_dead_webhooks(
@@ -348,43 +347,21 @@ impl Store {
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
         let _w = self.writing();
-        let mut step = SweepStep::default();
-        let mut looked = 0;
-        for r in after_key(&self.inner.outbox, after) {
-            let (k, v) = r?;
-            looked += 1;
-            let seq = <[u8; 8]>::try_from(&k[..]).map_or(0, u64::from_be_bytes);
-            let e = decode_entry(seq, &v)?;
-            if e.state == OutboxState::Dead
-                && e.created_at <= cutoff
-                && self.inner.outbox.remove(&k)?.is_some()
-            {
-                step.done += 1;
-            }
-            if looked >= limit {
-                step.next = Some(k.to_vec());
-                break;
-            }
-        }
-        Ok(step)
+        sweep_step(&self.inner.outbox, after, limit, |k, v| {
+            let seq = <[u8; 8]>::try_from(k).map_or(0, u64::from_be_bytes);
+            let e = decode_entry(seq, v)?;
+            Ok(e.state == OutboxState::Dead && e.created_at <= cutoff)
+        })
     }
 
     /// Removes the deliveries, pending or dead, whose body names `number` (an erasure): the
     /// event of an erased message is not sent on after it. How many.
     pub(super) fn erase_webhooks_of(&self, number: &str) -> Result<usize, StoreError> {
         let _w = self.writing();
-        let mut n = 0;
-        for r in self.inner.outbox.iter() {
-            let (k, v) = r?;
-            if super::idempotency::contains(&v, number.as_bytes())
-                && self.inner.outbox.remove(&k)?.is_some()
-            {
-                n += 1;
-            }
-        }
-        Ok(n)
+        remove_containing(&self.inner.outbox, number.as_bytes())
     }
 
+    /// Changes one entry in place, atomically; `None` when it is gone.
     fn update_webhook<F>(&self, seq: u64, f: F) -> Result<Option<OutboxEntry>, StoreError>
     where
         F: Fn(&mut OutboxEntry),

@@ -141,13 +141,15 @@ mod tests {
     /// Helpers that write only inside a transaction or a method that holds a pass already; and
     /// `health`, whose probe key is in sled's default tree, which no backup copies (a readiness
     /// check does not wait for a pause).
-    const INSIDE_A_PASS: [&str; 9] = [
+    const INSIDE_A_PASS: [&str; 11] = [
         "apply_plan_change",
         "count_in",
         "first_of_key",
         "health",
         "index_status",
         "insert_in",
+        "remove_containing",
+        "sweep_step",
         "transaction",
         "update_in",
         "write_in",
