@@ -163,17 +163,7 @@ pub(super) fn sync_new_blobs(files: &FlushFiles, seen: &mut BlobsSeen) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{IdempotencyRecord, test_message};
-    use chrono::Utc;
-
-    fn record(body: serde_json::Value) -> IdempotencyRecord {
-        IdempotencyRecord {
-            fingerprint: "f".into(),
-            status: 201,
-            body,
-            at: Utc::now(),
-        }
-    }
+    use crate::store::{test_message, test_record};
 
     /// A value over sled's blob threshold (about 128 KiB) goes to `blobs/<lsn>`, which sled does
     /// not fsync: the flusher does, with the directory, before `durable` returns.
@@ -185,7 +175,10 @@ mod tests {
         assert_eq!(store.blobs_synced(), 0);
         let big = serde_json::json!({"messages": "x".repeat(300 * 1024)});
         store
-            .insert(&[test_message("+12025550102")], Some(("big", &record(big))))
+            .insert(
+                &[test_message("+12025550102")],
+                Some(("big", &test_record(big))),
+            )
             .unwrap();
         store.durable().await.unwrap();
         let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();

@@ -77,25 +77,27 @@ pub(super) fn idempotency_row(
         .transpose()
 }
 
+/// An answer kept for an Idempotency-Key, now, for tests.
+#[cfg(test)]
+pub(crate) fn test_record(body: serde_json::Value) -> IdempotencyRecord {
+    IdempotencyRecord {
+        fingerprint: "f".into(),
+        status: 201,
+        body,
+        at: Utc::now(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::test_message;
 
-    fn record(body: serde_json::Value) -> IdempotencyRecord {
-        IdempotencyRecord {
-            fingerprint: "f".into(),
-            status: 201,
-            body,
-            at: Utc::now(),
-        }
-    }
-
     #[tokio::test]
     async fn an_idempotency_key_is_written_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 16).unwrap();
-        let rec = record(serde_json::json!({"id": "a"}));
+        let rec = test_record(serde_json::json!({"id": "a"}));
         store
             .insert(&[test_message("+12025550100")], Some(("k1", &rec)))
             .unwrap();

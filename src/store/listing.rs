@@ -301,7 +301,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{IdempotencyRecord, Note, Priority, due_key, test_message, to_key};
+    use crate::store::{Note, Priority, due_key, test_message, test_record, to_key};
 
     fn msg(to: &str, status: Status, due: DateTime<Utc>, prio: Priority) -> Message {
         let mut m = test_message(to);
@@ -310,15 +310,6 @@ mod tests {
         m.due_at = due;
         m.priority = prio;
         m
-    }
-
-    fn record(body: serde_json::Value) -> IdempotencyRecord {
-        IdempotencyRecord {
-            fingerprint: "f".into(),
-            status: 201,
-            body,
-            at: Utc::now(),
-        }
     }
 
     #[tokio::test]
@@ -334,7 +325,7 @@ mod tests {
             store
                 .insert(&[about("INV-1"), about("INV-2")], None)
                 .unwrap();
-            let rec = record(serde_json::json!({}));
+            let rec = test_record(serde_json::json!({}));
             store.insert(&[about("INV-1")], Some(("k", &rec))).unwrap();
             store.insert(&[test_message("+12025550106")], None).unwrap();
             assert_eq!(store.messages_about("INV-1", 10).unwrap().len(), 2);

@@ -89,6 +89,8 @@ pub use erasure::Erased;
 use flush::{FlushFiles, FlushRequest, flusher};
 pub use idempotency::IdempotencyRecord;
 use idempotency::idempotency_row;
+#[cfg(test)]
+pub(crate) use idempotency::test_record;
 pub use keys::id_key;
 use keys::{
     decode, decode_message, due_key, encode, event_key, id_string, invoice_key, status_key, to_key,
@@ -288,28 +290,9 @@ impl Store {
             // cost each message sent at 500 ms a modem another write and sync (3.1 -> 2.6 ms
             // of CPU per message, `cargo bench --bench gateway cpu`).
             .flush_every_ms(None);
-        // A store just closed in this process may keep its lock for a moment: sled's own
-        // background thread lets go of the file when it next wakes. Another process's lock
-        // (a running daemon) still fails after the short wait.
-        let mut tries = 0;
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                // sled says so only in words.
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock") && tries < LOCK_TRIES =>
-                {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(e) => {
-                    return Err(StoreError::Io(format!(
-                        "cannot open the store in {}: {e}",
-                        path.display()
-                    )));
-                }
-            }
-        };
+        let db = open_sled(&config).map_err(|e| {
+            StoreError::Io(format!("cannot open the store in {}: {e}", path.display()))
+        })?;
         let (flush_tx, flush_rx) = std::sync::mpsc::channel();
         let meta = db.open_tree("meta")?;
         let inner = Inner {
@@ -474,6 +457,26 @@ pub(super) fn remove_containing(tree: &sled::Tree, needle: &[u8]) -> Result<usiz
 /// messages out) has it made again at the next open. Shorter than any entry (invoice · 0xFF ·
 /// id is at least 17 bytes).
 pub(crate) const INVOICES_BUILT: [u8; 1] = [2];
+
+/// Opens sled with `config`. A store just closed in this process may keep its lock for a
+/// moment (sled's own background thread lets go of the file when it next wakes), so a refused
+/// lock is tried again for a while; another process's lock (a running daemon) still fails after
+/// the wait.
+pub(super) fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let mut tries = 0;
+    loop {
+        match config.open() {
+            // sled says so only in words.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && tries < LOCK_TRIES =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
 
 /// Attempts, 50 ms apart, to take the lock of a store this process has just closed: 3 s, as
 /// sled's thread may be slow to let go on a loaded machine. Only a store that is really held

@@ -158,11 +158,12 @@ fn advance_id_generator(dir: &Path, above: u64) -> Result<(), StoreError> {
         .checked_add(1)
         .and_then(|n| n.checked_mul(IDGEN_INTERVAL))
         .ok_or_else(|| StoreError::Io(format!("outbox sequence {above} is too high")))?;
-    let db = sled::Config::new()
+    // The store was closed a moment ago: its lock may take a moment to be let go.
+    let config = sled::Config::new()
         .path(dir)
         .mode(sled::Mode::HighThroughput)
-        .idgen_persist_interval(interval)
-        .open()
+        .idgen_persist_interval(interval);
+    let db = crate::store::open_sled(&config)
         .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", dir.display())))?;
     let first = db.generate_id()?;
     if first <= above {
