@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::Transactional;
 
-use super::{Store, StoreError, SweepStep, Tx, abort, decode, encode, id_key, id_millis};
+use super::{Store, StoreError, SweepStep, Tx, abort, decode, encode, id_key, sweep_oldest};
 pub use crate::domain::InboundMessage;
 use crate::sms::{self, Pdu};
 
@@ -487,24 +487,13 @@ impl Store {
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
         let _w = self.writing();
-        let cutoff_ms = cutoff.timestamp_millis().max(0) as u64;
-        let mut step = SweepStep::default();
-        for r in self.inner.inbound.iter().take(limit) {
-            let (k, v) = r?;
-            // Ids sort by arrival: the first one after the cutoff ends the step.
-            if id_millis(&k) > cutoff_ms {
-                break;
-            }
-            if self.inner.inbound_pending.contains_key(&k)? {
+        sweep_oldest(&self.inner.inbound, cutoff, limit, |k, v| {
+            if self.inner.inbound_pending.contains_key(k)? {
                 // Not yet acted on (an opt-out, a reply): it stays until it is.
-                continue;
+                return Ok(false);
             }
-            let m: InboundMessage = decode(&k, &v)?;
-            if self.remove_inbound(&m)? {
-                step.done += 1;
-            }
-        }
-        Ok(step)
+            self.remove_inbound(&decode::<InboundMessage>(k, v)?)
+        })
     }
 
     /// Removes an inbound message and its index entries; `false` when it was gone already.

@@ -439,6 +439,30 @@ pub(super) fn sweep_step(
     Ok(step)
 }
 
+/// One bounded step of a retention sweep over a tree keyed by ULID (oldest first), up to
+/// `cutoff`: `remove` is called on each entry received at or before it and says whether it
+/// removed it; at most `limit` entries are looked at. The caller holds a write pass.
+pub(super) fn sweep_oldest(
+    tree: &sled::Tree,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    limit: usize,
+    mut remove: impl FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+) -> Result<SweepStep, StoreError> {
+    let cutoff_ms = cutoff.timestamp_millis().max(0) as u64;
+    let mut step = SweepStep::default();
+    for r in tree.iter().take(limit) {
+        let (k, v) = r?;
+        // Ids sort by arrival: the first one after the cutoff ends the step.
+        if id_millis(&k) > cutoff_ms {
+            break;
+        }
+        if remove(&k, &v)? {
+            step.done += 1;
+        }
+    }
+    Ok(step)
+}
+
 /// Removes every entry of `tree` whose value holds `needle` (an erasure: the values are read
 /// whole); how many. The caller holds a write pass.
 pub(super) fn remove_containing(tree: &sled::Tree, needle: &[u8]) -> Result<usize, StoreError> {

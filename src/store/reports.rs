@@ -24,8 +24,8 @@ use sled::Transactional;
 
 use super::inbound::fingerprint;
 use super::{
-    Message, Status, Store, StoreError, SweepStep, Tx, TxTrees, decode, encode, id_key, id_millis,
-    update_in,
+    Message, Status, Store, StoreError, SweepStep, Tx, TxTrees, decode, encode, id_key,
+    sweep_oldest, update_in,
 };
 use crate::sms::{self, StatusCategory, StatusReport};
 
@@ -501,19 +501,8 @@ impl Store {
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
         let _w = self.writing();
-        let cutoff_ms = cutoff.timestamp_millis().max(0) as u64;
-        let mut step = SweepStep::default();
-        for r in self.inner.reports_unmatched.iter().take(limit) {
-            let (k, _) = r?;
-            // Ids sort by arrival: the first one after the cutoff ends the step.
-            if id_millis(&k) > cutoff_ms {
-                break;
-            }
-            if self.inner.reports_unmatched.remove(&k)?.is_some() {
-                step.done += 1;
-            }
-        }
-        Ok(step)
+        let tree = &self.inner.reports_unmatched;
+        sweep_oldest(tree, cutoff, limit, |k, _| Ok(tree.remove(k)?.is_some()))
     }
 
     /// Removes the unmatched reports whose recipient is `number` (an erasure); how many.
