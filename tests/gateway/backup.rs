@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -57,6 +57,7 @@ async fn writer(
     base: String,
     w: usize,
     stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
 ) -> Vec<(String, Instant)> {
     let mut acked = Vec::new();
     let later = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
@@ -101,6 +102,10 @@ async fn writer(
         } else {
             acked.push((v["id"].as_str().unwrap().to_string(), at));
         }
+        count.fetch_add(
+            v["messages"].as_array().map_or(1, Vec::len),
+            Ordering::Relaxed,
+        );
     }
     acked
 }
@@ -120,19 +125,20 @@ async fn backup_under_load_restores_every_acknowledged_message() {
     wait_modem_up(&r).await;
 
     let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..3)
-        .map(|w| tokio::spawn(writer(r.http.clone(), r.base.clone(), w, stop.clone())))
+        .map(|w| {
+            let (stop, count) = (stop.clone(), count.clone());
+            tokio::spawn(writer(r.http.clone(), r.base.clone(), w, stop, count))
+        })
         .collect();
-    // Some load first, and some messages sent.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Some load first (150 answers the writers have seen), and some messages sent.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, stats) = r.get("/v1/stats").await;
-        let total: u64 = stats["counts"]
-            .as_object()
-            .map(|c| c.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
-        let sent = stats["counts"]["sent"].as_u64().unwrap_or(0);
-        if (total >= 150 && sent >= 3) || Instant::now() > deadline {
+        let sent = stats["counts"]["sent"].as_u64().unwrap_or(0)
+            + stats["counts"]["delivered"].as_u64().unwrap_or(0);
+        if (count.load(Ordering::Relaxed) >= 150 && sent >= 3) || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
