@@ -245,10 +245,10 @@ mod tests {
         assert_eq!(v.broken, vec![]);
         assert_eq!(v.tombstones, 5);
         // Nothing left half removed: every index agrees with the records.
-        let c = store.check().unwrap();
+        let c = store.sled().unwrap().check().unwrap();
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         // A tombstone taken away afterwards shows.
-        store.remove_tombstone_for_test(1);
+        store.sled().unwrap().remove_tombstone_for_test(1);
         let v = store.verify_all_histories().unwrap();
         assert_eq!(v.broken.len(), 1, "{v:?}");
         assert!(v.broken[0].0.starts_with("tombstones of "), "{v:?}");

@@ -683,13 +683,15 @@ async fn guard_store(
             continue;
         };
         if !reported {
-            tracing::error!(%error, path = %store.path().display(), "the store cannot be written (disk full or read-only?): the API answers 503 until the disk takes writes again");
+            tracing::error!(%error, store = %store.location(), "the store cannot be written (disk full or read-only?): the API answers 503 until the disk takes writes again");
             reported = true;
         }
-        if store.directory_writable() {
+        // A database comes back by itself (the pool connects again); only the embedded
+        // store is reopened.
+        if store.sled().is_some() && store.directory_writable() {
             // sled keeps refusing after an I/O error (and a flush may hang on it): only a
             // reopened database writes again.
-            tracing::warn!(path = %store.path().display(), "the disk takes writes again: reopening the store");
+            tracing::warn!(path = %store.location(), "the disk takes writes again: reopening the store");
             reopen.store(true, std::sync::atomic::Ordering::SeqCst);
             round.cancel();
             return;

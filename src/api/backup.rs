@@ -44,7 +44,7 @@ pub const TAKEN_AT_HEADER: &str = "smsgate-backup-taken-at";
                 ("smsgate-backup-taken-at" = String, description = "The point in time the export shows (RFC 3339)"),
             )),
         (status = 401, body = super::error::Problem),
-        (status = 409, description = "A backup is running already", body = super::error::Problem),
+        (status = 409, description = "A backup is running already, or the store is a PostgreSQL database (backed up with its own tools)", body = super::error::Problem),
         (status = 503, body = super::error::Problem)),
     security(("bearer" = ["admin"])))]
 pub async fn backup(
@@ -58,6 +58,7 @@ pub async fn backup(
         .map_err(|e| ApiError::internal(format!("the backup task failed: {e}")))?
         .map_err(|e| match e {
             SnapshotError::Busy => ApiError::conflict("backup_running", e.to_string()),
+            SnapshotError::InDatabase => ApiError::conflict("backup_in_database", e.to_string()),
             SnapshotError::Store(e) => {
                 tracing::error!(error = %e, "backup failed");
                 ApiError::from(e)

@@ -17,7 +17,7 @@ use clap::{Subcommand, ValueEnum};
 use super::EXIT_BAD_INPUT;
 use super::history::{EXIT_BROKEN, StoreArgs};
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::SledStore;
 use crate::store::backup::{CheckReport, ImportError, OpenError, TransferSummary, in_use};
 
 /// Exit code when the store is in use: the daemon holds it.
@@ -139,8 +139,8 @@ fn in_use_message(path: &Path) -> String {
     )
 }
 
-fn open(path: &Path) -> Result<Store, Failure> {
-    match Store::open_offline(path) {
+fn open(path: &Path) -> Result<SledStore, Failure> {
+    match SledStore::open_offline(path) {
         Ok(s) => Ok(s),
         Err(OpenError::InUse(p)) => fail(EXIT_IN_USE, in_use_message(&p)),
         Err(e @ OpenError::NoStore(_)) => fail(EXIT_BAD_INPUT, e.to_string()),
@@ -440,7 +440,7 @@ fn import(args: &StoreArgs, input: &Path, force: bool) -> Result<u8, Failure> {
     let tmp = sibling(&target, &format!("import-{stamp}"))?;
     // Written beside the target, moved into place only once whole and checked: an import cut
     // short leaves nothing that looks like a store where the daemon looks.
-    let summary = match Store::import_jsonl(&tmp, &mut reader) {
+    let summary = match SledStore::import_jsonl(&tmp, &mut reader) {
         Ok(s) => s,
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError;
 
-use super::{Store, StoreError, abort, decode, encode, id_key, id_string, sha256_hex};
+use super::{SledStore, StoreError, abort, decode, encode, id_key, id_string, sha256_hex};
 
 /// The key of the chain's head: shorter than any entry's (16 bytes), so never taken for one.
 pub(crate) const HEAD: [u8; 1] = [0];
@@ -121,7 +121,7 @@ pub struct AuditFilter<'a> {
     pub after: Option<&'a str>,
 }
 
-impl Store {
+impl SledStore {
     /// Appends an action to the audit log, chained to the entry before. Durable after
     /// [`Store::durable`].
     pub fn append_audit(&self, a: &NewAudit<'_>) -> Result<AuditEntry, StoreError> {
@@ -297,7 +297,7 @@ mod tests {
     #[tokio::test]
     async fn the_chain_verifies_and_an_edited_entry_shows() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = SledStore::open(dir.path(), 16).unwrap();
         assert!(s.verify_audit().unwrap().verified);
         let a = s
             .append_audit(&action("ops", "template.put", "first"))

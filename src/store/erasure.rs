@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Store, StoreError, decode, id_string};
+use super::{SledStore, StoreError, decode, id_string};
 use crate::domain::Plan;
 
 /// What an erasure removed, by kind.
@@ -28,7 +28,7 @@ pub struct Erased {
     pub unmatched_reports: usize,
 }
 
-impl Store {
+impl SledStore {
     /// Erases `number` (E.164) from the store: its plans, its messages (with their history and
     /// replies; a tombstone without the number stays per message), its inbound messages, the
     /// deliveries and idempotency answers that name it and the unmatched reports to it; its

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError};
+use super::{SledStore, StoreError};
 
-impl Store {
+impl SledStore {
     /// How many of sled's blob files (items over about 128 KiB) the flusher has fsynced.
     pub fn blobs_synced(&self) -> u64 {
         self.inner.blobs_synced.load(Ordering::Relaxed)
@@ -170,7 +170,7 @@ mod tests {
     #[tokio::test]
     async fn large_values_are_made_durable_too() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         store.durable().await.unwrap();
         assert_eq!(store.blobs_synced(), 0);
         let big = serde_json::json!({"messages": "x".repeat(300 * 1024)});
@@ -195,7 +195,7 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         store.insert(&[test_message("+12025550103")], None).unwrap();
         store.durable().await.unwrap();
         nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 256, 256)

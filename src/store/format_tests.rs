@@ -48,7 +48,7 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn to(s: &Store, m: &Message, status: Status, note: Note) {
+fn to(s: &SledStore, m: &Message, status: Status, note: Note) {
     s.update(&m.id, |m| {
         m.status = status;
         Some(note.clone())
@@ -65,7 +65,7 @@ fn message(to: &str, text: &str) -> Message {
 }
 
 /// Moves `m` through `sending` to `sent` on `sim0`, its parts with these TP-MRs.
-fn send(s: &Store, m: &Message, mrs: &[u8]) {
+fn send(s: &SledStore, m: &Message, mrs: &[u8]) {
     to(s, m, Status::Sending, Note::from("dispatched".to_string()));
     let mrs = mrs.to_vec();
     s.update(&m.id, |m| {
@@ -107,7 +107,7 @@ fn report(mr: u8, to: &str, code: u8) -> (Vec<u8>, crate::sms::StatusReport) {
 }
 
 /// An inbound text from `from`, stored as `sim0` received it.
-fn receive(s: &Store, from: &str, text: &str, reference: u8) -> String {
+fn receive(s: &SledStore, from: &str, text: &str, reference: u8) -> String {
     let from = Address::parse_number("from", from).unwrap();
     let ts = at("2026-03-02T10:05:00Z").fixed_offset();
     let pdu = crate::sms::encode_deliver(None, &from, text, &ts, false, reference).unwrap();
@@ -119,7 +119,7 @@ fn receive(s: &Store, from: &str, text: &str, reference: u8) -> String {
 
 /// Writes the fixture's store into `dir` through the store's own API.
 async fn write_fixture(dir: &Path) {
-    let s = Store::open(dir, 16).unwrap();
+    let s = SledStore::open(dir, 16).unwrap();
 
     let mut queued = message(QUEUED, "Invoice INV-1001: 120.50 USD due on 15 Jan");
     queued.metadata = Some(serde_json::json!({"invoice": "INV-1001"}));
@@ -358,7 +358,7 @@ async fn write_store_fixture() {
         .join(format!("store-{}", env!("CARGO_PKG_VERSION")));
     assert!(!dir.exists(), "{} exists: remove it first", dir.display());
     write_fixture(&dir).await;
-    let s = Store::open_offline(&dir).unwrap();
+    let s = SledStore::open_offline(&dir).unwrap();
     println!("{:#?}", s.check().unwrap());
 }
 
@@ -382,13 +382,13 @@ fn fixture_copy() -> tempfile::TempDir {
     tmp
 }
 
-fn only_to(s: &Store, number: &str) -> Message {
+fn only_to(s: &SledStore, number: &str) -> Message {
     let ms = s.messages_to(number, 10).unwrap();
     assert_eq!(ms.len(), 1, "messages to {number}: {ms:?}");
     ms.into_iter().next().unwrap()
 }
 
-fn history(s: &Store, m: &Message) -> Vec<(String, Status)> {
+fn history(s: &SledStore, m: &Message) -> Vec<(String, Status)> {
     s.events(&m.id)
         .unwrap()
         .into_iter()
@@ -399,7 +399,7 @@ fn history(s: &Store, m: &Message) -> Vec<(String, Status)> {
 #[test]
 fn the_offline_check_of_the_fixture_finds_only_what_0_1_0_leaves() {
     let tmp = fixture_copy();
-    let s = Store::open_offline(tmp.path()).unwrap();
+    let s = SledStore::open_offline(tmp.path()).unwrap();
     let report = s.check().unwrap();
     // 0.1.0 wrote no `invoices` entry for a plan's messages and marked its index built with the
     // empty key; opening the store makes the index again (the plan's message is in it now, and
@@ -454,7 +454,7 @@ fn the_offline_check_of_the_fixture_finds_only_what_0_1_0_leaves() {
 #[tokio::test]
 async fn a_store_written_by_0_1_0_opens_and_reads_the_same() {
     let tmp = fixture_copy();
-    let s = Store::open(tmp.path(), 16).unwrap();
+    let s = SledStore::open(tmp.path(), 16).unwrap();
 
     let counts: std::collections::BTreeMap<Status, u64> = s.counts().unwrap().into_iter().collect();
     let expected: std::collections::BTreeMap<Status, u64> = [

@@ -13,8 +13,8 @@
 use serde::Serialize;
 
 use super::{
-    Event, Message, Store, StoreError, decode, decode_message, first_event_hash, first_event_shown,
-    id_key, sha256_hex,
+    Event, Message, SledStore, StoreError, decode, decode_message, first_event_hash,
+    first_event_shown, id_key, sha256_hex,
 };
 
 /// One history entry with its own hash.
@@ -55,7 +55,7 @@ pub struct VerifyReport {
     pub tombstones: u64,
 }
 
-impl Store {
+impl SledStore {
     /// A message's history with each entry's hash, checked; `None` when there is no such
     /// message.
     pub fn history(&self, id: &str) -> Result<Option<History>, StoreError> {
@@ -333,7 +333,7 @@ mod tests {
     #[tokio::test]
     async fn chains_verify_and_tampering_shows() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = SledStore::open(dir.path(), 16).unwrap();
         let a = msg("+12025550123", Some("INV-1"));
         let b = msg("+12025550124", Some("INV-2"));
         s.insert(&[a.clone(), b.clone()], None).unwrap();
@@ -407,7 +407,7 @@ mod tests {
     #[tokio::test]
     async fn exports_by_number_and_invoice() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = SledStore::open(dir.path(), 16).unwrap();
         let a = msg("+12025550123", Some("INV-1"));
         let b = msg("+12025550123", Some("INV-2"));
         let c = msg("+12025550124", Some("INV-1"));

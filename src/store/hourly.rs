@@ -8,7 +8,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sled::transaction::TransactionalTree;
 
-use super::{Status, Store, StoreError, Tx};
+use super::{SledStore, Status, StoreError, Tx};
 
 /// One hour's counts for one modem.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub(crate) fn valid(k: &[u8], v: &[u8]) -> bool {
     k.len() >= 4 && std::str::from_utf8(&k[4..]).is_ok() && v.len() == 24
 }
 
-impl Store {
+impl SledStore {
     /// The counts of every hour from the one holding `from` to the one holding `to`, per modem,
     /// oldest first. Hours with nothing are left out.
     pub fn hourly(

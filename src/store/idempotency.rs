@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Row, Store, StoreError, SweepStep, decode, encode, remove_containing, sweep_step};
+use super::{Row, SledStore, StoreError, SweepStep, decode, encode, remove_containing, sweep_step};
 
 /// What a retried POST with the same Idempotency-Key gets back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,7 +18,7 @@ pub struct IdempotencyRecord {
     pub at: DateTime<Utc>,
 }
 
-impl Store {
+impl SledStore {
     /// The idempotency record for a key.
     pub fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.idempotency_record(key)
@@ -96,7 +96,7 @@ mod tests {
     #[tokio::test]
     async fn an_idempotency_key_is_written_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let rec = test_record(serde_json::json!({"id": "a"}));
         store
             .insert(&[test_message("+12025550100")], Some(("k1", &rec)))

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::Transactional;
 
-use super::{Store, StoreError, SweepStep, Tx, abort, decode, encode, id_key, sweep_oldest};
+use super::{SledStore, StoreError, SweepStep, Tx, abort, decode, encode, id_key, sweep_oldest};
 pub use crate::domain::InboundMessage;
 use crate::sms::{self, Pdu};
 
@@ -182,7 +182,7 @@ fn rand_bits() -> u128 {
     u128::from(fastrand::u64(..)) << 16 | u128::from(fastrand::u16(..))
 }
 
-impl Store {
+impl SledStore {
     /// Stores a PDU that arrived on `modem` (SMSC field first); a sender in national format is
     /// read in `region` (see [`crate::numbers::normalise_sender`]). Call [`Store::durable`]
     /// before deleting it from the SIM.
@@ -596,7 +596,7 @@ mod tests {
     #[tokio::test]
     async fn single_and_duplicate() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let now = Utc::now();
         let p = pdus("+12025550123", "1", false, 1).remove(0);
         let Received::Stored(m) = store.receive("sim0", &p, None, now).unwrap() else {
@@ -629,7 +629,7 @@ mod tests {
     #[test]
     fn short_user_data_is_kept_partial_and_an_unreadable_answer_raw() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let now = Utc::now();
         let mut p = pdus("+12025550123", "STOP sending me these", false, 1).remove(0);
         p.truncate(p.len() - 8);
@@ -686,7 +686,7 @@ mod tests {
         );
         assert!(a.len() >= 3 && b.len() >= 2);
         {
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = SledStore::open(dir.path(), 16).unwrap();
             // Last part first, interleaved with the other sender's parts.
             let last = a.len() - 1;
             assert!(matches!(
@@ -708,7 +708,7 @@ mod tests {
             );
             store.durable().await.unwrap();
         }
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let mut whole = None;
         for p in &a[1..a.len() - 1] {
             if let Received::Stored(m) = store.receive("sim0", p, None, now).unwrap() {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 
 use super::{
-    INVOICES_BUILT, Message, Status, Store, StoreError, decode_message, id_key, id_string,
+    INVOICES_BUILT, Message, SledStore, Status, StoreError, decode_message, id_key, id_string,
     invoice_key,
 };
 
@@ -36,7 +36,7 @@ pub enum NextDue {
     Empty,
 }
 
-impl Store {
+impl SledStore {
     /// Makes the `invoices` index again from the messages ([`INVOICES_BUILT`] marks it built).
     pub(crate) fn rebuild_invoice_index(&self) -> Result<(), StoreError> {
         let _w = self.writing();
@@ -321,7 +321,7 @@ mod tests {
             m
         };
         {
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = SledStore::open(dir.path(), 16).unwrap();
             store
                 .insert(&[about("INV-1"), about("INV-2")], None)
                 .unwrap();
@@ -335,7 +335,7 @@ mod tests {
             store.inner.invoices.clear().unwrap();
             store.durable().await.unwrap();
         }
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         assert_eq!(store.messages_about("INV-1", 10).unwrap().len(), 2);
         assert_eq!(store.messages_about("INV-2", 10).unwrap().len(), 1);
     }
@@ -343,7 +343,7 @@ mod tests {
     #[tokio::test]
     async fn insert_update_and_dispatch_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let now = Utc::now();
         let later = now + chrono::Duration::hours(1);
         let low = msg(
@@ -414,7 +414,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<String>;
         {
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = SledStore::open(dir.path(), 16).unwrap();
             let ms: Vec<Message> = (0..5)
                 .map(|i| {
                     msg(
@@ -429,7 +429,7 @@ mod tests {
             store.insert(&ms, None).unwrap();
             store.durable().await.unwrap();
         }
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         assert_eq!(store.len(), 5);
         let all = store
             .list(&ListFilter {
@@ -478,7 +478,7 @@ mod tests {
             .map(|_| msg("+15550000002", Status::Scheduled, later, Priority::Normal))
             .collect();
         {
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = SledStore::open(dir.path(), 16).unwrap();
             store.insert(&queued, None).unwrap();
             // One at a time too: the single-record path.
             for m in &scheduled {
@@ -492,7 +492,7 @@ mod tests {
                 .unwrap();
             store.durable().await.unwrap();
         }
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let counts: std::collections::HashMap<_, _> = store.counts().unwrap().into_iter().collect();
         assert_eq!(counts[&Status::Queued], 2);
         assert_eq!(counts[&Status::Scheduled], 2);
@@ -548,7 +548,7 @@ mod tests {
             m
         };
         {
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = SledStore::open(dir.path(), 16).unwrap();
             store.insert(std::slice::from_ref(&real), None).unwrap();
             for id in [stale, fresh] {
                 let key = id.0.to_be_bytes();
@@ -562,7 +562,7 @@ mod tests {
             }
             store.durable().await.unwrap();
         }
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         assert_eq!(store.queue_depth(), 3, "counted at open, ghosts included");
         assert_eq!(
             store.next_due(now).unwrap(),

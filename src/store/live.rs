@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::inbound::InboundMessage;
-use super::{Message, Store, decode, event_key, first_event_shown, id_key};
+use super::{Message, SledStore, decode, event_key, first_event_shown, id_key};
 
 /// Events a slow subscriber may fall behind by before it skips some.
 pub const CAPACITY: usize = 1024;
@@ -52,7 +52,7 @@ pub(crate) fn channel() -> broadcast::Sender<LiveEvent> {
     broadcast::channel(CAPACITY).0
 }
 
-impl Store {
+impl SledStore {
     /// Live events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.inner.live.subscribe()

@@ -8,12 +8,12 @@ use sled::Transactional;
 use sled::transaction::{TransactionError, TransactionalTree};
 
 use super::{
-    Event, IdempotencyRecord, Message, Note, Notifier, Status, Store, StoreError, Tx, abort,
+    Event, IdempotencyRecord, Message, Note, Notifier, SledStore, Status, StoreError, Tx, abort,
     decode, decode_message, due_key, encode, event_key, hourly, id_key, idempotency_row,
     invoice_key, outbox, report_key, sha256_hex, status_key, to_key,
 };
 
-impl Store {
+impl SledStore {
     /// Inserts new messages (all or none) and the idempotency record when given. Call
     /// [`Store::durable`] before acknowledging.
     pub fn insert(
@@ -206,7 +206,7 @@ pub(super) fn id_millis(id: &[u8]) -> u64 {
     (u128::from_be_bytes(b) >> 80) as u64
 }
 
-impl Store {
+impl SledStore {
     /// Replaces a message's text by its SHA-256 (see [`crate::domain::Redaction`]) and records
     /// a `text_redacted` history entry saying `reason` (by `actor`, the API key that asked, if
     /// one did). The history still verifies: the chain

@@ -64,6 +64,7 @@ pub mod live;
 pub mod model;
 pub mod optout;
 pub mod outbox;
+pub mod pg;
 pub mod plans;
 pub mod replies;
 pub mod reports;
@@ -78,6 +79,7 @@ mod idempotency;
 mod keys;
 mod listing;
 mod messages;
+mod seam;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,6 +106,8 @@ use messages::{
     Row, TxTrees, first_event_hash, first_event_shown, id_millis, insert_in, message_rows,
     update_in,
 };
+pub use pg::PgStore;
+pub use seam::Store;
 
 pub use model::{
     Attempt, AttemptResult, Event, Message, Note, Part, PartStatus, Priority, ReminderLink, Reply,
@@ -184,9 +188,9 @@ impl From<TransactionError<StoreError>> for StoreError {
     }
 }
 
-/// The store. Cheap to clone.
+/// The embedded sled store (the default backend behind [`Store`]). Cheap to clone.
 #[derive(Clone)]
-pub struct Store {
+pub struct SledStore {
     inner: Arc<Inner>,
 }
 
@@ -266,10 +270,10 @@ fn abort(e: StoreError) -> Tx {
     ConflictableTransactionError::Abort(e)
 }
 
-impl Store {
+impl SledStore {
     /// Opens (or creates) the store in `path`, with the group-commit flusher on its own thread.
-    pub fn open(path: &Path, cache_mb: u64) -> Result<Store, StoreError> {
-        Store::open_with(path, cache_mb, Vec::new())
+    pub fn open(path: &Path, cache_mb: u64) -> Result<SledStore, StoreError> {
+        SledStore::open_with(path, cache_mb, Vec::new())
     }
 
     /// [`Store::open`] with the listeners that turn every change into deliveries (see
@@ -278,7 +282,7 @@ impl Store {
         path: &Path,
         cache_mb: u64,
         listeners: Vec<Arc<dyn Notifier>>,
-    ) -> Result<Store, StoreError> {
+    ) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(path)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
         let config = sled::Config::new()
@@ -347,7 +351,7 @@ impl Store {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let store = Store {
+        let store = SledStore {
             inner: Arc::new(inner),
         };
         if !store.inner.invoices.contains_key(INVOICES_BUILT)? {

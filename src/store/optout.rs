@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode};
+use super::{SledStore, StoreError, decode, encode};
 
 /// The `meta` key of the salt.
 const SALT_KEY: &[u8] = b"optout_salt";
@@ -87,7 +87,7 @@ pub struct OptOut {
     pub note: Option<String>,
 }
 
-impl Store {
+impl SledStore {
     /// Records an opt-out; `false` when the number was already opted out (the first record
     /// stays).
     pub fn opt_out(&self, o: &OptOut) -> Result<bool, StoreError> {
@@ -228,7 +228,7 @@ mod tests {
     async fn opt_out_in_and_list() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = Store::open(dir.path(), 16).unwrap();
+            let s = SledStore::open(dir.path(), 16).unwrap();
             assert!(s.opt_out(&rec("+12025550123")).unwrap());
             let mut again = rec("+12025550123");
             again.source = "keyword".into();
@@ -238,7 +238,7 @@ mod tests {
             assert!(s.opt_out(&rec("+12025550125")).unwrap());
             s.durable().await.unwrap();
         }
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = SledStore::open(dir.path(), 16).unwrap();
         assert!(s.is_opted_out("+12025550124").unwrap());
         assert_eq!(s.optouts_len(), 3);
         let p1 = s.list_optouts(None, 2).unwrap();
@@ -255,7 +255,7 @@ mod tests {
     async fn an_erased_opt_out_still_refuses_the_number() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = Store::open(dir.path(), 16).unwrap();
+            let s = SledStore::open(dir.path(), 16).unwrap();
             assert!(s.opt_out(&rec("+12025550123")).unwrap());
             assert!(s.erase_optout("+12025550123", Utc::now()).unwrap());
             assert!(!s.erase_optout("+12025550123", Utc::now()).unwrap());
@@ -273,7 +273,7 @@ mod tests {
             s.durable().await.unwrap();
         }
         // The salt is the store's: the same after a reopen, and the number is in no tree.
-        let s = Store::open(dir.path(), 16).unwrap();
+        let s = SledStore::open(dir.path(), 16).unwrap();
         assert!(s.is_opted_out("+12025550123").unwrap());
         for t in s.inner.db.tree_names() {
             for r in s.inner.db.open_tree(&t).unwrap().iter() {

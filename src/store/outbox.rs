@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Store, StoreError, SweepStep, Tx, abort, encode, remove_containing, sweep_step};
+use super::{SledStore, StoreError, SweepStep, Tx, abort, encode, remove_containing, sweep_step};
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -122,7 +122,7 @@ pub(super) fn decode_entry(seq: u64, v: &[u8]) -> Result<OutboxEntry, StoreError
     Ok(e)
 }
 
-impl Store {
+impl SledStore {
     /// Adds deliveries to the outbox (all or none), due at once, and returns them with their
     /// sequence numbers; call [`Store::durable`] before relying on them.
     pub fn enqueue_webhooks(&self, new: &[NewWebhook]) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -404,7 +404,7 @@ mod tests {
     #[tokio::test]
     async fn one_key_at_a_time_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let now = Utc::now();
         let e = store
             .enqueue_webhooks(&[
@@ -467,7 +467,7 @@ mod tests {
     #[tokio::test]
     async fn one_url_does_not_hold_back_another() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let now = Utc::now();
         let other = |mut n: NewWebhook| {
             n.url = "https://billing.example/hook".into();
@@ -495,7 +495,7 @@ mod tests {
     #[tokio::test]
     async fn dead_entries_block_nothing_and_can_be_retried() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let now = Utc::now();
         let e = store
             .enqueue_webhooks(&[new("m1", now), new("m1", now), new("m2", now)])
@@ -556,7 +556,7 @@ mod tests {
         let now = Utc::now();
         let before: Vec<OutboxEntry>;
         {
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = SledStore::open(dir.path(), 16).unwrap();
             before = store
                 .enqueue_webhooks(&[new("m1", now), new("m1", now), new("", now)])
                 .unwrap();
@@ -565,7 +565,7 @@ mod tests {
                 .unwrap();
             store.durable().await.unwrap();
         }
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         let due = store.due_webhooks(now, 10, |_| false).unwrap();
         assert_eq!(seqs(&due), vec![before[0].seq, before[2].seq]);
         assert_eq!(due.entries[0].attempts, 1);

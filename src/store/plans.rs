@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::{
-    IdempotencyRecord, Message, Note, Store, StoreError, Tx, TxTrees, abort, decode, encode,
+    IdempotencyRecord, Message, Note, SledStore, StoreError, Tx, TxTrees, abort, decode, encode,
     id_key, id_string, idempotency_row, insert_in, message_rows, update_in,
 };
 use crate::domain::Unsent;
@@ -67,7 +67,7 @@ pub enum Decision<R> {
 
 const ATTEMPTS: usize = 5;
 
-impl Store {
+impl SledStore {
     /// Stores a new plan and its messages in one transaction, unless its invoice has one.
     pub fn create_plan(
         &self,
@@ -322,7 +322,7 @@ pub struct StoredTemplate {
     pub updated_by: String,
 }
 
-impl Store {
+impl SledStore {
     /// A template set through the API.
     pub fn template(&self, name: &str) -> Result<Option<StoredTemplate>, StoreError> {
         match self.inner.templates.get(name.as_bytes())? {

@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 
 use super::inbound::InboundMessage;
-use super::{Message, Status, Store, StoreError, decode, decode_message, encode, id_key};
+use super::{Message, SledStore, Status, StoreError, decode, decode_message, encode, id_key};
 
 /// How many of a number's most recent messages reply matching looks at.
 const SCAN_PER_NUMBER: usize = 1000;
 
-impl Store {
+impl SledStore {
     /// A number's messages, newest first, at most `limit`.
     pub fn messages_to(&self, to: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
         let mut prefix = to.as_bytes().to_vec();

@@ -24,7 +24,7 @@ use sled::Transactional;
 
 use super::inbound::fingerprint;
 use super::{
-    Message, Status, Store, StoreError, SweepStep, Tx, TxTrees, decode, encode, id_key,
+    Message, SledStore, Status, StoreError, SweepStep, Tx, TxTrees, decode, encode, id_key,
     sweep_oldest, update_in,
 };
 use crate::sms::{self, StatusCategory, StatusReport};
@@ -179,7 +179,7 @@ enum NoMatch {
     NothingSent { modem: String, mr: u8 },
 }
 
-impl Store {
+impl SledStore {
     /// Applies a status report that arrived on `modem` (`pdu`: the raw PDU, SMSC field first,
     /// for deduplication and for the unmatched record). Call [`Store::durable`] before deleting
     /// it from the SIM. See the [module](self) for the matching rules.
@@ -568,7 +568,7 @@ mod tests {
     }
 
     /// Inserts a message and moves it to `sent` on `modem` with these TP-MRs, at `sent_at`.
-    fn sent(store: &Store, to: &str, mrs: &[u8], sent_at: DateTime<Utc>) -> Message {
+    fn sent(store: &SledStore, to: &str, mrs: &[u8], sent_at: DateTime<Utc>) -> Message {
         let m = message(to, mrs.len() as u8);
         store.insert(std::slice::from_ref(&m), None).unwrap();
         let mrs = mrs.to_vec();
@@ -606,16 +606,16 @@ mod tests {
         (pdu, r)
     }
 
-    fn apply(store: &Store, mr: u8, to: &str, code: u8, second: u32) -> ReportOutcome {
+    fn apply(store: &SledStore, mr: u8, to: &str, code: u8, second: u32) -> ReportOutcome {
         let (pdu, r) = report(mr, to, code, second);
         store
             .apply_status_report("sim0", &r, &pdu, Utc::now())
             .unwrap()
     }
 
-    fn open() -> (tempfile::TempDir, Store) {
+    fn open() -> (tempfile::TempDir, SledStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         (dir, store)
     }
 
@@ -961,7 +961,7 @@ mod tests {
     async fn the_index_and_the_unmatched_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let (id, pdu, r) = {
-            let store = Store::open(dir.path(), 16).unwrap();
+            let store = SledStore::open(dir.path(), 16).unwrap();
             let m = sent(&store, TO, &[50, 51], Utc::now());
             assert!(matches!(
                 apply(&store, 50, TO, 0x00, 1),
@@ -974,7 +974,7 @@ mod tests {
             store.durable().await.unwrap();
             (m.id, pdu, r)
         };
-        let store = Store::open(dir.path(), 16).unwrap();
+        let store = SledStore::open(dir.path(), 16).unwrap();
         assert_eq!(store.reports_awaited(), 1);
         assert_eq!(store.unmatched_report_count(), 1);
         // Offered again after the restart (it was never deleted from the SIM): not twice.

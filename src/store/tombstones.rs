@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
 
-use super::{Status, Store, StoreError, Tx, decode, encode, sha256_hex};
+use super::{SledStore, Status, StoreError, Tx, decode, encode, sha256_hex};
 
 /// What is kept of a removed message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -71,7 +71,7 @@ impl PendingTombstone {
     }
 }
 
-impl Store {
+impl SledStore {
     /// The next tombstone of the day of `t.removed_at`, linked to the day's last one. The
     /// caller holds [`Store::tombstone_lock`] until it is written, so two removals never link
     /// to the same predecessor.
@@ -178,7 +178,7 @@ impl Store {
 }
 
 #[cfg(test)]
-impl Store {
+impl SledStore {
     /// Removes the `n`th tombstone (from 0), as a tamperer would.
     pub(crate) fn remove_tombstone_for_test(&self, n: usize) {
         let _w = self.writing();

@@ -395,7 +395,7 @@ async fn an_erased_number_is_nowhere_and_its_stop_still_holds() {
     sim.shutdown().await;
 
     // Nowhere on disk either: every record of every tree, exported.
-    let store = Store::open_offline(&path).unwrap();
+    let store = smsgate::store::SledStore::open_offline(&path).unwrap();
     let mut out = Vec::new();
     store.export_jsonl(&mut out, Utc::now()).unwrap();
     let out = String::from_utf8(out).unwrap();

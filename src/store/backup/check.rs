@@ -15,8 +15,8 @@ use crate::store::optout::OptOut;
 use crate::store::plans::{Plan, StoredTemplate};
 use crate::store::reports::UnmatchedReport;
 use crate::store::{
-    Event, IdempotencyRecord, Status, Store, StoreError, decode, decode_message, due_key, id_key,
-    id_string, status_key, to_key,
+    Event, IdempotencyRecord, SledStore, Status, StoreError, decode, decode_message, due_key,
+    id_key, id_string, status_key, to_key,
 };
 
 /// Something [`Store::check`] found, at one key.
@@ -108,7 +108,7 @@ fn id16(bytes: &[u8]) -> Option<[u8; 16]> {
     <[u8; 16]>::try_from(bytes).ok()
 }
 
-impl Store {
+impl SledStore {
     /// Checks the whole store: every record decodes, every message's history chain holds
     /// ([`Store::verify_all_histories`]), and the indexes agree with the records (a waiting
     /// message has exactly one `due` entry and any other exactly one `status` entry, each

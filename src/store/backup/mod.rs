@@ -76,13 +76,13 @@ pub(super) mod testing {
     use crate::store::optout::OptOut;
     use crate::store::outbox::NewWebhook;
     use crate::store::plans::{Plan, StoredTemplate};
-    use crate::store::{IdempotencyRecord, Message, Note, Status, Store, test_message};
+    use crate::store::{IdempotencyRecord, Message, Note, SledStore, Status, test_message};
 
-    pub(crate) fn open(dir: &Path) -> Store {
-        Store::open(dir, 16).unwrap()
+    pub(crate) fn open(dir: &Path) -> SledStore {
+        SledStore::open(dir, 16).unwrap()
     }
 
-    pub(crate) fn moved(s: &Store, m: &Message, to: Status) {
+    pub(crate) fn moved(s: &SledStore, m: &Message, to: Status) {
         s.update(&m.id, |m| {
             m.status = to;
             Some(Note::new(
@@ -109,7 +109,7 @@ pub(super) mod testing {
     /// A store with something in most trees: messages in several statuses with histories, a
     /// plan, inbound messages (one pending), an opt-out, an erased number (a tombstone and a
     /// hashed opt-out), an outbox entry, a template.
-    pub(crate) fn populated(dir: &Path) -> (Store, Vec<Message>) {
+    pub(crate) fn populated(dir: &Path) -> (SledStore, Vec<Message>) {
         let s = open(dir);
         let mut ms: Vec<Message> = (0..6)
             .map(|n| {
@@ -253,7 +253,7 @@ pub(super) mod testing {
 
     pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
-    pub(crate) fn dump(s: &Store) -> Vec<(String, Records)> {
+    pub(crate) fn dump(s: &SledStore) -> Vec<(String, Records)> {
         TREES
             .iter()
             .map(|name| {

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::{TREES, TreeCount};
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// sled's own tree, which this store does not use.
 const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
@@ -59,17 +59,17 @@ pub(super) fn sync_file(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Io(format!("fsync {}: {e}", path.display())))
 }
 
-impl Store {
+impl SledStore {
     /// Opens an existing store for the offline tools: [`OpenError::NoStore`] when `path` holds
     /// none (nothing is created), [`OpenError::InUse`] when the daemon holds it.
-    pub fn open_offline(path: &Path) -> Result<Store, OpenError> {
+    pub fn open_offline(path: &Path) -> Result<SledStore, OpenError> {
         if !path.join("db").is_file() {
             return Err(OpenError::NoStore(path.to_path_buf()));
         }
         if in_use(path)? {
             return Err(OpenError::InUse(path.to_path_buf()));
         }
-        Store::open(path, CACHE_MB).map_err(|e| match e {
+        SledStore::open(path, CACHE_MB).map_err(|e| match e {
             StoreError::Io(m) if m.contains("could not acquire lock") => {
                 OpenError::InUse(path.to_path_buf())
             }
@@ -167,7 +167,7 @@ mod tests {
         let s = open(dir.path());
         assert!(in_use(dir.path()).unwrap());
         assert!(matches!(
-            Store::open_offline(dir.path()),
+            SledStore::open_offline(dir.path()),
             Err(OpenError::InUse(_))
         ));
         drop(s);
@@ -184,10 +184,10 @@ mod tests {
             released,
             "the lock is still held 3 s after the store was dropped"
         );
-        assert!(Store::open_offline(dir.path()).is_ok());
+        assert!(SledStore::open_offline(dir.path()).is_ok());
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(
-            Store::open_offline(empty.path()),
+            SledStore::open_offline(empty.path()),
             Err(OpenError::NoStore(_))
         ));
         assert!(!empty.path().join("db").exists(), "nothing created");

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::transfer::ExportWriter;
 use super::{TREES, TransferSummary};
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// A consistent export of the running store, ready to be read from its start.
 #[derive(Debug)]
@@ -41,6 +41,12 @@ pub enum SnapshotError {
     /// Another snapshot of this store is being made or read.
     #[error("a backup of this store is running already; try again when it has finished")]
     Busy,
+    /// The store is a PostgreSQL database: its own tools back it up.
+    #[error(
+        "the store is a PostgreSQL database: back it up with its own tools (pg_dump, or a \
+         streaming replica; see docs/scaling.md)"
+    )]
+    InDatabase,
     /// sled or the file system failed (the temporary file could not be written: disk full?).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -91,7 +97,7 @@ fn read_raw(input: &mut impl Read) -> std::io::Result<Option<RawRecord>> {
     Ok(Some((usize::from(head[0]), key, value)))
 }
 
-impl Store {
+impl SledStore {
     /// Exports every tree of the running store at one point in time into an unnamed file in
     /// the store's directory (through a second one, the records as copied while writes wait). Every change made before the call is in it (the changes of the
     /// writes in progress when it is called too, whole: a write finishes before the pause
@@ -240,7 +246,7 @@ mod tests {
             .collect();
         assert!(snap.summary.records > before, "{:?}", snap.summary);
         let b = dir.path().join("b");
-        let imported = Store::import_jsonl(&b, &mut BufReader::new(&snap.file)).unwrap();
+        let imported = SledStore::import_jsonl(&b, &mut BufReader::new(&snap.file)).unwrap();
         assert_eq!(imported.records, snap.summary.records);
         drop(snap);
         // The next snapshot may begin once this one is dropped.
@@ -277,7 +283,7 @@ mod tests {
     fn snapshot_pause_by_size() {
         let dir = tempfile::tempdir().unwrap();
         // The daemon's default cache (`[storage] cache_mb`).
-        let s = Store::open(&dir.path().join("a"), 32).unwrap();
+        let s = SledStore::open(&dir.path().join("a"), 32).unwrap();
         let mut total = 0;
         for step in [10_000, 40_000, 50_000] {
             for chunk in 0..step / 1000 {

@@ -13,7 +13,7 @@ use super::format::{
 };
 use super::offline::{CACHE_MB, sync_file};
 use super::{Finding, TREES, TreeCount};
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// Records written per sled batch by an import or a copy.
 const BATCH: usize = 1000;
@@ -65,7 +65,7 @@ fn ensure_fresh(dir: &Path) -> Result<bool, StoreError> {
 
 /// Writes records into a new store, tree by tree, in batches.
 struct Restorer<'a> {
-    store: &'a Store,
+    store: &'a SledStore,
     batch: sled::Batch,
     pending: usize,
     tree: Option<usize>,
@@ -74,7 +74,7 @@ struct Restorer<'a> {
 }
 
 impl<'a> Restorer<'a> {
-    fn new(store: &'a Store) -> Restorer<'a> {
+    fn new(store: &'a SledStore) -> Restorer<'a> {
         Restorer {
             store,
             batch: sled::Batch::default(),
@@ -245,7 +245,7 @@ impl<'a> ExportWriter<'a> {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Writes the whole store to `out` in the [export format](super::format),
     /// every tree of [`TREES`], and flushes `out`.
     pub fn export_jsonl(
@@ -277,7 +277,7 @@ impl Store {
         if !ensure_fresh(dir)? {
             return Err(ImportError::NotEmpty(dir.to_path_buf()));
         }
-        let store = Store::open(dir, CACHE_MB)?;
+        let store = SledStore::open(dir, CACHE_MB)?;
         let (summary, max_outbox) = read_export(&store, input)?;
         // An export made before the invoice index carries none: derived, so made again.
         store.rebuild_invoice_index()?;
@@ -298,7 +298,7 @@ impl Store {
                 dir.display()
             )));
         }
-        let target = Store::open(dir, CACHE_MB)?;
+        let target = SledStore::open(dir, CACHE_MB)?;
         let mut w = Restorer::new(&target);
         for (n, name) in TREES.iter().enumerate() {
             let Some(tree) = self.tree(name) else {
@@ -321,7 +321,7 @@ impl Store {
 
     /// The first record in which this store and `other` differ (a key only in one, or the
     /// same key with other bytes), over every tree of [`TREES`]; `None` when they are equal.
-    pub fn first_difference(&self, other: &Store) -> Result<Option<Finding>, StoreError> {
+    pub fn first_difference(&self, other: &SledStore) -> Result<Option<Finding>, StoreError> {
         for (name, a) in self.named_trees() {
             let Some(b) = other.tree(name) else { continue };
             let mut ia = a.iter();
@@ -368,7 +368,7 @@ impl Store {
 
 /// Reads an export into `store`; the summary and the highest outbox key.
 fn read_export(
-    store: &Store,
+    store: &SledStore,
     input: &mut dyn BufRead,
 ) -> Result<(TransferSummary, Option<u64>), ImportError> {
     let bad = |line: u64, detail: String| ImportError::BadInput { line, detail };
@@ -563,7 +563,7 @@ mod tests {
         )));
 
         let b = dir.path().join("b");
-        let imported = Store::import_jsonl(&b, &mut out.as_slice()).unwrap();
+        let imported = SledStore::import_jsonl(&b, &mut out.as_slice()).unwrap();
         assert_eq!(imported.records, summary.records);
         assert_eq!(imported.trees, summary.trees);
         let t = open(&b);
@@ -616,7 +616,7 @@ mod tests {
         // Into a directory that is not empty: refused.
         drop(t);
         assert!(s.copy_into(&c).is_err());
-        let e = Store::import_jsonl(&c, &mut &b""[..]).unwrap_err();
+        let e = SledStore::import_jsonl(&c, &mut &b""[..]).unwrap_err();
         assert!(matches!(e, ImportError::NotEmpty(_)), "{e}");
     }
 
@@ -643,7 +643,7 @@ mod tests {
         s.export_jsonl(&mut out, Utc::now()).unwrap();
         drop(s);
         let b = dir.path().join("b");
-        Store::import_jsonl(&b, &mut out.as_slice()).unwrap();
+        SledStore::import_jsonl(&b, &mut out.as_slice()).unwrap();
         for _ in 0..2 {
             let t = open(&b);
             let e = t.enqueue_webhooks(&[webhook(2)]).unwrap();
@@ -719,7 +719,7 @@ mod tests {
         ];
         for (i, (input, line, what)) in cases.into_iter().enumerate() {
             let target = dir.path().join(format!("t{i}"));
-            match Store::import_jsonl(&target, &mut input.as_bytes()) {
+            match SledStore::import_jsonl(&target, &mut input.as_bytes()) {
                 Err(ImportError::BadInput { line: l, detail }) => {
                     assert_eq!(l, line, "case {i}: {detail}");
                     assert!(detail.contains(what), "case {i}: {detail}");

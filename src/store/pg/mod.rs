@@ -1,0 +1,249 @@
+//! The PostgreSQL backend: several gateways on one database (see docs/scaling.md).
+//!
+//! The store's seam is synchronous (sled's calls are), and tokio-postgres is asynchronous. The
+//! pool's connections live on a small runtime of the store's own; a call runs its queries
+//! there and waits for them. On the gateway's (multi-threaded) runtime the waiting worker
+//! first steps aside ([`tokio::task::block_in_place`]), so the other tasks go on; on a
+//! single-threaded runtime the queries run on a scoped thread. Closures given to the store
+//! ([`PgStore::update`]) run on the caller's thread, between queries, never inside them.
+//!
+//! Every change is one transaction that commits before the call returns, with
+//! `synchronous_commit` on: an acknowledged change is on the server's disk.
+//!
+//! Schema: `migrations/*.sql`, applied in order at connect (and by `smsgate store migrate`)
+//! under an advisory lock, so gateways starting together apply each once.
+
+mod migrate;
+#[doc(hidden)]
+pub mod testdb;
+mod todo;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::broadcast;
+
+use super::live::{self, LiveEvent};
+use super::{Listeners, Notifier, StoreError};
+
+pub use migrate::{MIGRATIONS, Migrated, Migration};
+
+/// How long a call waits for a connection (or to make one) before it fails: the API answers
+/// 503 while the database is away, rather than holding the client.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections in the pool.
+const POOL_SIZE: usize = 16;
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    /// The runtime the pool's connections live on; shut down in the background when the
+    /// store is dropped (a runtime may not be dropped inside another one).
+    rt: Option<tokio::runtime::Runtime>,
+    /// That runtime's handle.
+    handle: tokio::runtime::Handle,
+    /// What hears every change (the webhook outbox): given at construction, never changed.
+    #[allow(dead_code)]
+    notifier: Option<Arc<dyn Notifier>>,
+    /// Live events for this gateway's subscribers.
+    live: broadcast::Sender<LiveEvent>,
+    /// The database's URL without its password.
+    location: String,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// `url` without its password, for logs and errors.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        // A key=value connection string: only `password=` is secret.
+        Err(_) => url
+            .split_whitespace()
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***"
+                } else {
+                    kv
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// A database error as a store error: the server's message, never the URL.
+pub(crate) fn db_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(format!("database: {e}"))
+}
+
+impl PgStore {
+    /// Connects to `url` (a `postgres://` URL or a `key=value` string), applies the
+    /// migrations this build knows, and keeps `listeners` (see [`Notifier`]).
+    pub fn connect(url: &str, listeners: Vec<Arc<dyn Notifier>>) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Io(format!(
+                "storage url {} is not a PostgreSQL URL: {e}",
+                redacted(url)
+            ))
+        })?;
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .application_name("smsgate")
+            // Every acknowledged change is on disk: whatever the server's default says.
+            .options("-c synchronous_commit=on");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("smsgate-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Io(format!("cannot start the database runtime: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Io(format!("cannot make the database pool: {e}")))?;
+        let store = PgStore {
+            pool,
+            handle: rt.handle().clone(),
+            rt: Some(rt),
+            notifier: match listeners.len() {
+                0 => None,
+                1 => listeners.into_iter().next(),
+                _ => Some(Arc::new(Listeners(listeners))),
+            },
+            live: live::channel(),
+            location: redacted(url),
+        };
+        store.migrate().map_err(|e| match e {
+            StoreError::Io(m) => StoreError::Io(format!("{} ({})", m, redacted(url))),
+            e => e,
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `fut` (queries on the pool) to its end and returns what it gave. See the module's
+    /// documentation for why and how it waits.
+    pub(crate) fn run<T: Send>(&self, fut: impl Future<Output = T> + Send) -> T {
+        let h = &self.handle;
+        match tokio::runtime::Handle::try_current() {
+            Ok(cur) if cur.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| h.block_on(fut))
+            }
+            Ok(_) => std::thread::scope(|s| match s.spawn(|| h.block_on(fut)).join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            }),
+            Err(_) => h.block_on(fut),
+        }
+    }
+
+    /// A connection from the pool.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => db_error(e),
+            e => StoreError::Io(format!("database unavailable: {e}")),
+        })
+    }
+
+    /// Why the store cannot be written now, if it cannot: the database does not answer.
+    pub fn health(&self) -> Option<String> {
+        self.run(async {
+            let c = self.client().await?;
+            c.simple_query("SELECT 1").await.map_err(db_error)?;
+            Ok::<_, StoreError>(())
+        })
+        .err()
+        .map(|e| e.to_string())
+    }
+
+    /// The database's URL without its password.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Live events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.live.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connects_migrates_once_and_hides_the_password() {
+        let Some(url) = testdb::database() else {
+            return;
+        };
+        let store = PgStore::connect(&url, Vec::new()).unwrap();
+        assert_eq!(store.health(), None);
+        // Applied at connect: nothing left to apply, and a second gateway changes nothing.
+        assert_eq!(
+            store.migrate().unwrap(),
+            Migrated {
+                from: MIGRATIONS.len() as i32,
+                applied: vec![]
+            }
+        );
+        let other = PgStore::connect(&url, Vec::new()).unwrap();
+        assert_eq!(other.migrate().unwrap().applied, Vec::<i32>::new());
+
+        let secret = url.replacen("postgres@", "postgres:hunter2@", 1);
+        assert!(
+            !redacted(&secret).contains("hunter2"),
+            "{}",
+            redacted(&secret)
+        );
+        assert!(redacted("host=x password=hunter2 user=y").contains("password=***"));
+        // A refused connection is an error that names the server, not its password.
+        let closed = format!("postgres://u:hunter2@127.0.0.1:{}/x", 1);
+        let e = PgStore::connect(&closed, Vec::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn works_from_both_kinds_of_runtime() {
+        let Some(url) = testdb::database() else {
+            return;
+        };
+        let store = PgStore::connect(&url, Vec::new()).unwrap();
+        assert_eq!(store.health(), None);
+        let s2 = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async { store.health() })
+        });
+        assert_eq!(s2.join().unwrap(), None);
+    }
+}
