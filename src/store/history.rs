@@ -82,59 +82,15 @@ impl SledStore {
     }
 
     fn history_of(&self, m: &Message, key: &[u8; 16]) -> Result<History, StoreError> {
-        // The chain starts from the implied entry as it always hashed: without its actor, which
-        // `created_by` in its facts names already (and with its text, for a redacted message:
-        // the hash kept in the redaction).
-        let first_hash = first_event_hash(m)?;
-        let mut events = vec![ChainedEvent {
-            event: first_event_shown(m),
-            hash: first_hash.clone(),
-        }];
-        let mut problem = None;
-        let mut prev = first_hash;
-        let mut expected_seq = 1u32;
+        let mut raws = Vec::with_capacity(m.history_len as usize);
         for r in self.inner.events.scan_prefix(key) {
             let (k, raw) = r?;
-            let e: Event = decode(&k, &raw)?;
-            let hash = sha256_hex(&raw);
-            if problem.is_none() {
-                if e.seq != expected_seq {
-                    problem = Some(format!(
-                        "entry {} found where entry {expected_seq} was expected",
-                        e.seq
-                    ));
-                } else if e.prev.as_deref() != Some(prev.as_str()) {
-                    problem = Some(format!(
-                        "entry {} does not link to entry {}: changed, removed or inserted after the fact",
-                        e.seq,
-                        e.seq.saturating_sub(1)
-                    ));
-                }
-            }
-            expected_seq = e.seq.saturating_add(1);
-            prev = hash.clone();
-            events.push(ChainedEvent { event: e, hash });
+            raws.push((k.to_vec(), raw.to_vec()));
         }
-        if problem.is_none() {
-            let last = expected_seq - 1;
-            if last != m.history_len {
-                problem = Some(format!(
-                    "the record says {} entries after the first, the history has {last}",
-                    m.history_len
-                ));
-            } else if m.history_len > 0 && m.history_hash.as_deref() != Some(prev.as_str()) {
-                problem = Some(
-                    "the last entry is not the one the record points to: the history was changed at its end"
-                        .into(),
-                );
-            }
-        }
-        Ok(History {
-            message_id: m.id.clone(),
-            verified: problem.is_none(),
-            problem,
-            events,
-        })
+        chain_of(
+            m,
+            raws.iter().map(|(k, raw)| (k.as_slice(), raw.as_slice())),
+        )
     }
 
     /// Checks every message's history, and the chains of tombstones of removed messages.
@@ -229,6 +185,66 @@ impl SledStore {
         })?;
         Ok(out)
     }
+}
+
+/// A message's history from its stored entries (key, JSON as stored), oldest first: each
+/// entry's hash, and whether the chain holds. Shared by both backends.
+pub(crate) fn chain_of<'a>(
+    m: &Message,
+    entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<History, StoreError> {
+    // The chain starts from the implied entry as it always hashed: without its actor, which
+    // `created_by` in its facts names already (and with its text, for a redacted message:
+    // the hash kept in the redaction).
+    let first_hash = first_event_hash(m)?;
+    let mut events = vec![ChainedEvent {
+        event: first_event_shown(m),
+        hash: first_hash.clone(),
+    }];
+    let mut problem = None;
+    let mut prev = first_hash;
+    let mut expected_seq = 1u32;
+    for (k, raw) in entries {
+        let e: Event = decode(k, raw)?;
+        let hash = sha256_hex(raw);
+        if problem.is_none() {
+            if e.seq != expected_seq {
+                problem = Some(format!(
+                    "entry {} found where entry {expected_seq} was expected",
+                    e.seq
+                ));
+            } else if e.prev.as_deref() != Some(prev.as_str()) {
+                problem = Some(format!(
+                    "entry {} does not link to entry {}: changed, removed or inserted after the fact",
+                    e.seq,
+                    e.seq.saturating_sub(1)
+                ));
+            }
+        }
+        expected_seq = e.seq.saturating_add(1);
+        prev = hash.clone();
+        events.push(ChainedEvent { event: e, hash });
+    }
+    if problem.is_none() {
+        let last = expected_seq - 1;
+        if last != m.history_len {
+            problem = Some(format!(
+                "the record says {} entries after the first, the history has {last}",
+                m.history_len
+            ));
+        } else if m.history_len > 0 && m.history_hash.as_deref() != Some(prev.as_str()) {
+            problem = Some(
+                "the last entry is not the one the record points to: the history was changed at its end"
+                    .into(),
+            );
+        }
+    }
+    Ok(History {
+        message_id: m.id.clone(),
+        verified: problem.is_none(),
+        problem,
+        events,
+    })
 }
 
 /// The invoice reference a message carries in `metadata.invoice`.

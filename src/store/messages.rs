@@ -536,6 +536,109 @@ pub(super) fn first_event_hash(m: &Message) -> Result<String, StoreError> {
     Ok(sha256_hex(&encode(&first_event(m))?))
 }
 
+/// A change of a message worked out, before either backend writes it: the record before and
+/// after, the history entry (hash-chained to the one before), and which parts now await a
+/// status report or no longer do.
+pub(crate) struct Change {
+    /// The record before.
+    pub(crate) old: Message,
+    /// The record after (with the new chain head in `history_hash`).
+    pub(crate) new: Message,
+    /// The new history entry.
+    pub(crate) event: Event,
+    /// Its JSON, as stored (its SHA-256 is `new.history_hash`).
+    pub(crate) event_json: Vec<u8>,
+    /// Parts that now await a status report: (modem, TP-MR, part), and when they were sent.
+    pub(crate) awaiting: Vec<(String, u8, u8)>,
+    /// When the awaiting parts were sent.
+    pub(crate) sent_at: DateTime<Utc>,
+    /// Parts whose awaited reports no longer apply (a requeue): (modem, TP-MR, part).
+    pub(crate) not_awaiting: Vec<(String, u8, u8)>,
+}
+
+impl Change {
+    /// Works out what `f` does to `old`: `Ok(None)` when it leaves it unchanged.
+    pub(crate) fn work_out<F, N>(old: &Message, f: &F) -> Result<Option<Change>, StoreError>
+    where
+        F: Fn(&mut Message) -> Option<N>,
+        N: Into<Note>,
+    {
+        let mut new = old.clone();
+        let Some(note) = f(&mut new).map(Into::into) else {
+            return Ok(None);
+        };
+        new.updated_at = Utc::now();
+        new.history_len = old.history_len + 1;
+        let prev = match (&old.history_hash, old.history_len) {
+            (_, 0) => Some(first_event_hash(old)?),
+            (h, _) => h.clone(),
+        };
+        let event = Event {
+            seq: new.history_len,
+            at: new.updated_at,
+            status: new.status,
+            reason: Some(note.reason),
+            kind: note.kind.to_string(),
+            data: note.data,
+            prev,
+            actor: note.actor,
+        };
+        let parts = |m: &Message, modem: &str| -> Vec<(String, u8, u8)> {
+            m.part_status
+                .iter()
+                .filter_map(|p| {
+                    p.message_reference
+                        .map(|mr| (modem.to_string(), mr, p.part))
+                })
+                .collect()
+        };
+        let mut awaiting = Vec::new();
+        if new.status == Status::Sent
+            && old.status != Status::Sent
+            && new.status_report
+            && let Some(modem) = &new.modem
+        {
+            // The parts wait for their status reports, found by modem and TP-MR.
+            awaiting = parts(&new, modem);
+        }
+        let mut not_awaiting = Vec::new();
+        if old.status != new.status
+            && matches!(
+                old.status,
+                Status::Sent | Status::Delivered | Status::Failed
+            )
+            && !matches!(
+                new.status,
+                Status::Sent | Status::Delivered | Status::Failed
+            )
+            && let Some(modem) = &old.modem
+        {
+            // A new attempt (requeue): reports on the old parts no longer apply. A message that
+            // became delivered or failed keeps its remaining entries, so the other parts' late
+            // reports are still recorded in its history (see `reports`).
+            not_awaiting = parts(old, modem);
+        }
+        let event_json = encode(&event)?;
+        new.history_hash = Some(sha256_hex(&event_json));
+        Ok(Some(Change {
+            old: old.clone(),
+            sent_at: new.sent_at.unwrap_or(new.updated_at),
+            new,
+            event,
+            event_json,
+            awaiting,
+            not_awaiting,
+        }))
+    }
+
+    /// Whether the message's place in the dispatch order (or its status index) moves.
+    pub(crate) fn moves_in_the_queue(&self) -> bool {
+        self.old.status != self.new.status
+            || self.old.due_at != self.new.due_at
+            || self.old.priority != self.new.priority
+    }
+}
+
 pub(super) fn update_in<F, N>(
     t: &TxTrees<'_>,
     key: &[u8; 16],
@@ -550,92 +653,45 @@ where
         return Ok(None);
     };
     let old = decode_message(key, &v).map_err(abort)?;
-    let mut new = old.clone();
-    let Some(note) = f(&mut new).map(Into::into) else {
+    let Some(c) = Change::work_out(&old, f).map_err(abort)? else {
         return Ok(Some((old.status, old, false)));
     };
-    new.updated_at = Utc::now();
-    new.history_len = old.history_len + 1;
-    if old.status != new.status || old.due_at != new.due_at || old.priority != new.priority {
+    if c.moves_in_the_queue() {
         if old.status.is_waiting() {
             t.due.remove(due_key(&old, key))?;
         } else {
             t.status.remove(status_key(old.status, key))?;
         }
-        index_status(t.due, t.status, &new, key)?;
+        index_status(t.due, t.status, &c.new, key)?;
     }
-    let prev = match (&old.history_hash, old.history_len) {
-        (_, 0) => Some(first_event_hash(&old).map_err(abort)?),
-        (h, _) => h.clone(),
-    };
-    let event = Event {
-        seq: new.history_len,
-        at: new.updated_at,
-        status: new.status,
-        reason: Some(note.reason),
-        kind: note.kind.to_string(),
-        data: note.data,
-        prev,
-        actor: note.actor,
-    };
-    if new.status == Status::Sent
-        && old.status != Status::Sent
-        && new.status_report
-        && let Some(modem) = &new.modem
-    {
-        // The parts wait for their status reports, found by modem and TP-MR.
-        let sent = new
-            .sent_at
-            .unwrap_or(new.updated_at)
-            .timestamp_millis()
-            .max(0) as u64;
-        for p in &new.part_status {
-            if let Some(mr) = p.message_reference {
-                t.reports
-                    .insert(report_key(modem, mr, key, p.part), &sent.to_be_bytes())?;
-            }
-        }
+    let sent = c.sent_at.timestamp_millis().max(0) as u64;
+    for (modem, mr, part) in &c.awaiting {
+        t.reports
+            .insert(report_key(modem, *mr, key, *part), &sent.to_be_bytes())?;
     }
-    if old.status != new.status
-        && matches!(
-            old.status,
-            Status::Sent | Status::Delivered | Status::Failed
-        )
-        && !matches!(
-            new.status,
-            Status::Sent | Status::Delivered | Status::Failed
-        )
-        && let Some(modem) = &old.modem
-    {
-        // A new attempt (requeue): reports on the old parts no longer apply. A message that
-        // became delivered or failed keeps its remaining entries, so the other parts' late
-        // reports are still recorded in its history (see `reports`).
-        for p in &old.part_status {
-            if let Some(mr) = p.message_reference {
-                t.reports.remove(report_key(modem, mr, key, p.part))?;
-            }
-        }
+    for (modem, mr, part) in &c.not_awaiting {
+        t.reports.remove(report_key(modem, *mr, key, *part))?;
     }
     hourly::count_in(
         t.hourly,
         old.status,
-        new.status,
-        new.updated_at,
-        new.modem.as_deref(),
+        c.new.status,
+        c.new.updated_at,
+        c.new.modem.as_deref(),
     )?;
-    let bytes = encode(&event).map_err(abort)?;
-    new.history_hash = Some(sha256_hex(&bytes));
-    t.events.insert(event_key(key, event.seq), bytes)?;
-    t.messages.insert(&key[..], encode(&new).map_err(abort)?)?;
+    t.events
+        .insert(event_key(key, c.event.seq), c.event_json.as_slice())?;
+    t.messages
+        .insert(&key[..], encode(&c.new).map_err(abort)?)?;
     if let Some(n) = notifier {
-        for w in n.deliveries(&new, &event, old.status) {
+        for w in n.deliveries(&c.new, &c.event, old.status) {
             let seq = t.outbox.generate_id()?;
             let entry = outbox::new_entry(seq, &w);
             t.outbox
                 .insert(&seq.to_be_bytes(), encode(&entry).map_err(abort)?)?;
         }
     }
-    Ok(Some((old.status, new, true)))
+    Ok(Some((old.status, c.new, true)))
 }
 
 /// A record ready to write: its key and its JSON.

@@ -13,6 +13,7 @@
 //! Schema: `migrations/*.sql`, applied in order at connect (and by `smsgate store migrate`)
 //! under an advisory lock, so gateways starting together apply each once.
 
+mod messages;
 mod migrate;
 #[doc(hidden)]
 pub mod testdb;
@@ -46,7 +47,6 @@ pub struct PgStore {
     /// That runtime's handle.
     handle: tokio::runtime::Handle,
     /// What hears every change (the webhook outbox): given at construction, never changed.
-    #[allow(dead_code)]
     notifier: Option<Arc<dyn Notifier>>,
     /// Live events for this gateway's subscribers.
     live: broadcast::Sender<LiveEvent>,

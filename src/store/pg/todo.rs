@@ -12,7 +12,6 @@ use crate::sms::StatusReport;
 use super::PgStore;
 use crate::store::audit::*;
 use crate::store::history::*;
-use crate::store::hourly::*;
 use crate::store::inbound::*;
 use crate::store::optout::*;
 use crate::store::outbox::*;
@@ -26,23 +25,6 @@ fn not_yet(what: &str) -> StoreError {
 }
 
 impl PgStore {
-    pub fn update<F, N>(&self, _id: &str, _f: F) -> Result<Option<(Message, bool)>, StoreError>
-    where
-        F: Fn(&mut Message) -> Option<N>,
-        N: Into<Note>,
-    {
-        Err(not_yet("update"))
-    }
-
-    pub fn for_each_history<E: From<StoreError>>(
-        &self,
-        _to: Option<&str>,
-        _invoice: Option<&str>,
-        _f: impl FnMut(&Message, &History) -> Result<(), E>,
-    ) -> Result<(), E> {
-        Err(not_yet("for_each_history").into())
-    }
-
     pub fn change_plan<R>(
         &self,
         _id: &str,
@@ -51,15 +33,6 @@ impl PgStore {
         _actor: Option<&str>,
     ) -> Result<Option<(Plan, R)>, StoreError> {
         Err(not_yet("change_plan"))
-    }
-
-    pub fn next_due_matching(
-        &self,
-        _now: DateTime<Utc>,
-        _max_scan: usize,
-        _accept: &mut dyn FnMut(&Message) -> bool,
-    ) -> Result<NextDue, StoreError> {
-        Err(not_yet("next_due_matching"))
     }
 
     pub fn append_audit(&self, _a: &NewAudit<'_>) -> Result<AuditEntry, StoreError> {
@@ -82,28 +55,8 @@ impl PgStore {
         Err(not_yet("erase_number"))
     }
 
-    pub fn history(&self, _id: &str) -> Result<Option<History>, StoreError> {
-        Err(not_yet("history"))
-    }
-
     pub fn verify_all_histories(&self) -> Result<VerifyReport, StoreError> {
         Err(not_yet("verify_all_histories"))
-    }
-
-    pub fn histories_for(
-        &self,
-        _to: Option<&str>,
-        _invoice: Option<&str>,
-    ) -> Result<Vec<(Message, History)>, StoreError> {
-        Err(not_yet("histories_for"))
-    }
-
-    pub fn hourly(
-        &self,
-        _from: DateTime<Utc>,
-        _to: DateTime<Utc>,
-    ) -> Result<Vec<HourCount>, StoreError> {
-        Err(not_yet("hourly"))
     }
 
     pub fn idempotency(&self, _key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -172,67 +125,7 @@ impl PgStore {
         0
     }
 
-    pub fn messages_about(
-        &self,
-        _invoice: &str,
-        _limit: usize,
-    ) -> Result<Vec<Message>, StoreError> {
-        Err(not_yet("messages_about"))
-    }
-
-    pub fn next_due(&self, _now: DateTime<Utc>) -> Result<NextDue, StoreError> {
-        Err(not_yet("next_due"))
-    }
-
-    pub fn list(&self, _filter: &ListFilter) -> Result<Vec<Message>, StoreError> {
-        Err(not_yet("list"))
-    }
-
-    pub fn counts(&self) -> Result<Vec<(Status, u64)>, StoreError> {
-        Err(not_yet("counts"))
-    }
-
-    pub fn queue_depth(&self) -> usize {
-        0
-    }
-
-    pub fn oldest_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Err(not_yet("oldest_due"))
-    }
-
-    pub fn ids_with_status(&self, _s: Status) -> Result<Vec<String>, StoreError> {
-        Err(not_yet("ids_with_status"))
-    }
-
-    pub fn len(&self) -> usize {
-        0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        true
-    }
-
     pub fn publish_inbound(&self, _m: &InboundMessage) {}
-
-    pub fn insert(
-        &self,
-        _messages: &[Message],
-        _idempotency: Option<(&str, &IdempotencyRecord)>,
-    ) -> Result<(), StoreError> {
-        Err(not_yet("insert"))
-    }
-
-    pub fn get(&self, _id: &str) -> Result<Option<Message>, StoreError> {
-        Err(not_yet("get"))
-    }
-
-    pub fn events(&self, _id: &str) -> Result<Vec<Event>, StoreError> {
-        Err(not_yet("events"))
-    }
-
-    pub fn get_with_events(&self, _id: &str) -> Result<Option<(Message, Vec<Event>)>, StoreError> {
-        Err(not_yet("get_with_events"))
-    }
 
     pub fn redact_text(
         &self,

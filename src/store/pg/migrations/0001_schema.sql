@@ -16,7 +16,7 @@ CREATE TABLE messages (
     id text PRIMARY KEY,
     status text NOT NULL,
     recipient text NOT NULL,
-    -- Dispatch order of waiting messages: priority (0 first), then due time.
+    -- Dispatch order of waiting messages: priority (0 high, 1 normal, 2 low), then due time.
     priority smallint NOT NULL,
     due_at timestamptz NOT NULL,
     -- The modem that took it (a `sending` message is decided per modem lease after a crash).
@@ -34,11 +34,12 @@ CREATE INDEX messages_recipient ON messages (recipient, id);
 CREATE INDEX messages_invoice ON messages (invoice, id) WHERE invoice IS NOT NULL;
 
 -- A message's history, hash-chained from sequence 1 (the first entry is implied by the
--- record, as in the embedded store, and may be absent).
+-- record, as in the embedded store). `json`, not `jsonb`: each entry's hash is of its text
+-- exactly as stored.
 CREATE TABLE message_events (
     message_id text NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     seq integer NOT NULL,
-    body jsonb NOT NULL,
+    body json NOT NULL,
     PRIMARY KEY (message_id, seq)
 );
 
