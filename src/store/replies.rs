@@ -7,7 +7,29 @@ use super::inbound::InboundMessage;
 use super::{Message, SledStore, Status, StoreError, decode, decode_message, encode, id_key};
 
 /// How many of a number's most recent messages reply matching looks at.
-const SCAN_PER_NUMBER: usize = 1000;
+pub(crate) const SCAN_PER_NUMBER: usize = 1000;
+
+/// Of a number's `recent` messages, the one an answer at `now` belongs to (see
+/// [`SledStore::reply_target`]). Shared by both backends.
+pub(crate) fn reply_target_among(
+    recent: Vec<Message>,
+    now: DateTime<Utc>,
+    window: chrono::Duration,
+    unanswered: bool,
+    except: Option<&str>,
+) -> Option<Message> {
+    let since = now - window;
+    recent
+        .into_iter()
+        .filter(|m| {
+            m.reply_options.as_ref().is_some_and(|o| !o.is_empty())
+                && matches!(m.status, Status::Sent | Status::Delivered)
+                && m.sent_at.is_some_and(|t| t >= since && t <= now)
+                && (!unanswered || m.replies.is_empty())
+                && except != Some(m.id.as_str())
+        })
+        .max_by_key(|m| (m.sent_at, m.id.clone()))
+}
 
 impl SledStore {
     /// A number's messages, newest first, at most `limit`.
@@ -71,19 +93,8 @@ impl SledStore {
         unanswered: bool,
         except: Option<&str>,
     ) -> Result<Option<Message>, StoreError> {
-        let since = now - window;
-        let best = self
-            .messages_to(to, SCAN_PER_NUMBER)?
-            .into_iter()
-            .filter(|m| {
-                m.reply_options.as_ref().is_some_and(|o| !o.is_empty())
-                    && matches!(m.status, Status::Sent | Status::Delivered)
-                    && m.sent_at.is_some_and(|t| t >= since && t <= now)
-                    && (!unanswered || m.replies.is_empty())
-                    && except != Some(m.id.as_str())
-            })
-            .max_by_key(|m| (m.sent_at, m.id.clone()));
-        Ok(best)
+        let recent = self.messages_to(to, SCAN_PER_NUMBER)?;
+        Ok(reply_target_among(recent, now, window, unanswered, except))
     }
 
     /// Inbound messages stored but not yet acted on, oldest first.

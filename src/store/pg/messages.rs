@@ -12,6 +12,7 @@ use crate::store::hourly::HourCount;
 use crate::store::live::LiveEvent;
 use crate::store::messages::{Change, first_event_shown};
 use crate::store::outbox::NewWebhook;
+use crate::store::replies::{SCAN_PER_NUMBER, reply_target_among};
 use crate::store::{
     Event, IdempotencyRecord, ListFilter, Message, NextDue, Note, Status, StoreError, history,
 };
@@ -602,6 +603,58 @@ impl PgStore {
             .collect()
     }
 
+    /// A number's messages, newest first, at most `limit`.
+    pub fn messages_to(&self, to: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
+        self.messages_query(
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE recipient = $1 ORDER BY id DESC LIMIT $2"
+            ),
+            &[&to, &(limit.min(i64::MAX as usize) as i64)],
+        )
+    }
+
+    /// The numbers messages went to whose last `n` digits (at least 7) are those of `sender`,
+    /// at most `max` of them, in order.
+    pub fn numbers_ending_like(
+        &self,
+        sender: &str,
+        n: usize,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let numbers: Vec<String> = self.run(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT DISTINCT recipient FROM messages ORDER BY recipient",
+                    &[],
+                )
+                .await
+                .map_err(db_error)?;
+            rows.iter()
+                .map(|r| r.try_get(0).map_err(db_error))
+                .collect::<Result<Vec<String>, StoreError>>()
+        })?;
+        Ok(numbers
+            .into_iter()
+            .filter(|number| crate::numbers::same_trailing_digits(number, sender, n))
+            .take(max)
+            .collect())
+    }
+
+    /// The message an answer from `to` at `now` belongs to (see
+    /// [`crate::store::SledStore::reply_target`]).
+    pub fn reply_target(
+        &self,
+        to: &str,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+        unanswered: bool,
+        except: Option<&str>,
+    ) -> Result<Option<Message>, StoreError> {
+        let recent = self.messages_to(to, SCAN_PER_NUMBER)?;
+        Ok(reply_target_among(recent, now, window, unanswered, except))
+    }
+
     /// Publishes a live event to this gateway's subscribers.
     pub(super) fn publish(&self, e: LiveEvent) {
         if self.live.receiver_count() > 0 {
@@ -779,6 +832,46 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(e, StoreError::Conflict(_)), "{e}");
             assert_eq!(store.get(&b.id).unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn replies_find_the_question_they_answer() {
+        on_both(|store| {
+            let now = Utc::now();
+            let mut asked = msg("+447700900123", Status::Sent, now, Priority::Normal);
+            asked.reply_options = Some([("1".to_string(), "call_me".to_string())].into());
+            asked.sent_at = Some(now - Duration::minutes(5));
+            let plain = msg("+447700900123", Status::Sent, now, Priority::Normal);
+            store.insert(&[asked.clone(), plain], None).unwrap();
+            assert_eq!(store.messages_to("+447700900123", 10).unwrap().len(), 2);
+            let hit = store
+                .reply_target("+447700900123", now, Duration::hours(1), true, None)
+                .unwrap();
+            assert_eq!(hit.map(|m| m.id), Some(asked.id.clone()));
+            // Outside the window, or left out: none.
+            assert_eq!(
+                store
+                    .reply_target("+447700900123", now, Duration::minutes(1), true, None)
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                store
+                    .reply_target(
+                        "+447700900123",
+                        now,
+                        Duration::hours(1),
+                        true,
+                        Some(&asked.id)
+                    )
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                store.numbers_ending_like("07700900123", 9, 5).unwrap(),
+                vec!["+447700900123".to_string()]
+            );
         });
     }
 

@@ -316,30 +316,6 @@ impl PgStore {
         Err(not_yet("templates"))
     }
 
-    pub fn messages_to(&self, _to: &str, _limit: usize) -> Result<Vec<Message>, StoreError> {
-        Err(not_yet("messages_to"))
-    }
-
-    pub fn numbers_ending_like(
-        &self,
-        _sender: &str,
-        _n: usize,
-        _max: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        Err(not_yet("numbers_ending_like"))
-    }
-
-    pub fn reply_target(
-        &self,
-        _to: &str,
-        _now: DateTime<Utc>,
-        _window: chrono::Duration,
-        _unanswered: bool,
-        _except: Option<&str>,
-    ) -> Result<Option<Message>, StoreError> {
-        Err(not_yet("reply_target"))
-    }
-
     pub fn pending_inbound(&self) -> Result<Vec<InboundMessage>, StoreError> {
         Err(not_yet("pending_inbound"))
     }
