@@ -185,10 +185,15 @@ impl Dispatcher {
     /// A dispatcher over `store`.
     pub fn new(store: Store, cfg: DispatchConfig, clock: Clock) -> Dispatcher {
         let pool = Arc::new(Pool::new(store.clone(), cfg.reminders.timezone));
+        // With a database shared by several gateways, the others' new work wakes the workers
+        // too: the store's wake-up is theirs.
+        let notify = store
+            .due_elsewhere()
+            .unwrap_or_else(|| Arc::new(Notify::new()));
         Dispatcher {
             pool,
             store,
-            notify: Arc::new(Notify::new()),
+            notify,
             clock,
             cfg: Arc::new(cfg),
             precheck: None,

@@ -4,7 +4,7 @@
 //! subscriber nothing is done.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::inbound::InboundMessage;
@@ -14,7 +14,7 @@ use super::{Message, SledStore, decode, event_key, first_event_shown, id_key};
 pub const CAPACITY: usize = 1024;
 
 /// One live event.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveEvent {
     /// A message's new history entry.

@@ -182,6 +182,15 @@ impl Store {
         }
     }
 
+    /// Woken when another gateway sharing the store made a message due (PostgreSQL only): the
+    /// dispatcher's wake-up, so a message accepted by one gateway is sent at once by another.
+    pub fn due_elsewhere(&self) -> Option<Arc<tokio::sync::Notify>> {
+        match &self.backend {
+            Backend::Sled(_) => None,
+            Backend::Postgres(p) => Some(p.due_elsewhere()),
+        }
+    }
+
     /// Live events from now on, from every gateway on the store.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         match &self.backend {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use tokio_postgres::types::Json;
 
+use super::notify::Signal;
 use super::{PgStore, db_error};
 use crate::store::history::{History, chain_of};
 use crate::store::hourly::HourCount;
@@ -221,6 +222,7 @@ impl PgStore {
         for m in messages {
             self.publish(live_event(m, &first_event_shown(m)));
         }
+        self.tell(messages.iter().any(|m| m.status.is_waiting()), false);
         Ok(())
     }
 
@@ -356,6 +358,10 @@ impl PgStore {
         {
             n.wake();
         }
+        self.tell(
+            change.new.status.is_waiting() && change.moves_in_the_queue(),
+            !deliveries.is_empty(),
+        );
         self.publish(live_event(&change.new, &change.event));
         Ok(Some((change.new, true)))
     }
@@ -655,10 +661,22 @@ impl PgStore {
         Ok(reply_target_among(recent, now, window, unanswered, except))
     }
 
-    /// Publishes a live event to this gateway's subscribers.
+    /// Publishes a live event to this gateway's subscribers and the other gateways'.
     pub(super) fn publish(&self, e: LiveEvent) {
         if self.live.receiver_count() > 0 {
-            let _ = self.live.send(e);
+            let _ = self.live.send(e.clone());
+        }
+        self.signals.send(Signal::Live(e));
+    }
+
+    /// Tells the other gateways that `new` deliveries are in the outbox and whether a message
+    /// became due.
+    pub(super) fn tell(&self, due: bool, deliveries: bool) {
+        if due {
+            self.signals.send(Signal::Due);
+        }
+        if deliveries {
+            self.signals.send(Signal::Outbox);
         }
     }
 }
@@ -668,6 +686,8 @@ mod tests {
     use std::collections::HashMap;
 
     use chrono::Duration;
+
+    use tokio::sync::broadcast;
 
     use crate::store::pg::testdb;
     use crate::store::{Priority, Status, Store, test_message, test_record};
@@ -873,6 +893,68 @@ mod tests {
                 vec!["+447700900123".to_string()]
             );
         });
+    }
+
+    /// What one gateway does shows live on another, and wakes its dispatcher.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_gateways_changes_show_live_and_wake_the_dispatcher() {
+        let Some(url) = testdb::database() else {
+            return;
+        };
+        let a = Store::connect(&url, Vec::new()).unwrap();
+        let b = Store::connect(&url, Vec::new()).unwrap();
+        let mut live = a.subscribe();
+        let due = a.due_elsewhere().unwrap();
+        let m = test_message("+15550001234");
+        // The listener connects in the background: insert until the wake-up arrives.
+        let woken = async {
+            loop {
+                let notified = due.notified();
+                b.insert(&[test_message("+15550001234")], None).unwrap();
+                if tokio::time::timeout(std::time::Duration::from_millis(500), notified)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(20), woken)
+            .await
+            .expect("a's dispatcher is woken by b's new message");
+        b.insert(std::slice::from_ref(&m), None).unwrap();
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match live.recv().await {
+                    Ok(LiveEvent::Message {
+                        message_id, kind, ..
+                    }) if message_id == m.id => {
+                        return kind;
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        })
+        .await
+        .expect("b's new message shows on a's live events");
+        assert_eq!(seen, "accepted");
+        // A's own change reaches its subscribers once, not again through the database.
+        a.update(&m.id, |m| {
+            m.status = Status::Cancelled;
+            Some("cancelled")
+        })
+        .unwrap();
+        let mut own = 0;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while let Ok(e) = live.recv().await {
+                if matches!(&e, LiveEvent::Message { message_id, seq: 1, .. } if *message_id == m.id) {
+                    own += 1;
+                }
+            }
+        })
+        .await;
+        assert_eq!(own, 1);
     }
 
     /// Two gateways on one database try to claim the same messages at once: each message is

@@ -15,6 +15,7 @@
 
 mod messages;
 mod migrate;
+mod notify;
 #[doc(hidden)]
 pub mod testdb;
 mod todo;
@@ -52,6 +53,10 @@ pub struct PgStore {
     live: broadcast::Sender<LiveEvent>,
     /// The database's URL without its password.
     location: String,
+    /// What this gateway tells the others ([`notify`]).
+    signals: notify::Signals,
+    /// Woken when another gateway made work due: the dispatcher's own wake-up.
+    due_elsewhere: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for PgStore {
@@ -106,6 +111,7 @@ impl PgStore {
             .application_name("smsgate")
             // Every acknowledged change is on disk: whatever the server's default says.
             .options("-c synchronous_commit=on");
+        let listen_config = config.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("smsgate-pg")
@@ -127,17 +133,34 @@ impl PgStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Io(format!("cannot make the database pool: {e}")))?;
+        let notifier: Option<Arc<dyn Notifier>> = match listeners.len() {
+            0 => None,
+            1 => listeners.into_iter().next(),
+            _ => Some(Arc::new(Listeners(listeners))),
+        };
+        let live = live::channel();
+        let due_elsewhere = Arc::new(tokio::sync::Notify::new());
+        let origin = format!("{:016x}", fastrand::u64(..));
+        let signals = notify::start(
+            rt.handle(),
+            pool.clone(),
+            listen_config,
+            origin,
+            notify::Wake {
+                live: live.clone(),
+                due: due_elsewhere.clone(),
+                outbox: notifier.clone(),
+            },
+        );
         let store = PgStore {
             pool,
             handle: rt.handle().clone(),
             rt: Some(rt),
-            notifier: match listeners.len() {
-                0 => None,
-                1 => listeners.into_iter().next(),
-                _ => Some(Arc::new(Listeners(listeners))),
-            },
-            live: live::channel(),
+            notifier,
+            live,
             location: redacted(url),
+            signals,
+            due_elsewhere,
         };
         store.migrate().map_err(|e| match e {
             StoreError::Io(m) => StoreError::Io(format!("{} ({})", m, redacted(url))),
@@ -184,6 +207,11 @@ impl PgStore {
     /// The database's URL without its password.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Woken when another gateway on the database made a message due.
+    pub fn due_elsewhere(&self) -> Arc<tokio::sync::Notify> {
+        self.due_elsewhere.clone()
     }
 
     /// Live events from now on.
