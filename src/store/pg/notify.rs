@@ -114,14 +114,14 @@ async fn send_loop(pool: deadpool_postgres::Pool, origin: String, mut rx: mpsc::
             }
         }
         let mut payloads: Vec<(&str, String)> = Vec::new();
-        if due || outbox {
-            if let Ok(p) = serde_json::to_string(&WorkPayload {
+        if (due || outbox)
+            && let Ok(p) = serde_json::to_string(&WorkPayload {
                 o: origin.clone(),
                 due,
                 outbox,
-            }) {
-                payloads.push((WORK, p));
-            }
+            })
+        {
+            payloads.push((WORK, p));
         }
         for chunk in live_payloads(&origin, events) {
             payloads.push((LIVE, chunk));
