@@ -13,7 +13,13 @@
 //! Schema: `migrations/*.sql`, applied in order at connect (and by `smsgate store migrate`)
 //! under an advisory lock, so gateways starting together apply each once.
 
+mod audit;
+mod body;
+mod idempotency;
 mod migrate;
+mod optout;
+mod outbox;
+mod templates;
 #[doc(hidden)]
 pub mod testdb;
 mod todo;
