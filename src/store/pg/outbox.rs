@@ -72,6 +72,10 @@ fn seq_col(seq: u64) -> Option<i64> {
 
 /// Adds deliveries to the outbox inside `tx` (a change and its deliveries commit together),
 /// due at once, and returns them with their sequence numbers.
+///
+/// It takes the advisory locks of the deliveries' ordering keys until `tx` ends: call it
+/// after the transaction has locked the rows it changes (the message), so that transactions
+/// take their locks in one order.
 pub(crate) async fn insert_outbox(
     tx: &tokio_postgres::Transaction<'_>,
     new: &[NewWebhook],
