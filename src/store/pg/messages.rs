@@ -7,12 +7,12 @@ use tokio_postgres::Transaction;
 use tokio_postgres::types::Json;
 
 use super::notify::Signal;
+use super::outbox::insert_outbox;
 use super::{PgStore, db_error};
 use crate::store::history::{History, chain_of};
 use crate::store::hourly::HourCount;
 use crate::store::live::LiveEvent;
 use crate::store::messages::{Change, first_event_shown};
-use crate::store::outbox::NewWebhook;
 use crate::store::replies::{SCAN_PER_NUMBER, reply_target_among};
 use crate::store::{
     Event, IdempotencyRecord, ListFilter, Message, NextDue, Note, Status, StoreError, history,
@@ -85,36 +85,6 @@ pub(super) async fn insert_idempotency(
         return Err(StoreError::Conflict(
             "this Idempotency-Key was used already".into(),
         ));
-    }
-    Ok(())
-}
-
-/// Writes webhook deliveries in `tx`, in order, numbered by the outbox's sequence.
-pub(super) async fn insert_deliveries(
-    tx: &Transaction<'_>,
-    new: &[NewWebhook],
-) -> Result<(), StoreError> {
-    for w in new {
-        let seq: i64 = tx
-            .query_one("SELECT nextval('outbox_seq')", &[])
-            .await
-            .map_err(db_error)?
-            .get(0);
-        let entry = crate::store::outbox::new_entry(seq.max(0) as u64, w);
-        tx.execute(
-            "INSERT INTO outbox (seq, id, ordering_key, state, next_attempt_at, created_at, body) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6)",
-            &[
-                &seq,
-                &entry.id,
-                &entry.ordering_key,
-                &entry.next_attempt_at,
-                &entry.created_at,
-                &Json(&entry),
-            ],
-        )
-        .await
-        .map_err(db_error)?;
     }
     Ok(())
 }
@@ -350,7 +320,7 @@ impl PgStore {
             .unwrap_or_default();
         self.run(async {
             write_change(&tx, &change).await?;
-            insert_deliveries(&tx, &deliveries).await?;
+            insert_outbox(&tx, &deliveries).await?;
             tx.commit().await.map_err(db_error)
         })?;
         if !deliveries.is_empty()

@@ -13,9 +13,15 @@
 //! Schema: `migrations/*.sql`, applied in order at connect (and by `smsgate store migrate`)
 //! under an advisory lock, so gateways starting together apply each once.
 
+mod audit;
+mod body;
+mod idempotency;
 mod messages;
 mod migrate;
 mod notify;
+mod optout;
+mod outbox;
+mod templates;
 #[doc(hidden)]
 pub mod testdb;
 mod todo;

@@ -43,10 +43,12 @@ CREATE TABLE message_events (
     PRIMARY KEY (message_id, seq)
 );
 
--- Webhook deliveries. `seq` is the outbox order (deliveries of one ordering key go in it).
+-- Webhook deliveries. `seq` is the outbox order (deliveries to one URL with one non-empty
+-- ordering key go in it, one at a time).
 CREATE TABLE outbox (
     seq bigint PRIMARY KEY,
     id text NOT NULL UNIQUE,
+    url text NOT NULL,
     ordering_key text NOT NULL,
     state text NOT NULL,
     next_attempt_at timestamptz NOT NULL,
@@ -56,7 +58,7 @@ CREATE TABLE outbox (
 CREATE SEQUENCE outbox_seq AS bigint START 1;
 CREATE INDEX outbox_due ON outbox (next_attempt_at, seq) WHERE state = 'pending';
 CREATE INDEX outbox_state ON outbox (state, seq);
-CREATE INDEX outbox_ordering ON outbox (ordering_key, seq);
+CREATE INDEX outbox_ordering ON outbox (url, ordering_key, seq) WHERE state = 'pending';
 
 -- Idempotency keys: (API key name, Idempotency-Key).
 CREATE TABLE idempotency (
