@@ -13,7 +13,9 @@
 //! Schema: `migrations/*.sql`, applied in order at connect (and by `smsgate store migrate`)
 //! under an advisory lock, so gateways starting together apply each once.
 
+mod inbound;
 mod migrate;
+mod reports;
 #[doc(hidden)]
 pub mod testdb;
 mod todo;
