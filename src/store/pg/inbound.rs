@@ -402,11 +402,11 @@ impl PgStore {
 
     /// See [`crate::store::Store::fragments_held`]: 0 when the database does not answer.
     pub fn fragments_held(&self) -> usize {
-        self.count("SELECT count(*) FROM fragments")
+        self.count_rows("SELECT count(*) FROM fragments")
     }
 
     /// A `SELECT count(*)`'s answer; 0 (logged) when the database does not answer.
-    pub(super) fn count(&self, sql: &'static str) -> usize {
+    pub(super) fn count_rows(&self, sql: &'static str) -> usize {
         let r = self.run(async {
             let c = self.client().await?;
             let row = c.query_one(sql, &[]).await.map_err(db_error)?;

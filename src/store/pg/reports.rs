@@ -143,7 +143,7 @@ impl PgStore {
     /// See [`crate::store::Store::unmatched_report_count`]: 0 when the database does not
     /// answer.
     pub fn unmatched_report_count(&self) -> usize {
-        self.count("SELECT count(*) FROM reports_unmatched")
+        self.count_rows("SELECT count(*) FROM reports_unmatched")
     }
 }
 
