@@ -35,13 +35,92 @@ pub enum Received {
 
 /// One held part.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Fragment {
+pub(super) struct Fragment {
     /// The PDU, SMSC field first.
-    pdu: String,
-    received_at: DateTime<Utc>,
+    pub(super) pdu: String,
+    pub(super) received_at: DateTime<Utc>,
     /// The region a national-format sender is read in, as it was when the part arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    region: Option<String>,
+    pub(super) region: Option<String>,
+}
+
+/// What one PDU is, read: a whole message, or one part of a concatenated one.
+pub(super) enum Reading {
+    /// A whole message in one PDU (or one that cannot be read: kept as it came).
+    Whole(Box<InboundMessage>),
+    /// One part, to hold until the others come.
+    Part {
+        /// The sender as the PDU gives it (not normalised): part of the group's key.
+        from: String,
+        /// Which part of which message.
+        concat: sms::Concat,
+        /// The part to hold.
+        fragment: Fragment,
+    },
+}
+
+/// Reads a PDU that arrived on `modem` (SMSC field first) at `now`; a sender in national
+/// format is read in `region`.
+pub(super) fn read_pdu(
+    modem: &str,
+    pdu: &[u8],
+    region: Option<&str>,
+    now: DateTime<Utc>,
+) -> Reading {
+    let decoded = sms::decode_lenient(pdu, true).map(|(p, _)| p);
+    let concat = match &decoded {
+        Ok(Pdu::Deliver(d)) => d.user_data.concat().filter(|c| c.total > 1),
+        _ => None,
+    };
+    let fragment = Fragment {
+        pdu: sms::to_hex(pdu),
+        received_at: now,
+        region: region.map(str::to_string),
+    };
+    match (concat, &decoded) {
+        (Some(concat), Ok(Pdu::Deliver(d))) => Reading::Part {
+            from: d.from.to_string(),
+            concat,
+            fragment,
+        },
+        _ => {
+            let mut m = assemble(modem, &[Some(fragment)], 1, now);
+            match &decoded {
+                Ok(Pdu::Deliver(_)) => {}
+                Ok(_) => m.decode_error = Some("not an SMS-DELIVER".into()),
+                Err(e) => m.decode_error = Some(e.to_string()),
+            }
+            Reading::Whole(Box::new(m))
+        }
+    }
+}
+
+/// The fingerprint of a modem's answer that could not be read as a message: marked apart
+/// from PDU fingerprints (an answer is text, a PDU octets).
+pub(super) fn answer_fingerprint(modem: &str, answer: &str) -> [u8; 32] {
+    let mut keyed = b"answer\0".to_vec();
+    keyed.extend_from_slice(answer.as_bytes());
+    fingerprint(modem, &keyed)
+}
+
+/// The inbound message kept for an answer that could not be read (see
+/// [`Store::receive_unreadable`]).
+pub(super) fn unreadable_message(
+    modem: &str,
+    answer: &str,
+    pdu: &[u8],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> InboundMessage {
+    let mut m = assemble(modem, &[], 1, now);
+    m.parts_received = 1;
+    m.partial = false;
+    if !pdu.is_empty() {
+        m.pdus = vec![sms::to_hex(pdu)];
+    }
+    m.decode_error = Some(reason.to_string());
+    m.raw_answer = Some(answer.to_string());
+    m
 }
 
 /// Reads a held part back (for [`Store::check`]).
@@ -106,7 +185,7 @@ fn encoding_name(e: sms::Encoding) -> &'static str {
 }
 
 /// Builds the message from its parts' PDUs, in part order (`None` for a part that never came).
-fn assemble(
+pub(super) fn assemble(
     modem: &str,
     parts: &[Option<Fragment>],
     total: u8,
@@ -199,35 +278,16 @@ impl SledStore {
         if i.inbound_seen.contains_key(seen)? {
             return Ok(Received::Duplicate);
         }
-        let decoded = sms::decode_lenient(pdu, true).map(|(p, _)| p);
-        let concat = match &decoded {
-            Ok(Pdu::Deliver(d)) => d.user_data.concat().filter(|c| c.total > 1),
-            _ => None,
-        };
-        let hex = sms::to_hex(pdu);
-        let Some(c) = concat else {
-            // A whole message in one PDU (or one that cannot be read: kept as it came).
-            let mut m = assemble(
-                modem,
-                &[Some(Fragment {
-                    pdu: hex,
-                    received_at: now,
-                    region: region.map(str::to_string),
-                })],
-                1,
-                now,
-            );
-            match &decoded {
-                Ok(Pdu::Deliver(_)) => {}
-                Ok(_) => m.decode_error = Some("not an SMS-DELIVER".into()),
-                Err(e) => m.decode_error = Some(e.to_string()),
+        let (from, c, fragment) = match read_pdu(modem, pdu, region, now) {
+            Reading::Whole(m) => {
+                self.put_inbound(&m, &[seen.to_vec()], &[])?;
+                return Ok(Received::Stored(m));
             }
-            self.put_inbound(&m, &[seen.to_vec()], &[])?;
-            return Ok(Received::Stored(Box::new(m)));
-        };
-        let from = match &decoded {
-            Ok(Pdu::Deliver(d)) => d.from.to_string(),
-            _ => String::new(),
+            Reading::Part {
+                from,
+                concat,
+                fragment,
+            } => (from, concat, fragment),
         };
         let prefix = group_prefix(modem, &from, &c);
         let part_key = |n: u8| {
@@ -235,11 +295,7 @@ impl SledStore {
             k.push(n);
             k
         };
-        let fragment = encode(&Fragment {
-            pdu: hex,
-            received_at: now,
-            region: region.map(str::to_string),
-        })?;
+        let fragment = encode(&fragment)?;
         let r = (
             &i.fragments,
             &i.inbound_seen,
@@ -299,21 +355,11 @@ impl SledStore {
         now: DateTime<Utc>,
     ) -> Result<Received, StoreError> {
         let _w = self.writing();
-        // Marked apart from PDU fingerprints: an answer is text, a PDU octets.
-        let mut keyed = b"answer\0".to_vec();
-        keyed.extend_from_slice(answer.as_bytes());
-        let seen = fingerprint(modem, &keyed);
+        let seen = answer_fingerprint(modem, answer);
         if self.inner.inbound_seen.contains_key(seen)? {
             return Ok(Received::Duplicate);
         }
-        let mut m = assemble(modem, &[], 1, now);
-        m.parts_received = 1;
-        m.partial = false;
-        if !pdu.is_empty() {
-            m.pdus = vec![sms::to_hex(pdu)];
-        }
-        m.decode_error = Some(reason.to_string());
-        m.raw_answer = Some(answer.to_string());
+        let m = unreadable_message(modem, answer, pdu, reason, now);
         self.put_inbound(&m, &[seen.to_vec()], &[])?;
         Ok(Received::Stored(Box::new(m)))
     }

@@ -90,11 +90,16 @@ impl SledStore {
         if self.inner.live.receiver_count() == 0 {
             return;
         }
-        let _ = self.inner.live.send(LiveEvent::Inbound {
-            inbound_id: m.id.clone(),
-            from: m.from.clone(),
-            text: m.text.clone(),
-            at: m.received_at,
-        });
+        let _ = self.inner.live.send(inbound_event(m));
+    }
+}
+
+/// The live event of a stored inbound message.
+pub(super) fn inbound_event(m: &InboundMessage) -> LiveEvent {
+    LiveEvent::Inbound {
+        inbound_id: m.id.clone(),
+        from: m.from.clone(),
+        text: m.text.clone(),
+        at: m.received_at,
     }
 }

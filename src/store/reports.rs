@@ -406,30 +406,15 @@ impl SledStore {
     ) -> Result<ReportOutcome, StoreError> {
         let _w = self.writing();
         let seen = fingerprint(modem, pdu);
-        let mut id = ulid::Ulid::from_parts(now.timestamp_millis().max(0) as u64, rand_bits());
         // Ids sort by arrival, also within one millisecond (reports come from one task).
-        if let Some((last, _)) = self.inner.reports_unmatched.last()?
-            && let Ok(last) = <[u8; 16]>::try_from(&last[..])
-        {
-            let last = u128::from_be_bytes(last);
-            if id.0 <= last {
-                id = ulid::Ulid(last.saturating_add(1));
-            }
-        }
-        let record = UnmatchedReport {
-            id: id.to_string(),
-            modem: modem.to_string(),
-            received_at: now,
-            message_reference: report.map(|r| r.message_reference),
-            recipient: report.map(|r| r.recipient.to_string()),
-            tp_st: report.map(|r| r.status.code),
-            category: report.map(|r| category_name(r.status.category()).to_string()),
-            description: report.map(|r| r.status.description().to_string()),
-            discharge_time: report.map(|r| r.discharge_time),
-            smsc_timestamp: report.map(|r| r.timestamp),
-            pdu: sms::to_hex(pdu),
-            reason: reason.to_string(),
+        let last = match self.inner.reports_unmatched.last()? {
+            Some((last, _)) => <[u8; 16]>::try_from(&last[..])
+                .ok()
+                .map(u128::from_be_bytes),
+            None => None,
         };
+        let id = unmatched_id(now, last);
+        let record = unmatched_record(&id, modem, report, pdu, reason, now);
         let json = encode(&record)?;
         let key = id.0.to_be_bytes();
         let i = &self.inner;
@@ -531,6 +516,40 @@ impl SledStore {
     /// How many sent parts await a status report.
     pub fn reports_awaited(&self) -> usize {
         self.inner.reports.len()
+    }
+}
+
+/// A new unmatched report's id: from `now`, after `last` (the newest one's) if there is one.
+pub(super) fn unmatched_id(now: DateTime<Utc>, last: Option<u128>) -> ulid::Ulid {
+    let id = ulid::Ulid::from_parts(now.timestamp_millis().max(0) as u64, rand_bits());
+    match last {
+        Some(last) if id.0 <= last => ulid::Ulid(last.saturating_add(1)),
+        _ => id,
+    }
+}
+
+/// The record kept for a report (`None`: unreadable) that matched nothing.
+pub(super) fn unmatched_record(
+    id: &ulid::Ulid,
+    modem: &str,
+    report: Option<&StatusReport>,
+    pdu: &[u8],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> UnmatchedReport {
+    UnmatchedReport {
+        id: id.to_string(),
+        modem: modem.to_string(),
+        received_at: now,
+        message_reference: report.map(|r| r.message_reference),
+        recipient: report.map(|r| r.recipient.to_string()),
+        tp_st: report.map(|r| r.status.code),
+        category: report.map(|r| category_name(r.status.category()).to_string()),
+        description: report.map(|r| r.status.description().to_string()),
+        discharge_time: report.map(|r| r.discharge_time),
+        smsc_timestamp: report.map(|r| r.timestamp),
+        pdu: sms::to_hex(pdu),
+        reason: reason.to_string(),
     }
 }
 

@@ -16,11 +16,13 @@
 mod audit;
 mod body;
 mod idempotency;
+mod inbound;
 mod messages;
 mod migrate;
 mod notify;
 mod optout;
 mod outbox;
+mod reports;
 mod templates;
 #[doc(hidden)]
 pub mod testdb;

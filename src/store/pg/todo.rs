@@ -11,7 +11,6 @@ use crate::sms::StatusReport;
 
 use super::PgStore;
 use crate::store::history::*;
-use crate::store::inbound::*;
 use crate::store::plans::*;
 use crate::store::reports::*;
 use crate::store::tombstones::*;
@@ -38,67 +37,6 @@ impl PgStore {
 
     pub fn verify_all_histories(&self) -> Result<VerifyReport, StoreError> {
         Err(not_yet("verify_all_histories"))
-    }
-
-    pub fn receive(
-        &self,
-        _modem: &str,
-        _pdu: &[u8],
-        _region: Option<&str>,
-        _now: DateTime<Utc>,
-    ) -> Result<Received, StoreError> {
-        Err(not_yet("receive"))
-    }
-
-    pub fn receive_unreadable(
-        &self,
-        _modem: &str,
-        _answer: &str,
-        _pdu: &[u8],
-        _reason: &str,
-        _now: DateTime<Utc>,
-    ) -> Result<Received, StoreError> {
-        Err(not_yet("receive_unreadable"))
-    }
-
-    pub fn release_stale_fragments(
-        &self,
-        _cutoff: DateTime<Utc>,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<InboundMessage>, StoreError> {
-        Err(not_yet("release_stale_fragments"))
-    }
-
-    pub fn inbound(&self, _id: &str) -> Result<Option<InboundMessage>, StoreError> {
-        Err(not_yet("inbound"))
-    }
-
-    pub fn list_inbound(&self, _f: &InboundFilter) -> Result<Vec<InboundMessage>, StoreError> {
-        Err(not_yet("list_inbound"))
-    }
-
-    pub fn purge_inbound(
-        &self,
-        _cutoff: DateTime<Utc>,
-        _limit: usize,
-    ) -> Result<SweepStep, StoreError> {
-        Err(not_yet("purge_inbound"))
-    }
-
-    pub fn fragments_held(&self) -> usize {
-        0
-    }
-
-    pub fn publish_inbound(&self, _m: &InboundMessage) {}
-
-    pub fn redact_text(
-        &self,
-        _id: &str,
-        _reason: &str,
-        _actor: Option<&str>,
-        _now: DateTime<Utc>,
-    ) -> Result<Redacted, StoreError> {
-        Err(not_yet("redact_text"))
     }
 
     pub fn remove_message(
@@ -156,19 +94,6 @@ impl PgStore {
         Err(not_yet("list_plans"))
     }
 
-    pub fn pending_inbound(&self) -> Result<Vec<InboundMessage>, StoreError> {
-        Err(not_yet("pending_inbound"))
-    }
-
-    pub fn inbound_handled(
-        &self,
-        _id: &str,
-        _handling: &str,
-        _in_reply_to: Option<&str>,
-    ) -> Result<Option<InboundMessage>, StoreError> {
-        Err(not_yet("inbound_handled"))
-    }
-
     pub fn apply_status_report(
         &self,
         _modem: &str,
@@ -179,38 +104,8 @@ impl PgStore {
         Err(not_yet("apply_status_report"))
     }
 
-    pub fn keep_unreadable_report(
-        &self,
-        _modem: &str,
-        _pdu: &[u8],
-        _reason: &str,
-        _now: DateTime<Utc>,
-    ) -> Result<ReportOutcome, StoreError> {
-        Err(not_yet("keep_unreadable_report"))
-    }
-
     pub fn sweep_reports(&self, _cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
         Err(not_yet("sweep_reports"))
-    }
-
-    pub fn unmatched_reports(
-        &self,
-        _limit: usize,
-        _after: Option<&str>,
-    ) -> Result<Vec<UnmatchedReport>, StoreError> {
-        Err(not_yet("unmatched_reports"))
-    }
-
-    pub fn purge_unmatched_reports(
-        &self,
-        _cutoff: DateTime<Utc>,
-        _limit: usize,
-    ) -> Result<SweepStep, StoreError> {
-        Err(not_yet("purge_unmatched_reports"))
-    }
-
-    pub fn unmatched_report_count(&self) -> usize {
-        0
     }
 
     pub fn reports_awaited(&self) -> usize {
@@ -227,5 +122,15 @@ impl PgStore {
 
     pub fn tombstones_len(&self) -> usize {
         0
+    }
+
+    pub fn redact_text(
+        &self,
+        _id: &str,
+        _reason: &str,
+        _actor: Option<&str>,
+        _now: DateTime<Utc>,
+    ) -> Result<Redacted, StoreError> {
+        Err(not_yet("redact_text"))
     }
 }

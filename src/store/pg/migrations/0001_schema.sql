@@ -70,9 +70,10 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_at ON idempotency (at);
 
--- Inbound texts (replies, keywords, unmatched), by ULID.
+-- Inbound texts (replies, keywords, unmatched), by ULID (byte order: arrival order). `sender`
+-- is the normalised sender, '' for what could not be read.
 CREATE TABLE inbound (
-    id text PRIMARY KEY,
+    id text COLLATE "C" PRIMARY KEY,
     sender text NOT NULL,
     -- Stored, not yet acted on (reply, keyword, event).
     pending boolean NOT NULL DEFAULT false,
@@ -89,13 +90,14 @@ CREATE TABLE inbound_seen (
     kind text NOT NULL DEFAULT ''
 );
 
--- Parts of concatenated texts still incomplete.
+-- Parts of concatenated texts still incomplete. `sender` as the PDU gives it (not normalised).
 CREATE TABLE fragments (
-    modem text NOT NULL,
-    sender text NOT NULL,
+    modem text COLLATE "C" NOT NULL,
+    sender text COLLATE "C" NOT NULL,
     reference integer NOT NULL,
     total smallint NOT NULL,
     part smallint NOT NULL,
+    received_at timestamptz NOT NULL,
     body jsonb NOT NULL,
     PRIMARY KEY (modem, sender, reference, total, part)
 );
@@ -111,9 +113,9 @@ CREATE TABLE reports_awaited (
 );
 CREATE INDEX reports_awaited_message ON reports_awaited (message_id);
 
--- Status reports that matched no sent part, by ULID.
+-- Status reports that matched no sent part, by ULID (byte order: arrival order).
 CREATE TABLE reports_unmatched (
-    id text PRIMARY KEY,
+    id text COLLATE "C" PRIMARY KEY,
     body jsonb NOT NULL
 );
 
