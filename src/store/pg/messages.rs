@@ -36,7 +36,7 @@ pub(super) fn message_of(row: &tokio_postgres::Row) -> Result<Message, StoreErro
 pub(super) const WAITING: &str = "('queued', 'scheduled')";
 
 /// Writes a new message row.
-async fn insert_row(tx: &Transaction<'_>, m: &Message) -> Result<(), StoreError> {
+pub(super) async fn insert_row(tx: &Transaction<'_>, m: &Message) -> Result<(), StoreError> {
     let invoice = history::invoice_of(m).filter(|i| !i.is_empty());
     tx.execute(
         "INSERT INTO messages (id, status, recipient, priority, due_at, modem, invoice, \
