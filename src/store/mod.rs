@@ -60,6 +60,7 @@ pub mod backup;
 pub mod history;
 pub mod hourly;
 pub mod inbound;
+pub mod lease;
 pub mod live;
 pub mod model;
 pub mod optout;

@@ -22,6 +22,7 @@ use super::backup::{Snapshot, SnapshotError};
 use super::history::*;
 use super::hourly::*;
 use super::inbound::*;
+use super::lease::{self, Hold, Lease};
 use super::live::*;
 use super::optout::*;
 use super::outbox::*;
@@ -35,6 +36,10 @@ use crate::store::pg::PgStore;
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// This gateway's name among those sharing the store (lease holder).
+    gateway: Arc<str>,
+    /// The embedded store's leases (all this process's).
+    local_leases: Arc<lease::LocalLeases>,
 }
 
 #[derive(Clone)]
@@ -64,6 +69,8 @@ impl Store {
     pub fn connect(url: &str, listeners: Vec<Arc<dyn Notifier>>) -> Result<Store, StoreError> {
         PgStore::connect(url, listeners).map(|p| Store {
             backend: Backend::Postgres(Arc::new(p)),
+            gateway: lease::gateway_id().into(),
+            local_leases: Arc::default(),
         })
     }
 
@@ -91,6 +98,45 @@ impl Store {
         match &self.backend {
             Backend::Sled(s) => s.snapshot(),
             Backend::Postgres(_) => Err(SnapshotError::InDatabase),
+        }
+    }
+
+    /// This gateway's name among those sharing the store: what its leases are held by.
+    pub fn gateway_id(&self) -> &str {
+        &self.gateway
+    }
+
+    /// Whether other gateways may share this store (PostgreSQL): leases decide who drives a
+    /// modem and who does the jobs only one may do.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Takes or renews lease `name` (see [`lease`]) for `ttl`. With the embedded store every
+    /// lease is this gateway's.
+    pub fn hold(&self, name: &str, ttl: std::time::Duration) -> Result<Hold, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(self.local_leases.hold(name)),
+            Backend::Postgres(p) => p.hold(name, &self.gateway, ttl),
+        }
+    }
+
+    /// Gives lease `name` up, if this gateway holds it.
+    pub fn let_go(&self, name: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => {
+                self.local_leases.let_go(name);
+                Ok(())
+            }
+            Backend::Postgres(p) => p.let_go(name, &self.gateway),
+        }
+    }
+
+    /// Every lease held in a shared store, by name (none in the embedded one).
+    pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(Vec::new()),
+            Backend::Postgres(p) => p.leases(),
         }
     }
 
@@ -1029,6 +1075,8 @@ impl From<SledStore> for Store {
     fn from(s: SledStore) -> Store {
         Store {
             backend: Backend::Sled(s),
+            gateway: lease::gateway_id().into(),
+            local_leases: Arc::default(),
         }
     }
 }

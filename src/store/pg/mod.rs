@@ -17,6 +17,7 @@ mod audit;
 mod body;
 mod idempotency;
 mod inbound;
+mod leases;
 mod messages;
 mod migrate;
 mod notify;

@@ -172,10 +172,12 @@ CREATE TABLE audit (
     body jsonb NOT NULL
 );
 
--- Which gateway drives which modem: a lease per modem name, renewed by its holder's
--- heartbeat; another gateway configured with the same modem takes it once it expires.
-CREATE TABLE modem_leases (
-    modem text PRIMARY KEY,
+-- Leases: which gateway drives which modem (`modem:<name>`) and which does each job that only
+-- one may do at a time (`job:webhooks`, ...). Renewed by the holder's heartbeat; another
+-- gateway takes a lease over once it has expired. Times are the database's own (`now()`),
+-- so the gateways' clocks need not agree.
+CREATE TABLE leases (
+    name text PRIMARY KEY,
     owner text NOT NULL,
     expires_at timestamptz NOT NULL,
     acquired_at timestamptz NOT NULL
