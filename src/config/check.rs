@@ -102,6 +102,9 @@ impl Config {
         let at = |section: &str, index: Option<usize>, key: &str, msg: String| {
             CheckError::at(src, section, index, key, msg)
         };
+        if let Some((key, problem)) = self.storage.problem() {
+            return Err(at("storage", None, key, problem));
+        }
         if self.http.listen.parse::<SocketAddr>().is_err() {
             return Err(at(
                 "http",
