@@ -32,6 +32,7 @@ mod reports;
 mod retention;
 mod scopes;
 mod senders;
+mod storage;
 mod store_cmd;
 mod twilio;
 mod ussd;
