@@ -160,10 +160,20 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
     let shutdown = CancellationToken::new();
     let (tx, rx) = oneshot::channel::<SocketAddr>();
     let task = tokio::spawn(gw.run(shutdown.clone(), Some(tx)));
-    let addr = tokio::time::timeout(Duration::from_secs(10), rx)
+    let addr = match tokio::time::timeout(Duration::from_secs(10), rx)
         .await
         .expect("listening in time")
-        .expect("gateway started");
+    {
+        Ok(addr) => addr,
+        // It stopped before listening: say why (a store that does not open, a busy port).
+        Err(_) => {
+            let why = match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(Ok(Err(e))) => format!("{e:#}"),
+                other => format!("{other:?}"),
+            };
+            panic!("the gateway did not start: {why}");
+        }
+    };
     Running {
         base: format!("http://{addr}"),
         shutdown,
