@@ -419,6 +419,24 @@ mod storage_tests {
         })
         .unwrap();
         assert_eq!(c.storage.url.as_deref(), Some(url));
+        assert!(
+            c.warnings(chrono::Utc::now())
+                .iter()
+                .all(|w| !w.contains("[storage]"))
+        );
+        // A URL beside the embedded store is not used: said, not refused.
+        let c = Config::parse(GOOD, "f", |k| {
+            (k == "SMSGATE_STORAGE_URL").then(|| url.to_string())
+        })
+        .unwrap();
+        assert_eq!(c.storage.postgres_url(), None);
+        let warnings = c.warnings(chrono::Utc::now());
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("[storage]") && w.contains("not used")),
+            "{warnings:?}"
+        );
         // A URL that does not parse is named, without its password.
         let bad = with_storage(
             "[storage]\nbackend = \"postgres\"\nurl = \"postgres://gw:hunter2@db:notaport/x\"\n",
