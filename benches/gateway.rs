@@ -46,6 +46,7 @@ async fn gateway(
     let gw = Gateway {
         listen: "127.0.0.1:0".parse().unwrap(),
         store_path: store,
+        store_url: None,
         cache_mb: 32,
         keys: vec![ApiKey::from_token("bench", TOKEN)],
         modems: modems.into_iter().map(Into::into).collect(),

@@ -24,8 +24,8 @@
 //!   `reply_options`.
 //!
 //! **adapters**
-//! - [`store`]: the durable store (sled): messages, history, plans, inbound, reports, outbox,
-//!   opt-outs, with group commit.
+//! - [`store`]: the durable store (embedded sled, or PostgreSQL shared by several gateways):
+//!   messages, history, plans, inbound, reports, outbox, opt-outs, with group commit.
 //! - [`modem`]: the modem driver: one actor per serial port speaking AT commands.
 //! - [`sim`]: the built-in modem simulator on a pseudo-terminal. With [`modem`], a crate of its
 //!   own, `smsgate-modem` (`crates/modem/`), which uses only the codec.

@@ -54,8 +54,11 @@ impl Default for InboundPolicy {
 pub struct Gateway {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Store directory.
+    /// Store directory (the embedded store's; unused when `store_url` is given).
     pub store_path: PathBuf,
+    /// The PostgreSQL database the store is kept in (`[storage] backend = "postgres"`);
+    /// `None`: the embedded store in `store_path`.
+    pub store_url: Option<String>,
     /// Store cache in MiB.
     pub cache_mb: u64,
     /// API keys.
@@ -143,7 +146,8 @@ impl Gateway {
             .map_err(GatewayConfigError::Outbound)?;
         Ok(Gateway {
             listen,
-            store_path: cfg.storage.path.clone(),
+            store_path: cfg.storage.path.clone().unwrap_or_default(),
+            store_url: cfg.storage.postgres_url().map(str::to_owned),
             cache_mb: cfg.storage.cache_mb,
             keys,
             modems: cfg.modem_setups(),
@@ -232,7 +236,9 @@ impl Gateway {
                     let cannot_open = e
                         .downcast_ref::<StoreOpenError>()
                         .is_some_and(|o| !o.is_locked());
-                    if !cannot_open && !reopening {
+                    // A database that does not answer at start is said at once: waiting
+                    // for a directory to take writes means nothing there.
+                    if self.store_url.is_some() || (!cannot_open && !reopening) {
                         return Err(e);
                     }
                     // The store cannot be opened (a read-only or full disk, permissions): the
@@ -285,8 +291,21 @@ impl Gateway {
                 }),
             });
         }
-        let store = Store::open_with(&self.store_path, self.cache_mb, vec![hears.notifier()])
-            .map_err(|e| anyhow::Error::new(StoreOpenError(e)))?;
+        let store = match &self.store_url {
+            Some(url) => Store::connect(url, vec![hears.notifier()]).map_err(|e| {
+                anyhow::Error::new(StoreOpenError(e)).context(format!(
+                    "cannot use the database {}",
+                    crate::config::redacted_url(url)
+                ))
+            })?,
+            None => Store::open_with(&self.store_path, self.cache_mb, vec![hears.notifier()])
+                .map_err(|e| anyhow::Error::new(StoreOpenError(e)))?,
+        };
+        tracing::info!(
+            backend = store.backend_name(),
+            store = %store.location(),
+            "store open"
+        );
         let webhooks =
             Webhooks::with_listener(store.clone(), &self.webhooks, self.outbound.clone(), &hears)?;
         let webhook_cancel = CancellationToken::new();

@@ -223,6 +223,9 @@ _smsgate() {
             smsgate__subcmd__help__subcmd__store,import)
                 cmd="smsgate__subcmd__help__subcmd__store__subcmd__import"
                 ;;
+            smsgate__subcmd__help__subcmd__store,migrate)
+                cmd="smsgate__subcmd__help__subcmd__store__subcmd__migrate"
+                ;;
             smsgate__subcmd__history,export)
                 cmd="smsgate__subcmd__history__subcmd__export"
                 ;;
@@ -400,6 +403,9 @@ _smsgate() {
             smsgate__subcmd__store,import)
                 cmd="smsgate__subcmd__store__subcmd__import"
                 ;;
+            smsgate__subcmd__store,migrate)
+                cmd="smsgate__subcmd__store__subcmd__migrate"
+                ;;
             smsgate__subcmd__store__subcmd__help,check)
                 cmd="smsgate__subcmd__store__subcmd__help__subcmd__check"
                 ;;
@@ -414,6 +420,9 @@ _smsgate() {
                 ;;
             smsgate__subcmd__store__subcmd__help,import)
                 cmd="smsgate__subcmd__store__subcmd__help__subcmd__import"
+                ;;
+            smsgate__subcmd__store__subcmd__help,migrate)
+                cmd="smsgate__subcmd__store__subcmd__help__subcmd__migrate"
                 ;;
             *)
                 ;;
@@ -1198,7 +1207,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help__subcmd__store)
-            opts="check export import compact"
+            opts="check export import compact migrate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1254,6 +1263,20 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help__subcmd__store__subcmd__import)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__help__subcmd__store__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2742,7 +2765,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__store)
-            opts="-h --help check export import compact help"
+            opts="-h --help check export import compact migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2846,7 +2869,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__store__subcmd__help)
-            opts="check export import compact help"
+            opts="check export import compact migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2929,6 +2952,20 @@ _smsgate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smsgate__subcmd__store__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smsgate__subcmd__store__subcmd__import)
             opts="-c -i -h --config --store --input --force --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2953,6 +2990,32 @@ _smsgate() {
                     return 0
                     ;;
                 -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__store__subcmd__migrate)
+            opts="-c -h --config --url --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -267,7 +267,7 @@ pub fn config(cmd: ConfigCommand) -> ExitCode {
                     path.display(),
                     c.api_keys.len(),
                     c.modems.len(),
-                    c.storage.path.display()
+                    c.storage.describe()
                 );
                 ExitCode::SUCCESS
             }
@@ -443,6 +443,7 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
     let gw = Gateway {
         listen: args.listen,
         store_path: data.join("store"),
+        store_url: None,
         cache_mb: 32,
         keys: vec![ApiKey::from_token("demo", &token)],
         modems: vec![ModemConfig::new("simulated", sim.path().display().to_string()).into()],

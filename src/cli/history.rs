@@ -88,7 +88,14 @@ enum OpenError {
 fn open(args: &StoreArgs) -> Result<Store, OpenError> {
     let path = match &args.store {
         Some(p) => p.clone(),
-        None => Config::load(&args.config)?.storage.path.clone(),
+        None => {
+            let c = Config::load(&args.config)?;
+            // The database is read while the daemons run: there is no lock to wait for.
+            if let Some(url) = c.storage.postgres_url() {
+                return Store::connect(url, Vec::new()).map_err(OpenError::Store);
+            }
+            c.storage.path.clone().unwrap_or_default()
+        }
     };
     if !path.join("db").exists() {
         return Err(OpenError::Missing(path));

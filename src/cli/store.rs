@@ -81,6 +81,10 @@ pub enum StoreCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Bring a PostgreSQL store's schema up to this version's (`[storage] backend =
+    /// "postgres"`), printing what was applied; gateways may run meanwhile. The embedded
+    /// store has nothing to migrate.
+    Migrate(super::migrate::MigrateArgs),
 }
 
 /// Why a command stopped: its exit code and what to say.
@@ -111,6 +115,7 @@ pub fn run(cmd: StoreCommand) -> ExitCode {
             force,
         } => import(&store, &input, force),
         StoreCommand::Compact { store } => compact(&store),
+        StoreCommand::Migrate(args) => return super::migrate::run(&args),
     };
     match r {
         Ok(code) => ExitCode::from(code),
@@ -126,7 +131,18 @@ fn store_path(args: &StoreArgs) -> Result<PathBuf, Failure> {
     match &args.store {
         Some(p) => Ok(p.clone()),
         None => match Config::load(&args.config) {
-            Ok(c) => Ok(c.storage.path.clone()),
+            Ok(c) => match c.storage.sled_path() {
+                Some(p) => Ok(p.to_path_buf()),
+                None => fail(
+                    EXIT_BAD_INPUT,
+                    format!(
+                        "{}: the store is in {}, and this command works on the embedded \
+                         store's directory: give it with --store DIR",
+                        args.config.display(),
+                        c.storage.describe()
+                    ),
+                ),
+            },
             Err(e) => fail(EXIT_BAD_INPUT, e.to_string()),
         },
     }

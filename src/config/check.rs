@@ -70,9 +70,17 @@ impl CheckError {
 
 impl Config {
     /// What is allowed but probably not meant, for `smsgate config check` to say: keys without
-    /// `scopes` (they may do everything), keys past their `expires_at` (they no longer work).
+    /// `scopes` (they may do everything), keys past their `expires_at` (they no longer work), a
+    /// database URL beside the embedded store (it is not used).
     pub fn warnings(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
         let mut out = Vec::new();
+        if self.storage.sled_path().is_some() && self.storage.url.is_some() {
+            out.push(
+                "[storage] has a `url` (or SMSGATE_STORAGE_URL is set), but the backend is \"sled\": \
+                 the url is not used; set backend = \"postgres\" to use the database"
+                    .into(),
+            );
+        }
         for (i, k) in self.api_keys.iter().enumerate() {
             if k.scopes.is_none() {
                 out.push(format!(
@@ -102,6 +110,9 @@ impl Config {
         let at = |section: &str, index: Option<usize>, key: &str, msg: String| {
             CheckError::at(src, section, index, key, msg)
         };
+        if let Some((key, problem)) = self.storage.problem() {
+            return Err(at("storage", None, key, problem));
+        }
         if self.http.listen.parse::<SocketAddr>().is_err() {
             return Err(at(
                 "http",

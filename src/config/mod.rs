@@ -3,7 +3,8 @@
 //!
 //! Secrets may come from the environment instead of the file: `SMSGATE_API_KEY_<NAME>` (a key's
 //! token), `SMSGATE_MODEM_<NAME>_PIN` (a modem's PIN), `SMSGATE_WEBHOOK_SECRET` (the webhook
-//! signing secret), `SMSGATE_TWILIO_AUTH_TOKEN` (the `[twilio]` auth token), where `<NAME>` is the configured name in
+//! signing secret), `SMSGATE_TWILIO_AUTH_TOKEN` (the `[twilio]` auth token), `SMSGATE_STORAGE_URL`
+//! (`[storage] url`, the database's URL with its password), where `<NAME>` is the configured name in
 //! upper case with every other character than A–Z and 0–9 turned into `_`.
 //!
 //! One file per section of the file (`http.rs`, `storage.rs`, `api_keys.rs`, `sms.rs`,
@@ -36,7 +37,7 @@ pub use modems::ModemSection;
 pub use queue::QueueConfig;
 pub use retention::RetentionConfig;
 pub use sms::SmsConfig;
-pub use storage::StorageConfig;
+pub use storage::{STORAGE_URL_ENV, StorageBackend, StorageConfig, redacted_url};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -210,6 +211,9 @@ impl Config {
         if let Some(s) = env("SMSGATE_TWILIO_AUTH_TOKEN") {
             cfg.twilio.auth_token = Some(s);
         }
+        if let Some(u) = env(storage::STORAGE_URL_ENV) {
+            cfg.storage.url = Some(u);
+        }
         cfg.check(src).map_err(|e| err(e.into()))?;
         Ok(cfg)
     }
@@ -365,6 +369,90 @@ port = "tcp://127.0.0.1:7000"
             e.contains("[[api_keys]] #2 `name`") && e.contains("unique"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use super::tests::{GOOD, parse};
+    use super::*;
+
+    fn with_storage(storage: &str) -> String {
+        GOOD.replace("[storage]\npath = \"/tmp/x\"\n", storage)
+    }
+
+    #[test]
+    fn sled_is_the_default_and_needs_a_path() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.storage.backend, StorageBackend::Sled);
+        assert_eq!(c.storage.sled_path(), Some(Path::new("/tmp/x")));
+        assert_eq!(c.storage.postgres_url(), None);
+        let e = parse(&with_storage("[storage]\ncache_mb = 8\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[storage] `path`") && e.contains("sled"), "{e}");
+    }
+
+    #[test]
+    fn postgres_needs_a_url_that_parses_and_never_shows_its_password() {
+        let pg = with_storage("[storage]\nbackend = \"postgres\"\n");
+        let e = parse(&pg).unwrap_err().to_string();
+        assert!(
+            e.contains("[storage] `url`") && e.contains("SMSGATE_STORAGE_URL"),
+            "{e}"
+        );
+        // The variable gives the URL (and overrides the file's): no path needed.
+        let url = "postgres://gw:hunter2@db.example:5432/smsgate";
+        let c = Config::parse(&pg, "f", |k| {
+            (k == "SMSGATE_STORAGE_URL").then(|| url.to_string())
+        })
+        .unwrap();
+        assert_eq!(c.storage.backend, StorageBackend::Postgres);
+        assert_eq!(c.storage.postgres_url(), Some(url));
+        assert_eq!(c.storage.sled_path(), None);
+        assert!(!c.storage.describe().contains("hunter2"));
+        assert!(c.storage.describe().contains("db.example"));
+        let in_file =
+            with_storage("[storage]\nbackend = \"postgres\"\nurl = \"postgres://a@b/c\"\n");
+        let c = Config::parse(&in_file, "f", |k| {
+            (k == "SMSGATE_STORAGE_URL").then(|| url.to_string())
+        })
+        .unwrap();
+        assert_eq!(c.storage.url.as_deref(), Some(url));
+        assert!(
+            c.warnings(chrono::Utc::now())
+                .iter()
+                .all(|w| !w.contains("[storage]"))
+        );
+        // A URL beside the embedded store is not used: said, not refused.
+        let c = Config::parse(GOOD, "f", |k| {
+            (k == "SMSGATE_STORAGE_URL").then(|| url.to_string())
+        })
+        .unwrap();
+        assert_eq!(c.storage.postgres_url(), None);
+        let warnings = c.warnings(chrono::Utc::now());
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("[storage]") && w.contains("not used")),
+            "{warnings:?}"
+        );
+        // A URL that does not parse is named, without its password.
+        let bad = with_storage(
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://gw:hunter2@db:notaport/x\"\n",
+        );
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("[storage] `url` (line") && e.contains("not a PostgreSQL URL"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parse(&with_storage(
+            "[storage]\nbackend = \"mysql\"\npath = \"/x\"\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("backend"), "{e}");
     }
 }
 

@@ -52,9 +52,9 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "[http]\nlisten = \"127.0.0.1:{port}\"\n{http}\n[storage]\npath = \"{}\"\n\
+                "[http]\nlisten = \"127.0.0.1:{port}\"\n{http}\n{}\
                  [[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n",
-                dir.path().join("store").display()
+                crate::storage_toml(&dir.path().join("store"))
             ),
         )
         .unwrap();

@@ -221,9 +221,9 @@ async fn secrets_never_reach_the_log() {
     std::fs::write(
         &config,
         format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n\
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n{}[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n\
              [outbound]\nallow_loopback = true\n[webhooks]\nurl = \"{}\"\nsecret = \"{SECRET}\"\n[[modems]]\nname = \"sim0\"\nport = \"{}\"\npin = \"{PIN}\"\n",
-            dir.path().join("store").display(),
+            crate::storage_toml(&dir.path().join("store")),
             rx.url("global"),
             sim.path().display()
         ),
@@ -332,9 +332,9 @@ async fn numbers_are_masked_in_the_log_at_info() {
     std::fs::write(
         &config,
         format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n\
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n{}[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n\
              [[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
-            dir.path().join("store").display(),
+            crate::storage_toml(&dir.path().join("store")),
             sim.path().display()
         ),
     )

@@ -169,7 +169,7 @@ impl Rig {
             &config,
             format!(
                 "[http]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [storage]\npath = \"{store}\"\n\
+                 {storage}\
                  [[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n\
                  [queue]\nmax_attempts = 12\nretry_backoff = \"200ms\"\nretry_backoff_max = \"1s\"\n\
                  [outbound]\nallow_loopback = true\n\
@@ -177,7 +177,7 @@ impl Rig {
                  retry_backoff_max = \"500ms\"\n\
                  [[modems]]\nname = \"sim0\"\nport = \"{modem}\"\ncommand_timeout = \"2s\"\n\
                  send_timeout = \"5s\"\nhealth_interval = \"1s\"\nquarantine_after = 0\n{pin_line}",
-                store = dir.path().join("store").display(),
+                storage = crate::storage_toml(&dir.path().join("store")),
                 url = hooks.url,
                 secret = crate::replies::SECRET,
                 modem = dir.path().join("modem").display(),

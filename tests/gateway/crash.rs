@@ -74,8 +74,8 @@ pub(crate) fn write_config(
     std::fs::write(
         &config,
         format!(
-            "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n{extra}[[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
-            dir.join("store").display(),
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n{}[[api_keys]]\nname = \"test\"\ntoken = \"{TOKEN}\"\n{extra}[[modems]]\nname = \"sim0\"\nport = \"{}\"\n",
+            crate::storage_toml(&dir.join("store")),
             sim.path().display()
         ),
     )

@@ -1,5 +1,10 @@
 //! The gateway end to end: HTTP on 127.0.0.1, a sled store on disk, the simulated modem on a
 //! PTY. In-process for most tests; `crash.rs` runs the real binary and kills it with SIGKILL.
+//!
+//! `SMSGATE_TEST_BACKEND=postgres` runs the same suite on PostgreSQL: every gateway [`start`]
+//! makes keeps its data in a fresh database of a test server (one per store directory, so a
+//! restart on the same directory finds its data), and the tests about the embedded store's
+//! files say they are skipped ([`sled_only`]).
 
 mod abuse;
 mod audit;
@@ -27,13 +32,16 @@ mod reports;
 mod retention;
 mod scopes;
 mod senders;
+mod storage;
 mod store_cmd;
 mod twilio;
 mod ussd;
 mod why;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -62,10 +70,67 @@ pub fn modem_config(sim: &SimHandle) -> ModemConfig {
     m
 }
 
+/// Whether this run keeps the gateways' data in PostgreSQL (`SMSGATE_TEST_BACKEND=postgres`)
+/// rather than in the embedded store.
+pub fn on_postgres() -> bool {
+    std::env::var("SMSGATE_TEST_BACKEND").is_ok_and(|v| v == "postgres")
+}
+
+/// On PostgreSQL, says that `test` (or the rest of it) is skipped because it is about the
+/// embedded store's files (`why`), and gives `true`: the caller returns.
+pub fn sled_only(test: &str, why: &str) -> bool {
+    if on_postgres() {
+        skipped(test, &format!("on PostgreSQL: {why}"));
+    }
+    on_postgres()
+}
+
+/// The test database standing for the store directory `store`: made at the first call, the
+/// same one afterwards (a gateway restarted on the same directory finds its data).
+pub fn database_for(store: &Path) -> String {
+    static DATABASES: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    let mut made = DATABASES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    made.entry(store.to_path_buf())
+        .or_insert_with(|| {
+            smsgate::store::pg::testdb::database()
+                .expect("SMSGATE_TEST_BACKEND=postgres, but no PostgreSQL server can be made here")
+        })
+        .clone()
+}
+
+/// The store of the test's gateway on this run's backend: the directory's embedded store, or
+/// its database. Open it once the gateway has stopped (the embedded store is locked while it
+/// runs).
+pub fn open_store(store: &Path) -> smsgate::store::Store {
+    if on_postgres() {
+        smsgate::store::Store::connect(&database_for(store), Vec::new()).expect("database opens")
+    } else {
+        smsgate::store::Store::open(store, 16).expect("store opens")
+    }
+}
+
+/// The `[storage]` section of a configuration file for a daemon (the real binary) whose store
+/// directory is `store`: the directory, or on PostgreSQL the directory's database.
+pub fn storage_toml(store: &Path) -> String {
+    if on_postgres() {
+        format!(
+            "[storage]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+            database_for(store)
+        )
+    } else {
+        format!("[storage]\npath = \"{}\"\n", store.display())
+    }
+}
+
 pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gateway)) -> Running {
+    let store_url = on_postgres().then(|| database_for(&store));
     let mut gw = Gateway {
         listen: "127.0.0.1:0".parse().unwrap(),
         store_path: store,
+        store_url,
         cache_mb: 16,
         keys: vec![ApiKey::from_token("test", TOKEN)],
         modems: vec![modem_config(sim).into()],
@@ -95,10 +160,20 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
     let shutdown = CancellationToken::new();
     let (tx, rx) = oneshot::channel::<SocketAddr>();
     let task = tokio::spawn(gw.run(shutdown.clone(), Some(tx)));
-    let addr = tokio::time::timeout(Duration::from_secs(10), rx)
+    let addr = match tokio::time::timeout(Duration::from_secs(10), rx)
         .await
         .expect("listening in time")
-        .expect("gateway started");
+    {
+        Ok(addr) => addr,
+        // It stopped before listening: say why (a store that does not open, a busy port).
+        Err(_) => {
+            let why = match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(Ok(Err(e))) => format!("{e:#}"),
+                other => format!("{other:?}"),
+            };
+            panic!("the gateway did not start: {why}");
+        }
+    };
     Running {
         base: format!("http://{addr}"),
         shutdown,

@@ -51,6 +51,12 @@ fn s(p: &Path) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_cmd_export_import_compact_and_a_running_daemon() {
+    if crate::sled_only(
+        "store_cmd_export_import_compact_and_a_running_daemon",
+        "the store commands work on the embedded store's directory",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let sim = sim().await;
