@@ -62,17 +62,12 @@ pub fn run(args: &MigrateArgs) -> ExitCode {
         );
     }
     let shown = redacted_url(&url);
-    let before = match schema_version(&url) {
-        Ok(v) => v,
+    let store = match PgStore::open(&url, Vec::new()) {
+        Ok(s) => s,
         Err(e) => return failed(EXIT_FAILED, format!("{shown}: {e}")),
     };
-    // Connecting applies what is missing (under the lock every gateway takes).
-    let store = match PgStore::connect(&url, Vec::new()) {
-        Ok(s) => s,
-        Err(e) => return failed(EXIT_FAILED, e.to_string()),
-    };
-    let now = match store.migrate() {
-        Ok(m) => m.applied.last().copied().unwrap_or(m.from),
+    let (before, now) = match store.migrate() {
+        Ok(m) => (m.from, m.applied.last().copied().unwrap_or(m.from)),
         Err(e) => return failed(EXIT_FAILED, format!("{shown}: {e}")),
     };
     let applied: Vec<_> = MIGRATIONS
@@ -104,61 +99,4 @@ pub fn run(args: &MigrateArgs) -> ExitCode {
 fn failed(code: u8, message: String) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(code)
-}
-
-/// The database's schema version before anything is applied: 0 for a database smsgate has
-/// never used.
-fn schema_version(url: &str) -> Result<i32, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    rt.block_on(async {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-        config.connect_timeout(std::time::Duration::from_secs(5));
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("cannot connect: {}", with_causes(&e)))?;
-        let conn = tokio::spawn(connection);
-        let version = async {
-            let exists: bool = client
-                .query_one("SELECT to_regclass('smsgate_migrations') IS NOT NULL", &[])
-                .await?
-                .try_get(0)?;
-            if !exists {
-                return Ok(0);
-            }
-            client
-                .query_one(
-                    "SELECT coalesce(max(version), 0) FROM smsgate_migrations",
-                    &[],
-                )
-                .await?
-                .try_get::<_, i32>(0)
-        }
-        .await
-        .map_err(|e: tokio_postgres::Error| {
-            format!("cannot read the schema's version: {}", with_causes(&e))
-        });
-        drop(client);
-        let _ = conn.await;
-        version
-    })
-}
-
-/// An error and the errors it comes from, on one line (the driver's own words are short:
-/// "error connecting to server", the reason is its cause).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let words = c.to_string();
-        if !line.contains(&words) {
-            line.push_str(": ");
-            line.push_str(&words);
-        }
-        cause = c.source();
-    }
-    line
 }

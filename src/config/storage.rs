@@ -98,20 +98,9 @@ impl StorageConfig {
     }
 }
 
-/// `url` without its password, for people and logs; also when it does not parse as a URL
-/// (then the password between `:` and `@` of a `scheme://` URL is hidden all the same).
+/// `url` without its password, for people and logs (see [`crate::store::pg::redacted`]).
 pub fn redacted_url(url: &str) -> String {
-    let r = crate::store::pg::redacted(url);
-    if let Some((scheme, rest)) = r.split_once("://") {
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        if let Some((userinfo, host)) = authority.rsplit_once('@')
-            && let Some((user, _)) = userinfo.split_once(':')
-        {
-            return format!("{scheme}://{user}:***@{host}{tail}");
-        }
-    }
-    r
+    crate::store::pg::redacted(url)
 }
 
 fn default_cache_mb() -> u64 {

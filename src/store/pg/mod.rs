@@ -76,39 +76,76 @@ impl Drop for PgStore {
     }
 }
 
-/// `url` without its password, for logs and errors.
+/// `url` without its password, for logs and errors; also when it does not parse as a URL
+/// (then what lies between `:` and `@` of a `scheme://` URL is hidden all the same).
 pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
+    if let Ok(mut u) = url::Url::parse(url) {
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
         }
-        // A key=value connection string: only `password=` is secret.
-        Err(_) => url
-            .split_whitespace()
-            .map(|kv| {
-                if kv.starts_with("password=") {
-                    "password=***"
-                } else {
-                    kv
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
+        return u.to_string();
     }
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        return match authority.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                format!("{scheme}://{user}:***@{host}{tail}")
+            }
+            None => url.to_string(),
+        };
+    }
+    // A key=value connection string: only `password=` is secret.
+    url.split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=***"
+            } else {
+                kv
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-/// A database error as a store error: the server's message, never the URL.
-pub(crate) fn db_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io(format!("database: {e}"))
+/// A database error as a store error: the server's or the driver's words with their causes
+/// (the driver's own are short: "error connecting to server", the reason is its cause), never
+/// the URL.
+pub(crate) fn db_error(e: impl std::error::Error) -> StoreError {
+    StoreError::Io(format!("database: {}", with_causes(&e)))
+}
+
+/// An error and the errors it comes from, on one line.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let words = c.to_string();
+        if !line.contains(&words) {
+            line.push_str(": ");
+            line.push_str(&words);
+        }
+        cause = c.source();
+    }
+    line
 }
 
 impl PgStore {
     /// Connects to `url` (a `postgres://` URL or a `key=value` string), applies the
     /// migrations this build knows, and keeps `listeners` (see [`Notifier`]).
     pub fn connect(url: &str, listeners: Vec<Arc<dyn Notifier>>) -> Result<PgStore, StoreError> {
+        let store = PgStore::open(url, listeners)?;
+        store.migrate().map_err(|e| match e {
+            StoreError::Io(m) => StoreError::Io(format!("{} ({})", m, redacted(url))),
+            e => e,
+        })?;
+        Ok(store)
+    }
+
+    /// [`PgStore::connect`] without applying the migrations (`smsgate store migrate` applies
+    /// them itself, to say which).
+    pub fn open(url: &str, listeners: Vec<Arc<dyn Notifier>>) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Io(format!(
                 "storage url {} is not a PostgreSQL URL: {e}",
@@ -171,10 +208,6 @@ impl PgStore {
             signals,
             due_elsewhere,
         };
-        store.migrate().map_err(|e| match e {
-            StoreError::Io(m) => StoreError::Io(format!("{} ({})", m, redacted(url))),
-            e => e,
-        })?;
         Ok(store)
     }
 
