@@ -686,4 +686,86 @@ mod tests {
             }
         }
     }
+
+    /// One gateway reschedules a step while another's dispatcher claims its message: the
+    /// step is either replaced (and never sent) or sent (and the plan left as it was), never
+    /// both.
+    #[test]
+    fn a_step_is_never_both_sent_and_replaced() {
+        let Some(place) = places().into_iter().find(|p| matches!(p, Place::Pg(_))) else {
+            return;
+        };
+        let (planner, dispatcher) = (place.open(), place.open());
+        for round in 0..8 {
+            let ms = messages(1);
+            let a = ms[0].id.clone();
+            let plan = plan_for(&format!("INV-S{round}"), &ms);
+            planner.create_plan(&plan, &ms, None).unwrap();
+            let barrier = Arc::new(Barrier::new(2));
+            let replace = {
+                let (store, barrier, plan, a) =
+                    (planner.clone(), barrier.clone(), plan.clone(), a.clone());
+                std::thread::spawn(move || {
+                    let c = test_message("+12025550123");
+                    barrier.wait();
+                    store
+                        .change_plan(
+                            &plan.id,
+                            |p, msgs| {
+                                if !msgs[&a].status.is_waiting() {
+                                    return Decision::Keep(false);
+                                }
+                                let mut new = p.clone();
+                                new.steps[0].replaced.push(a.clone());
+                                new.steps[0].message_id = Some(c.id.clone());
+                                let change = PlanChange {
+                                    cancel: vec![Cancel {
+                                        id: a.clone(),
+                                        reason: "rescheduled".into(),
+                                        words: "the plan was rescheduled".into(),
+                                        must: true,
+                                    }],
+                                    insert: vec![c.clone()],
+                                };
+                                Decision::Change(Box::new(new), change, true)
+                            },
+                            None,
+                            None,
+                        )
+                        .unwrap()
+                        .unwrap()
+                        .1
+                })
+            };
+            let claim = {
+                let (store, barrier, a) = (dispatcher.clone(), barrier.clone(), a.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let r = store
+                        .update(&a, |m| {
+                            m.status.is_waiting().then(|| {
+                                m.status = Status::Sending;
+                                "claimed"
+                            })
+                        })
+                        .unwrap();
+                    matches!(r, Some((_, true)))
+                })
+            };
+            let (replaced, claimed) = (replace.join().unwrap(), claim.join().unwrap());
+            assert!(
+                replaced != claimed,
+                "round {round}: replaced {replaced}, claimed {claimed}"
+            );
+            let now = planner.plan(&plan.id).unwrap().unwrap();
+            let status = planner.get(&a).unwrap().unwrap().status;
+            if replaced {
+                assert_eq!(now.revision, 1, "round {round}");
+                assert_eq!(status, Status::Cancelled, "round {round}");
+            } else {
+                assert_eq!(now, plan, "round {round}");
+                assert_eq!(status, Status::Sending, "round {round}");
+            }
+        }
+    }
 }
