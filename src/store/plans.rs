@@ -65,7 +65,8 @@ pub enum Decision<R> {
     Change(Box<Plan>, PlanChange, R),
 }
 
-const ATTEMPTS: usize = 5;
+/// How often a plan change is worked out again before it gives up (the plan kept changing).
+pub(super) const ATTEMPTS: usize = 5;
 
 impl SledStore {
     /// Stores a new plan and its messages in one transaction, unless its invoice has one.
@@ -207,9 +208,7 @@ impl SledStore {
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Conflict(format!(
-            "plan {id} kept changing while it was being changed; try again"
-        )))
+        Err(kept_changing(id))
     }
 
     fn apply_plan_change(
@@ -264,15 +263,7 @@ impl SledStore {
                     };
                     let mut moved = Vec::new();
                     for (key, c) in &cancels {
-                        let f = |m: &mut Message| {
-                            let note = Note::new(
-                                "cancelled",
-                                c.words.clone(),
-                                serde_json::json!({ "reason": c.reason, "plan_id": plan.id }),
-                            )
-                            .by(actor);
-                            m.end_unsent(Unsent::Cancelled, &c.reason, note).ok()
-                        };
+                        let f = cancelling(c, &plan.id, actor);
                         match update_in(&t, key, &f, notifier.as_deref())? {
                             Some((old, m, true)) => moved.push((old, m)),
                             _ if c.must => {
@@ -304,7 +295,34 @@ impl SledStore {
     }
 }
 
-fn key_of(id: &str) -> Result<[u8; 16], StoreError> {
+/// What cancelling `c` for the plan `plan_id` does to its message (for both backends): the
+/// message ends unsent, with `c`'s reason and words; `None` when it can no longer be
+/// cancelled (it left the queue).
+pub(super) fn cancelling<'a>(
+    c: &'a Cancel,
+    plan_id: &'a str,
+    actor: Option<&'a str>,
+) -> impl Fn(&mut Message) -> Option<Note> + 'a {
+    move |m: &mut Message| {
+        let note = Note::new(
+            "cancelled",
+            c.words.clone(),
+            serde_json::json!({ "reason": c.reason, "plan_id": plan_id }),
+        )
+        .by(actor);
+        m.end_unsent(Unsent::Cancelled, &c.reason, note).ok()
+    }
+}
+
+/// A change to plan `id` that was worked out [`ATTEMPTS`] times and never applied.
+pub(super) fn kept_changing(id: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "plan {id} kept changing while it was being changed; try again"
+    ))
+}
+
+/// A plan or message id as its key; an id that is no ULID is a corrupt record.
+pub(super) fn key_of(id: &str) -> Result<[u8; 16], StoreError> {
     id_key(id).ok_or_else(|| StoreError::Corrupt {
         key: id.to_string(),
         detail: "not a ULID".into(),

@@ -23,6 +23,7 @@ mod migrate;
 mod notify;
 mod optout;
 mod outbox;
+mod plans;
 mod reports;
 mod templates;
 #[doc(hidden)]

@@ -3,15 +3,12 @@
 
 #![allow(missing_docs, clippy::too_many_arguments)]
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::sms::StatusReport;
 
 use super::PgStore;
 use crate::store::history::*;
-use crate::store::plans::*;
 use crate::store::reports::*;
 use crate::store::tombstones::*;
 use crate::store::*;
@@ -21,16 +18,6 @@ fn not_yet(what: &str) -> StoreError {
 }
 
 impl PgStore {
-    pub fn change_plan<R>(
-        &self,
-        _id: &str,
-        _decide: impl Fn(&Plan, &BTreeMap<String, Message>) -> Decision<R>,
-        _idempotency: Option<(&str, &IdempotencyRecord)>,
-        _actor: Option<&str>,
-    ) -> Result<Option<(Plan, R)>, StoreError> {
-        Err(not_yet("change_plan"))
-    }
-
     pub fn erase_number(&self, _number: &str, _now: DateTime<Utc>) -> Result<Erased, StoreError> {
         Err(not_yet("erase_number"))
     }
@@ -66,32 +53,6 @@ impl PgStore {
         _limit: usize,
     ) -> Result<SweepStep, StoreError> {
         Err(not_yet("remove_finished_messages"))
-    }
-
-    pub fn create_plan(
-        &self,
-        _plan: &Plan,
-        _messages: &[Message],
-        _idempotency: Option<(&str, &IdempotencyRecord)>,
-    ) -> Result<Created, StoreError> {
-        Err(not_yet("create_plan"))
-    }
-
-    pub fn plan(&self, _id: &str) -> Result<Option<Plan>, StoreError> {
-        Err(not_yet("plan"))
-    }
-
-    pub fn plan_by_invoice(&self, _invoice: &str) -> Result<Option<Plan>, StoreError> {
-        Err(not_yet("plan_by_invoice"))
-    }
-
-    pub fn list_plans(
-        &self,
-        _after: Option<&str>,
-        _limit: usize,
-        _keep: impl Fn(&Plan) -> bool,
-    ) -> Result<Vec<Plan>, StoreError> {
-        Err(not_yet("list_plans"))
     }
 
     pub fn apply_status_report(

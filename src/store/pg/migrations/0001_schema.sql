@@ -131,9 +131,10 @@ CREATE TABLE optouts_erased (
     body jsonb NOT NULL
 );
 
--- Invoice reminder plans; one plan per invoice.
+-- Invoice reminder plans; one plan per invoice (the UNIQUE invoice decides between gateways
+-- creating one at once). `id` is the ULID: byte order is creation order.
 CREATE TABLE plans (
-    id text PRIMARY KEY,
+    id text COLLATE "C" PRIMARY KEY,
     invoice text NOT NULL UNIQUE,
     body jsonb NOT NULL
 );
