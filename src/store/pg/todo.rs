@@ -7,12 +7,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::sms::StatusReport;
-
 use super::PgStore;
 use crate::store::history::*;
 use crate::store::plans::*;
-use crate::store::reports::*;
 use crate::store::tombstones::*;
 use crate::store::*;
 
@@ -92,24 +89,6 @@ impl PgStore {
         _keep: impl Fn(&Plan) -> bool,
     ) -> Result<Vec<Plan>, StoreError> {
         Err(not_yet("list_plans"))
-    }
-
-    pub fn apply_status_report(
-        &self,
-        _modem: &str,
-        _report: &StatusReport,
-        _pdu: &[u8],
-        _now: DateTime<Utc>,
-    ) -> Result<ReportOutcome, StoreError> {
-        Err(not_yet("apply_status_report"))
-    }
-
-    pub fn sweep_reports(&self, _cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
-        Err(not_yet("sweep_reports"))
-    }
-
-    pub fn reports_awaited(&self) -> usize {
-        0
     }
 
     pub fn tombstones_on(&self, _day: NaiveDate) -> Result<TombstoneDay, StoreError> {
