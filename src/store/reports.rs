@@ -25,7 +25,7 @@ use sled::Transactional;
 use super::inbound::fingerprint;
 use super::{
     Message, SledStore, Status, StoreError, SweepStep, Tx, TxTrees, decode, encode, id_key,
-    sweep_oldest, update_in,
+    report_key, sweep_oldest, update_in,
 };
 use crate::sms::{self, StatusCategory, StatusReport};
 
@@ -96,13 +96,105 @@ pub struct UnmatchedReport {
     pub reason: String,
 }
 
-/// A part indexed in `reports`, from its key and value.
+/// A sent part that awaits a report with the report's (modem, TP-MR).
 #[derive(Debug, Clone)]
-struct Candidate {
-    key: Vec<u8>,
-    id: [u8; 16],
-    part: u8,
-    sent_ms: u64,
+pub(crate) struct Candidate {
+    /// Its message's id (ULID bytes).
+    pub(crate) id: [u8; 16],
+    /// The part (from 1).
+    pub(crate) part: u8,
+    /// When it was sent, in milliseconds since 1970.
+    pub(crate) sent_ms: u64,
+}
+
+/// The choice of the part a report is about, among the parts awaiting a report with its
+/// (modem, TP-MR), whichever store holds them: parts sent more than [`REPORT_MAX_AGE`] ago
+/// are ignored, then parts whose message is gone or says otherwise, then parts sent to
+/// another recipient; the most recent send among those left wins (the TP-MR wrapped since
+/// any older one), ties going to the greater (message id, part).
+pub(crate) struct Choice<'a> {
+    modem: &'a str,
+    report: &'a StatusReport,
+    recipient: String,
+    oldest: u64,
+    best: Option<Candidate>,
+    recent: usize,
+    other_recipient: usize,
+}
+
+impl<'a> Choice<'a> {
+    /// A choice for `report`, which came in on `modem` at `now`.
+    pub(crate) fn new(modem: &'a str, report: &'a StatusReport, now: DateTime<Utc>) -> Self {
+        Choice {
+            modem,
+            report,
+            recipient: report.recipient.to_string(),
+            oldest: (now - REPORT_MAX_AGE).timestamp_millis().max(0) as u64,
+            best: None,
+            recent: 0,
+            other_recipient: 0,
+        }
+    }
+
+    /// Weighs one awaiting part; `message` reads its message (`None`: gone), only when the
+    /// part is recent enough to count.
+    pub(crate) fn consider(
+        &mut self,
+        c: Candidate,
+        message: impl FnOnce() -> Result<Option<Message>, StoreError>,
+    ) -> Result<(), StoreError> {
+        if c.sent_ms < self.oldest {
+            return Ok(());
+        }
+        self.recent += 1;
+        let Some(m) = message()? else {
+            return Ok(());
+        };
+        let consistent = m.modem.as_deref() == Some(self.modem)
+            && matches!(m.status, Status::Sent | Status::Delivered | Status::Failed)
+            && m.part_status.iter().any(|p| {
+                p.part == c.part && p.message_reference == Some(self.report.message_reference)
+            });
+        if !consistent {
+            return Ok(());
+        }
+        if !same_recipient(&m.to, &self.recipient) {
+            self.other_recipient += 1;
+            return Ok(());
+        }
+        if self
+            .best
+            .as_ref()
+            .is_none_or(|b| (c.sent_ms, c.id, c.part) > (b.sent_ms, b.id, b.part))
+        {
+            self.best = Some(c);
+        }
+        Ok(())
+    }
+
+    /// The part chosen, or why there is none.
+    pub(crate) fn chosen(self) -> Result<Candidate, NoMatch> {
+        let (modem, mr, recipient) = (
+            self.modem.to_string(),
+            self.report.message_reference,
+            self.recipient,
+        );
+        self.best.ok_or(if self.other_recipient > 0 {
+            NoMatch::OtherRecipient {
+                modem,
+                mr,
+                recipient,
+            }
+        } else if self.recent > 0 {
+            NoMatch::NotAwaited {
+                modem,
+                mr,
+                recipient,
+            }
+        } else {
+            NoMatch::NothingSent { modem, mr }
+        })
+    }
 }
 
 /// Whether `report` (the network's TP-RA, as [`sms::Address`] prints it) names `to` (E.164
@@ -159,7 +251,7 @@ enum Applied {
 
 /// Why a status report matched no sent part: the `reason` its unmatched record keeps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum NoMatch {
+pub(crate) enum NoMatch {
     /// Parts with this TP-MR were sent on this modem, to other numbers only.
     #[error("TP-MR {mr} on {modem} belongs to parts sent to another recipient than {recipient}")]
     OtherRecipient {
@@ -213,6 +305,7 @@ impl SledStore {
                     return self.keep_unmatched(modem, Some(report), pdu, &why.to_string(), now);
                 }
             };
+            let key = report_key(modem, report.message_reference, &chosen.id, chosen.part);
             let category = report.status.category();
             let final_for_part =
                 matches!(category, StatusCategory::Delivered | StatusCategory::Failed);
@@ -236,7 +329,7 @@ impl SledStore {
                         if tseen.get(&seen[..])?.is_some() {
                             return Ok(Applied::Duplicate);
                         }
-                        if reports.get(&chosen.key)?.is_none() {
+                        if reports.get(&key)?.is_none() {
                             return Ok(Applied::Gone);
                         }
                         let t = TxTrees {
@@ -254,7 +347,7 @@ impl SledStore {
                             return Ok(Applied::Gone);
                         };
                         if final_for_part {
-                            reports.remove(chosen.key.as_slice())?;
+                            reports.remove(key.as_slice())?;
                         }
                         tseen.insert(&seen[..], b"report".as_slice())?;
                         Ok::<_, Tx>(Applied::Done {
@@ -318,7 +411,7 @@ impl SledStore {
         self.keep_unmatched(modem, None, pdu, reason, now)
     }
 
-    /// The sent part this report is about, or why there is none.
+    /// The sent part this report is about, or why there is none (see [`Choice`]).
     fn choose_candidate(
         &self,
         modem: &str,
@@ -329,70 +422,32 @@ impl SledStore {
         prefix.extend_from_slice(modem.as_bytes());
         prefix.push(0);
         prefix.push(report.message_reference);
-        let oldest = (now - REPORT_MAX_AGE).timestamp_millis().max(0) as u64;
-        let recipient = report.recipient.to_string();
-        let mut best: Option<Candidate> = None;
-        let (mut recent, mut other_recipient) = (0usize, 0usize);
+        let mut choice = Choice::new(modem, report, now);
         for r in self.inner.reports.scan_prefix(&prefix) {
             let (k, v) = r?;
             let (Some(rest), Ok(sent)) = (k.get(prefix.len()..), <[u8; 8]>::try_from(&v[..]))
             else {
                 continue;
             };
-            let sent_ms = u64::from_be_bytes(sent);
-            if rest.len() != 17 || sent_ms < oldest {
+            if rest.len() != 17 {
                 continue;
             }
-            recent += 1;
             let mut id = [0u8; 16];
             id.copy_from_slice(&rest[..16]);
-            let part = rest[16];
-            let Some(v) = self.inner.messages.get(id)? else {
-                continue;
-            };
-            let m: Message = decode(&id, &v)?;
-            let consistent = m.modem.as_deref() == Some(modem)
-                && matches!(m.status, Status::Sent | Status::Delivered | Status::Failed)
-                && m.part_status.iter().any(|p| {
-                    p.part == part && p.message_reference == Some(report.message_reference)
-                });
-            if !consistent {
-                continue;
-            }
-            if !same_recipient(&m.to, &recipient) {
-                other_recipient += 1;
-                continue;
-            }
             let c = Candidate {
-                key: k.to_vec(),
                 id,
-                part,
-                sent_ms,
+                part: rest[16],
+                sent_ms: u64::from_be_bytes(sent),
             };
-            // The most recent send wins: the TP-MR wrapped since any older one.
-            if best
-                .as_ref()
-                .is_none_or(|b| (c.sent_ms, &c.key) > (b.sent_ms, &b.key))
-            {
-                best = Some(c);
-            }
+            choice.consider(c, || {
+                self.inner
+                    .messages
+                    .get(id)?
+                    .map(|v| decode::<Message>(&id, &v))
+                    .transpose()
+            })?;
         }
-        let (modem, mr) = (modem.to_string(), report.message_reference);
-        Ok(best.ok_or(if other_recipient > 0 {
-            NoMatch::OtherRecipient {
-                modem,
-                mr,
-                recipient,
-            }
-        } else if recent > 0 {
-            NoMatch::NotAwaited {
-                modem,
-                mr,
-                recipient,
-            }
-        } else {
-            NoMatch::NothingSent { modem, mr }
-        }))
+        Ok(choice.chosen())
     }
 
     /// Stores an unmatched report with its fingerprint, once.
@@ -560,7 +615,6 @@ fn rand_bits() -> u128 {
 /// The `reports` index entries of `m`.
 #[cfg(test)]
 fn index_keys(m: &Message) -> Vec<Vec<u8>> {
-    use super::report_key;
     let (Some(modem), Some(id)) = (m.modem.as_deref(), id_key(&m.id)) else {
         return Vec::new();
     };

@@ -88,7 +88,11 @@ fn group_lock(modem: &str, from: &str, reference: u16, total: u8) -> i64 {
 
 /// Records a fingerprint; `false` when it was recorded before (by this gateway or another,
 /// whose transaction this one waited for).
-async fn mark_seen(c: &Transaction<'_>, seen: &[u8; 32], kind: &str) -> Result<bool, StoreError> {
+pub(super) async fn mark_seen(
+    c: &Transaction<'_>,
+    seen: &[u8; 32],
+    kind: &str,
+) -> Result<bool, StoreError> {
     let n = c
         .execute(
             "INSERT INTO inbound_seen (fingerprint, kind) VALUES ($1, $2) \

@@ -1,22 +1,277 @@
-//! Status reports that matched no sent part, on PostgreSQL (see [`crate::store::reports`]).
+//! Status reports on PostgreSQL (see [`crate::store::reports`] for the matching rules).
 //!
-//! A report is kept once: its fingerprint goes into `inbound_seen` in the same transaction.
-//! Ids sort by arrival, also within one millisecond: a new id follows the newest one, chosen
-//! under a transaction-scoped advisory lock so two gateways never choose the same.
+//! A sent part that awaits its report is a `reports_awaited` row, keyed by the modem's NAME
+//! and the TP-MR: whichever gateway drives the modem when the report comes matches it, also
+//! to parts another gateway sent before the modem moved. The report is applied to its message
+//! with the message row locked, and its fingerprint goes into `inbound_seen` in the same
+//! transaction: the same report applied by two gateways at once is applied once, the other
+//! waits on the fingerprint's row and finds it taken.
+//!
+//! A report that matches nothing is kept once the same way. Unmatched ids sort by arrival,
+//! also within one millisecond: a new id follows the newest one, chosen under a
+//! transaction-scoped advisory lock so two gateways never choose the same.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::inbound::{canonical_id, column, first_id_after, from_body, sql_limit, to_body};
+use super::inbound::{
+    canonical_id, column, first_id_after, from_body, mark_seen, sql_limit, to_body,
+};
+use super::messages::{MESSAGE_COLUMNS, live_event, message_of, write_change};
+use super::outbox::insert_outbox;
 use super::{PgStore, db_error};
-use crate::sms::StatusReport;
+use crate::sms::{StatusCategory, StatusReport};
 use crate::store::inbound::fingerprint;
-use crate::store::reports::{ReportOutcome, UnmatchedReport, unmatched_id, unmatched_record};
-use crate::store::{StoreError, SweepStep};
+use crate::store::messages::Change;
+use crate::store::reports::{
+    Candidate, Choice, NoMatch, ReportOutcome, UnmatchedReport, unmatched_id, unmatched_record,
+};
+use crate::store::{Message, StoreError, SweepStep, id_key};
 
 /// The advisory lock a new unmatched report's id is chosen under ("smsunmat" in ASCII).
 const UNMATCHED_ID_LOCK: i64 = 0x736d_7375_6e6d_6174;
 
+/// What the report's transaction found.
+enum Applied {
+    Duplicate,
+    /// The awaited row or the message went away since the part was chosen.
+    Gone,
+    Done {
+        message: Box<Message>,
+        /// The change written (`None`: the report told nothing new).
+        change: Option<Box<Change>>,
+        /// Whether webhook deliveries were queued with it.
+        deliveries: bool,
+    },
+}
+
+/// The awaited part chosen for a report, and its message's id as stored.
+struct Chosen {
+    message_id: String,
+    part: u8,
+}
+
 impl PgStore {
+    /// See [`crate::store::Store::apply_status_report`].
+    pub fn apply_status_report(
+        &self,
+        modem: &str,
+        report: &StatusReport,
+        pdu: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<ReportOutcome, StoreError> {
+        let seen = fingerprint(modem, pdu);
+        let known = self.run(async {
+            let c = self.client().await?;
+            c.query_opt(
+                "SELECT 1 FROM inbound_seen WHERE fingerprint = $1",
+                &[&&seen[..]],
+            )
+            .await
+            .map_err(db_error)
+        })?;
+        if known.is_some() {
+            return Ok(ReportOutcome::Duplicate);
+        }
+        if report.status_report_qualifier {
+            return self.keep_unmatched(
+                modem,
+                Some(report),
+                pdu,
+                "reports on an SMS-COMMAND, which this gateway never sends",
+                now,
+            );
+        }
+        let final_for_part = matches!(
+            report.status.category(),
+            StatusCategory::Delivered | StatusCategory::Failed
+        );
+        // The awaited rows may change between the choice and the transaction (a sweep, a
+        // requeue, another gateway): then choose again, as the embedded store does.
+        for _ in 0..3 {
+            let chosen = match self.choose_candidate(modem, report, now)? {
+                Ok(c) => c,
+                Err(why) => {
+                    return self.keep_unmatched(modem, Some(report), pdu, &why.to_string(), now);
+                }
+            };
+            let applied =
+                self.run(self.apply_to(modem, report, &seen, &chosen, final_for_part, now))?;
+            let (message, change, deliveries) = match applied {
+                Applied::Duplicate => return Ok(ReportOutcome::Duplicate),
+                Applied::Gone => continue,
+                Applied::Done {
+                    message,
+                    change,
+                    deliveries,
+                } => (message, change, deliveries),
+            };
+            if deliveries && let Some(n) = &self.notifier {
+                n.wake();
+            }
+            // A report never makes a message due: only the deliveries are news elsewhere.
+            self.tell(false, deliveries);
+            if let Some(c) = &change {
+                self.publish(live_event(&c.new, &c.event));
+            }
+            return Ok(ReportOutcome::Matched {
+                message_id: message.id,
+                part: chosen.part,
+                status: message.status,
+                changed: change.is_some(),
+                final_for_part,
+            });
+        }
+        self.keep_unmatched(
+            modem,
+            Some(report),
+            pdu,
+            "the matching sent part changed while the report was applied",
+            now,
+        )
+    }
+
+    /// The awaited part this report is about, or why there is none: the rows with the
+    /// report's (modem, TP-MR) and their messages, weighed as the embedded store does.
+    fn choose_candidate(
+        &self,
+        modem: &str,
+        report: &StatusReport,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Chosen, NoMatch>, StoreError> {
+        let mr = i16::from(report.message_reference);
+        let rows = self.run(async {
+            let c = self.client().await?;
+            c.query(
+                "SELECT m.id, m.body, a.message_id, a.part, a.sent_at \
+                 FROM reports_awaited a LEFT JOIN messages m ON m.id = a.message_id \
+                 WHERE a.modem = $1 AND a.mr = $2",
+                &[&modem, &mr],
+            )
+            .await
+            .map_err(db_error)
+        })?;
+        let mut choice = Choice::new(modem, report, now);
+        let mut ids = HashMap::new();
+        for row in &rows {
+            // Columns 0 and 1 are the message as `message_of` reads it, NULL when it is gone.
+            let message_id: String = column(row, 2, "reports_awaited")?;
+            let part: i16 = column(row, 3, &message_id)?;
+            let sent_at: DateTime<Utc> = column(row, 4, &message_id)?;
+            // A row no part can have is no candidate (as a malformed index key in sled).
+            let (Some(id), Ok(part)) = (id_key(&message_id), u8::try_from(part)) else {
+                continue;
+            };
+            let found: Option<String> = column(row, 0, &message_id)?;
+            let c = Candidate {
+                id,
+                part,
+                sent_ms: sent_at.timestamp_millis().max(0) as u64,
+            };
+            choice.consider(c, || found.map(|_| message_of(row)).transpose())?;
+            ids.insert(id, message_id);
+        }
+        Ok(choice.chosen().map(|c| Chosen {
+            message_id: ids.remove(&c.id).unwrap_or_default(),
+            part: c.part,
+        }))
+    }
+
+    /// Applies `report` to the chosen part in one transaction: the fingerprint taken (or the
+    /// report is a duplicate), the message row locked, the awaited row still there (or the
+    /// part is gone), the change and its deliveries written, the awaited row removed when the
+    /// report is final for the part.
+    async fn apply_to(
+        &self,
+        modem: &str,
+        report: &StatusReport,
+        seen: &[u8; 32],
+        chosen: &Chosen,
+        final_for_part: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(db_error)?;
+        // Another gateway applying the same report waits here until this one commits.
+        if !mark_seen(&tx, seen, "report").await? {
+            return Ok(Applied::Duplicate);
+        }
+        let Some(row) = tx
+            .query_opt(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 FOR UPDATE"),
+                &[&chosen.message_id],
+            )
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(Applied::Gone);
+        };
+        let key: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
+            &modem,
+            &i16::from(report.message_reference),
+            &chosen.message_id,
+            &i16::from(chosen.part),
+        ];
+        let awaited = tx
+            .query_opt(
+                "SELECT 1 FROM reports_awaited WHERE modem = $1 AND mr = $2 \
+                 AND message_id = $3 AND part = $4 FOR UPDATE",
+                &key,
+            )
+            .await
+            .map_err(db_error)?;
+        if awaited.is_none() {
+            return Ok(Applied::Gone);
+        }
+        let old = message_of(&row)?;
+        let part = chosen.part;
+        let change = Change::work_out(&old, &|m: &mut Message| m.apply_report(part, report, now))?;
+        let mut deliveries = Vec::new();
+        if let Some(ch) = &change {
+            if let Some(n) = &self.notifier {
+                deliveries = n.deliveries(&ch.new, &ch.event, old.status);
+            }
+            write_change(&tx, ch).await?;
+            insert_outbox(&tx, &deliveries).await?;
+        }
+        if final_for_part {
+            tx.execute(
+                "DELETE FROM reports_awaited WHERE modem = $1 AND mr = $2 \
+                 AND message_id = $3 AND part = $4",
+                &key,
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        let message = change.as_ref().map_or(old, |c| c.new.clone());
+        Ok(Applied::Done {
+            message: Box::new(message),
+            change: change.map(Box::new),
+            deliveries: !deliveries.is_empty(),
+        })
+    }
+
+    /// See [`crate::store::Store::sweep_reports`]: the parts sent before `cutoff` no longer
+    /// await a report. Compared in whole milliseconds, as the embedded store keeps send times.
+    pub fn sweep_reports(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = DateTime::from_timestamp_millis(cutoff.timestamp_millis()).unwrap_or(cutoff);
+        self.run(async {
+            let c = self.client().await?;
+            let n = c
+                .execute("DELETE FROM reports_awaited WHERE sent_at < $1", &[&cutoff])
+                .await
+                .map_err(db_error)?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    /// See [`crate::store::Store::reports_awaited`]: 0 when the database does not answer.
+    pub fn reports_awaited(&self) -> usize {
+        self.count_rows("SELECT count(*) FROM reports_awaited")
+    }
+
     /// See [`crate::store::Store::keep_unreadable_report`].
     pub fn keep_unreadable_report(
         &self,
@@ -41,15 +296,7 @@ impl PgStore {
         self.run(async {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(db_error)?;
-            let n = tx
-                .execute(
-                    "INSERT INTO inbound_seen (fingerprint, kind) VALUES ($1, 'report') \
-                     ON CONFLICT (fingerprint) DO NOTHING",
-                    &[&&seen[..]],
-                )
-                .await
-                .map_err(db_error)?;
-            if n == 0 {
+            if !mark_seen(&tx, &seen, "report").await? {
                 return Ok(ReportOutcome::Duplicate);
             }
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&UNMATCHED_ID_LOCK])
@@ -155,15 +402,526 @@ mod tests {
     use crate::sms::{self, Address, Pdu, encode_status_report};
     use crate::store::pg::inbound::tests::places;
     use crate::store::pg::testdb;
-    use crate::store::{Store, id_key};
+    use crate::store::reports::REPORT_MAX_AGE;
+    use crate::store::{Part, PartStatus, Status, Store, id_key};
 
-    /// A report PDU as the modem gives it.
-    fn report(mr: u8, to: &str, second: u32) -> (Vec<u8>, StatusReport) {
+    const TO: &str = "+12025550123";
+
+    /// Runs `check` on a fresh embedded store and a fresh database.
+    fn on_both(check: impl Fn(&Store)) {
+        for place in places() {
+            eprintln!("on {}", place.name());
+            check(&place.open());
+        }
+    }
+
+    /// Inserts a message and moves it to `sent` on sim0 with these TP-MRs, at `sent_at`.
+    fn sent(store: &Store, to: &str, mrs: &[u8], sent_at: DateTime<Utc>) -> Message {
+        let mut m = crate::store::test_message(to);
+        m.text = "Your invoice is due".into();
+        m.parts = mrs.len() as u8;
+        m.status_report = true;
+        store.insert(std::slice::from_ref(&m), None).unwrap();
+        let mrs = mrs.to_vec();
+        store
+            .update(&m.id, |m| {
+                m.status = Status::Sent;
+                m.modem = Some("sim0".into());
+                m.sent_at = Some(sent_at);
+                m.part_status = mrs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, mr)| Part {
+                        part: i as u8 + 1,
+                        message_reference: Some(*mr),
+                        status: PartStatus::Sent,
+                    })
+                    .collect();
+                Some("sent")
+            })
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    fn apply(store: &Store, mr: u8, to: &str, code: u8, second: u32) -> ReportOutcome {
+        let (pdu, r) = report(mr, to, code, second);
+        store
+            .apply_status_report("sim0", &r, &pdu, Utc::now())
+            .unwrap()
+    }
+
+    fn status_of(store: &Store, id: &str) -> Status {
+        store.get(id).unwrap().unwrap().status
+    }
+
+    fn counts(store: &Store) -> std::collections::HashMap<Status, u64> {
+        store.counts().unwrap().into_iter().collect()
+    }
+
+    #[test]
+    fn single_part_delivered() {
+        on_both(|store| {
+            let m = sent(store, TO, &[17], Utc::now());
+            assert_eq!(store.reports_awaited(), 1);
+            let out = apply(store, 17, TO, 0x00, 5);
+            assert_eq!(
+                out,
+                ReportOutcome::Matched {
+                    message_id: m.id.clone(),
+                    part: 1,
+                    status: Status::Delivered,
+                    changed: true,
+                    final_for_part: true,
+                }
+            );
+            let got = store.get(&m.id).unwrap().unwrap();
+            assert_eq!(got.status, Status::Delivered);
+            assert!(got.delivered_at.is_some());
+            assert_eq!(got.part_status[0].status, PartStatus::Delivered);
+            let events = store.events(&m.id).unwrap();
+            let last = events.last().unwrap();
+            assert_eq!(last.kind, "delivery_report");
+            assert_eq!(last.status, Status::Delivered);
+            let data = last.data.as_ref().unwrap();
+            assert_eq!(data["tp_st"], 0);
+            assert_eq!(data["message_reference"], 17);
+            assert_eq!(data["part"], 1);
+            assert_eq!(data["category"], "delivered");
+            assert!(data["discharge_time"].is_string() && data["smsc_timestamp"].is_string());
+            assert!(store.history(&m.id).unwrap().is_some(), "the chain holds");
+            assert_eq!(store.reports_awaited(), 0, "a final report removes the row");
+            let counts = counts(store);
+            assert_eq!((counts[&Status::Sent], counts[&Status::Delivered]), (0, 1));
+        });
+    }
+
+    #[test]
+    fn the_newest_send_with_a_wrapped_reference_gets_the_report() {
+        on_both(|store| {
+            let now = Utc::now();
+            // 256 sends apart, both TP-MR 5, same recipient.
+            let old = sent(store, TO, &[5], now - TimeDelta::hours(3));
+            let new = sent(store, TO, &[5], now - TimeDelta::minutes(1));
+            let out = apply(store, 5, TO, 0x00, 1);
+            assert!(
+                matches!(&out, ReportOutcome::Matched { message_id, .. } if *message_id == new.id),
+                "{out:?}"
+            );
+            assert_eq!(status_of(store, &new.id), Status::Delivered);
+            assert_eq!(status_of(store, &old.id), Status::Sent);
+            // A part sent longer ago than REPORT_MAX_AGE is not matched; the sweep removes it.
+            let ancient = sent(store, "+12025550999", &[9], now - TimeDelta::days(8));
+            let out = apply(store, 9, "+12025550999", 0x00, 1);
+            assert!(
+                matches!(&out, ReportOutcome::Unmatched { reason, .. } if reason.contains("no part sent on sim0 in the last 7 days")),
+                "{out:?}"
+            );
+            assert_eq!(status_of(store, &ancient.id), Status::Sent);
+            assert_eq!(store.sweep_reports(now - REPORT_MAX_AGE).unwrap(), 1);
+            assert_eq!(store.reports_awaited(), 1, "the recent one stays");
+        });
+    }
+
+    #[test]
+    fn another_recipient_is_unmatched_and_kept() {
+        on_both(|store| {
+            let m = sent(store, TO, &[42], Utc::now());
+            let out = apply(store, 42, "+12025550999", 0x00, 1);
+            let ReportOutcome::Unmatched { id, reason } = out else {
+                panic!("{out:?}")
+            };
+            assert!(reason.contains("another recipient"), "{reason}");
+            assert_eq!(status_of(store, &m.id), Status::Sent);
+            assert_eq!(store.unmatched_report_count(), 1);
+            let list = store.unmatched_reports(10, None).unwrap();
+            assert_eq!(list.len(), 1);
+            let u = &list[0];
+            assert_eq!(u.id, id);
+            assert_eq!(
+                (u.modem.as_str(), u.message_reference, u.tp_st),
+                ("sim0", Some(42), Some(0))
+            );
+            assert_eq!(u.recipient.as_deref(), Some("+12025550999"));
+            // No candidate at all.
+            let out = apply(store, 43, TO, 0x00, 1);
+            assert!(
+                matches!(&out, ReportOutcome::Unmatched { reason, .. } if reason.contains("TP-MR 43")),
+                "{out:?}"
+            );
+            assert_eq!(store.unmatched_report_count(), 2);
+            assert_eq!(store.reports_awaited(), 1);
+        });
+    }
+
+    #[test]
+    fn national_format_recipients_match_by_trailing_digits() {
+        on_both(|store| {
+            let m = sent(store, TO, &[3], Utc::now());
+            assert!(matches!(
+                apply(store, 3, "2025550123", 0x00, 1),
+                ReportOutcome::Matched { .. }
+            ));
+            assert_eq!(status_of(store, &m.id), Status::Delivered);
+        });
+    }
+
+    #[test]
+    fn three_parts_are_delivered_when_all_three_are() {
+        on_both(|store| {
+            let m = sent(store, TO, &[254, 255, 0], Utc::now());
+            assert_eq!(store.reports_awaited(), 3);
+            for (i, mr) in [(0, 0u8), (1, 254)] {
+                let out = apply(store, mr, TO, 0x00, i);
+                assert!(
+                    matches!(
+                        out,
+                        ReportOutcome::Matched {
+                            status: Status::Sent,
+                            changed: true,
+                            ..
+                        }
+                    ),
+                    "{out:?}"
+                );
+            }
+            let mid = store.get(&m.id).unwrap().unwrap();
+            assert_eq!(mid.status, Status::Sent);
+            assert!(mid.delivered_at.is_none());
+            let statuses: Vec<_> = mid.part_status.iter().map(|p| p.status.as_str()).collect();
+            assert_eq!(statuses, ["delivered", "sent", "delivered"]);
+            let out = apply(store, 255, TO, 0x00, 2);
+            assert!(
+                matches!(
+                    out,
+                    ReportOutcome::Matched {
+                        part: 2,
+                        status: Status::Delivered,
+                        ..
+                    }
+                ),
+                "{out:?}"
+            );
+            let done = store.get(&m.id).unwrap().unwrap();
+            assert_eq!(done.status, Status::Delivered);
+            assert!(
+                done.part_status
+                    .iter()
+                    .all(|p| p.status == PartStatus::Delivered)
+            );
+            let reports = store
+                .events(&m.id)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind == "delivery_report")
+                .count();
+            assert_eq!(reports, 3);
+            assert_eq!(store.reports_awaited(), 0);
+        });
+    }
+
+    #[test]
+    fn a_permanent_failure_fails_the_message_with_the_reason() {
+        on_both(|store| {
+            let m = sent(store, TO, &[10, 11], Utc::now());
+            let out = apply(store, 11, TO, 0x61, 1);
+            assert!(
+                matches!(
+                    out,
+                    ReportOutcome::Matched {
+                        part: 2,
+                        status: Status::Failed,
+                        final_for_part: true,
+                        ..
+                    }
+                ),
+                "{out:?}"
+            );
+            let failed = store.get(&m.id).unwrap().unwrap();
+            assert_eq!(failed.status, Status::Failed);
+            assert_eq!(
+                failed.status_reason.as_deref(),
+                Some("delivery failed: recipient busy (TP-ST 0x61)")
+            );
+            assert_eq!(failed.part_status[1].status, PartStatus::Failed);
+            // The other part's report still lands in the history; the status stays failed.
+            let out = apply(store, 10, TO, 0x00, 2);
+            assert!(
+                matches!(
+                    out,
+                    ReportOutcome::Matched {
+                        part: 1,
+                        status: Status::Failed,
+                        changed: true,
+                        ..
+                    }
+                ),
+                "{out:?}"
+            );
+            let after = store.get(&m.id).unwrap().unwrap();
+            assert_eq!(after.status, Status::Failed);
+            assert_eq!(after.status_reason, failed.status_reason);
+            assert_eq!(after.part_status[0].status, PartStatus::Delivered);
+            assert!(after.delivered_at.is_none());
+            let last = store.events(&m.id).unwrap().pop().unwrap();
+            assert_eq!(last.kind, "delivery_report");
+            assert!(
+                last.reason
+                    .unwrap()
+                    .contains("after the message became failed")
+            );
+            // Validity expired: the same kind of failure, another reason.
+            let m2 = sent(store, TO, &[20], Utc::now());
+            let out = apply(store, 20, TO, 0x46, 1);
+            assert!(matches!(
+                out,
+                ReportOutcome::Matched {
+                    status: Status::Failed,
+                    ..
+                }
+            ));
+            assert_eq!(
+                store.get(&m2.id).unwrap().unwrap().status_reason.as_deref(),
+                Some("delivery failed: validity period expired (TP-ST 0x46)")
+            );
+            assert_eq!(counts(store)[&Status::Failed], 2);
+        });
+    }
+
+    #[test]
+    fn requeue_drops_the_old_attempts_awaited_parts() {
+        on_both(|store| {
+            let m = sent(store, TO, &[30, 31, 32], Utc::now());
+            apply(store, 30, TO, 0x41, 1);
+            assert_eq!(
+                store.reports_awaited(),
+                2,
+                "the other parts still await theirs"
+            );
+            store
+                .update(&m.id, |m| {
+                    m.status = Status::Queued;
+                    Some("requeued")
+                })
+                .unwrap();
+            assert_eq!(store.reports_awaited(), 0);
+            let out = apply(store, 31, TO, 0x00, 1);
+            assert!(matches!(out, ReportOutcome::Unmatched { .. }), "{out:?}");
+            assert_eq!(status_of(store, &m.id), Status::Queued);
+        });
+    }
+
+    #[test]
+    fn a_pending_report_is_history_and_the_message_stays_sent() {
+        on_both(|store| {
+            let m = sent(store, TO, &[7], Utc::now());
+            let out = apply(store, 7, TO, 0x21, 1);
+            assert!(
+                matches!(
+                    out,
+                    ReportOutcome::Matched {
+                        status: Status::Sent,
+                        changed: true,
+                        final_for_part: false,
+                        ..
+                    }
+                ),
+                "{out:?}"
+            );
+            let got = store.get(&m.id).unwrap().unwrap();
+            assert_eq!(
+                (got.status, got.part_status[0].status.as_str()),
+                (Status::Sent, "sent")
+            );
+            let last = store.events(&m.id).unwrap().pop().unwrap();
+            assert_eq!(last.kind, "delivery_report");
+            assert_eq!(last.data.as_ref().unwrap()["category"], "pending");
+            assert!(last.reason.unwrap().contains("recipient busy"));
+            assert_eq!(
+                store.reports_awaited(),
+                1,
+                "still waiting for the final report"
+            );
+            // The final one follows.
+            assert!(matches!(
+                apply(store, 7, TO, 0x00, 9),
+                ReportOutcome::Matched {
+                    status: Status::Delivered,
+                    ..
+                }
+            ));
+            assert_eq!(store.reports_awaited(), 0);
+        });
+    }
+
+    #[test]
+    fn the_same_pdu_twice_is_counted_once() {
+        on_both(|store| {
+            let m = sent(store, TO, &[1, 2], Utc::now());
+            let (pdu, r) = report(1, TO, 0x00, 1);
+            let now = Utc::now();
+            assert!(matches!(
+                store.apply_status_report("sim0", &r, &pdu, now).unwrap(),
+                ReportOutcome::Matched { .. }
+            ));
+            let len = store.get(&m.id).unwrap().unwrap().history_len;
+            assert_eq!(
+                store.apply_status_report("sim0", &r, &pdu, now).unwrap(),
+                ReportOutcome::Duplicate
+            );
+            assert_eq!(store.get(&m.id).unwrap().unwrap().history_len, len);
+            // An unmatched one, twice: stored once.
+            let (pdu, r) = report(99, TO, 0x00, 1);
+            assert!(matches!(
+                store.apply_status_report("sim0", &r, &pdu, now).unwrap(),
+                ReportOutcome::Unmatched { .. }
+            ));
+            assert_eq!(
+                store.apply_status_report("sim0", &r, &pdu, now).unwrap(),
+                ReportOutcome::Duplicate
+            );
+            assert_eq!(
+                store
+                    .keep_unreadable_report("sim0", &pdu, "again", now)
+                    .unwrap(),
+                ReportOutcome::Duplicate
+            );
+            assert_eq!(store.unmatched_report_count(), 1);
+        });
+    }
+
+    #[tokio::test]
+    async fn the_awaited_parts_and_the_unmatched_survive_a_restart() {
+        for place in places() {
+            let (id, pdu, r) = {
+                let store = place.open();
+                let m = sent(&store, TO, &[50, 51], Utc::now());
+                assert!(matches!(
+                    apply(&store, 50, TO, 0x00, 1),
+                    ReportOutcome::Matched { .. }
+                ));
+                let (pdu, r) = report(52, TO, 0x00, 1);
+                store
+                    .apply_status_report("sim0", &r, &pdu, Utc::now())
+                    .unwrap();
+                store.durable().await.unwrap();
+                (m.id, pdu, r)
+            };
+            let store = place.open();
+            assert_eq!(store.reports_awaited(), 1, "{}", place.name());
+            assert_eq!(store.unmatched_report_count(), 1);
+            // Offered again after the restart (never deleted from the SIM): not twice.
+            assert_eq!(
+                store
+                    .apply_status_report("sim0", &r, &pdu, Utc::now())
+                    .unwrap(),
+                ReportOutcome::Duplicate
+            );
+            assert!(matches!(
+                apply(&store, 51, TO, 0x00, 2),
+                ReportOutcome::Matched {
+                    status: Status::Delivered,
+                    ..
+                }
+            ));
+            assert_eq!(status_of(&store, &id), Status::Delivered);
+            assert_eq!(counts(&store)[&Status::Delivered], 1);
+        }
+    }
+
+    /// A modem moved to another gateway: that gateway matches the reports on the parts the
+    /// first one sent, by the modem's name.
+    #[test]
+    fn a_report_matches_a_part_another_gateway_sent() {
+        let Some(url) = testdb::database() else {
+            return;
+        };
+        let a = Store::connect(&url, Vec::new()).unwrap();
+        let b = Store::connect(&url, Vec::new()).unwrap();
+        let m = sent(&a, TO, &[77, 78], Utc::now());
+        assert_eq!(b.reports_awaited(), 2);
+        let out = apply(&b, 78, TO, 0x00, 1);
+        assert!(
+            matches!(&out, ReportOutcome::Matched { message_id, part: 2, .. } if *message_id == m.id),
+            "{out:?}"
+        );
+        assert_eq!(a.reports_awaited(), 1);
+        // Not on another modem with the same TP-MR.
+        let (pdu, r) = report(77, TO, 0x00, 2);
+        let out = b.apply_status_report("sim1", &r, &pdu, Utc::now()).unwrap();
+        assert!(matches!(out, ReportOutcome::Unmatched { .. }), "{out:?}");
+        assert!(matches!(
+            apply(&a, 77, TO, 0x00, 2),
+            ReportOutcome::Matched {
+                status: Status::Delivered,
+                ..
+            }
+        ));
+        assert_eq!(status_of(&b, &m.id), Status::Delivered);
+    }
+
+    /// The same report applied by two gateways at once is applied once: the other sees a
+    /// duplicate.
+    #[test]
+    fn the_same_report_on_two_gateways_at_once_is_applied_once() {
+        let Some(url) = testdb::database() else {
+            return;
+        };
+        let gateways: Vec<Store> = (0..2)
+            .map(|_| Store::connect(&url, Vec::new()).unwrap())
+            .collect();
+        for round in 0..10u8 {
+            // Pending first (the row stays), then final: both kinds race.
+            let code = if round % 2 == 0 { 0x21 } else { 0x00 };
+            let m = sent(&gateways[0], TO, &[100 + round], Utc::now());
+            let (pdu, r) = report(100 + round, TO, code, u32::from(round));
+            let now = Utc::now();
+            let barrier = std::sync::Barrier::new(2);
+            let outs: Vec<ReportOutcome> = std::thread::scope(|s| {
+                let handles: Vec<_> = gateways
+                    .iter()
+                    .map(|g| {
+                        let (barrier, pdu, r) = (&barrier, &pdu, &r);
+                        s.spawn(move || {
+                            barrier.wait();
+                            g.apply_status_report("sim0", r, pdu, now).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let matched = outs
+                .iter()
+                .filter(|o| matches!(o, ReportOutcome::Matched { .. }))
+                .count();
+            let duplicate = outs
+                .iter()
+                .filter(|o| **o == ReportOutcome::Duplicate)
+                .count();
+            assert_eq!((matched, duplicate), (1, 1), "round {round}: {outs:?}");
+            let reports = gateways[1]
+                .events(&m.id)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind == "delivery_report")
+                .count();
+            assert_eq!(reports, 1, "round {round}");
+            assert_eq!(gateways[1].unmatched_report_count(), 0);
+        }
+        assert_eq!(
+            gateways[0].reports_awaited(),
+            5,
+            "the pending ones still await"
+        );
+    }
+
+    /// A report PDU as the modem gives it, and its decoding.
+    fn report(mr: u8, to: &str, code: u8, second: u32) -> (Vec<u8>, StatusReport) {
         let ra = Address::parse_number("to", to).unwrap();
         let smsc = Address::parse_number("smsc", "+15550000000").unwrap();
         let scts = DateTime::parse_from_rfc3339("2026-03-02T10:00:00+01:00").unwrap();
         let dt = scts + TimeDelta::seconds(i64::from(second));
-        let pdu = encode_status_report(Some(&smsc), mr, &ra, &scts, &dt, 0x00);
+        let pdu = encode_status_report(Some(&smsc), mr, &ra, &scts, &dt, code);
         let Ok(Pdu::StatusReport(r)) = sms::decode(&pdu, true) else {
             panic!("not a status report")
         };
@@ -260,7 +1018,7 @@ mod tests {
             return;
         };
         let store = PgStore::connect(&url, Vec::new()).unwrap();
-        let (pdu, r) = report(42, "+12025550999", 1);
+        let (pdu, r) = report(42, "+12025550999", 0x00, 1);
         let now = Utc::now();
         let out = store
             .keep_unmatched("sim0", Some(&r), &pdu, "nothing sent", now)

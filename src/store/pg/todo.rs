@@ -5,11 +5,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::sms::StatusReport;
-
 use super::PgStore;
 use crate::store::history::*;
-use crate::store::reports::*;
 use crate::store::tombstones::*;
 use crate::store::*;
 
@@ -53,24 +50,6 @@ impl PgStore {
         _limit: usize,
     ) -> Result<SweepStep, StoreError> {
         Err(not_yet("remove_finished_messages"))
-    }
-
-    pub fn apply_status_report(
-        &self,
-        _modem: &str,
-        _report: &StatusReport,
-        _pdu: &[u8],
-        _now: DateTime<Utc>,
-    ) -> Result<ReportOutcome, StoreError> {
-        Err(not_yet("apply_status_report"))
-    }
-
-    pub fn sweep_reports(&self, _cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
-        Err(not_yet("sweep_reports"))
-    }
-
-    pub fn reports_awaited(&self) -> usize {
-        0
     }
 
     pub fn tombstones_on(&self, _day: NaiveDate) -> Result<TombstoneDay, StoreError> {

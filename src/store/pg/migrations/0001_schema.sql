@@ -112,6 +112,7 @@ CREATE TABLE reports_awaited (
     PRIMARY KEY (modem, mr, message_id, part)
 );
 CREATE INDEX reports_awaited_message ON reports_awaited (message_id);
+CREATE INDEX reports_awaited_sent ON reports_awaited (sent_at);
 
 -- Status reports that matched no sent part, by ULID (byte order: arrival order).
 CREATE TABLE reports_unmatched (
