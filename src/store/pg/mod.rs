@@ -15,6 +15,7 @@
 
 mod audit;
 mod body;
+mod erasure;
 mod idempotency;
 mod inbound;
 mod messages;
@@ -23,10 +24,12 @@ mod notify;
 mod optout;
 mod outbox;
 mod reports;
+mod retention;
 mod templates;
 #[doc(hidden)]
 pub mod testdb;
 mod todo;
+mod tombstones;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -5,15 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::sms::StatusReport;
 
 use super::PgStore;
-use crate::store::history::*;
 use crate::store::plans::*;
 use crate::store::reports::*;
-use crate::store::tombstones::*;
 use crate::store::*;
 
 fn not_yet(what: &str) -> StoreError {
@@ -29,43 +27,6 @@ impl PgStore {
         _actor: Option<&str>,
     ) -> Result<Option<(Plan, R)>, StoreError> {
         Err(not_yet("change_plan"))
-    }
-
-    pub fn erase_number(&self, _number: &str, _now: DateTime<Utc>) -> Result<Erased, StoreError> {
-        Err(not_yet("erase_number"))
-    }
-
-    pub fn verify_all_histories(&self) -> Result<VerifyReport, StoreError> {
-        Err(not_yet("verify_all_histories"))
-    }
-
-    pub fn remove_message(
-        &self,
-        _id: &str,
-        _reason: &str,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<Message>, StoreError> {
-        Err(not_yet("remove_message"))
-    }
-
-    pub fn redact_finished_texts(
-        &self,
-        _cutoff: DateTime<Utc>,
-        _now: DateTime<Utc>,
-        _after: Option<&[u8]>,
-        _limit: usize,
-    ) -> Result<SweepStep, StoreError> {
-        Err(not_yet("redact_finished_texts"))
-    }
-
-    pub fn remove_finished_messages(
-        &self,
-        _cutoff: DateTime<Utc>,
-        _now: DateTime<Utc>,
-        _after: Option<&[u8]>,
-        _limit: usize,
-    ) -> Result<SweepStep, StoreError> {
-        Err(not_yet("remove_finished_messages"))
     }
 
     pub fn create_plan(
@@ -110,27 +71,5 @@ impl PgStore {
 
     pub fn reports_awaited(&self) -> usize {
         0
-    }
-
-    pub fn tombstones_on(&self, _day: NaiveDate) -> Result<TombstoneDay, StoreError> {
-        Err(not_yet("tombstones_on"))
-    }
-
-    pub fn verify_tombstones(&self) -> Result<(u64, Vec<(String, String)>), StoreError> {
-        Err(not_yet("verify_tombstones"))
-    }
-
-    pub fn tombstones_len(&self) -> usize {
-        0
-    }
-
-    pub fn redact_text(
-        &self,
-        _id: &str,
-        _reason: &str,
-        _actor: Option<&str>,
-        _now: DateTime<Utc>,
-    ) -> Result<Redacted, StoreError> {
-        Err(not_yet("redact_text"))
     }
 }
