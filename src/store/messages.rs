@@ -228,38 +228,14 @@ impl SledStore {
             let Some(v) = tm.get(key)? else {
                 return Ok(Redacted::NotFound);
             };
-            let mut m = decode_message(&key, &v).map_err(abort)?;
+            let m = decode_message(&key, &v).map_err(abort)?;
             if m.redacted.is_some() {
                 return Ok(Redacted::Already(Box::new(m)));
             }
-            let accepted_hash = first_event_hash(&m).map_err(abort)?;
-            let prev = match m.history_len {
-                0 => Some(accepted_hash.clone()),
-                _ => m.history_hash.clone(),
-            };
-            let text_sha256 = sha256_hex(m.text.as_bytes());
-            m.text = String::new();
-            m.redacted = Some(crate::domain::Redaction {
-                at: now,
-                text_sha256: text_sha256.clone(),
-                accepted_hash,
-            });
-            m.history_len += 1;
-            let event = Event {
-                seq: m.history_len,
-                at: now,
-                status: m.status,
-                reason: Some(reason.to_string()),
-                kind: "text_redacted".into(),
-                data: Some(serde_json::json!({ "text_sha256": text_sha256 })),
-                prev,
-                actor: actor.map(str::to_string),
-            };
-            let bytes = encode(&event).map_err(abort)?;
-            m.history_hash = Some(sha256_hex(&bytes));
-            te.insert(event_key(&key, event.seq), bytes)?;
-            tm.insert(&key[..], encode(&m).map_err(abort)?)?;
-            Ok::<_, Tx>(Redacted::Now(Box::new(m)))
+            let c = redaction(&m, reason, actor, now).map_err(abort)?;
+            te.insert(event_key(&key, c.event.seq), c.event_json.as_slice())?;
+            tm.insert(&key[..], encode(&c.new).map_err(abort)?)?;
+            Ok::<_, Tx>(Redacted::Now(Box::new(c.new)))
         })?;
         Ok(r)
     }
@@ -284,15 +260,7 @@ impl SledStore {
                 return Ok(None);
             };
             let m = decode_message(&key, &seen)?;
-            let tomb = self.next_tombstone(super::tombstones::Tombstone {
-                message_id: m.id.clone(),
-                removed_at: now,
-                reason: reason.to_string(),
-                status: m.status,
-                created_at: m.created_at,
-                history_hash: m.history_hash.clone(),
-                prev: None,
-            })?;
+            let tomb = self.next_tombstone(super::tombstones::Tombstone::of(&m, reason, now))?;
             let r = (
                 &i.messages,
                 &i.due,
@@ -427,6 +395,52 @@ impl SledStore {
         }
         Ok(SweepStep { done, next })
     }
+}
+
+/// The redaction of `m`'s text at `now` (see [`SledStore::redact_text`]), worked out once for
+/// both backends: the text replaced by its SHA-256, and a `text_redacted` entry chained to the
+/// history's head. The status and `updated_at` stay.
+pub(crate) fn redaction(
+    m: &Message,
+    reason: &str,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Change, StoreError> {
+    let mut new = m.clone();
+    let accepted_hash = first_event_hash(m)?;
+    let prev = match m.history_len {
+        0 => Some(accepted_hash.clone()),
+        _ => m.history_hash.clone(),
+    };
+    let text_sha256 = sha256_hex(m.text.as_bytes());
+    new.text = String::new();
+    new.redacted = Some(crate::domain::Redaction {
+        at: now,
+        text_sha256: text_sha256.clone(),
+        accepted_hash,
+    });
+    new.history_len += 1;
+    let event = Event {
+        seq: new.history_len,
+        at: now,
+        status: new.status,
+        reason: Some(reason.to_string()),
+        kind: "text_redacted".into(),
+        data: Some(serde_json::json!({ "text_sha256": text_sha256 })),
+        prev,
+        actor: actor.map(str::to_string),
+    };
+    let event_json = encode(&event)?;
+    new.history_hash = Some(sha256_hex(&event_json));
+    Ok(Change {
+        old: m.clone(),
+        new,
+        event,
+        event_json,
+        awaiting: Vec::new(),
+        sent_at: now,
+        not_awaiting: Vec::new(),
+    })
 }
 
 /// Attempts at removing a message that keeps changing under the removal.

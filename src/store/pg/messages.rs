@@ -358,7 +358,7 @@ impl PgStore {
         Ok(())
     }
 
-    fn ids_where(&self, cond: &str, value: &str) -> Result<Vec<String>, StoreError> {
+    pub(super) fn ids_where(&self, cond: &str, value: &str) -> Result<Vec<String>, StoreError> {
         self.run(async {
             let c = self.client().await?;
             let rows = c

@@ -15,6 +15,7 @@
 
 mod audit;
 mod body;
+mod erasure;
 mod idempotency;
 mod inbound;
 mod leases;
@@ -25,10 +26,11 @@ mod optout;
 mod outbox;
 mod plans;
 mod reports;
+mod retention;
 mod templates;
 #[doc(hidden)]
 pub mod testdb;
-mod todo;
+mod tombstones;
 
 use std::future::Future;
 use std::sync::Arc;

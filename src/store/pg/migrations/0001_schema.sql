@@ -156,14 +156,17 @@ CREATE TABLE hourly (
     PRIMARY KEY (hour, modem)
 );
 
--- What is left of a message removed whole, chained per day.
+-- What is left of a message removed whole, chained per day (days since 1970-01-01, UTC):
+-- each links to the day's one before it by the SHA-256 of its text. `json`, not `jsonb`: the
+-- hash is of the text exactly as stored. A day's head is taken under an advisory lock.
 CREATE TABLE tombstones (
     day integer NOT NULL,
     seq bigint NOT NULL,
     message_id text NOT NULL,
-    body jsonb NOT NULL,
+    body json NOT NULL,
     PRIMARY KEY (day, seq)
 );
+CREATE SEQUENCE tombstones_seq AS bigint START 1;
 
 -- Admin actions through the API, hash-chained, by ULID.
 CREATE TABLE audit (
