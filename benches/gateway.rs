@@ -47,6 +47,7 @@ async fn gateway(
         listen: "127.0.0.1:0".parse().unwrap(),
         store_path: store,
         store_url: None,
+        lease_ttl: smsgate::store::lease::DEFAULT_TTL,
         cache_mb: 32,
         keys: vec![ApiKey::from_token("bench", TOKEN)],
         modems: modems.into_iter().map(Into::into).collect(),

@@ -10,12 +10,24 @@
 //! - a modem whose port, PIN, timeouts or other driver settings changed is stopped that way and
 //!   started again.
 //!
+//! With a store several gateways share (PostgreSQL), a modem is driven by one gateway at a
+//! time: the holder of its lease (`modem:<name>`, see [`crate::store::lease`]). A configured
+//! modem whose lease another gateway holds stands by, its port closed; every third of the
+//! lease's time the holder renews it and the others ask again, so when the holder stops (or
+//! loses the database for half the lease's time, and stops the modem itself) another gateway
+//! configured with the same modem takes it over once the lease has expired. Before its worker
+//! starts, the messages the last holder left `sending` on it become `unknown`. A gateway that
+//! stops cleanly gives its leases up: the others take over at once. The same name means the
+//! same modem on every gateway of one database.
+//!
 //! `[[api_keys]]` is reloaded too (for `serve`): keys added work at once, keys removed or past
 //! their `expires_at` stop working at once (and so do the admin page's sessions they started),
 //! and a key's new scopes apply to its next request. Other sections take effect at the next
 //! start.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,6 +37,7 @@ pub use crate::api::admin::{ReloadError, ReloadRequest, ReloadSummary};
 use crate::api::{ApiKey, KeyRing};
 use crate::dispatch::{Clock, Dispatcher, ModemPolicy};
 use crate::modem::{self, BalanceCheck, ModemConfig, ModemEvent, ModemHandle, ModemState};
+use crate::store::lease::{self, Hold};
 use crate::webhook::{EventType, Webhooks};
 
 /// Where a reload reads the modems from (the configuration file, for `serve`).
@@ -81,6 +94,10 @@ struct Running {
 /// The modems the gateway drives now.
 pub struct Fleet {
     running: Vec<Running>,
+    /// Configured modems another gateway drives (their leases are its).
+    standby: Vec<ModemSetup>,
+    /// When each running modem's lease was last renewed.
+    renewed: HashMap<String, Instant>,
     events: mpsc::Sender<ModemEvent>,
     dispatcher: Dispatcher,
     webhooks: Webhooks,
@@ -193,6 +210,8 @@ impl Fleet {
     ) -> Fleet {
         Fleet {
             running: Vec::new(),
+            standby: Vec::new(),
+            renewed: HashMap::new(),
             events,
             dispatcher,
             webhooks,
@@ -218,8 +237,42 @@ impl Fleet {
         Some((cancel, task))
     }
 
-    /// Starts a modem's driver and worker.
+    /// Starts a modem's driver and worker, once this gateway holds its lease (at once with a
+    /// store of its own); else it stands by.
     pub fn start(&mut self, cfg: ModemSetup) {
+        let store = self.dispatcher.store();
+        if !store.is_shared() {
+            self.start_now(cfg);
+            return;
+        }
+        let name = cfg.name().to_string();
+        match store.hold(&lease::modem_lease(&name)) {
+            Ok(Hold::Mine { fresh, from }) => {
+                if let Some(from) = from {
+                    tracing::warn!(modem = %name, from = %from, "taking the modem over: its gateway stopped renewing its lease");
+                }
+                if fresh && let Err(e) = self.dispatcher.recover_modem(&name) {
+                    // Its worker waits: a message still `sending` on it must not be left so.
+                    tracing::error!(modem = %name, error = %e, "cannot look for messages left sending on the modem; standing by");
+                    let _ = store.let_go(&lease::modem_lease(&name));
+                    self.standby.push(cfg);
+                    return;
+                }
+                self.renewed.insert(name, Instant::now());
+                self.start_now(cfg);
+            }
+            Ok(Hold::Theirs { holder, until }) => {
+                tracing::info!(modem = %name, gateway = %holder, until = %until.to_rfc3339(), "another gateway drives the modem: standing by");
+                self.standby.push(cfg);
+            }
+            Err(e) => {
+                tracing::warn!(modem = %name, error = %e, "cannot ask for the modem's lease: standing by");
+                self.standby.push(cfg);
+            }
+        }
+    }
+
+    fn start_now(&mut self, cfg: ModemSetup) {
         let driver_cancel = CancellationToken::new();
         let (handle, driver) = modem::spawn(
             cfg.driver.clone(),
@@ -240,6 +293,70 @@ impl Fleet {
             worker,
             balance,
         });
+    }
+
+    /// Renews the leases of the running modems and asks again for those standing by (with a
+    /// shared store; every third of the lease's time). A modem whose lease another gateway
+    /// now holds, or that could not be renewed for half the lease's time (the database is
+    /// away: another gateway may take it over when it expires), is stopped and stands by.
+    /// Returns whether the running modems changed.
+    pub async fn renew(&mut self) -> bool {
+        let store = self.dispatcher.store().clone();
+        if !store.is_shared() {
+            return false;
+        }
+        let mut changed = false;
+        let mut i = 0;
+        while i < self.running.len() {
+            let name = self.running[i].cfg.name().to_string();
+            let lost = match store.hold(&lease::modem_lease(&name)) {
+                Ok(Hold::Mine { .. }) => {
+                    self.renewed.insert(name.clone(), Instant::now());
+                    None
+                }
+                Ok(Hold::Theirs { holder, .. }) => {
+                    Some(format!("gateway {holder} holds its lease now"))
+                }
+                Err(e) => {
+                    let since = self
+                        .renewed
+                        .get(&name)
+                        .map_or(Duration::MAX, Instant::elapsed);
+                    (since > store.lease_ttl() / 2).then(|| {
+                        format!(
+                            "its lease could not be renewed for {}s: {e}",
+                            since.as_secs()
+                        )
+                    })
+                }
+            };
+            match lost {
+                None => i += 1,
+                Some(why) => {
+                    tracing::warn!(modem = %name, "stopping the modem: {why}");
+                    let r = self.running.remove(i);
+                    self.renewed.remove(&name);
+                    let cfg = r.cfg.clone();
+                    Fleet::stop(r).await;
+                    self.standby.push(cfg);
+                    changed = true;
+                }
+            }
+        }
+        for cfg in std::mem::take(&mut self.standby) {
+            let before = self.running.len();
+            self.start(cfg);
+            changed |= self.running.len() != before;
+        }
+        if changed {
+            self.dispatcher.notify();
+        }
+        changed
+    }
+
+    /// The configured modems another gateway drives.
+    pub fn standing_by(&self) -> Vec<String> {
+        self.standby.iter().map(|c| c.name().to_string()).collect()
     }
 
     async fn stop(r: Running) {
@@ -272,6 +389,31 @@ impl Fleet {
     /// Brings the running modems to `wanted` (see the module's description).
     pub async fn apply(&mut self, wanted: Vec<ModemSetup>) -> ReloadSummary {
         let mut summary = ReloadSummary::default();
+        // Modems standing by are reconfigured in place (or dropped): their leases decide when
+        // they start.
+        let standby = std::mem::take(&mut self.standby);
+        let wanted: Vec<ModemSetup> = wanted
+            .into_iter()
+            .filter(
+                |cfg| match standby.iter().find(|s| s.name() == cfg.name()) {
+                    Some(s) => {
+                        if s == cfg {
+                            summary.unchanged.push(cfg.name().to_string());
+                        } else {
+                            summary.updated.push(cfg.name().to_string());
+                        }
+                        self.standby.push(cfg.clone());
+                        false
+                    }
+                    None => true,
+                },
+            )
+            .collect();
+        for s in &standby {
+            if !self.standby.iter().any(|k| k.name() == s.name()) {
+                summary.removed.push(s.name().to_string());
+            }
+        }
         let mut old: Vec<Running> = std::mem::take(&mut self.running);
         let mut keep: Vec<Option<Running>> = Vec::with_capacity(wanted.len());
         let mut starts = Vec::new();
@@ -306,8 +448,10 @@ impl Fleet {
         }
         // Whatever is left is no longer configured.
         for r in old {
-            summary.removed.push(r.cfg.name().to_string());
+            let name = r.cfg.name().to_string();
+            summary.removed.push(name.clone());
             Fleet::stop(r).await;
+            self.let_go(&name);
         }
         // Back in configuration order.
         let mut starts = starts.into_iter();
@@ -326,9 +470,20 @@ impl Fleet {
         summary
     }
 
-    /// Stops every worker (each finishes the message in hand), then every driver.
+    /// Gives a stopped modem's lease up: another gateway may take it at once.
+    fn let_go(&mut self, name: &str) {
+        self.renewed.remove(name);
+        if let Err(e) = self.dispatcher.store().let_go(&lease::modem_lease(name)) {
+            tracing::warn!(modem = %name, error = %e, "cannot give the modem's lease up; it expires by itself");
+        }
+    }
+
+    /// Stops every worker (each finishes the message in hand), then every driver, and gives
+    /// their leases up.
     pub async fn stop_all(&mut self) {
+        self.standby.clear();
         let mut running = std::mem::take(&mut self.running);
+        let names: Vec<String> = running.iter().map(|r| r.cfg.name().to_string()).collect();
         for r in &mut running {
             r.worker_cancel.cancel();
             if let Some((c, t)) = r.balance.take() {
@@ -346,6 +501,9 @@ impl Fleet {
         }
         for (_, d) in drivers {
             let _ = d.await;
+        }
+        for name in names {
+            self.let_go(&name);
         }
     }
 }
@@ -388,6 +546,11 @@ pub async fn run(
         tracing::info!(added = ?summary.added, removed = ?summary.removed, restarted = ?summary.restarted, updated = ?summary.updated, "modems reloaded");
         Ok(summary)
     };
+    // With a shared store, leases are renewed (and asked for) every third of their time.
+    let shared = fleet.dispatcher.store().is_shared();
+    let mut renew = tokio::time::interval(fleet.dispatcher.store().lease_ttl() / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.reset();
     loop {
         let hup = async {
             match hangup.as_mut() {
@@ -403,6 +566,11 @@ pub async fn run(
                     tracing::error!(error = %e, "reload refused; the running modems are unchanged");
                 }
                 let _ = reply.send(r);
+            }
+            _ = renew.tick(), if shared => {
+                if fleet.renew().await {
+                    *modems_now.write().unwrap_or_else(|e| e.into_inner()) = fleet.handles();
+                }
             }
             Some(()) = hup => {
                 tracing::info!("SIGHUP: reloading the modems");

@@ -61,6 +61,9 @@ pub struct Gateway {
     pub store_url: Option<String>,
     /// Store cache in MiB.
     pub cache_mb: u64,
+    /// How long leases last unless renewed, with a store several gateways share
+    /// ([`crate::store::lease`]).
+    pub lease_ttl: std::time::Duration,
     /// API keys.
     pub keys: Vec<ApiKey>,
     /// Modems.
@@ -149,6 +152,7 @@ impl Gateway {
             store_path: cfg.storage.path.clone().unwrap_or_default(),
             store_url: cfg.storage.postgres_url().map(str::to_owned),
             cache_mb: cfg.storage.cache_mb,
+            lease_ttl: cfg.storage.lease_ttl,
             keys,
             modems: cfg.modem_setups(),
             api: ApiConfig {
@@ -300,7 +304,8 @@ impl Gateway {
             })?,
             None => Store::open_with(&self.store_path, self.cache_mb, vec![hears.notifier()])
                 .map_err(|e| anyhow::Error::new(StoreOpenError(e)))?,
-        };
+        }
+        .with_lease_ttl(self.lease_ttl);
         tracing::info!(
             backend = store.backend_name(),
             store = %store.location(),
@@ -357,7 +362,12 @@ impl Gateway {
                 .answering(Arc::new(inbox.clone()))
                 .run_worker(webhook_cancel.clone()),
         );
-        let handled = inbox.handle_pending().await;
+        // Replies stored but not acted on: one gateway of those sharing a store acts on them.
+        let handled = if store.does_job("inbound") {
+            inbox.handle_pending().await
+        } else {
+            0
+        };
         if handled > 0 {
             tracing::info!(
                 handled,
@@ -520,6 +530,10 @@ async fn sweep_retention(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
             _ = moved => {}
+        }
+        // One gateway of those sharing a store sweeps at a time.
+        if !store.does_job("retention") {
+            continue;
         }
         let now = clock.now();
         let st = store.clone();
@@ -742,6 +756,10 @@ async fn consume_events(
                 None => return,
             },
             _ = sweep.tick() => {
+                // One gateway of those sharing a store sweeps (and acts on what is pending).
+                if !store.does_job("inbound") {
+                    continue;
+                }
                 let now = clock.now();
                 let cutoff = now - chrono::Duration::from_std(reassembly_timeout).unwrap_or_default();
                 match store.release_stale_fragments(cutoff, now) {

@@ -30,6 +30,12 @@ pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sled=warn,axum=info"));
+    // The PostgreSQL driver logs every statement's parameters at `debug`: texts, numbers and
+    // callback URLs with their passwords. Never, whatever RUST_LOG says.
+    let filter = match "tokio_postgres=info".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     let journal = stderr_is_journal();
     // https://no-color.org: any non-empty NO_COLOR turns colour off.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -444,6 +450,7 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
         listen: args.listen,
         store_path: data.join("store"),
         store_url: None,
+        lease_ttl: crate::store::lease::DEFAULT_TTL,
         cache_mb: 32,
         keys: vec![ApiKey::from_token("demo", &token)],
         modems: vec![ModemConfig::new("simulated", sim.path().display().to_string()).into()],

@@ -26,6 +26,15 @@ pub struct StorageConfig {
     /// Memory the embedded store may use as cache, in MiB.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
+    /// With PostgreSQL: how long a gateway's lease on a modem (or on a job only one gateway
+    /// does) lasts unless renewed. The holder renews it every third of this; when it stops,
+    /// another gateway takes over once it has expired.
+    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    pub lease_ttl: std::time::Duration,
+}
+
+fn default_lease_ttl() -> std::time::Duration {
+    crate::store::lease::DEFAULT_TTL
 }
 
 /// `[storage] backend`

@@ -246,7 +246,13 @@ impl Dispatcher {
 
     /// After an unclean stop, messages found `sending` may already be on a phone: they become
     /// `unknown` (shown to the admin, never re-sent automatically). Returns how many.
+    ///
+    /// With a store several gateways share, the others' messages in `sending` are theirs to
+    /// send: each modem's are looked at when its lease is taken ([`Dispatcher::recover_modem`]).
     pub async fn recover(&self) -> Result<usize, StoreError> {
+        if self.store.is_shared() {
+            return Ok(0);
+        }
         let ids = self.store.ids_with_status(Status::Sending)?;
         for id in &ids {
             self.store.update(id, |m| m.interrupted().ok())?;
@@ -259,6 +265,41 @@ impl Dispatcher {
             );
         }
         Ok(ids.len())
+    }
+
+    /// The store the workers take their messages from.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The messages a crash left `sending` on `modem`, when this gateway takes the modem's
+    /// lease over (a gateway sharing the store stopped while sending through it): they may
+    /// already be on a phone, so they become `unknown`, as [`Dispatcher::recover`] does for
+    /// every message at the start of a gateway that has its store to itself. Called before
+    /// the modem's worker starts (its own claims are not touched); with a shared store each
+    /// change is committed when made. Returns how many.
+    pub fn recover_modem(&self, modem: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for id in self.store.ids_with_status(Status::Sending)? {
+            let on_it = |m: &mut Message| {
+                if m.modem.as_deref() == Some(modem) {
+                    m.interrupted().ok()
+                } else {
+                    None
+                }
+            };
+            if let Some((_, true)) = self.store.update(&id, on_it)? {
+                n += 1;
+            }
+        }
+        if n > 0 {
+            tracing::warn!(
+                count = n,
+                modem,
+                "messages left in sending on a modem whose gateway stopped are now unknown"
+            );
+        }
+        Ok(n)
     }
 
     /// Starts a worker for a modem, which joins the pool with `policy`. It stops when `cancel`

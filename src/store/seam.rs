@@ -40,6 +40,11 @@ pub struct Store {
     gateway: Arc<str>,
     /// The embedded store's leases (all this process's).
     local_leases: Arc<lease::LocalLeases>,
+    /// How long a lease lasts unless renewed.
+    lease_ttl: std::time::Duration,
+    /// When each job's lease was last asked for, and whether it was this gateway's: asked
+    /// again only after a sixth of the lease's time (a worker may ask on every wake-up).
+    jobs: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>>,
 }
 
 #[derive(Clone)]
@@ -71,6 +76,8 @@ impl Store {
             backend: Backend::Postgres(Arc::new(p)),
             gateway: lease::gateway_id().into(),
             local_leases: Arc::default(),
+            lease_ttl: lease::DEFAULT_TTL,
+            jobs: Arc::default(),
         })
     }
 
@@ -112,12 +119,58 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
-    /// Takes or renews lease `name` (see [`lease`]) for `ttl`. With the embedded store every
-    /// lease is this gateway's.
-    pub fn hold(&self, name: &str, ttl: std::time::Duration) -> Result<Hold, StoreError> {
+    /// This store with leases that last `ttl` unless renewed (`[storage] lease_ttl`).
+    pub fn with_lease_ttl(mut self, ttl: std::time::Duration) -> Store {
+        self.lease_ttl = ttl.max(std::time::Duration::from_secs(1));
+        self
+    }
+
+    /// How long a lease lasts unless renewed; holders renew every third of it.
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        self.lease_ttl
+    }
+
+    /// Takes or renews lease `name` (see [`lease`]). With the embedded store every lease is
+    /// this gateway's.
+    pub fn hold(&self, name: &str) -> Result<Hold, StoreError> {
         match &self.backend {
             Backend::Sled(_) => Ok(self.local_leases.hold(name)),
-            Backend::Postgres(p) => p.hold(name, &self.gateway, ttl),
+            Backend::Postgres(p) => p.hold(name, &self.gateway, self.lease_ttl),
+        }
+    }
+
+    /// Whether this gateway does job `job` now (see [`lease::job_lease`]): always with the
+    /// embedded store; with a shared one, while it holds the job's lease (taken or renewed by
+    /// this call, so call it at least every third of [`Store::lease_ttl`]; the answer is kept
+    /// for a sixth of it). `false` when the database does not answer.
+    pub fn does_job(&self, job: &str) -> bool {
+        let fresh_for = self.lease_ttl / 6;
+        if let Some((at, mine)) = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).get(job)
+            && at.elapsed() < fresh_for
+        {
+            return *mine;
+        }
+        let mine = self.ask_for_job(job);
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.to_string(), (std::time::Instant::now(), mine));
+        mine
+    }
+
+    fn ask_for_job(&self, job: &str) -> bool {
+        match self.hold(&lease::job_lease(job)) {
+            Ok(Hold::Mine {
+                from: Some(from), ..
+            }) => {
+                tracing::info!(job, from = %from, "taking the job over: its gateway stopped renewing its lease");
+                true
+            }
+            Ok(h) => h.is_mine(),
+            Err(e) => {
+                tracing::warn!(job, error = %e, "cannot ask for the job's lease");
+                false
+            }
         }
     }
 
@@ -1077,6 +1130,8 @@ impl From<SledStore> for Store {
             backend: Backend::Sled(s),
             gateway: lease::gateway_id().into(),
             local_leases: Arc::default(),
+            lease_ttl: lease::DEFAULT_TTL,
+            jobs: Arc::default(),
         }
     }
 }

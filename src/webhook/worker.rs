@@ -137,14 +137,27 @@ impl Webhooks {
         loop {
             let free = self.inner.max_in_flight.saturating_sub(running.len());
             let mut wake = None;
-            if free > 0 {
+            // With a store several gateways share, one of them delivers at a time (so each
+            // receiver gets its events in order); the others look again every third of the
+            // lease's time, and the holder renews it as often.
+            let store = &self.inner.store;
+            let mine = store.does_job("webhooks");
+            if store.is_shared() {
+                let ttl =
+                    TimeDelta::from_std(store.lease_ttl() / 3).unwrap_or(TimeDelta::seconds(5));
+                wake = Some(Utc::now() + ttl);
+            }
+            if free > 0 && mine {
                 match self.claim(free, &none) {
                     Ok((claims, next_at)) => {
                         for c in claims {
                             let this = self.clone();
                             running.spawn(async move { this.attempt(c).await });
                         }
-                        wake = next_at;
+                        wake = match (wake, next_at) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read the webhook outbox; trying again in 5s");

@@ -296,7 +296,7 @@ async fn secrets_never_reach_the_log() {
     let _ = tokio::time::timeout(Duration::from_secs(15), daemon.wait()).await;
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.len() > 10_000,
+        text.lines().filter(|l| l.contains("TRACE")).count() > 10,
         "a trace-level log was written ({} bytes)",
         text.len()
     );

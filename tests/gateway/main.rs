@@ -132,6 +132,8 @@ pub async fn start(store: PathBuf, sim: &SimHandle, tweak: impl FnOnce(&mut Gate
         store_path: store,
         store_url,
         cache_mb: 16,
+        // Short, so that a gateway started after another's crash takes the modem soon.
+        lease_ttl: Duration::from_secs(3),
         keys: vec![ApiKey::from_token("test", TOKEN)],
         modems: vec![modem_config(sim).into()],
         api: ApiConfig::default(),
