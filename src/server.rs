@@ -305,7 +305,12 @@ impl Gateway {
             None => Store::open_with(&self.store_path, self.cache_mb, vec![hears.notifier()])
                 .map_err(|e| anyhow::Error::new(StoreOpenError(e)))?,
         }
-        .with_lease_ttl(self.lease_ttl);
+        .with_lease_ttl(self.lease_ttl)
+        .with_gateway_id(format!(
+            "{}:{}",
+            crate::store::lease::host_name(),
+            listener.local_addr()?
+        ));
         tracing::info!(
             backend = store.backend_name(),
             store = %store.location(),
@@ -363,7 +368,7 @@ impl Gateway {
                 .run_worker(webhook_cancel.clone()),
         );
         // Replies stored but not acted on: one gateway of those sharing a store acts on them.
-        let handled = if store.does_job("inbound") {
+        let handled = if store.does_job("housekeeping") {
             inbox.handle_pending().await
         } else {
             0
@@ -757,8 +762,11 @@ async fn consume_events(
             },
             _ = sweep.tick() => {
                 // One gateway of those sharing a store sweeps (and acts on what is pending).
-                if !store.does_job("inbound") {
+                if !store.does_job("housekeeping") {
                     continue;
+                }
+                if let Err(e) = store.forget_stale_leases() {
+                    tracing::warn!(error = %e, "cannot remove expired leases");
                 }
                 let now = clock.now();
                 let cutoff = now - chrono::Duration::from_std(reassembly_timeout).unwrap_or_default();

@@ -269,6 +269,12 @@ impl Dispatcher {
         if self.ahead.take_cleared(&m.id) {
             return Ok(false);
         }
+        // One gateway of those sharing a store asks (the holder of the step's precheck lease);
+        // the others pass over the step meanwhile.
+        let lease = crate::store::lease::precheck_lease(&m.id);
+        if self.store.is_shared() && !self.store.hold(&lease)?.is_mine() {
+            return Ok(true);
+        }
         // Asked in a task of its own: this modem's worker goes on with other messages, and
         // the step is taken once the answer is in (the task wakes the workers).
         let d = self.clone();
@@ -280,13 +286,17 @@ impl Dispatcher {
             async move {
                 let answer = client.ask(&url, &plan, &msg, step).await;
                 tracing::info!(message_id = %msg.id, invoice = %plan.invoice, answer = ?answer, "precheck");
-                match d.answered(&msg, now, answer).await {
+                let go = match d.answered(&msg, now, answer).await {
                     Ok(go) => go,
                     Err(e) => {
                         tracing::error!(message_id = %msg.id, error = %e, "cannot record a precheck's answer; it is asked again");
                         false
                     }
+                };
+                if !go && let Err(e) = d.store.let_go(&lease) {
+                    tracing::debug!(message_id = %msg.id, error = %e, "the precheck's lease expires by itself");
                 }
+                go
             },
             {
                 let d = self.clone();

@@ -23,6 +23,12 @@ pub fn job_lease(job: &str) -> String {
     format!("job:{job}")
 }
 
+/// The lease of a reminder step's precheck (one gateway asks the billing system); it goes
+/// with the step (sent, or given up after an answer that holds it back).
+pub fn precheck_lease(message_id: &str) -> String {
+    format!("precheck:{message_id}")
+}
+
 /// What asking for a lease found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
@@ -66,15 +72,23 @@ pub struct Lease {
 /// How long a lease lasts unless renewed, by default; holders renew it every third of it.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15);
 
-/// This gateway's name among those sharing a store: host, process and a random part (a
-/// restarted process is a new holder).
-pub fn gateway_id() -> String {
+/// The host's name (`localhost` when it cannot be read).
+pub fn host_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
+    if host.is_empty() {
+        "localhost".into()
+    } else {
+        host
+    }
+}
+
+/// A name for a gateway that has no address of its own yet: host, process and a random part.
+pub fn gateway_id() -> String {
     format!(
         "{}:{}:{:04x}",
-        if host.is_empty() { "localhost" } else { &host },
+        host_name(),
         std::process::id(),
         fastrand::u16(..)
     )

@@ -108,7 +108,10 @@ impl Store {
         }
     }
 
-    /// This gateway's name among those sharing the store: what its leases are held by.
+    /// This gateway's name among those sharing the store: what its leases are held by. The
+    /// daemon names itself by its host and its HTTP address (no two processes listen on one
+    /// address), so a gateway restarted after a crash takes its own modems back at once, where
+    /// another gateway waits for the leases to expire.
     pub fn gateway_id(&self) -> &str {
         &self.gateway
     }
@@ -135,8 +138,30 @@ impl Store {
     pub fn hold(&self, name: &str) -> Result<Hold, StoreError> {
         match &self.backend {
             Backend::Sled(_) => Ok(self.local_leases.hold(name)),
-            Backend::Postgres(p) => p.hold(name, &self.gateway, self.lease_ttl),
+            Backend::Postgres(p) => {
+                let held = p.hold(name, &self.gateway, self.lease_ttl)?;
+                // First held by this process: fresh, even when the row already names this
+                // gateway (a previous run of it, killed, on the same host and address).
+                let first_here =
+                    matches!(self.local_leases.hold(name), Hold::Mine { fresh: true, .. });
+                Ok(match held {
+                    Hold::Mine { fresh: false, from } if first_here => {
+                        Hold::Mine { fresh: true, from }
+                    }
+                    Hold::Theirs { .. } => {
+                        self.local_leases.let_go(name);
+                        held
+                    }
+                    other => other,
+                })
+            }
         }
+    }
+
+    /// This store, holding its leases as `id` (see [`Store::gateway_id`]).
+    pub fn with_gateway_id(mut self, id: impl Into<Arc<str>>) -> Store {
+        self.gateway = id.into();
+        self
     }
 
     /// Whether this gateway does job `job` now (see [`lease::job_lease`]): always with the
@@ -181,7 +206,18 @@ impl Store {
                 self.local_leases.let_go(name);
                 Ok(())
             }
-            Backend::Postgres(p) => p.let_go(name, &self.gateway),
+            Backend::Postgres(p) => {
+                self.local_leases.let_go(name);
+                p.let_go(name, &self.gateway)
+            }
+        }
+    }
+
+    /// Removes the leases of a shared store that expired over an hour ago. Returns how many.
+    pub fn forget_stale_leases(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(0),
+            Backend::Postgres(p) => p.forget_stale_leases(),
         }
     }
 

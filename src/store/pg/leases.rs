@@ -89,6 +89,20 @@ impl PgStore {
         })
     }
 
+    /// Removes leases that expired more than an hour ago (those of reminder steps' prechecks,
+    /// of modems and jobs no longer anyone's). Returns how many.
+    pub fn forget_stale_leases(&self) -> Result<u64, StoreError> {
+        self.run(async {
+            let c = self.client().await?;
+            c.execute(
+                "DELETE FROM leases WHERE expires_at < now() - interval '1 hour'",
+                &[],
+            )
+            .await
+            .map_err(db_error)
+        })
+    }
+
     /// Every lease, by name.
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
         self.run(async {

@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every migration this build knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    sql: include_str!("migrations/0001_schema.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        sql: include_str!("migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "views",
+        sql: include_str!("migrations/0002_views.sql"),
+    },
+];
 
 /// The advisory lock key migrations run under ("smsgate" in ASCII, as a number).
 const MIGRATION_LOCK: i64 = 0x0073_6d73_6761_7465;
@@ -84,5 +91,91 @@ impl PgStore {
             tx.commit().await.map_err(db_error)?;
             Ok(Migrated { from, applied })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::store::optout::OptOut;
+    use crate::store::pg::testdb;
+    use crate::store::{Reply, Status, test_message};
+
+    /// The views billing systems read show what the store holds.
+    #[test]
+    fn the_sql_views_show_messages_history_replies_inbound_and_opt_outs() {
+        let Some(url) = testdb::database() else {
+            return;
+        };
+        let store = PgStore::connect(&url, Vec::new()).unwrap();
+        let mut m = test_message("+447700900123");
+        m.metadata = Some(serde_json::json!({"invoice": "INV-42"}));
+        store.insert(std::slice::from_ref(&m), None).unwrap();
+        let now = Utc::now();
+        store
+            .update(&m.id, |m| {
+                m.status = Status::Sent;
+                m.sent_at = Some(now);
+                m.replies.push(Reply {
+                    choice: Some("1".into()),
+                    action: "call_me".into(),
+                    text: "1".into(),
+                    at: now,
+                    inbound_id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+                    matched_by: "reply_window".into(),
+                });
+                Some("sent")
+            })
+            .unwrap();
+        store
+            .opt_out(&OptOut {
+                number: "+447700900999".into(),
+                opted_out_at: now,
+                source: "keyword".into(),
+                keyword: Some("STOP".into()),
+                inbound_id: None,
+                note: None,
+            })
+            .unwrap();
+        let rows = store
+            .run(async {
+                let c = store.client().await?;
+                let q = |sql: &'static str| c.query(sql, &[]);
+                Ok::<_, StoreError>((
+                    q("SELECT id, status, to_number, text, invoice, sent_at FROM smsgate_messages")
+                        .await
+                        .map_err(db_error)?,
+                    q("SELECT message_id, seq, status, kind FROM smsgate_message_history ORDER BY seq")
+                        .await
+                        .map_err(db_error)?,
+                    q("SELECT message_id, invoice, choice, action FROM smsgate_replies")
+                        .await
+                        .map_err(db_error)?,
+                    q("SELECT number, keyword FROM smsgate_optouts")
+                        .await
+                        .map_err(db_error)?,
+                    q("SELECT count(*) FROM smsgate_inbound").await.map_err(db_error)?,
+                ))
+            })
+            .unwrap();
+        let (messages, history, replies, optouts, inbound) = rows;
+        assert_eq!(messages.len(), 1);
+        let r = &messages[0];
+        assert_eq!(r.get::<_, String>(0), m.id);
+        assert_eq!(r.get::<_, String>(1), "sent");
+        assert_eq!(r.get::<_, String>(2), "+447700900123");
+        assert_eq!(r.get::<_, String>(3), "hello");
+        assert_eq!(r.get::<_, String>(4), "INV-42");
+        assert!(r.get::<_, Option<chrono::DateTime<Utc>>>(5).is_some());
+        let kinds: Vec<(i32, String)> = history.iter().map(|r| (r.get(1), r.get(2))).collect();
+        assert_eq!(kinds, [(0, "queued".to_string()), (1, "sent".to_string())]);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].get::<_, String>(1), "INV-42");
+        assert_eq!(replies[0].get::<_, String>(3), "call_me");
+        assert_eq!(optouts.len(), 1);
+        assert_eq!(optouts[0].get::<_, String>(0), "+447700900999");
+        assert_eq!(inbound[0].get::<_, i64>(0), 0);
     }
 }
