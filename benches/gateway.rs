@@ -7,6 +7,12 @@
 //! one simulated modem answering at once and after 500 ms. `SMSGATE_BENCH_NUMBERS` sets how many different recipients
 //! the accept rounds use (10,000 by default); `SMSGATE_BENCH_CACHE_MB` the daemon's store cache
 //! in `million` and `footprint` (the shipped default when unset).
+//!
+//! `SMSGATE_BENCH_BACKEND=postgres` keeps the data in PostgreSQL instead (`accept`, `path`,
+//! `pool`): a server of the benchmark's own, made with the machine's `initdb`, on this host,
+//! with its durable defaults (`fsync`, `synchronous_commit` on). `cluster` (PostgreSQL only)
+//! splits 2, 4 and 8 simulated modems at 1 s per send over two daemons sharing one database,
+//! and posts half of the messages to each.
 
 /// The daemon's allocator (see src/main.rs), so the figures are the daemon's.
 #[global_allocator]
@@ -28,6 +34,34 @@ use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "bench-token-0123456789";
 
+/// Whether the data goes to PostgreSQL (`SMSGATE_BENCH_BACKEND=postgres`).
+fn on_postgres() -> bool {
+    std::env::var("SMSGATE_BENCH_BACKEND").is_ok_and(|v| v == "postgres")
+}
+
+/// The benchmark's own PostgreSQL server, with the durable defaults.
+fn pg_server() -> &'static smsgate::store::pg::testdb::TestServer {
+    static SERVER: std::sync::OnceLock<smsgate::store::pg::testdb::TestServer> =
+        std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        smsgate::store::pg::testdb::TestServer::start(&["max_wal_size=4GB"])
+            .expect("a PostgreSQL server (initdb from the postgresql package)")
+    })
+}
+
+/// A new database's URL, with PostgreSQL.
+fn pg_database() -> Option<String> {
+    on_postgres().then(|| pg_server().create_database().expect("a database"))
+}
+
+/// The `[storage]` lines of a daemon's configuration: the database, or `dir`.
+fn storage_lines(dir: &std::path::Path) -> String {
+    match pg_database() {
+        Some(url) => format!("[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n"),
+        None => format!("[storage]\npath = \"{}\"\n", dir.display()),
+    }
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -46,7 +80,7 @@ async fn gateway(
     let gw = Gateway {
         listen: "127.0.0.1:0".parse().unwrap(),
         store_path: store,
-        store_url: None,
+        store_url: pg_database(),
         lease_ttl: smsgate::store::lease::DEFAULT_TTL,
         cache_mb: 32,
         keys: vec![ApiKey::from_token("bench", TOKEN)],
@@ -598,8 +632,8 @@ async fn pool(counts: &[usize], per_modem: usize) {
         std::fs::write(
             &config,
             format!(
-                "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n[sms]\nstatus_report = false\n{modems}",
-                dir.path().join("store").display()
+                "[http]\nlisten = \"127.0.0.1:{port}\"\n{}[[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n[sms]\nstatus_report = false\n{modems}",
+                storage_lines(&dir.path().join("store"))
             ),
         )
         .unwrap();
@@ -657,6 +691,115 @@ async fn pool(counts: &[usize], per_modem: usize) {
     }
 }
 
+/// `n` simulated modems at 1 s per send split over two daemons on one PostgreSQL database,
+/// `per_modem × n` messages posted in two batches, one to each daemon: aggregate throughput
+/// against the ideal of `n` messages a second.
+async fn cluster(counts: &[usize], per_modem: usize) {
+    println!(
+        "two daemons, one PostgreSQL database: simulated modems at 1 s per AT+CMGS, split over the two, {per_modem} messages per modem"
+    );
+    println!("| modems | messages | time | messages/s | of ideal | spread |");
+    println!("|---|---|---|---|---|---|");
+    for &n in counts {
+        let dir = tempfile::tempdir().unwrap();
+        let url = pg_server().create_database().expect("a database");
+        let mut sims = Vec::new();
+        let mut modems = [String::new(), String::new()];
+        for i in 0..n {
+            let link = dir.path().join(format!("modem{i}"));
+            let sim = Simulator::start(SimConfig {
+                latency: Duration::from_secs(1),
+                status_reports: None,
+                link: Some(link.clone()),
+                ..SimConfig::default()
+            })
+            .await
+            .unwrap();
+            modems[i % 2].push_str(&format!(
+                "[[modems]]\nname = \"sim{i}\"\nport = \"{}\"\n",
+                link.display()
+            ));
+            sims.push(sim);
+        }
+        let mut children = Vec::new();
+        let mut bases = Vec::new();
+        for (g, modems) in modems.iter().enumerate() {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.path().join(format!("gateway{g}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[http]\nlisten = \"127.0.0.1:{port}\"\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n[[api_keys]]\nname = \"bench\"\ntoken = \"{TOKEN}\"\n[sms]\nstatus_report = false\n{modems}"
+                ),
+            )
+            .unwrap();
+            let base = format!("http://127.0.0.1:{port}");
+            let (child, _) = daemon(&config, &base).await;
+            children.push(child);
+            bases.push(base);
+        }
+        let http = smsgate::tls::client_builder().build().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut up = 0;
+            for base in &bases {
+                let v = get_json(&http, &format!("{base}/v1/modems")).await;
+                up += v["modems"]
+                    .as_array()
+                    .map_or(0, |a| a.iter().filter(|m| m["state"] == "up").count());
+            }
+            if up == n {
+                break;
+            }
+            assert!(Instant::now() < deadline, "modems not up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let total = n * per_modem;
+        let started = Instant::now();
+        for (g, base) in bases.iter().enumerate() {
+            let msgs: Vec<_> = (0..total)
+                .filter(|i| i % 2 == g)
+                .map(|i| json!({"to": number(i), "text": format!("Cluster {i}: invoice due Dec 1.")}))
+                .collect();
+            let body = json!({ "messages": msgs }).to_string().into_bytes();
+            let r = post_json(&http, &format!("{base}/v1/messages/batch"), body).await;
+            assert_eq!(r.status().as_u16(), 201);
+        }
+        let deadline = Instant::now() + Duration::from_secs(per_modem as u64 * 3 + 60);
+        loop {
+            let sent: usize = sims.iter().map(|s| s.sent().len()).sum();
+            if sent >= total {
+                break;
+            }
+            assert!(Instant::now() < deadline, "only {sent} of {total} sent");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = total as f64 / elapsed;
+        let spread: Vec<usize> = sims.iter().map(|s| s.sent().len()).collect();
+        assert_eq!(spread.iter().sum::<usize>(), total, "each message sent once");
+        println!(
+            "| {n} | {total} | {elapsed:.2} s | {rate:.2} | {:.1} % | {} |",
+            rate / n as f64 * 100.0,
+            spread
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        for c in children {
+            stop(c);
+        }
+        for s in sims {
+            s.shutdown().await;
+        }
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -670,8 +813,13 @@ fn main() {
     let want = |k: &str| what.is_empty() || what.iter().any(|w| w == k);
     rt.block_on(async {
         println!(
-            "gateway benchmark ({} cores)",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
+            "gateway benchmark ({} cores, store: {})",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            if on_postgres() {
+                "PostgreSQL on this host"
+            } else {
+                "sled"
+            }
         );
         if want("accept") || want("single") || want("batch") {
             let dir = tempfile::tempdir().unwrap();
@@ -709,6 +857,9 @@ fn main() {
         }
         if want("pool") {
             pool(&[1, 2, 4, 8], 20).await;
+        }
+        if what.iter().any(|w| w == "cluster") {
+            cluster(&[2, 4, 8], 20).await;
         }
         let _ = Arc::new(());
     });
