@@ -390,6 +390,30 @@ async fn wait_drained(http: &reqwest::Client, gw: &Daemon, sending: u64, within:
     }
 }
 
+/// The messages `sending` on `modems` (id and modem), read through `gw`.
+async fn sending_on(http: &reqwest::Client, gw: &Daemon, modems: &[&str]) -> Vec<(String, String)> {
+    let (code, v) = get(
+        http,
+        &format!("{}/v1/messages?status=sending&limit=1000", gw.base),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    v["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let modem = m["modem"].as_str()?;
+            modems.contains(&modem).then(|| {
+                (
+                    m["id"].as_str().unwrap_or("").to_string(),
+                    modem.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Each message's status and modem, read through the gateways in turn.
 async fn statuses(
     http: &reqwest::Client,
@@ -693,7 +717,7 @@ async fn a_killed_gateways_modem_is_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let http = smsgate::tls::client_builder().build().unwrap();
     // Each send takes a while, so that the kill finds sends in flight.
-    let latency = Duration::from_millis(40);
+    let latency = Duration::from_millis(150);
     let sim0 = sim_at(None, latency).await;
     let sim1 = sim_at(Some(dir.path().join("sim1")), latency).await;
     let sim2 = sim_at(None, latency).await;
@@ -739,6 +763,7 @@ async fn a_killed_gateways_modem_is_taken_over() {
     let message = |i: usize| json!({"to": recipient(i), "text": format!("takeover {i}")});
     let mut accepted: Vec<Accepted> = Vec::new();
     let mut killed_at = None;
+    let mut in_flight = Vec::new();
     let mut turn = 0;
     let mut i = 0;
     while i < MESSAGES {
@@ -761,12 +786,17 @@ async fn a_killed_gateways_modem_is_taken_over() {
                 assert!(tokio::time::Instant::now() < deadline, "A sends nothing");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            // Into the next sends (not at the end of one).
+            tokio::time::sleep(latency / 2).await;
             a.child.start_kill().unwrap();
             let _ = a.child.wait().await;
             killed_at = Some(tokio::time::Instant::now());
+            in_flight = sending_on(&http, &b, &["sim0", "sim1"]).await;
         }
     }
     let killed_at = killed_at.expect("A was killed");
+    eprintln!("{TEST}: A had {in_flight:?} in flight");
+    assert!(in_flight.len() <= 2, "{in_flight:?}");
     let before_kill = sim1.sent().len();
 
     // B takes sim1 over within the lease's time and 5 s.
@@ -830,6 +860,12 @@ async fn a_killed_gateways_modem_is_taken_over() {
     let mut modems: Vec<&String> = unknown.iter().map(|(_, m)| m).collect();
     modems.dedup();
     assert_eq!(modems.len(), unknown.len(), "two unknown on one modem");
+    // Exactly what A had in flight became `unknown`: not sent again, not lost.
+    let mut was = in_flight.clone();
+    was.sort();
+    let mut now = unknown.clone();
+    now.sort();
+    assert_eq!(was, now, "in flight at the kill vs unknown at the end");
 
     a.stop().await;
     b.stop().await;
