@@ -247,11 +247,15 @@ impl Fleet {
         }
         let name = cfg.name().to_string();
         match store.hold(&lease::modem_lease(&name)) {
-            Ok(Hold::Mine { fresh, from }) => {
+            Ok(Hold::Mine { from, .. }) => {
                 if let Some(from) = from {
                     tracing::warn!(modem = %name, from = %from, "taking the modem over: its gateway stopped renewing its lease");
                 }
-                if fresh && let Err(e) = self.dispatcher.recover_modem(&name) {
+                // Not running here, and nobody else's: whatever is left `sending` on it was
+                // left by a worker that is gone, another gateway's or this one's (stopped when
+                // the lease could not be renewed, its outcome perhaps never written). Even a
+                // lease this gateway kept (`fresh` false) may have such messages.
+                if let Err(e) = self.dispatcher.recover_modem(&name) {
                     // Its worker waits: a message still `sending` on it must not be left so.
                     tracing::error!(modem = %name, error = %e, "cannot look for messages left sending on the modem; standing by");
                     let _ = store.let_go(&lease::modem_lease(&name));
@@ -581,4 +585,60 @@ pub async fn run(
         }
     }
     fleet.stop_all().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::DispatchConfig;
+    use crate::store::{Status, Store, test_message};
+
+    /// A gateway that stopped its own modem (its lease could not be renewed while the database
+    /// was away) and starts it again under the lease it kept: the message its worker left
+    /// `sending` (the outcome never written) becomes `unknown`, like after another's crash.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starting_a_modem_under_a_lease_kept_turns_what_was_left_sending_unknown() {
+        let Some(url) = crate::store::pg::testdb::database() else {
+            return;
+        };
+        let store = Store::connect(&url, Vec::new()).expect("database opens");
+        // The lease is this gateway's already: asking again is not a fresh hold.
+        assert_eq!(
+            store.hold(&lease::modem_lease("m0")).unwrap(),
+            Hold::Mine {
+                fresh: true,
+                from: None
+            }
+        );
+        let m = test_message("+12025550123");
+        store.insert(std::slice::from_ref(&m), None).unwrap();
+        store
+            .update(&m.id, |m| m.claim("m0", None, chrono::Utc::now()).ok())
+            .unwrap();
+        assert_eq!(store.get(&m.id).unwrap().unwrap().status, Status::Sending);
+
+        let clock = Clock::system();
+        let dispatcher = Dispatcher::new(store.clone(), DispatchConfig::default(), clock.clone());
+        let webhooks = Webhooks::new(
+            store.clone(),
+            &crate::webhook::WebhookConfig::default(),
+            crate::outbound::OutboundPolicy::allowing_loopback(),
+        )
+        .unwrap();
+        let (events, _rx) = mpsc::channel(16);
+        let mut fleet = Fleet::new(dispatcher, events, webhooks, clock);
+        fleet.start(ModemConfig::new("m0", "/nonexistent/m0").into());
+        assert_eq!(
+            fleet.len(),
+            1,
+            "the modem runs: its lease is this gateway's"
+        );
+        let after = store.get(&m.id).unwrap().unwrap();
+        assert_eq!(after.status, Status::Unknown);
+        assert_eq!(
+            after.status_reason.as_deref(),
+            Some("daemon_stopped_while_sending")
+        );
+        fleet.stop_all().await;
+    }
 }

@@ -13,6 +13,7 @@ mod backup;
 mod browser;
 mod campaign;
 mod cli;
+mod cluster;
 mod crash;
 mod dashboard;
 mod demo;

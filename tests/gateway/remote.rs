@@ -19,7 +19,7 @@ use crate::{Running, modem_config, start};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn ser2net() -> Option<PathBuf> {
+pub(crate) fn ser2net() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
