@@ -9,7 +9,7 @@
 //! - [`offline`]: opening a stopped store, and telling whether the daemon holds it;
 //! - [`check`]: the check of a whole store;
 //! - [`format`]: the export format (JSON Lines), written and read line by line;
-//! - [`transfer`]: export, import and copy;
+//! - [`transfer`]: export, import and copy (also to and from PostgreSQL);
 //! - [`gate`]: the write gate every change passes, closed by a hot backup while it reads;
 //! - [`snapshot`]: the hot backup of the running store ([`Store::snapshot`]).
 
@@ -26,7 +26,7 @@ pub use check::{CheckReport, Finding};
 pub use format::EXPORT_FORMAT;
 pub use offline::{OpenError, in_use};
 pub use snapshot::{Snapshot, SnapshotError};
-pub use transfer::{ImportError, TransferSummary};
+pub use transfer::{CopyError, ImportError, TransferSummary};
 
 /// Every tree of the store, in export order (see the table in [`crate::store`]).
 pub const TREES: [&str; 24] = [
