@@ -34,6 +34,7 @@ mod scopes;
 mod senders;
 mod storage;
 mod store_cmd;
+mod store_copy;
 mod twilio;
 mod ussd;
 mod why;
