@@ -205,6 +205,21 @@ fn open(path: &Path) -> Result<SledStore, Failure> {
     }
 }
 
+/// Opens a store this process has just made and closed: sled's own thread lets go of the
+/// directory's lock when it next wakes, so a lock still held is waited for a few seconds.
+fn open_just_closed(path: &Path) -> Result<SledStore, Failure> {
+    let mut tries = 0;
+    loop {
+        match open(path) {
+            Err(f) if f.code == EXIT_IN_USE && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn failed(e: impl std::fmt::Display) -> Failure {
     Failure {
         code: EXIT_FAILED,
@@ -405,7 +420,7 @@ fn copy_from_postgres(url: &str, target: &Path, json: bool) -> Result<u8, Failur
         );
     }
     sync_dir(parent(target))?;
-    let report = open(target)?.check().map_err(failed)?;
+    let report = open_just_closed(target)?.check().map_err(failed)?;
     show_copy(
         &from,
         &target.display().to_string(),

@@ -14,12 +14,25 @@ use crate::{sim, start, wait_modem_up};
 
 const TO: &str = "+12025550124";
 
+/// The binary with `args`, given two minutes at most.
 fn cli(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
         .args(args)
         .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("smsgate {args:?} did not end within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -173,6 +186,38 @@ async fn store_copy_to_postgres_and_back_loses_nothing() {
 
     let messages = there_and_back(&store, &url, &dir.path().join("back"), dir.path());
     assert_eq!(messages, 3);
+
+    // The check through a configuration whose backend is PostgreSQL, and a problem found.
+    let config = dir.path().join("smsgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:8080\"\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n"
+        ),
+    )
+    .unwrap();
+    let o = cli(&["store", "check", "--config", s(&config)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("3 message(s)"), "{}", text(&o));
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    db.execute(
+        "UPDATE messages SET status = 'failed' WHERE id = $1",
+        &[&ids[1]],
+    )
+    .await
+    .unwrap();
+    drop(db);
+    let _ = conn.await;
+    let o = cli(&["store", "check", "--config", s(&config)]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("PROBLEM messages {}", ids[1])),
+        "{}",
+        text(&o)
+    );
 
     // The store release 0.1.0 wrote, too.
     let fixture = dir.path().join("fixture");

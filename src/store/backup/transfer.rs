@@ -57,6 +57,10 @@ pub enum CopyError {
     /// The database holds data already: a copy never merges.
     #[error("the database holds smsgate data already (in {}): a copy goes only into an empty one", .0.join(", "))]
     NotEmpty(Vec<&'static str>),
+    /// The store holds trees this version does not use (written by a newer smsgate?): a copy
+    /// would lose them.
+    #[error("the store holds trees this version does not use ({}): a copy would lose them", .0.iter().map(|t| format!("{}: {} records", t.tree, t.records)).collect::<Vec<_>>().join(", "))]
+    UnknownTrees(Vec<TreeCount>),
     /// The store or the database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -337,6 +341,10 @@ impl SledStore {
     /// entries and tombstones byte for byte, the outbox's and the tombstones' numbers (their
     /// sequences moved past them). One transaction: on an error nothing was written.
     pub fn copy_to_postgres(&self, pg: &PgStore) -> Result<TransferSummary, CopyError> {
+        let left_out = self.other_trees()?;
+        if !left_out.is_empty() {
+            return Err(CopyError::UnknownTrees(left_out));
+        }
         let mut load = pg.loader()?;
         let held = load.tables_with_data()?;
         if !held.is_empty() {
@@ -364,7 +372,7 @@ impl SledStore {
                     records: n,
                 })
                 .collect(),
-            left_out: self.other_trees()?,
+            left_out,
         })
     }
 
