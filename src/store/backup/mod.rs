@@ -2,7 +2,9 @@
 //! every history chain whole, the indexes in agreement with the records), an export of every
 //! tree as JSON Lines ([`Store::export_jsonl`]), its import into a new directory
 //! ([`Store::import_jsonl`]), and a copy into a new directory ([`Store::copy_into`]), which is
-//! how a store is compacted. `smsgate store check|export|import|compact` drives them. While it runs: a consistent
+//! how a store is compacted; a copy into PostgreSQL ([`SledStore::copy_to_postgres`](crate::store::SledStore::copy_to_postgres)) and from it
+//! into a new directory ([`SledStore::import_postgres`](crate::store::SledStore::import_postgres)). `smsgate store
+//! check|export|import|compact|copy` drives them. While it runs: a consistent
 //! export of every tree ([`Store::snapshot`]), which `POST /v1/admin/backup` streams to
 //! `smsgate backup --to FILE`.
 //!

@@ -51,7 +51,7 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
-/// Why [`Store::copy_to_postgres`] failed.
+/// Why [`SledStore::copy_to_postgres`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
     /// The database holds data already: a copy never merges.

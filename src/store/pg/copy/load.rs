@@ -454,6 +454,9 @@ impl PgLoader<'_> {
             "inbound_pending" => {
                 let id = id16(name, key)?;
                 self.pending_inbound.push(id_string(&id));
+                if self.pending_inbound.len() >= BATCH {
+                    self.write_all()?;
+                }
                 Ok(())
             }
             "inbound_seen" => {
