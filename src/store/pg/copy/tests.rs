@@ -205,4 +205,46 @@ mod both_ways {
         assert!(pg.check().unwrap().is_clean());
         assert_eq!(TREES.len(), 24);
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_store_larger_than_a_batch_goes_both_ways_in_batches() {
+        let Some(url) = testdb::database() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir.path().join("a"));
+        // More rows than one statement writes and one read fetches, in several tables.
+        let n = 2 * super::super::BATCH + 345;
+        let ms: Vec<_> = (0..n)
+            .map(|i| crate::store::test_message(&format!("+1202555{:04}", i % 10_000)))
+            .collect();
+        for chunk in ms.chunks(500) {
+            s.insert(chunk, None).unwrap();
+        }
+        let from = crate::sms::Address::parse_number("from", "+12025550100").unwrap();
+        let now = chrono::Utc::now();
+        for i in 0..super::super::BATCH + 10 {
+            let pdu = crate::sms::encode_deliver(
+                None,
+                &from,
+                &format!("text {i}"),
+                &now.fixed_offset(),
+                false,
+                1,
+            )
+            .unwrap();
+            s.receive("sim0", &pdu[0], None, now).unwrap();
+        }
+        assert_eq!(s.inner.inbound_pending.len(), super::super::BATCH + 10);
+        let pg = round_trip(&s, &url, &dir.path().join("b"));
+        let rows = pg.check().unwrap().trees;
+        assert!(
+            rows.iter()
+                .any(|t| t.tree == "messages" && t.records == n as u64)
+        );
+        assert!(
+            rows.iter()
+                .any(|t| t.tree == "inbound" && t.records == (super::super::BATCH + 10) as u64)
+        );
+    }
 }
