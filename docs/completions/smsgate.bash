@@ -217,6 +217,9 @@ _smsgate() {
             smsgate__subcmd__help__subcmd__store,compact)
                 cmd="smsgate__subcmd__help__subcmd__store__subcmd__compact"
                 ;;
+            smsgate__subcmd__help__subcmd__store,copy)
+                cmd="smsgate__subcmd__help__subcmd__store__subcmd__copy"
+                ;;
             smsgate__subcmd__help__subcmd__store,export)
                 cmd="smsgate__subcmd__help__subcmd__store__subcmd__export"
                 ;;
@@ -394,6 +397,9 @@ _smsgate() {
             smsgate__subcmd__store,compact)
                 cmd="smsgate__subcmd__store__subcmd__compact"
                 ;;
+            smsgate__subcmd__store,copy)
+                cmd="smsgate__subcmd__store__subcmd__copy"
+                ;;
             smsgate__subcmd__store,export)
                 cmd="smsgate__subcmd__store__subcmd__export"
                 ;;
@@ -411,6 +417,9 @@ _smsgate() {
                 ;;
             smsgate__subcmd__store__subcmd__help,compact)
                 cmd="smsgate__subcmd__store__subcmd__help__subcmd__compact"
+                ;;
+            smsgate__subcmd__store__subcmd__help,copy)
+                cmd="smsgate__subcmd__store__subcmd__help__subcmd__copy"
                 ;;
             smsgate__subcmd__store__subcmd__help,export)
                 cmd="smsgate__subcmd__store__subcmd__help__subcmd__export"
@@ -1207,7 +1216,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help__subcmd__store)
-            opts="check export import compact migrate"
+            opts="check copy export import compact migrate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1235,6 +1244,20 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__help__subcmd__store__subcmd__compact)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__help__subcmd__store__subcmd__copy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2765,7 +2788,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__store)
-            opts="-h --help check export import compact migrate help"
+            opts="-h --help check copy export import compact migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2779,7 +2802,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__store__subcmd__check)
-            opts="-c -h --config --store --json --help"
+            opts="-c -h --config --store --url --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2794,6 +2817,10 @@ _smsgate() {
                     return 0
                     ;;
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2820,6 +2847,28 @@ _smsgate() {
                     return 0
                     ;;
                 --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__store__subcmd__copy)
+            opts="-h --from --to --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2869,7 +2918,7 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__store__subcmd__help)
-            opts="check export import compact migrate help"
+            opts="check copy export import compact migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2897,6 +2946,20 @@ _smsgate() {
             return 0
             ;;
         smsgate__subcmd__store__subcmd__help__subcmd__compact)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smsgate__subcmd__store__subcmd__help__subcmd__copy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -55,8 +55,8 @@ pub enum Command {
     /// Check or export the tamper-evident message history (on the store, daemon stopped).
     #[command(subcommand)]
     History(history::HistoryCommand),
-    /// Check, export, import or compact the whole store (daemon stopped), or migrate a
-    /// PostgreSQL store's schema.
+    /// Check, export, import or compact the whole store (daemon stopped), copy it between the
+    /// embedded store and PostgreSQL, or migrate a PostgreSQL store's schema.
     #[command(subcommand)]
     Store(store::StoreCommand),
     /// Run the built-in modem simulator on a pseudo-terminal (for tests, demos and trying things out).

@@ -1,10 +1,12 @@
-//! `smsgate store check|export|import|compact`: the whole store, handled offline while the
-//! daemon is stopped (sled locks the store's directory while the daemon runs: these commands
-//! then exit 4). The store side is [`crate::store::backup`]; this module reads the arguments,
+//! `smsgate store check|export|import|compact|copy`: the whole store, handled offline while
+//! the daemon is stopped (sled locks the store's directory while the daemon runs: these
+//! commands then exit 4). `check` also checks a PostgreSQL store, and `copy` moves a whole
+//! store between the embedded store and PostgreSQL. The store side is [`crate::store::backup`]; this module reads the arguments,
 //! handles directories (temporary siblings, renames, ownership) and prints.
 //!
 //! Exit codes: 0 done (and the store checks clean), 1 the store or the file system failed,
-//! 2 bad input (an export that is not one, a target that is not empty, no store at the path),
+//! 2 bad input (an export that is not one, a target that is not empty (a directory, or a
+//! database that holds data), no store at the path),
 //! 3 the check found problems, 4 the store is in use (the daemon seems to be running).
 
 use std::fs;
@@ -17,8 +19,11 @@ use clap::{Subcommand, ValueEnum};
 use super::EXIT_BAD_INPUT;
 use super::history::{EXIT_BROKEN, StoreArgs};
 use crate::config::Config;
-use crate::store::SledStore;
-use crate::store::backup::{CheckReport, ImportError, OpenError, TransferSummary, in_use};
+use crate::config::redacted_url;
+use crate::store::backup::{
+    CheckReport, CopyError, ImportError, OpenError, TransferSummary, TreeCount, in_use,
+};
+use crate::store::{PgStore, SledStore};
 
 /// Exit code when the store is in use: the daemon holds it.
 pub const EXIT_IN_USE: u8 = 4;
@@ -39,11 +44,41 @@ pub enum DumpFormat {
 pub enum StoreCommand {
     /// Check the whole store: every record readable, every history chain whole, the indexes in
     /// agreement with the records. Exit 3 when anything is wrong.
+    ///
+    /// On PostgreSQL (`--url`, or a configuration whose `[storage] backend` is `postgres`) the
+    /// same report, with the tables in place of the trees: every record readable, every history,
+    /// tombstone and audit chain whole, the columns in agreement with the records, the parts
+    /// awaiting a report and the plans' steps naming stored messages, the sequences past the
+    /// numbers in use. Gateways may run meanwhile.
     Check {
         /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
+        /// A PostgreSQL store's URL (`postgres://user@host/database`), instead of the
+        /// configuration's store.
+        #[arg(long, conflicts_with = "store")]
+        url: Option<String>,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a whole store between the embedded store and PostgreSQL, record for record (the
+    /// same JSON, history chains intact), then print the records of each kind on both sides
+    /// and check the copy (exit 3 when the check finds problems).
+    ///
+    /// Embedded store to PostgreSQL: the daemon must be stopped (exit 4 otherwise); the
+    /// database's schema is made and it must hold no smsgate data (exit 2 otherwise); all or
+    /// nothing is written (one transaction). PostgreSQL to the embedded store: into a new or
+    /// empty directory (exit 2 otherwise); read from one snapshot, gateways may run meanwhile.
+    Copy {
+        /// The store to copy: an embedded store's directory or a `postgres://` URL.
+        #[arg(long, value_name = "DIR|URL")]
+        from: String,
+        /// Where the copy goes: a `postgres://` URL (an empty database) or a new or empty
+        /// directory.
+        #[arg(long, value_name = "URL|DIR")]
+        to: String,
+        /// Print what was copied and the check of the copy as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -103,7 +138,13 @@ fn fail<T>(code: u8, message: impl Into<String>) -> Result<T, Failure> {
 /// Runs a store command.
 pub fn run(cmd: StoreCommand) -> ExitCode {
     let r = match cmd {
-        StoreCommand::Check { store, json } => check(&store, json),
+        StoreCommand::Check { store, url, json } => {
+            pg_target(&store, url).and_then(|target| match target {
+                Some(url) => check_postgres(&url, json),
+                None => check(&store, json),
+            })
+        }
+        StoreCommand::Copy { from, to, json } => copy(&from, &to, json),
         StoreCommand::Export {
             store,
             format: DumpFormat::Jsonl,
@@ -164,6 +205,21 @@ fn open(path: &Path) -> Result<SledStore, Failure> {
     }
 }
 
+/// Opens a store this process has just made and closed: sled's own thread lets go of the
+/// directory's lock when it next wakes, so a lock still held is waited for a few seconds.
+fn open_just_closed(path: &Path) -> Result<SledStore, Failure> {
+    let mut tries = 0;
+    loop {
+        match open(path) {
+            Err(f) if f.code == EXIT_IN_USE && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn failed(e: impl std::fmt::Display) -> Failure {
     Failure {
         code: EXIT_FAILED,
@@ -175,26 +231,211 @@ fn check(args: &StoreArgs, json: bool) -> Result<u8, Failure> {
     let path = store_path(args)?;
     let s = open(&path)?;
     let report = s.check().map_err(failed)?;
+    show_check(&path.display().to_string(), &report, json)
+}
+
+/// Prints a check's report (as JSON with `json`); the exit code it calls for.
+fn show_check(store: &str, report: &CheckReport, json: bool) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     if json {
-        let mut v = serde_json::to_value(&report).map_err(failed)?;
+        let mut v = serde_json::to_value(report).map_err(failed)?;
         if let Some(o) = v.as_object_mut() {
-            o.insert("store".into(), path.display().to_string().into());
+            o.insert("store".into(), store.into());
             o.insert("clean".into(), report.is_clean().into());
         }
         let _ = writeln!(out, "{v}");
     } else {
-        print_report(&mut out, &path, &report);
+        print_report(&mut out, store, report);
     }
     Ok(if report.is_clean() { 0 } else { EXIT_BROKEN })
+}
+
+/// The PostgreSQL store a command is given: `--url`, or the configuration's when its backend
+/// is `postgres` and no `--store` is given; `None` for the embedded store.
+fn pg_target(args: &StoreArgs, url: Option<String>) -> Result<Option<String>, Failure> {
+    if url.is_some() || args.store.is_some() {
+        return Ok(url);
+    }
+    match Config::load(&args.config) {
+        Ok(c) => Ok(c.storage.postgres_url().map(str::to_string)),
+        Err(e) => fail(EXIT_BAD_INPUT, e.to_string()),
+    }
+}
+
+/// Whether a `--from`/`--to` names a PostgreSQL database rather than a directory.
+fn is_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// Opens a PostgreSQL store; `migrate` makes or updates its schema first.
+fn open_postgres(url: &str, migrate: bool) -> Result<PgStore, Failure> {
+    if let Err(e) = url.parse::<tokio_postgres::Config>() {
+        return fail(
+            EXIT_BAD_INPUT,
+            format!("{} is not a PostgreSQL URL: {e}", redacted_url(url)),
+        );
+    }
+    let opened = if migrate {
+        PgStore::connect(url, Vec::new())
+    } else {
+        PgStore::open(url, Vec::new())
+    };
+    opened.map_err(|e| failed(format!("{}: {e}", redacted_url(url))))
+}
+
+fn check_postgres(url: &str, json: bool) -> Result<u8, Failure> {
+    let s = open_postgres(url, false)?;
+    let report = s
+        .check()
+        .map_err(|e| failed(format!("{}: {e}", redacted_url(url))))?;
+    show_check(&redacted_url(url), &report, json)
+}
+
+/// Records per kind, for a person.
+fn print_counts(out: &mut dyn Write, title: &str, counts: &[TreeCount]) {
+    let _ = writeln!(out, "{title}");
+    for t in counts {
+        let _ = writeln!(out, "  {:<18} {:>10}", t.tree, t.records);
+    }
+}
+
+fn copy(from: &str, to: &str, json: bool) -> Result<u8, Failure> {
+    match (is_url(from), is_url(to)) {
+        (false, true) => copy_to_postgres(Path::new(from), to, json),
+        (true, false) => copy_from_postgres(from, Path::new(to), json),
+        (false, false) => fail(
+            EXIT_BAD_INPUT,
+            "both --from and --to are directories: smsgate store copy moves a store between \
+             the embedded store and PostgreSQL (to copy a directory, use smsgate store compact \
+             or export and import)",
+        ),
+        (true, true) => fail(
+            EXIT_BAD_INPUT,
+            "both --from and --to are databases: smsgate store copy moves a store between the \
+             embedded store and PostgreSQL (use pg_dump to copy a database)",
+        ),
+    }
+}
+
+/// Prints what a copy did and the check of its target; the exit code.
+fn show_copy(
+    from: &str,
+    to: &str,
+    summary: &TransferSummary,
+    report: &CheckReport,
+    json: bool,
+) -> Result<u8, Failure> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "from": from,
+            "to": to,
+            "records": summary.records,
+            "source": summary.trees,
+            "left_out": summary.left_out,
+            "target": report,
+            "clean": report.is_clean(),
+        });
+        let _ = writeln!(out, "{v}");
+    } else {
+        let _ = writeln!(
+            out,
+            "copied {} records from {from} to {to}",
+            summary.records
+        );
+        print_counts(&mut out, &format!("source {from}"), &summary.trees);
+        print_report(&mut out, to, report);
+    }
+    if !report.is_clean() {
+        let _ = writeln!(
+            out,
+            "the copy has problems (see above; smsgate store check on the source tells whether it had them too)"
+        );
+        return Ok(EXIT_BROKEN);
+    }
+    Ok(0)
+}
+
+fn copy_to_postgres(dir: &Path, url: &str, json: bool) -> Result<u8, Failure> {
+    let s = open(dir)?;
+    let pg = open_postgres(url, true)?;
+    let to = redacted_url(url);
+    let summary = match s.copy_to_postgres(&pg) {
+        Ok(summary) => summary,
+        Err(e @ CopyError::NotEmpty(_)) => {
+            return fail(EXIT_BAD_INPUT, format!("{to}: {e}; nothing was copied"));
+        }
+        Err(e) => return fail(EXIT_FAILED, format!("{e}; nothing was copied")),
+    };
+    print_left_out(&summary);
+    let report = pg.check().map_err(|e| failed(format!("{to}: {e}")))?;
+    show_copy(&dir.display().to_string(), &to, &summary, &report, json)
+}
+
+fn copy_from_postgres(url: &str, target: &Path, json: bool) -> Result<u8, Failure> {
+    match fs::symlink_metadata(target) {
+        Ok(m) if !m.is_dir() => {
+            return fail(
+                EXIT_BAD_INPUT,
+                format!("{}: not a directory", target.display()),
+            );
+        }
+        Ok(_) => {
+            let occupied = fs::read_dir(target)
+                .map_err(|e| failed(format!("cannot read {}: {e}", target.display())))?
+                .next()
+                .is_some();
+            if occupied {
+                return fail(
+                    EXIT_BAD_INPUT,
+                    format!(
+                        "{} is not empty: a copy makes a new store and never merges. Give a new or empty directory",
+                        target.display()
+                    ),
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return fail(EXIT_FAILED, format!("{}: {e}", target.display())),
+    }
+    let pg = open_postgres(url, false)?;
+    let from = redacted_url(url);
+    let stamp = stamp(target, &["copy"])?;
+    let tmp = sibling(target, &format!("copy-{stamp}"))?;
+    // Written beside the target, moved into place only once whole: a copy cut short leaves
+    // nothing that looks like a store where the daemon looks.
+    let summary = match SledStore::import_postgres(&tmp, &pg) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return fail(EXIT_FAILED, format!("{from}: {e}; nothing was copied"));
+        }
+    };
+    // An empty directory is replaced by the rename.
+    if let Err(e) = fs::rename(&tmp, target) {
+        let _ = fs::remove_dir_all(&tmp);
+        return fail(
+            EXIT_FAILED,
+            format!("cannot move the new store to {}: {e}", target.display()),
+        );
+    }
+    sync_dir(parent(target))?;
+    let report = open_just_closed(target)?.check().map_err(failed)?;
+    show_copy(
+        &from,
+        &target.display().to_string(),
+        &summary,
+        &report,
+        json,
+    )
 }
 
 /// Problems (and warnings) a report lists for a person; `--json` has them all.
 const LISTED: usize = 100;
 
 /// The report for a person: records per tree, then every problem and warning with its key.
-fn print_report(out: &mut dyn Write, path: &Path, r: &CheckReport) {
-    let _ = writeln!(out, "store {}", path.display());
+fn print_report(out: &mut dyn Write, store: &str, r: &CheckReport) {
+    let _ = writeln!(out, "store {store}");
     for t in &r.trees {
         let _ = writeln!(out, "  {:<18} {:>10}", t.tree, t.records);
     }
@@ -520,7 +761,7 @@ fn import(args: &StoreArgs, input: &Path, force: bool) -> Result<u8, Failure> {
             old.display()
         );
     }
-    print_report(&mut out, &target, &report);
+    print_report(&mut out, &target.display().to_string(), &report);
     if !report.is_clean() {
         let _ = writeln!(
             out,
@@ -565,7 +806,7 @@ fn compact(args: &StoreArgs) -> Result<u8, Failure> {
     if !report.is_clean() || difference.is_some() {
         let _ = fs::remove_dir_all(&new);
         let mut out = std::io::stdout().lock();
-        print_report(&mut out, &new, &report);
+        print_report(&mut out, &new.display().to_string(), &report);
         if let Some(d) = difference {
             let _ = writeln!(
                 out,

@@ -39,7 +39,7 @@ fn hour_of(t: DateTime<Utc>) -> u32 {
     u32::try_from(t.timestamp().max(0) / 3600).unwrap_or(u32::MAX)
 }
 
-fn key(hour: u32, modem: &str) -> Vec<u8> {
+pub(super) fn key(hour: u32, modem: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(4 + modem.len());
     k.extend_from_slice(&hour.to_be_bytes());
     k.extend_from_slice(modem.as_bytes());
@@ -57,7 +57,7 @@ pub(crate) fn decode_value(v: &[u8]) -> [u64; 3] {
     out
 }
 
-fn encode_value(c: [u64; 3]) -> Vec<u8> {
+pub(super) fn encode_value(c: [u64; 3]) -> Vec<u8> {
     c.iter().flat_map(|n| n.to_be_bytes()).collect()
 }
 

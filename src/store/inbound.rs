@@ -168,7 +168,7 @@ fn group_prefix(modem: &str, from: &str, c: &sms::Concat) -> Vec<u8> {
     k
 }
 
-fn from_key(from: &str, id: &[u8; 16]) -> Vec<u8> {
+pub(super) fn from_key(from: &str, id: &[u8; 16]) -> Vec<u8> {
     let mut k = Vec::with_capacity(from.len() + 17);
     k.extend_from_slice(from.as_bytes());
     k.push(0xFF);

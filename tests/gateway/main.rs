@@ -35,6 +35,7 @@ mod scopes;
 mod senders;
 mod storage;
 mod store_cmd;
+mod store_copy;
 mod twilio;
 mod ussd;
 mod why;

@@ -2,14 +2,16 @@
 //! every history chain whole, the indexes in agreement with the records), an export of every
 //! tree as JSON Lines ([`Store::export_jsonl`]), its import into a new directory
 //! ([`Store::import_jsonl`]), and a copy into a new directory ([`Store::copy_into`]), which is
-//! how a store is compacted. `smsgate store check|export|import|compact` drives them. While it runs: a consistent
+//! how a store is compacted; a copy into PostgreSQL ([`SledStore::copy_to_postgres`](crate::store::SledStore::copy_to_postgres)) and from it
+//! into a new directory ([`SledStore::import_postgres`](crate::store::SledStore::import_postgres)). `smsgate store
+//! check|export|import|compact|copy` drives them. While it runs: a consistent
 //! export of every tree ([`Store::snapshot`]), which `POST /v1/admin/backup` streams to
 //! `smsgate backup --to FILE`.
 //!
 //! - [`offline`]: opening a stopped store, and telling whether the daemon holds it;
 //! - [`check`]: the check of a whole store;
 //! - [`format`]: the export format (JSON Lines), written and read line by line;
-//! - [`transfer`]: export, import and copy;
+//! - [`transfer`]: export, import and copy (also to and from PostgreSQL);
 //! - [`gate`]: the write gate every change passes, closed by a hot backup while it reads;
 //! - [`snapshot`]: the hot backup of the running store ([`Store::snapshot`]).
 
@@ -26,7 +28,7 @@ pub use check::{CheckReport, Finding};
 pub use format::EXPORT_FORMAT;
 pub use offline::{OpenError, in_use};
 pub use snapshot::{Snapshot, SnapshotError};
-pub use transfer::{ImportError, TransferSummary};
+pub use transfer::{CopyError, ImportError, TransferSummary};
 
 /// Every tree of the store, in export order (see the table in [`crate::store`]).
 pub const TREES: [&str; 24] = [

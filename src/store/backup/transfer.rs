@@ -13,7 +13,7 @@ use super::format::{
 };
 use super::offline::{CACHE_MB, sync_file};
 use super::{Finding, TREES, TreeCount};
-use crate::store::{SledStore, StoreError};
+use crate::store::{PgStore, SledStore, StoreError};
 
 /// Records written per sled batch by an import or a copy.
 const BATCH: usize = 1000;
@@ -51,6 +51,21 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
+/// Why [`SledStore::copy_to_postgres`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// The database holds data already: a copy never merges.
+    #[error("the database holds smsgate data already (in {}): a copy goes only into an empty one", .0.join(", "))]
+    NotEmpty(Vec<&'static str>),
+    /// The store holds trees this version does not use (written by a newer smsgate?): a copy
+    /// would lose them.
+    #[error("the store holds trees this version does not use ({}): a copy would lose them", .0.iter().map(|t| format!("{}: {} records", t.tree, t.records)).collect::<Vec<_>>().join(", "))]
+    UnknownTrees(Vec<TreeCount>),
+    /// The store or the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Refuses a directory that holds anything: an import or a copy makes a new store.
 fn ensure_fresh(dir: &Path) -> Result<bool, StoreError> {
     match std::fs::read_dir(dir) {
@@ -63,12 +78,11 @@ fn ensure_fresh(dir: &Path) -> Result<bool, StoreError> {
     }
 }
 
-/// Writes records into a new store, tree by tree, in batches.
+/// Writes records into a new store, in batches (one per tree: records of several trees may
+/// come mixed).
 struct Restorer<'a> {
     store: &'a SledStore,
-    batch: sled::Batch,
-    pending: usize,
-    tree: Option<usize>,
+    batches: Vec<(sled::Batch, usize)>,
     counts: [u64; TREES.len()],
     max_outbox: Option<u64>,
 }
@@ -77,21 +91,19 @@ impl<'a> Restorer<'a> {
     fn new(store: &'a SledStore) -> Restorer<'a> {
         Restorer {
             store,
-            batch: sled::Batch::default(),
-            pending: 0,
-            tree: None,
+            batches: TREES.iter().map(|_| (sled::Batch::default(), 0)).collect(),
             counts: [0; TREES.len()],
             max_outbox: None,
         }
     }
 
     fn put(&mut self, tree: usize, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        if self.tree != Some(tree) {
-            self.apply()?;
-            self.tree = Some(tree);
-        }
-        self.batch.insert(key, value);
-        self.pending += 1;
+        let Some((batch, pending)) = self.batches.get_mut(tree) else {
+            return Err(StoreError::Io(format!("no tree number {tree}")));
+        };
+        batch.insert(key, value);
+        *pending += 1;
+        let full = *pending >= BATCH;
         if let Some(c) = self.counts.get_mut(tree) {
             *c += 1;
         }
@@ -100,29 +112,34 @@ impl<'a> Restorer<'a> {
         {
             self.max_outbox = Some(self.max_outbox.map_or(seq, |m| m.max(seq)));
         }
-        if self.pending >= BATCH {
-            self.apply()?;
+        if full {
+            self.apply(tree)?;
         }
         Ok(())
     }
 
-    fn apply(&mut self) -> Result<(), StoreError> {
-        if self.pending == 0 {
+    fn apply(&mut self, tree: usize) -> Result<(), StoreError> {
+        let Some((batch, pending)) = self.batches.get_mut(tree) else {
+            return Ok(());
+        };
+        if *pending == 0 {
             return Ok(());
         }
-        let name = self.tree.and_then(|t| TREES.get(t)).copied().unwrap_or("");
-        let tree = self
+        let name = TREES.get(tree).copied().unwrap_or("");
+        let t = self
             .store
             .tree(name)
             .ok_or_else(|| StoreError::Io(format!("no tree {name:?}")))?;
-        tree.apply_batch(std::mem::take(&mut self.batch))?;
-        self.pending = 0;
+        t.apply_batch(std::mem::take(batch))?;
+        *pending = 0;
         Ok(())
     }
 
     /// Writes what is left and makes it durable; the highest outbox key, when there is one.
     fn finish(mut self) -> Result<(TransferSummary, Option<u64>), StoreError> {
-        self.apply()?;
+        for tree in 0..TREES.len() {
+            self.apply(tree)?;
+        }
         self.store.flush_sync()?;
         let trees: Vec<TreeCount> = TREES
             .iter()
@@ -316,6 +333,67 @@ impl SledStore {
             advance_id_generator(dir, seq)?;
         }
         summary.left_out = self.other_trees()?;
+        Ok(summary)
+    }
+
+    /// Copies every record of every tree of [`TREES`] into the PostgreSQL store `pg`, which
+    /// must hold no data (its schema made: [`PgStore::connect`]): the same bodies, the history
+    /// entries and tombstones byte for byte, the outbox's and the tombstones' numbers (their
+    /// sequences moved past them). One transaction: on an error nothing was written.
+    pub fn copy_to_postgres(&self, pg: &PgStore) -> Result<TransferSummary, CopyError> {
+        let left_out = self.other_trees()?;
+        if !left_out.is_empty() {
+            return Err(CopyError::UnknownTrees(left_out));
+        }
+        let mut load = pg.loader()?;
+        let held = load.tables_with_data()?;
+        if !held.is_empty() {
+            return Err(CopyError::NotEmpty(held));
+        }
+        let mut counts = [0u64; TREES.len()];
+        for (n, name) in TREES.iter().enumerate() {
+            let Some(tree) = self.tree(name) else {
+                continue;
+            };
+            for r in tree.iter() {
+                let (k, v) = r.map_err(StoreError::from)?;
+                load.put(n, &k, &v)?;
+                counts[n] += 1;
+            }
+        }
+        load.finish()?;
+        Ok(TransferSummary {
+            records: counts.iter().sum(),
+            trees: TREES
+                .iter()
+                .zip(counts)
+                .map(|(t, n)| TreeCount {
+                    tree: (*t).to_string(),
+                    records: n,
+                })
+                .collect(),
+            left_out,
+        })
+    }
+
+    /// Makes a new store in `dir` (missing or empty) from every record of the PostgreSQL
+    /// store `pg` (read from one snapshot: gateways may run meanwhile), makes it durable and
+    /// closes it. On an error the directory holds a partial store: remove it.
+    pub fn import_postgres(dir: &Path, pg: &PgStore) -> Result<TransferSummary, ImportError> {
+        if !ensure_fresh(dir)? {
+            return Err(ImportError::NotEmpty(dir.to_path_buf()));
+        }
+        let store = SledStore::open(dir, CACHE_MB)?;
+        let mut w = Restorer::new(&store);
+        pg.for_each_record(&mut |tree, k, v| w.put(tree, k, v))?;
+        let (summary, max_outbox) = w.finish()?;
+        // Made from the messages, as at an import.
+        store.rebuild_invoice_index()?;
+        store.flush_sync()?;
+        drop(store);
+        if let Some(seq) = max_outbox {
+            advance_id_generator(dir, seq)?;
+        }
         Ok(summary)
     }
 

@@ -19,7 +19,7 @@ use crate::store::keys::{encode, sha256_hex};
 const AUDIT_LOCK: i64 = 0x736d_7361_7564_6974;
 
 /// The `meta` name of the chain's head.
-const HEAD: &str = "audit_head";
+pub(super) const HEAD: &str = "audit_head";
 
 /// Rows read at a time while the chain is checked.
 const VERIFY_PAGE: i64 = 1000;

@@ -15,6 +15,8 @@
 
 mod audit;
 mod body;
+mod check;
+mod copy;
 mod erasure;
 mod idempotency;
 mod inbound;
@@ -42,6 +44,7 @@ use tokio::sync::broadcast;
 use super::live::{self, LiveEvent};
 use super::{Listeners, Notifier, StoreError};
 
+pub use copy::{DATA_TABLES, PgLoader, RecordSink};
 pub use migrate::{MIGRATIONS, Migrated, Migration};
 
 /// How long a call waits for a connection (or to make one) before it fails: the API answers

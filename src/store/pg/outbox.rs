@@ -27,7 +27,7 @@ const HEAD: &str = "o.state = 'pending' AND (o.ordering_key = '' OR NOT EXISTS (
        AND p.ordering_key = o.ordering_key AND p.seq < o.seq))";
 
 /// The `state` column of a state.
-fn state_name(s: OutboxState) -> &'static str {
+pub(super) fn state_name(s: OutboxState) -> &'static str {
     match s {
         OutboxState::Pending => "pending",
         OutboxState::Dead => "dead",
