@@ -781,7 +781,11 @@ async fn cluster(counts: &[usize], per_modem: usize) {
         let elapsed = started.elapsed().as_secs_f64();
         let rate = total as f64 / elapsed;
         let spread: Vec<usize> = sims.iter().map(|s| s.sent().len()).collect();
-        assert_eq!(spread.iter().sum::<usize>(), total, "each message sent once");
+        assert_eq!(
+            spread.iter().sum::<usize>(),
+            total,
+            "each message sent once"
+        );
         println!(
             "| {n} | {total} | {elapsed:.2} s | {rate:.2} | {:.1} % | {} |",
             rate / n as f64 * 100.0,

@@ -172,23 +172,87 @@ pub(super) fn live_event(m: &Message, e: &Event) -> LiveEvent {
 
 impl PgStore {
     /// Inserts new messages (all or none) and the idempotency record when given, committed
-    /// before it returns.
+    /// before it returns. One statement, so one round trip and PostgreSQL's own atomicity: the
+    /// rows come as arrays, and the Idempotency-Key (when given) is written by the same
+    /// statement, which inserts nothing when the key was taken.
     pub fn insert(
         &self,
         messages: &[Message],
         idempotency: Option<(&str, &IdempotencyRecord)>,
     ) -> Result<(), StoreError> {
-        self.run(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db_error)?;
-            if let Some((k, r)) = idempotency {
-                insert_idempotency(&tx, k, r).await?;
-            }
-            for m in messages {
-                insert_row(&tx, m).await?;
-            }
-            tx.commit().await.map_err(db_error)
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        let statuses: Vec<&str> = messages.iter().map(|m| m.status.as_str()).collect();
+        let to: Vec<&str> = messages.iter().map(|m| m.to.as_str()).collect();
+        let priority: Vec<i16> = messages
+            .iter()
+            .map(|m| i16::from(m.priority.code()))
+            .collect();
+        let due: Vec<DateTime<Utc>> = messages.iter().map(|m| m.due_at).collect();
+        let modem: Vec<Option<&str>> = messages.iter().map(|m| m.modem.as_deref()).collect();
+        let invoice: Vec<Option<&str>> = messages
+            .iter()
+            .map(|m| history::invoice_of(m).filter(|i| !i.is_empty()))
+            .collect();
+        let created: Vec<DateTime<Utc>> = messages.iter().map(|m| m.created_at).collect();
+        let updated: Vec<DateTime<Utc>> = messages.iter().map(|m| m.updated_at).collect();
+        let bodies: Vec<Json<&Message>> = messages.iter().map(Json).collect();
+        const ROWS: &str = "SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], \
+             $4::int2[], $5::timestamptz[], $6::text[], $7::text[], $8::timestamptz[], \
+             $9::timestamptz[], $10::jsonb[])";
+        const COLUMNS: &str = "INSERT INTO messages (id, status, recipient, priority, due_at, \
+             modem, invoice, created_at, updated_at, body)";
+        let inserted = self.run(async {
+            let c = self.client().await?;
+            let arrays: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+                &ids, &statuses, &to, &priority, &due, &modem, &invoice, &created, &updated,
+                &bodies,
+            ];
+            let n = match idempotency {
+                None => {
+                    let st = c
+                        .prepare_cached(&format!("{COLUMNS} {ROWS}"))
+                        .await
+                        .map_err(db_error)?;
+                    c.execute(&st, &arrays).await
+                }
+                Some((key, r)) => {
+                    // The key is `API key name · NUL · Idempotency-Key`; text holds no NUL.
+                    let (name, k) = key.split_once('\0').unwrap_or(("", key));
+                    let st = c
+                        .prepare_cached(&format!(
+                            "WITH k AS (INSERT INTO idempotency (key_name, key, at, body) \
+                             VALUES ($11, $12, $13, $14) ON CONFLICT DO NOTHING RETURNING 1) \
+                             {COLUMNS} SELECT u.* FROM ({ROWS}) AS u WHERE EXISTS (SELECT 1 FROM k)"
+                        ))
+                        .await
+                        .map_err(db_error)?;
+                    let rec = Json(r);
+                    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                        arrays.to_vec();
+                    params.extend([
+                        &name as &(dyn tokio_postgres::types::ToSql + Sync),
+                        &k,
+                        &r.at,
+                        &rec,
+                    ]);
+                    c.execute(&st, &params).await
+                }
+            };
+            n.map_err(|e| match e.code() {
+                Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+                    StoreError::Conflict("a message with this id exists already".into())
+                }
+                _ => db_error(e),
+            })
         })?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(
+                "this Idempotency-Key was used already".into(),
+            ));
+        }
         for m in messages {
             self.publish(live_event(m, &first_event_shown(m)));
         }

@@ -51,8 +51,9 @@ pub use migrate::{MIGRATIONS, Migrated, Migration};
 /// 503 while the database is away, rather than holding the client.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections in the pool.
-const POOL_SIZE: usize = 16;
+/// Connections in the pool: enough concurrent transactions for PostgreSQL to group their
+/// commits (one WAL flush for many), few enough for a small server's `max_connections`.
+const POOL_SIZE: usize = 32;
 
 /// The PostgreSQL store.
 pub struct PgStore {

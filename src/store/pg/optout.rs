@@ -103,21 +103,28 @@ impl PgStore {
 
     /// The opt-out of a number, if it is opted out; for an erased number, what is kept of it.
     pub fn optout(&self, number: &str) -> Result<Option<OptOut>, StoreError> {
-        let kept = self.run(async {
+        // One round trip, on the hot path of every message accepted: the number's row, else
+        // the row under its salted hash (an erased number stays refused).
+        let (kept, erased) = self.run(async {
             let c = self.client().await?;
-            let row = c
-                .query_opt("SELECT body FROM optouts WHERE number = $1", &[&number])
-                .await
-                .map_err(db_error)?;
-            row.map(|r| from_body::<OptOut>(number, col(&r, 0, number)?))
-                .transpose()
+            let sql = format!(
+                "SELECT body, true FROM optouts WHERE number = $1 \
+                 UNION ALL SELECT body, false FROM optouts_erased WHERE hash = {HASH_SQL}"
+            );
+            let st = c.prepare_cached(&sql).await.map_err(db_error)?;
+            let rows = c.query(&st, &[&number]).await.map_err(db_error)?;
+            let mut kept = None;
+            let mut erased = None;
+            for r in &rows {
+                if col::<bool>(r, 1, number)? {
+                    kept = Some(from_body::<OptOut>(number, col(r, 0, number)?)?);
+                } else {
+                    erased = Some(from_body::<ErasedOptOut>(ERASED, col(r, 0, ERASED)?)?);
+                }
+            }
+            Ok::<_, StoreError>((kept, erased))
         })?;
-        match kept {
-            Some(o) => Ok(Some(o)),
-            None => Ok(self
-                .erased_optout(number)?
-                .map(|e| erased_as_optout(e, number))),
-        }
+        Ok(kept.or_else(|| erased.map(|e| erased_as_optout(e, number))))
     }
 
     /// Whether a number is opted out: the number, or (for an erased number) its salted hash.
