@@ -31,8 +31,9 @@ pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sled=warn,axum=info"));
     // The PostgreSQL driver logs every statement's parameters at `debug`: texts, numbers and
-    // callback URLs with their passwords. Never, whatever RUST_LOG says.
-    let filter = match "tokio_postgres=info".parse() {
+    // callback URLs with their passwords. Never, whatever RUST_LOG says (its `info` is the
+    // server's notices, noise: warnings and errors only).
+    let filter = match "tokio_postgres=warn".parse() {
         Ok(d) => filter.add_directive(d),
         Err(_) => filter,
     };
