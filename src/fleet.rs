@@ -363,6 +363,12 @@ impl Fleet {
         self.standby.iter().map(|c| c.name().to_string()).collect()
     }
 
+    /// Shows the running modems and those stood by for to the API.
+    pub fn show(&self, running: &Shown<ModemHandle>, standby: &Shown<String>) {
+        *running.write().unwrap_or_else(|e| e.into_inner()) = self.handles();
+        *standby.write().unwrap_or_else(|e| e.into_inner()) = self.standing_by();
+    }
+
     async fn stop(r: Running) {
         if let Some((c, t)) = r.balance {
             c.cancel();
@@ -512,6 +518,9 @@ impl Fleet {
     }
 }
 
+/// A list the API shows, replaced whenever the fleet changes.
+pub type Shown<T> = Arc<std::sync::RwLock<Vec<T>>>;
+
 /// Serves reload requests (and `SIGHUP`, when there is a `source`) until `shutdown`, then stops
 /// every modem. A reload reads the modems from `source` and, when given, the API keys from
 /// `keys`. Returns when the last driver has stopped (its event sender is dropped then).
@@ -521,7 +530,7 @@ pub async fn run(
     keys: Option<KeyReload>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     shutdown: CancellationToken,
-    modems_now: Arc<std::sync::RwLock<Vec<ModemHandle>>>,
+    (modems_now, standby_now): (Shown<ModemHandle>, Shown<String>),
 ) {
     let mut hangup = source.as_ref().and_then(|_| {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -545,7 +554,7 @@ pub async fn run(
             tracing::info!(added = ?changes.added, removed = ?changes.removed, updated = ?changes.updated, "API keys reloaded");
             summary.api_keys = Some(changes);
         }
-        *modems_now.write().unwrap_or_else(|e| e.into_inner()) = fleet.handles();
+        fleet.show(&modems_now, &standby_now);
         crate::systemd::ready(&format!("reloaded, {} modem(s)", fleet.len()));
         tracing::info!(added = ?summary.added, removed = ?summary.removed, restarted = ?summary.restarted, updated = ?summary.updated, "modems reloaded");
         Ok(summary)
@@ -573,7 +582,7 @@ pub async fn run(
             }
             _ = renew.tick(), if shared => {
                 if fleet.renew().await {
-                    *modems_now.write().unwrap_or_else(|e| e.into_inner()) = fleet.handles();
+                    fleet.show(&modems_now, &standby_now);
                 }
             }
             Some(()) = hup => {

@@ -7,34 +7,27 @@
 //! offered again (after a restart at the latest), and the store's fingerprint of the PDU makes
 //! sure a report stored just before a crash is not applied twice.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
+use crate::dispatch::SendsUnderWay;
 use crate::modem::Inbound;
 use crate::sms::Pdu;
 use crate::store::reports::ReportOutcome;
 use crate::store::{Store, StoreError};
-
-/// Applies one status report from a modem, makes it durable, then acknowledges it so the
-/// driver deletes it from the SIM. On a store error nothing is acknowledged.
-pub async fn handle(
-    store: &Store,
-    report: Inbound,
-    now: DateTime<Utc>,
-) -> Result<ReportOutcome, StoreError> {
-    handle_batch(store, vec![report], now)
-        .await
-        .pop()
-        .unwrap_or(Err(StoreError::Closed))
-}
 
 /// Applies status reports (one modem's or several), makes them durable with one flush, then
 /// acknowledges each one stored; the outcomes in order. A burst of reports (a modem handing
 /// over what it held while the gateway was busy or away) costs one disk flush, not one each.
 pub async fn handle_batch(
     store: &Store,
+    under_way: &SendsUnderWay,
     reports: Vec<Inbound>,
     now: DateTime<Utc>,
 ) -> Vec<Result<ReportOutcome, StoreError>> {
+    wait_for_sends(store, under_way, &reports, now).await;
     let applied: Vec<_> = reports.iter().map(|r| apply(store, r, now)).collect();
     let flushed = if applied.iter().any(Result::is_ok) {
         store.durable().await
@@ -50,6 +43,40 @@ pub async fn handle_batch(
             outcome
         })
         .collect()
+}
+
+/// How long a report waits, at most, for the send under way on its modem to be recorded.
+const SEND_RECORD_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits for the sends under way on the modems of the reports that match no sent part yet:
+/// they may be about those very sends.
+async fn wait_for_sends(
+    store: &Store,
+    under_way: &SendsUnderWay,
+    reports: &[Inbound],
+    now: DateTime<Utc>,
+) {
+    let mut waited = HashSet::new();
+    for report in reports {
+        let modem = report.modem.as_str();
+        if waited.contains(modem) || !under_way.busy(modem) {
+            continue;
+        }
+        let Ok(Pdu::StatusReport(r)) = &report.decoded else {
+            continue;
+        };
+        // On a store error the report goes ahead: applying it says what is wrong.
+        if store.report_awaited(modem, r, now).unwrap_or(true) {
+            continue;
+        }
+        waited.insert(modem);
+        if !under_way.recorded(modem, SEND_RECORD_WAIT).await {
+            tracing::warn!(
+                modem,
+                "a send on this modem is still not recorded; its status report is applied now"
+            );
+        }
+    }
 }
 
 fn apply(store: &Store, report: &Inbound, now: DateTime<Utc>) -> Result<ReportOutcome, StoreError> {

@@ -279,6 +279,8 @@ impl Gateway {
         // The running modems: filled once the fleet starts, replaced by each reload. The
         // Twilio door's callbacks read a modem's own number from it.
         let modems: Arc<std::sync::RwLock<Vec<crate::modem::ModemHandle>>> = Arc::default();
+        // The configured modems another gateway drives (a shared store), likewise.
+        let standby: Arc<std::sync::RwLock<Vec<String>>> = Arc::default();
         // The store hears every change through the webhook outbox from the start.
         let mut hears = crate::webhook::WebhookListener::new(&self.webhooks);
         if let Some(account) = self.twilio.account() {
@@ -387,6 +389,7 @@ impl Gateway {
                 events_rx,
                 store.clone(),
                 inbox.clone(),
+                dispatcher.clone(),
                 self.clock.clone(),
                 self.inbound.reassembly_timeout,
                 self.api.messages.default_region.clone(),
@@ -404,7 +407,7 @@ impl Gateway {
         }
         let watched = !fleet.is_empty();
         let modem_count = fleet.len();
-        *modems.write().unwrap_or_else(|e| e.into_inner()) = fleet.handles();
+        fleet.show(&modems, &standby);
         let (reload_tx, reload_rx) = mpsc::channel(4);
         let fleet_stop = CancellationToken::new();
         let fleet_task = critical(
@@ -420,7 +423,7 @@ impl Gateway {
                 }),
                 reload_rx,
                 fleet_stop.clone(),
-                modems.clone(),
+                (modems.clone(), standby.clone()),
             ),
         );
 
@@ -446,6 +449,7 @@ impl Gateway {
             store: store.clone(),
             dispatcher: dispatcher.clone(),
             modems,
+            standby,
             reload: reload_tx,
             keys,
             cfg: Arc::new(api_cfg),
@@ -739,13 +743,15 @@ async fn guard_store(
 
 /// Modem events. An inbound message or a status report is stored and made durable before the
 /// driver may delete it from the SIM (a report is matched to its message by
-/// [`crate::reports::handle`]). Once a minute, concatenated messages whose parts waited longer
-/// than `reassembly_timeout` are released as partial, and sent parts that waited longer than
-/// [`REPORT_MAX_AGE`] stop waiting for their status report.
+/// [`crate::reports::handle_batch`]). Once a minute, concatenated messages whose parts waited longer
+/// than `reassembly_timeout` are released as partial, sent parts that waited longer than
+/// [`REPORT_MAX_AGE`] stop waiting for their status report, and (with a shared store)
+/// messages left `sending` on a modem no gateway drives any more become `unknown`.
 async fn consume_events(
     mut rx: mpsc::Receiver<ModemEvent>,
     store: Store,
     inbox: Inbox,
+    dispatcher: Dispatcher,
     clock: Clock,
     reassembly_timeout: std::time::Duration,
     default_region: Option<String>,
@@ -779,6 +785,9 @@ async fn consume_events(
                         inbox.handle_pending().await;
                     }
                     Err(e) => tracing::error!(error = %e, "cannot release incomplete inbound messages"),
+                }
+                if let Err(e) = dispatcher.recover_orphans(now) {
+                    tracing::error!(error = %e, "cannot look for messages left sending on a modem no gateway drives");
                 }
                 match store.sweep_reports(now - REPORT_MAX_AGE) {
                     Ok(0) => {}
@@ -864,7 +873,13 @@ async fn consume_events(
                     }
                 }
                 // Logged inside; on an error a report stays on the SIM.
-                let _ = crate::reports::handle_batch(&store, burst, clock.now()).await;
+                let _ = crate::reports::handle_batch(
+                    &store,
+                    &dispatcher.under_way(),
+                    burst,
+                    clock.now(),
+                )
+                .await;
             }
         }
     }

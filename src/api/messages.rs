@@ -441,14 +441,14 @@ pub(crate) async fn accept(
     now: DateTime<Utc>,
     via: &str,
 ) -> Result<(), ApiError> {
-    if let Some(e) = opted_out(st, &m.to, "")? {
-        return Err(ApiError::opted_out(vec![e]));
-    }
     let rec = idempotency_record(idem, answer, now);
-    st.store.insert(
-        std::slice::from_ref(m),
-        rec.as_ref().map(|(k, r)| (k.as_str(), r)),
-    )?;
+    if let Some(o) = st
+        .store
+        .insert_unless_opted_out(m, rec.as_ref().map(|(k, r)| (k.as_str(), r)))
+        .await?
+    {
+        return Err(ApiError::opted_out(vec![opted_out_error(&o, &m.to, "")]));
+    }
     st.dispatcher.announce().await?;
     tracing::info!(message_id = %m.id, to = %crate::numbers::masked(&m.to), parts = m.parts, via, "message accepted");
     metrics::counter!(crate::metrics::ACCEPTED).increment(1);
@@ -461,14 +461,19 @@ pub(crate) fn opted_out(
     to: &str,
     prefix: &str,
 ) -> Result<Option<FieldError>, ApiError> {
-    let Some(o) = st.store.optout(to)? else {
-        return Ok(None);
-    };
+    Ok(st
+        .store
+        .optout(to)?
+        .map(|o| opted_out_error(&o, to, prefix)))
+}
+
+/// The error for a message to `to`, which opted out with `o`.
+fn opted_out_error(o: &crate::store::optout::OptOut, to: &str, prefix: &str) -> FieldError {
     let how = match (&o.source[..], &o.keyword) {
         ("keyword", Some(k)) => format!("texted {k:?}"),
         _ => "opted out through the API".to_string(),
     };
-    Ok(Some(FieldError {
+    FieldError {
         field: format!("{prefix}to"),
         detail: format!(
             "{} opted out of messages ({how} on {}); nothing is sent to it until it opts back in (texts START, or DELETE /v1/opt-outs/{})",
@@ -477,7 +482,7 @@ pub(crate) fn opted_out(
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             to
         ),
-    }))
+    }
 }
 
 pub(crate) fn json_field_error(

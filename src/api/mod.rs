@@ -84,6 +84,9 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// The running modems, in configuration order (a reload replaces them).
     pub modems: Arc<std::sync::RwLock<Vec<ModemHandle>>>,
+    /// The configured modems this gateway stands by for: another gateway sharing the store
+    /// drives each (it holds the modem's lease).
+    pub standby: Arc<std::sync::RwLock<Vec<String>>>,
     /// Reload requests to the modem fleet (`POST /v1/admin/reload`).
     pub reload: tokio::sync::mpsc::Sender<admin::ReloadRequest>,
     /// The API keys in force (a reload replaces them).

@@ -77,8 +77,24 @@ pub struct ModemView {
 /// `GET /v1/modems` answer.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModemList {
-    /// Every configured modem.
+    /// Every modem this gateway drives.
     pub modems: Vec<ModemView>,
+    /// The configured modems this gateway stands by for, when several gateways share a
+    /// PostgreSQL store: another gateway drives each, and this one takes it over when that
+    /// gateway's lease on it lapses. Empty with the embedded store.
+    pub standby: Vec<StandbyModem>,
+}
+
+/// A configured modem another gateway drives.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StandbyModem {
+    /// Its name.
+    pub name: String,
+    /// The gateway holding its lease (`host:listen-address`), when one does.
+    pub driven_by: Option<String>,
+    /// Until when that lease holds unless renewed (the holder renews it every third of
+    /// `[storage] lease_ttl`).
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /v1/stats` answer.
@@ -246,7 +262,30 @@ pub async fn modems(State(state): State<AppState>) -> Result<Response, ApiError>
         let pool = state.dispatcher.pool();
         let now = state.clock.now();
         let today = day_counts(&state.store, midnight(now, state.reminders.timezone), now)?;
+        let names = state
+            .standby
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let leases = if names.is_empty() {
+            Vec::new()
+        } else {
+            state.store.leases()?
+        };
+        let standby = names
+            .into_iter()
+            .map(|name| {
+                let lease = crate::store::lease::modem_lease(&name);
+                let held = leases.iter().find(|l| l.name == lease);
+                StandbyModem {
+                    driven_by: held.map(|l| l.owner.clone()),
+                    lease_expires_at: held.map(|l| l.expires_at),
+                    name,
+                }
+            })
+            .collect();
         Ok::<_, ApiError>(ModemList {
+            standby,
             modems: state
                 .modems()
                 .iter()

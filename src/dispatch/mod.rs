@@ -19,6 +19,7 @@ mod ahead;
 pub mod hold;
 pub mod pool;
 mod rules;
+mod under_way;
 
 use crate::domain::{HoldReason, PartStatus, RetryPolicy, SendFailure, SendOutcome};
 use crate::modem::{ModemHandle, ModemState, PartOutcome, Retry};
@@ -26,6 +27,11 @@ use crate::sms::{self, NationalLanguage, SubmitOptions};
 use crate::store::{Message, NextDue, Note, Part, Status, Store, StoreError};
 pub use hold::Hold;
 pub use pool::{Gate, ModemPolicy, Pool, Sending, Traffic};
+pub use under_way::{SendsUnderWay, UnderWay};
+
+/// How long a message stays `sending` on a modem no gateway drives before it is `unknown`
+/// ([`Dispatcher::recover_orphans`]).
+pub const ORPHANED_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Due messages a worker looks at, at most, to find one it may take (routing, sticky sender).
 const MAX_SCAN: usize = 2000;
@@ -168,6 +174,8 @@ pub struct Dispatcher {
     ahead: Arc<ahead::Ahead>,
     heartbeat: crate::systemd::Heartbeat,
     pool: Arc<Pool>,
+    /// Sends handed to a modem whose outcome is not on disk yet.
+    under_way: Arc<SendsUnderWay>,
 }
 
 /// What happened to a claimed message.
@@ -199,7 +207,14 @@ impl Dispatcher {
             precheck: None,
             ahead: Arc::default(),
             heartbeat: crate::systemd::Heartbeat::default(),
+            under_way: Arc::default(),
         }
+    }
+
+    /// The sends handed to a modem and not yet recorded: a status report waits for them
+    /// ([`crate::reports::handle_batch`]).
+    pub fn under_way(&self) -> Arc<SendsUnderWay> {
+        self.under_way.clone()
     }
 
     /// The workers' heartbeat: each beats it at least once a minute and around every send
@@ -298,6 +313,43 @@ impl Dispatcher {
                 modem,
                 "messages left in sending on a modem whose gateway stopped are now unknown"
             );
+        }
+        Ok(n)
+    }
+
+    /// With a shared store: messages left `sending` on a modem no gateway holds any more (its
+    /// gateway stopped and none is configured to take the modem over) become `unknown` once
+    /// unchanged for [`ORPHANED_AFTER`] and the modem's lease has lapsed by a minute: what a
+    /// gateway taking the modem over would have done. Run by the one gateway doing the
+    /// housekeeping. Returns how many.
+    pub fn recover_orphans(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        if !self.store.is_shared() {
+            return Ok(0);
+        }
+        let ids = self.store.ids_with_status(Status::Sending)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Read after the messages: a modem taken over since is seen as held.
+        let leases = self.store.leases()?;
+        let lapsed_before = now - chrono::Duration::minutes(1);
+        let held = |modem: &str| {
+            let name = crate::store::lease::modem_lease(modem);
+            leases
+                .iter()
+                .any(|l| l.name == name && l.expires_at > lapsed_before)
+        };
+        let quiet_since = now - ORPHANED_AFTER;
+        let mut n = 0;
+        for id in ids {
+            let orphaned = |m: &mut Message| match m.modem.as_deref() {
+                Some(modem) if m.updated_at <= quiet_since && !held(modem) => m.interrupted().ok(),
+                _ => None,
+            };
+            if let Some((m, true)) = self.store.update(&id, orphaned)? {
+                n += 1;
+                tracing::warn!(message_id = %m.id, modem = m.modem.as_deref().unwrap_or(""), "message left in sending on a modem no gateway drives any more is now unknown");
+            }
         }
         Ok(n)
     }
@@ -517,6 +569,8 @@ impl Dispatcher {
     }
 
     async fn send(&self, msg: Message, modem: &ModemHandle) -> Result<(), StoreError> {
+        // Until the outcome is on disk (or this returns early), a report from this modem waits.
+        let _under_way = self.under_way.begin(modem.name());
         let started = self.clock.now();
         let timer = std::time::Instant::now();
         let opts = SubmitOptions {
@@ -674,5 +728,51 @@ fn record_send(
         .increment(1);
     if result.is_ok() {
         metrics::histogram!(crate::metrics::SEND_SECONDS, "modem" => m).record(took.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{lease, test_message};
+
+    /// Messages left `sending` on a modem no gateway drives become `unknown` once they have
+    /// waited; those on a modem a gateway holds stay theirs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_left_on_a_modem_no_gateway_drives_becomes_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = Store::open(dir.path(), 16).unwrap();
+        let d = Dispatcher::new(embedded, DispatchConfig::default(), Clock::system());
+        assert_eq!(d.recover_orphans(Utc::now()).unwrap(), 0);
+        let Some(url) = crate::store::pg::testdb::database() else {
+            return;
+        };
+        let store = Store::connect(&url, Vec::new())
+            .unwrap()
+            .with_lease_ttl(Duration::from_secs(3600));
+        let left_on = |modem: &str| {
+            let m = test_message("+12025550123");
+            store.insert(std::slice::from_ref(&m), None).unwrap();
+            store
+                .update(&m.id, |m| m.claim(modem, None, Utc::now()).ok())
+                .unwrap();
+            m.id
+        };
+        let orphan = left_on("gone");
+        let held = left_on("held");
+        assert!(store.hold(&lease::modem_lease("held")).unwrap().is_mine());
+        let d = Dispatcher::new(store.clone(), DispatchConfig::default(), Clock::system());
+        let status = |id: &str| store.get(id).unwrap().unwrap().status;
+        // Not yet: they have not waited long enough.
+        assert_eq!(d.recover_orphans(Utc::now()).unwrap(), 0);
+        assert_eq!(status(&orphan), Status::Sending);
+        let later = Utc::now() + ORPHANED_AFTER + chrono::Duration::seconds(1);
+        assert_eq!(d.recover_orphans(later).unwrap(), 1);
+        assert_eq!(status(&orphan), Status::Unknown);
+        assert_eq!(status(&held), Status::Sending);
+        // The holder lets go: its message is an orphan too.
+        store.let_go(&lease::modem_lease("held")).unwrap();
+        assert_eq!(d.recover_orphans(later).unwrap(), 1);
+        assert_eq!(status(&held), Status::Unknown);
     }
 }

@@ -87,24 +87,3 @@ pub(crate) fn test_record(body: serde_json::Value) -> IdempotencyRecord {
         at: Utc::now(),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::test_message;
-
-    #[tokio::test]
-    async fn an_idempotency_key_is_written_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path(), 16).unwrap();
-        let rec = test_record(serde_json::json!({"id": "a"}));
-        store
-            .insert(&[test_message("+12025550100")], Some(("k1", &rec)))
-            .unwrap();
-        let again = store.insert(&[test_message("+12025550101")], Some(("k1", &rec)));
-        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-        // Nothing of the refused insert was written.
-        assert!(store.messages_to("+12025550101", 10).unwrap().is_empty());
-        assert_eq!(store.messages_to("+12025550100", 10).unwrap().len(), 1);
-    }
-}

@@ -313,7 +313,7 @@ impl SledStore {
     /// Finished messages (see [`Status::is_finished`]) whose last change is at or before
     /// `cutoff`, from the `status` index after the key `after`; at most `limit` index entries
     /// are looked at.
-    fn finished_before(
+    pub(crate) fn finished_before(
         &self,
         after: Option<&[u8]>,
         cutoff: DateTime<Utc>,
@@ -352,48 +352,6 @@ impl SledStore {
             }
         }
         Ok((out, None))
-    }
-
-    /// One step of `[retention] message_text_after`: the texts of finished messages whose last
-    /// change is at or before `cutoff` are redacted ([`Store::redact_text`]); at most `limit`
-    /// index entries are looked at, from `after`.
-    pub fn redact_finished_texts(
-        &self,
-        cutoff: DateTime<Utc>,
-        now: DateTime<Utc>,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<SweepStep, StoreError> {
-        let (found, next) = self.finished_before(after, cutoff, limit, |m| m.redacted.is_none())?;
-        let mut done = 0;
-        for m in found {
-            if let Redacted::Now(_) =
-                self.redact_text(&m.id, "retention: message_text_after", None, now)?
-            {
-                done += 1;
-            }
-        }
-        Ok(SweepStep { done, next })
-    }
-
-    /// One step of `[retention] messages_after`: finished messages whose last change is at or
-    /// before `cutoff` are removed with a tombstone ([`Store::remove_message`]); at most
-    /// `limit` index entries are looked at, from `after`.
-    pub fn remove_finished_messages(
-        &self,
-        cutoff: DateTime<Utc>,
-        now: DateTime<Utc>,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<SweepStep, StoreError> {
-        let (found, next) = self.finished_before(after, cutoff, limit, |_| true)?;
-        let mut done = 0;
-        for m in found {
-            if self.remove_message(&m.id, "retention", now)?.is_some() {
-                done += 1;
-            }
-        }
-        Ok(SweepStep { done, next })
     }
 }
 

@@ -51,9 +51,10 @@
 //! (a number erased from every tree), and the modules below for everything else the store
 //! keeps (`tombstones.rs`: what is left of a removed message).
 //!
-//! Retention: each aggregate's file has its bounded step (`redact_finished_texts`,
-//! `remove_finished_messages`, `purge_inbound`, `purge_idempotency`, `purge_dead_webhooks`,
-//! `purge_unmatched_reports`), which [`crate::retention`] runs once a minute.
+//! Retention: each aggregate's file has its bounded step (`purge_inbound`,
+//! `purge_idempotency`, `purge_dead_webhooks`, `purge_unmatched_reports`; the messages' two,
+//! `redact_finished_texts` and `remove_finished_messages`, are worked out once in `seam.rs`
+//! over each backend's `finished_before`), which [`crate::retention`] runs once a minute.
 
 pub mod audit;
 pub mod backup;

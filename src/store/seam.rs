@@ -627,6 +627,26 @@ impl Store {
         }
     }
 
+    /// Inserts one new message (and the idempotency record when given) unless its number
+    /// opted out: `Ok(Some(opt-out))` when it did, and then nothing is written. Call
+    /// [`Store::durable`] before acknowledging.
+    pub async fn insert_unless_opted_out(
+        &self,
+        m: &Message,
+        idempotency: Option<(&str, &IdempotencyRecord)>,
+    ) -> Result<Option<OptOut>, StoreError> {
+        match &self.backend {
+            Backend::Sled(db) => {
+                if let Some(o) = db.optout(&m.to)? {
+                    return Ok(Some(o));
+                }
+                db.insert(std::slice::from_ref(m), idempotency)?;
+                Ok(None)
+            }
+            Backend::Postgres(db) => db.insert_unless_opted_out(m, idempotency).await,
+        }
+    }
+
     /// A message by id.
     pub fn get(&self, id: &str) -> Result<Option<Message>, StoreError> {
         match &self.backend {
@@ -695,10 +715,16 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
-        match &self.backend {
-            Backend::Sled(db) => db.redact_finished_texts(cutoff, now, after, limit),
-            Backend::Postgres(db) => db.redact_finished_texts(cutoff, now, after, limit),
+        let (found, next) = self.finished_before(after, cutoff, limit, |m| m.redacted.is_none())?;
+        let mut done = 0;
+        for m in found {
+            if let Redacted::Now(_) =
+                self.redact_text(&m.id, "retention: message_text_after", None, now)?
+            {
+                done += 1;
+            }
         }
+        Ok(SweepStep { done, next })
     }
 
     /// One step of `[retention] messages_after`: finished messages whose last change is at or
@@ -711,9 +737,29 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<SweepStep, StoreError> {
+        let (found, next) = self.finished_before(after, cutoff, limit, |_| true)?;
+        let mut done = 0;
+        for m in found {
+            if self.remove_message(&m.id, "retention", now)?.is_some() {
+                done += 1;
+            }
+        }
+        Ok(SweepStep { done, next })
+    }
+
+    /// Finished messages whose last change is at or before `cutoff` and that `keep` keeps,
+    /// from the cursor `after`; at most `limit` entries are looked at. The cursor to go on
+    /// from, `None` at the end.
+    fn finished_before(
+        &self,
+        after: Option<&[u8]>,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+        keep: impl Fn(&Message) -> bool,
+    ) -> Result<(Vec<Message>, Option<Vec<u8>>), StoreError> {
         match &self.backend {
-            Backend::Sled(db) => db.remove_finished_messages(cutoff, now, after, limit),
-            Backend::Postgres(db) => db.remove_finished_messages(cutoff, now, after, limit),
+            Backend::Sled(db) => db.finished_before(after, cutoff, limit, keep),
+            Backend::Postgres(db) => db.finished_before(after, cutoff, limit, keep),
         }
     }
 
@@ -1064,6 +1110,20 @@ impl Store {
         match &self.backend {
             Backend::Sled(db) => db.apply_status_report(modem, report, pdu, now),
             Backend::Postgres(db) => db.apply_status_report(modem, report, pdu, now),
+        }
+    }
+
+    /// Whether a sent part awaits this report: [`Store::apply_status_report`] would match it
+    /// now. Reads only.
+    pub fn report_awaited(
+        &self,
+        modem: &str,
+        report: &StatusReport,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(db) => db.report_awaited(modem, report, now),
+            Backend::Postgres(db) => db.report_awaited(modem, report, now),
         }
     }
 

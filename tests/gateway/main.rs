@@ -87,6 +87,18 @@ pub fn sled_only(test: &str, why: &str) -> bool {
     on_postgres()
 }
 
+/// In the PostgreSQL pass, says that `test` ran in the first pass already (it uses a
+/// PostgreSQL of its own whatever the backend) and gives `true`: the caller returns.
+pub fn ran_in_first_pass(test: &str) -> bool {
+    if on_postgres() {
+        skipped(
+            test,
+            "it uses PostgreSQL whatever the backend and ran in the first pass",
+        );
+    }
+    on_postgres()
+}
+
 /// The test database standing for the store directory `store`: made at the first call, the
 /// same one afterwards (a gateway restarted on the same directory finds its data).
 pub fn database_for(store: &Path) -> String {

@@ -323,3 +323,32 @@ async fn pending_unmatched_and_reports_that_wait_on_the_sim_while_the_daemon_is_
     r.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_overtakes_the_record_of_its_send_is_matched() {
+    // The network answers at once: each report reaches the gateway while the send it is about
+    // may not be on disk yet. It waits for that record and is matched, never kept unmatched.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim().await;
+    sim.set_status_reports(Some(Duration::ZERO), 0x00);
+    let r = start(dir.path().join("store"), &sim, |_| {}).await;
+    wait_modem_up(&r).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(post(&r, &format!("Invoice INV-{} is due Dec 1.", 3000 + i)).await);
+    }
+    for id in &ids {
+        assert_eq!(
+            r.wait_status(id, "delivered", Duration::from_secs(30))
+                .await,
+            "delivered",
+            "{id}"
+        );
+    }
+    wait_reports_deleted(&sim).await;
+    let (_, stats) = r.get("/v1/stats").await;
+    assert_eq!(stats["counts"]["delivered"], 20, "{stats}");
+    assert_eq!(stats["unmatched_reports"], 0, "{stats}");
+    r.stop().await;
+    sim.shutdown().await;
+}

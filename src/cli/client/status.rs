@@ -56,6 +56,16 @@ struct Signal {
 #[serde(default)]
 struct Modems {
     modems: Option<Vec<Modem>>,
+    /// Configured modems another gateway sharing the store drives; absent from older daemons.
+    standby: Option<Vec<Standby>>,
+}
+
+/// A configured modem another gateway drives (`GET /v1/modems`, `standby`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Standby {
+    name: Option<String>,
+    driven_by: Option<String>,
 }
 
 /// The answer of `GET /v1/stats`, with what `status` prints of it.
@@ -105,18 +115,19 @@ pub fn status(args: StatusArgs) -> ExitCode {
         let (modems, stats) = (modems?, stats?);
         // A daemon from before the filter answers 422: nothing to show then.
         let hooks = hooks.ok();
-        let list = view::<Modems>(&api, &modems.json)?
-            .modems
-            .unwrap_or_default();
+        let seen = view::<Modems>(&api, &modems.json)?;
+        let list = seen.modems.unwrap_or_default();
+        let standby = seen.standby.unwrap_or_default();
         let sending = list.iter().filter(|m| sends(m)).count();
         if o.json {
+            let standby = raw_field(&modems.raw, "standby").unwrap_or_else(|| "[]".into());
             let modems = raw_field(&modems.raw, "modems").unwrap_or_else(|| "[]".into());
             let retrying = hooks
                 .as_ref()
                 .and_then(|h| raw_field(&h.raw, "webhooks"))
                 .unwrap_or_else(|| "[]".into());
             print_raw(&format!(
-                "{{\"modems\":{modems},\"stats\":{},\"retrying_webhooks\":{retrying}}}",
+                "{{\"modems\":{modems},\"standby\":{standby},\"stats\":{},\"retrying_webhooks\":{retrying}}}",
                 stats.raw
             ));
         } else {
@@ -126,14 +137,18 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 .and_then(|h| Hooks::deserialize(&h.json).ok())
                 .and_then(|h| h.webhooks)
                 .unwrap_or_default();
-            out(&render_status(&list, &stats, &retrying, o.colour));
+            out(&render_status(&list, &standby, &stats, &retrying, o.colour));
         }
         if sending == 0 {
-            return Err(Failure::Refused(if list.is_empty() {
-                "the daemon has no modem configured".into()
-            } else {
-                "no modem sends now: see each one's state, rest and last error".into()
-            }));
+            return Err(Failure::Refused(
+                if list.is_empty() && !standby.is_empty() {
+                    "no modem sends through this gateway: another gateway sharing the store drives each of its modems".into()
+                } else if list.is_empty() {
+                    "the daemon has no modem configured".into()
+                } else {
+                    "no modem sends now: see each one's state, rest and last error".into()
+                },
+            ));
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -176,7 +191,13 @@ fn signal(v: Option<&Signal>) -> String {
     }
 }
 
-fn render_status(modems: &[Modem], stats: &Stats, retrying: &[Hook], colour: bool) -> String {
+fn render_status(
+    modems: &[Modem],
+    standby: &[Standby],
+    stats: &Stats,
+    retrying: &[Hook],
+    colour: bool,
+) -> String {
     let mut t = Table::new(&[
         "MODEM",
         "STATE",
@@ -219,6 +240,15 @@ fn render_status(modems: &[Modem], stats: &Stats, retrying: &[Hook], colour: boo
                 or_dash(m.name.as_deref())
             ));
         }
+    }
+    for m in standby {
+        text.push_str(&format!(
+            "{}: standing by, driven by {}\n",
+            or_dash(m.name.as_deref()),
+            m.driven_by
+                .as_deref()
+                .unwrap_or("no gateway now (this one takes it at its next lease renewal)")
+        ));
     }
     if !retrying.is_empty() {
         text.push_str("\nWebhooks failing (not given up yet)\n");
@@ -319,8 +349,21 @@ mod tests {
         let stats: Stats = typed(json!({"counts": {"queued": 2, "sent": 3}, "queue_depth": 2,
             "oldest_due": null, "oldest_due_age_seconds": null, "modems_up": 1, "modems": 1,
             "unmatched_reports": 0}));
-        let text = render_status(&modems, &stats, &[], false);
+        let text = render_status(&modems, &[], &stats, &[], false);
         assert!(text.contains("sim0"), "{text}");
+        assert!(!text.contains("standing by"), "{text}");
+        let standby: Vec<Standby> =
+            typed(json!([{"name": "sim3", "driven_by": "gw-b:0.0.0.0:8080",
+            "lease_expires_at": "2026-12-07T03:12:00Z"}, {"name": "sim4", "driven_by": null}]));
+        let with = render_status(&modems, &standby, &stats, &[], false);
+        assert!(
+            with.contains("sim3: standing by, driven by gw-b:0.0.0.0:8080"),
+            "{with}"
+        );
+        assert!(
+            with.contains("sim4: standing by, driven by no gateway now"),
+            "{with}"
+        );
         assert!(text.contains("-73 dBm (4/5)"), "{text}");
         assert!(text.contains("QUEUED  SCHEDULED"), "{text}");
         assert!(text.contains("modems up"), "{text}");
@@ -328,7 +371,7 @@ mod tests {
         assert!(!text.contains("phone's own texts"), "{text}");
         let modems: Vec<Modem> =
             typed(json!([{"name": "sim0", "state": "up", "foreign_messages": 3}]));
-        let text = render_status(&modems, &stats, &[], false);
+        let text = render_status(&modems, &[], &stats, &[], false);
         assert!(
             text.contains("sim0: 3 of a phone's own texts left in the SIM"),
             "{text}"
@@ -341,7 +384,7 @@ mod tests {
         let hooks: Vec<Hook> = typed(json!([{"event_type": "message.sent",
             "url": "http://127.0.0.1:9/h", "attempts": 2,
             "next_attempt_at": "2026-12-07T03:20:00Z", "last_error": "HTTP 500"}]));
-        let text = render_status(&modems, &stats, &hooks, false);
+        let text = render_status(&modems, &[], &stats, &hooks, false);
         // In this machine's time zone, with its offset.
         let until = time_zoned_text("2026-12-07T03:12:00Z");
         assert!(

@@ -7,12 +7,14 @@ use tokio_postgres::Transaction;
 use tokio_postgres::types::Json;
 
 use super::notify::Signal;
+use super::optout::not_opted_out;
 use super::outbox::insert_outbox;
 use super::{PgStore, db_error};
 use crate::store::history::{History, chain_of};
 use crate::store::hourly::HourCount;
 use crate::store::live::LiveEvent;
 use crate::store::messages::{Change, first_event_shown};
+use crate::store::optout::OptOut;
 use crate::store::replies::{SCAN_PER_NUMBER, reply_target_among};
 use crate::store::{
     Event, IdempotencyRecord, ListFilter, Message, NextDue, Note, Status, StoreError, history,
@@ -30,6 +32,25 @@ pub(super) fn message_of(row: &tokio_postgres::Row) -> Result<Message, StoreErro
     })?;
     m.id = id;
     Ok(m)
+}
+
+/// The head of an insert of message rows, their columns in the order they are given.
+const INSERT_COLUMNS: &str = "INSERT INTO messages (id, status, recipient, priority, due_at, \
+     modem, invoice, created_at, updated_at, body)";
+
+/// An insert's error: a message id taken is a conflict.
+fn insert_error(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+            StoreError::Conflict("a message with this id exists already".into())
+        }
+        _ => db_error(e),
+    }
+}
+
+/// The error for an insert whose Idempotency-Key was taken.
+fn key_taken() -> StoreError {
+    StoreError::Conflict("this Idempotency-Key was used already".into())
 }
 
 /// The statuses a waiting message has, as SQL.
@@ -202,8 +223,6 @@ impl PgStore {
         const ROWS: &str = "SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], \
              $4::int2[], $5::timestamptz[], $6::text[], $7::text[], $8::timestamptz[], \
              $9::timestamptz[], $10::jsonb[])";
-        const COLUMNS: &str = "INSERT INTO messages (id, status, recipient, priority, due_at, \
-             modem, invoice, created_at, updated_at, body)";
         let inserted = self.run(async {
             let c = self.client().await?;
             let arrays: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
@@ -216,7 +235,7 @@ impl PgStore {
                 None if messages.len() == 1 => {
                     let st = c
                         .prepare_cached(&format!(
-                            "{COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                            "{INSERT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                         ))
                         .await
                         .map_err(db_error)?;
@@ -239,7 +258,7 @@ impl PgStore {
                 }
                 None => {
                     let st = c
-                        .prepare_cached(&format!("{COLUMNS} {ROWS}"))
+                        .prepare_cached(&format!("{INSERT_COLUMNS} {ROWS}"))
                         .await
                         .map_err(db_error)?;
                     c.execute(&st, &arrays).await
@@ -251,7 +270,7 @@ impl PgStore {
                         .prepare_cached(&format!(
                             "WITH k AS (INSERT INTO idempotency (key_name, key, at, body) \
                              VALUES ($11, $12, $13, $14) ON CONFLICT DO NOTHING RETURNING 1) \
-                             {COLUMNS} SELECT u.* FROM ({ROWS}) AS u WHERE EXISTS (SELECT 1 FROM k)"
+                             {INSERT_COLUMNS} SELECT u.* FROM ({ROWS}) AS u WHERE EXISTS (SELECT 1 FROM k)"
                         ))
                         .await
                         .map_err(db_error)?;
@@ -267,23 +286,100 @@ impl PgStore {
                     c.execute(&st, &params).await
                 }
             };
-            n.map_err(|e| match e.code() {
-                Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
-                    StoreError::Conflict("a message with this id exists already".into())
-                }
-                _ => db_error(e),
-            })
+            n.map_err(insert_error)
         })?;
         if inserted == 0 {
-            return Err(StoreError::Conflict(
-                "this Idempotency-Key was used already".into(),
-            ));
+            return Err(key_taken());
         }
         for m in messages {
             self.publish(live_event(m, &first_event_shown(m)));
         }
         self.tell(messages.iter().any(|m| m.status.is_waiting()), false);
         Ok(())
+    }
+
+    /// Inserts one message (and its idempotency record when given) unless its number opted
+    /// out: `Ok(Some(opt-out))` when it did, and then nothing is written. The hot path of the
+    /// API: one statement (the opt-out check, the key and the row together), run on the
+    /// store's runtime while the caller's task awaits it.
+    pub async fn insert_unless_opted_out(
+        &self,
+        m: &Message,
+        idempotency: Option<(&str, &IdempotencyRecord)>,
+    ) -> Result<Option<OptOut>, StoreError> {
+        // A second round only when an opt-out went away between the statement and the look
+        // at why it wrote nothing.
+        for _ in 0..2 {
+            let row = (
+                m.id.clone(),
+                m.status.as_str(),
+                m.to.clone(),
+                i16::from(m.priority.code()),
+                m.due_at,
+                m.modem.clone(),
+                history::invoice_of(m)
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_string),
+                m.created_at,
+                m.updated_at,
+                Json(m.clone()),
+            );
+            let key = idempotency.map(|(key, r)| {
+                // The key is `API key name · NUL · Idempotency-Key`; text holds no NUL.
+                let (name, k) = key.split_once('\0').unwrap_or(("", key));
+                (name.to_string(), k.to_string(), r.at, Json(r.clone()))
+            });
+            let pool = self.pool.clone();
+            let inserted = self
+                .spawn(async move {
+                    let c = PgStore::client_of(&pool).await?;
+                    let free = not_opted_out("$3");
+                    const VALUES: &str = "SELECT $1::text, $2::text, $3::text, $4::int2, \
+                         $5::timestamptz, $6::text, $7::text, $8::timestamptz, \
+                         $9::timestamptz, $10::jsonb";
+                    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+                        &row.0, &row.1, &row.2, &row.3, &row.4, &row.5, &row.6, &row.7, &row.8,
+                        &row.9,
+                    ];
+                    let sql = match &key {
+                        None => format!("{INSERT_COLUMNS} {VALUES} WHERE {free}"),
+                        Some((name, k, at, body)) => {
+                            params.extend([
+                                name as &(dyn tokio_postgres::types::ToSql + Sync),
+                                k,
+                                at,
+                                body,
+                            ]);
+                            format!(
+                                "WITH k AS (INSERT INTO idempotency (key_name, key, at, body) \
+                                 SELECT $11::text, $12::text, $13::timestamptz, $14::jsonb \
+                                 WHERE {free} ON CONFLICT DO NOTHING RETURNING 1) \
+                                 {INSERT_COLUMNS} {VALUES} WHERE EXISTS (SELECT 1 FROM k)"
+                            )
+                        }
+                    };
+                    let st = c.prepare_cached(&sql).await.map_err(db_error)?;
+                    c.execute(&st, &params).await.map_err(insert_error)
+                })
+                .await?;
+            if inserted > 0 {
+                self.publish(live_event(m, &first_event_shown(m)));
+                self.tell(m.status.is_waiting(), false);
+                return Ok(None);
+            }
+            // Nothing written: the number opted out, or the key was taken.
+            if let Some(o) = self.optout(&m.to)? {
+                return Ok(Some(o));
+            }
+            if let Some((key, _)) = idempotency
+                && self.idempotency(key)?.is_some()
+            {
+                return Err(key_taken());
+            }
+        }
+        Err(StoreError::Conflict(
+            "the number's opt-out changed while the message was stored; send it again".into(),
+        ))
     }
 
     /// A message by id.
@@ -913,6 +1009,77 @@ mod tests {
             assert!(matches!(e, StoreError::Conflict(_)), "{e}");
             assert_eq!(store.get(&b.id).unwrap(), None);
         });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_to_an_opted_out_number_is_refused_and_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = vec![Store::open(dir.path(), 16).unwrap()];
+        if let Some(url) = testdb::database() {
+            stores.push(Store::connect(&url, Vec::new()).unwrap());
+        }
+        for store in stores {
+            eprintln!("backend: {}", store.backend_name());
+            let tag = ulid::Ulid::generate().to_string();
+            let (a, b) = (format!("+1555{}", &tag[20..]), "+15550001111".to_string());
+            let first = test_message(&a);
+            assert_eq!(
+                store.insert_unless_opted_out(&first, None).await.unwrap(),
+                None
+            );
+            assert_eq!(store.get(&first.id).unwrap().unwrap(), first);
+            store
+                .opt_out(&OptOut {
+                    number: a.clone(),
+                    opted_out_at: Utc::now(),
+                    source: "api".into(),
+                    keyword: None,
+                    inbound_id: None,
+                    note: None,
+                })
+                .unwrap();
+            // Refused with the opt-out, and neither the message nor its key is written.
+            let refused = test_message(&a);
+            let key = format!("k\0{tag}-1");
+            let rec = test_record(serde_json::json!({"id": refused.id}));
+            let o = store
+                .insert_unless_opted_out(&refused, Some((&key, &rec)))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((o.number.as_str(), o.source.as_str()), (a.as_str(), "api"));
+            assert_eq!(store.get(&refused.id).unwrap(), None);
+            assert_eq!(store.idempotency(&key).unwrap(), None);
+            // Another number with that key goes in; the key used again is a conflict.
+            let other = test_message(&b);
+            assert_eq!(
+                store
+                    .insert_unless_opted_out(&other, Some((&key, &rec)))
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert!(store.idempotency(&key).unwrap().is_some());
+            let again = test_message(&b);
+            assert!(matches!(
+                store
+                    .insert_unless_opted_out(&again, Some((&key, &rec)))
+                    .await,
+                Err(StoreError::Conflict(_))
+            ));
+            assert_eq!(store.get(&again.id).unwrap(), None);
+            // An erased number stays refused.
+            assert!(store.erase_optout(&a, Utc::now()).unwrap());
+            let after = test_message(&a);
+            assert!(
+                store
+                    .insert_unless_opted_out(&after, None)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            assert_eq!(store.get(&after.id).unwrap(), None);
+        }
     }
 
     #[test]

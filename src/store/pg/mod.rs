@@ -234,12 +234,30 @@ impl PgStore {
         }
     }
 
-    /// A connection from the pool.
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|e| match e {
+    /// Runs `fut` on the store's runtime while the calling task awaits it: no worker of the
+    /// caller's runtime is held (the path of a single accepted message).
+    pub(crate) async fn spawn<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match self.handle.spawn(fut).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+
+    /// A connection from `pool`, as [`PgStore::client`] gives one.
+    pub(crate) async fn client_of(pool: &Pool) -> Result<deadpool_postgres::Object, StoreError> {
+        pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => db_error(e),
             e => StoreError::Io(format!("database unavailable: {e}")),
         })
+    }
+
+    /// A connection from the pool.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        PgStore::client_of(&self.pool).await
     }
 
     /// Why the store cannot be written now, if it cannot: the database does not answer.

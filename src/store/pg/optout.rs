@@ -21,6 +21,16 @@ const SALT: &str = "optout_salt";
 const HASH_SQL: &str =
     "sha256((SELECT value FROM meta WHERE name = 'optout_salt') || convert_to($1, 'UTF8'))";
 
+/// SQL that is true when the number in parameter `param` (`$3`) is not opted out: neither
+/// itself nor, once erased, its salted hash.
+pub(super) fn not_opted_out(param: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM optouts WHERE number = {param}) AND NOT EXISTS \
+         (SELECT 1 FROM optouts_erased WHERE hash = {})",
+        HASH_SQL.replace("$1", param)
+    )
+}
+
 /// The opt-out as the API shows it, for the number asked about (the store no longer keeps the
 /// number itself): as the embedded store shows it.
 fn erased_as_optout(e: ErasedOptOut, number: &str) -> OptOut {

@@ -132,6 +132,17 @@ impl PgStore {
         )
     }
 
+    /// Whether a sent part awaits this report: [`PgStore::apply_status_report`] would match it
+    /// now. Reads only.
+    pub fn report_awaited(
+        &self,
+        modem: &str,
+        report: &StatusReport,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.choose_candidate(modem, report, now)?.is_ok())
+    }
+
     /// The awaited part this report is about, or why there is none: the rows with the
     /// report's (modem, TP-MR) and their messages, weighed as the embedded store does.
     fn choose_candidate(

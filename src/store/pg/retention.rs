@@ -17,7 +17,7 @@ use super::{PgStore, db_error};
 use crate::store::history::{VerifyReport, chain_of};
 use crate::store::messages::redaction;
 use crate::store::tombstones::Tombstone;
-use crate::store::{Message, Redacted, Status, StoreError, SweepStep};
+use crate::store::{Message, Redacted, Status, StoreError};
 
 /// Messages whose chains are checked per read.
 const VERIFY_BATCH: i64 = 500;
@@ -105,7 +105,7 @@ impl PgStore {
     /// Finished messages whose last change is at or before `cutoff`, by id after `after` (an
     /// id's bytes); at most `limit` rows are looked at. The cursor is the last id looked at,
     /// `None` when the table was read to its end.
-    fn finished_before(
+    pub(crate) fn finished_before(
         &self,
         after: Option<&[u8]>,
         cutoff: DateTime<Utc>,
@@ -141,48 +141,6 @@ impl PgStore {
             _ => None,
         };
         Ok((out, next))
-    }
-
-    /// One step of `[retention] message_text_after`: the texts of finished messages whose last
-    /// change is at or before `cutoff` are redacted; at most `limit` rows are looked at, from
-    /// `after`.
-    pub fn redact_finished_texts(
-        &self,
-        cutoff: DateTime<Utc>,
-        now: DateTime<Utc>,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<SweepStep, StoreError> {
-        let (found, next) = self.finished_before(after, cutoff, limit, |m| m.redacted.is_none())?;
-        let mut done = 0;
-        for m in found {
-            if let Redacted::Now(_) =
-                self.redact_text(&m.id, "retention: message_text_after", None, now)?
-            {
-                done += 1;
-            }
-        }
-        Ok(SweepStep { done, next })
-    }
-
-    /// One step of `[retention] messages_after`: finished messages whose last change is at or
-    /// before `cutoff` are removed with a tombstone; at most `limit` rows are looked at, from
-    /// `after`.
-    pub fn remove_finished_messages(
-        &self,
-        cutoff: DateTime<Utc>,
-        now: DateTime<Utc>,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<SweepStep, StoreError> {
-        let (found, next) = self.finished_before(after, cutoff, limit, |_| true)?;
-        let mut done = 0;
-        for m in found {
-            if self.remove_message(&m.id, "retention", now)?.is_some() {
-                done += 1;
-            }
-        }
-        Ok(SweepStep { done, next })
     }
 
     /// Checks every message's history, and the chains of tombstones of removed messages. Reads
@@ -280,6 +238,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
+    use crate::store::SweepStep;
     use crate::store::pg::body::testing::{Place, places};
     use crate::store::pg::testdb;
     use crate::store::{Event, Note, Store, sha256_hex, test_message};
