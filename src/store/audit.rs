@@ -61,7 +61,7 @@ struct Hashed<'a> {
 
 impl AuditEntry {
     /// The hash this entry's fields give.
-    fn computed_hash(&self) -> Result<String, StoreError> {
+    pub(crate) fn computed_hash(&self) -> Result<String, StoreError> {
         Ok(sha256_hex(&encode(&Hashed {
             id: &self.id,
             at: &self.at,
@@ -76,10 +76,112 @@ impl AuditEntry {
 
 /// The last entry of the chain and how many there are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Head {
-    id: String,
-    hash: String,
-    count: u64,
+pub(crate) struct Head {
+    pub(crate) id: String,
+    pub(crate) hash: String,
+    pub(crate) count: u64,
+}
+
+impl NewAudit<'_> {
+    /// The entry this action makes after `head` (the chain's last entry, if any), and the
+    /// head after it. The id is from the action's time, after the last one even when the
+    /// clock says otherwise: the id order is the chain's order.
+    pub(crate) fn chained(&self, head: Option<&Head>) -> Result<(AuditEntry, Head), StoreError> {
+        let mut id = ulid::Ulid::from_datetime(self.at.into());
+        if let Some(last) = head.and_then(|h| ulid::Ulid::from_string(&h.id).ok())
+            && id <= last
+        {
+            id = last
+                .increment()
+                .map_err(|_| StoreError::Conflict("the audit log's ids are spent".into()))?;
+        }
+        let mut e = AuditEntry {
+            id: id.to_string(),
+            at: self.at,
+            actor: self.actor.to_string(),
+            action: self.action.to_string(),
+            target: self.target.map(str::to_string),
+            details: self.details.clone(),
+            prev_hash: head.map(|h| h.hash.clone()),
+            hash: String::new(),
+        };
+        e.hash = e.computed_hash()?;
+        let next = Head {
+            id: e.id.clone(),
+            hash: e.hash.clone(),
+            count: head.map_or(0, |h| h.count) + 1,
+        };
+        Ok((e, next))
+    }
+}
+
+/// The audit log's chain checked entry by entry, oldest first, whichever store holds it.
+#[derive(Default)]
+pub(crate) struct AuditChain {
+    entries: u64,
+    problem: Option<String>,
+    prev: Option<String>,
+}
+
+impl AuditChain {
+    /// The next entry, stored under `id`, as it decoded (or why it did not).
+    pub(crate) fn entry(
+        &mut self,
+        id: &str,
+        decoded: Result<AuditEntry, StoreError>,
+    ) -> Result<(), StoreError> {
+        self.entries += 1;
+        if self.problem.is_some() {
+            return Ok(());
+        }
+        let e = match decoded {
+            Ok(e) => e,
+            Err(e) => {
+                self.problem = Some(format!("entry {id} does not decode: {e}"));
+                return Ok(());
+            }
+        };
+        if e.id != id {
+            self.problem = Some(format!("entry {id} says it is {}: moved", e.id));
+        } else if e.computed_hash()? != e.hash {
+            self.problem = Some(format!("entry {id} was changed after the fact"));
+        } else if e.prev_hash != self.prev {
+            self.problem = Some(format!(
+                "entry {id} does not link to the entry before it: one was removed or inserted"
+            ));
+        }
+        self.prev = Some(e.hash);
+        Ok(())
+    }
+
+    /// Whether the head still needs reading: the entries showed no problem.
+    pub(crate) fn wants_head(&self) -> bool {
+        self.problem.is_none()
+    }
+
+    /// The verdict, with the chain's `head` (when [`AuditChain::wants_head`] asked for it):
+    /// it must count the entries read and end at the last one.
+    pub(crate) fn verdict(mut self, head: Option<Head>) -> AuditVerify {
+        if self.problem.is_none() {
+            match head {
+                None if self.entries > 0 => {
+                    self.problem = Some("the log's head is missing".into());
+                }
+                Some(h) if h.count != self.entries || Some(&h.hash) != self.prev.as_ref() => {
+                    self.problem = Some(format!(
+                        "the head says {} entries ending at {}, the log has {}: entries were removed or added at its end",
+                        h.count, h.id, self.entries
+                    ));
+                }
+                _ => {}
+            }
+        }
+        AuditVerify {
+            entries: self.entries,
+            verified: self.problem.is_none(),
+            problem: self.problem,
+        }
+    }
 }
 
 /// An action to record.
@@ -131,35 +233,14 @@ impl SledStore {
                 Some(v) => Some(decode(&HEAD, &v).map_err(abort)?),
                 None => None,
             };
-            // The key order is the chain's order: an id from the action's time, after the
-            // last one even when the clock says otherwise.
-            let mut id = ulid::Ulid::from_datetime(a.at.into());
-            if let Some(last) = head
-                .as_ref()
-                .and_then(|h| ulid::Ulid::from_string(&h.id).ok())
-                && id <= last
-            {
-                id = last.increment().map_err(|_| {
-                    abort(StoreError::Conflict("the audit log's ids are spent".into()))
-                })?;
-            }
-            let mut e = AuditEntry {
-                id: id.to_string(),
-                at: a.at,
-                actor: a.actor.to_string(),
-                action: a.action.to_string(),
-                target: a.target.map(str::to_string),
-                details: a.details.clone(),
-                prev_hash: head.as_ref().map(|h| h.hash.clone()),
-                hash: String::new(),
-            };
-            e.hash = e.computed_hash().map_err(abort)?;
-            let new_head = Head {
-                id: e.id.clone(),
-                hash: e.hash.clone(),
-                count: head.map_or(0, |h| h.count) + 1,
-            };
-            t.insert(&id.to_bytes()[..], encode(&e).map_err(abort)?)?;
+            let (e, new_head) = a.chained(head.as_ref()).map_err(abort)?;
+            let key = id_key(&e.id).ok_or_else(|| {
+                abort(StoreError::Conflict(format!(
+                    "audit id {} is no ULID",
+                    e.id
+                )))
+            })?;
+            t.insert(&key[..], encode(&e).map_err(abort)?)?;
             t.insert(&HEAD[..], encode(&new_head).map_err(abort)?)?;
             Ok::<_, ConflictableTransactionError<StoreError>>(e)
         })?;
@@ -205,57 +286,18 @@ impl SledStore {
 
     /// Checks the audit log's chain.
     pub fn verify_audit(&self) -> Result<AuditVerify, StoreError> {
-        let mut report = AuditVerify::default();
-        let mut problem = None;
-        let mut prev: Option<String> = None;
+        let mut chain = AuditChain::default();
         for r in self.inner.audit.iter() {
             let (k, v) = r?;
             if k.len() != 16 {
                 continue;
             }
-            report.entries += 1;
-            if problem.is_some() {
-                continue;
-            }
-            let id = id_string(&k);
-            let e: AuditEntry = match decode(&k, &v) {
-                Ok(e) => e,
-                Err(e) => {
-                    problem = Some(format!("entry {id} does not decode: {e}"));
-                    continue;
-                }
-            };
-            if e.id != id {
-                problem = Some(format!("entry {id} says it is {}: moved", e.id));
-            } else if e.computed_hash()? != e.hash {
-                problem = Some(format!("entry {id} was changed after the fact"));
-            } else if e.prev_hash != prev {
-                problem = Some(format!(
-                    "entry {id} does not link to the entry before it: one was removed or inserted"
-                ));
-            }
-            prev = Some(e.hash);
+            chain.entry(&id_string(&k), decode(&k, &v))?;
         }
-        if problem.is_none() {
-            let head: Option<Head> = match self.inner.audit.get(HEAD)? {
-                Some(v) => Some(decode(&HEAD, &v)?),
-                None => None,
-            };
-            match head {
-                None if report.entries > 0 => {
-                    problem = Some("the log's head is missing".into());
-                }
-                Some(h) if h.count != report.entries || Some(&h.hash) != prev.as_ref() => {
-                    problem = Some(format!(
-                        "the head says {} entries ending at {}, the log has {}: entries were removed or added at its end",
-                        h.count, h.id, report.entries
-                    ));
-                }
-                _ => {}
-            }
-        }
-        report.verified = problem.is_none();
-        report.problem = problem;
-        Ok(report)
+        let head: Option<Head> = match self.inner.audit.get(HEAD)? {
+            Some(v) if chain.wants_head() => Some(decode(&HEAD, &v)?),
+            _ => None,
+        };
+        Ok(chain.verdict(head))
     }
 }

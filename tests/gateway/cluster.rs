@@ -308,8 +308,7 @@ async fn sim_at(link: Option<PathBuf>, latency: Duration) -> SimHandle {
     Simulator::start(SimConfig {
         link,
         latency,
-        // Each message is also `delivered`, a moment later as on a real network (a report
-        // that beats the record of its send is kept as unmatched).
+        // Each message is also `delivered`, a moment later as on a real network.
         status_reports: Some(Duration::from_secs(2)),
         ..SimConfig::default()
     })
@@ -516,6 +515,79 @@ fn webhooks_by_message(rx: &Receiver) -> HashMap<(String, String), HashSet<Strin
     out
 }
 
+/// Four simulated modems and two gateways on one database: A drives sim0 and sim1 (reached
+/// through ser2net), B drives sim2 and sim3 and is configured with sim1 too, standing by for it.
+struct TwoGateways {
+    dir: tempfile::TempDir,
+    sims: [SimHandle; 4],
+    ser2net: tokio::process::Child,
+    a: Daemon,
+    b: Daemon,
+}
+
+impl TwoGateways {
+    /// Starts them (each send taking `latency`, webhooks to `rx`) and checks that B stands
+    /// by for sim1 and says that A drives it.
+    async fn start(
+        http: &reqwest::Client,
+        ser2net: &Path,
+        url: &str,
+        latency: Duration,
+        rx: Option<&Receiver>,
+    ) -> TwoGateways {
+        let dir = tempfile::tempdir().unwrap();
+        let sims = [
+            sim_at(None, latency).await,
+            sim_at(Some(dir.path().join("sim1")), latency).await,
+            sim_at(None, latency).await,
+            sim_at(None, latency).await,
+        ];
+        let tcp = free_port();
+        let ser2net = ser2net_raw(ser2net, dir.path(), &dir.path().join("sim1"), tcp);
+        let shared = ("sim1", format!("tcp://127.0.0.1:{tcp}"));
+        let path = |i: usize| sims[i].path().display().to_string();
+        let (pa, pb) = (free_port(), free_port());
+        let ca = write_config(
+            dir.path(),
+            "a",
+            pa,
+            url,
+            &[("sim0", path(0)), shared.clone()],
+            rx,
+        );
+        let a = Daemon::start(http, dir.path(), "a", pa, ca).await;
+        a.wait_up(http, &["sim0", "sim1"], Duration::from_secs(30))
+            .await;
+        let cb = write_config(
+            dir.path(),
+            "b",
+            pb,
+            url,
+            &[("sim2", path(2)), ("sim3", path(3)), shared],
+            rx,
+        );
+        let b = Daemon::start(http, dir.path(), "b", pb, cb).await;
+        b.wait_up(http, &["sim2", "sim3"], Duration::from_secs(30))
+            .await;
+        // sim1 is A's: B stands by, and says which gateway drives it.
+        assert!(!b.is_up(http, "sim1").await, "{:?}", b.modems(http).await);
+        let listed = get(http, &format!("{}/v1/modems", b.base)).await.1;
+        let standby = listed["standby"].as_array().cloned().unwrap_or_default();
+        assert_eq!(standby.len(), 1, "{listed}");
+        assert_eq!(standby[0]["name"], "sim1", "{listed}");
+        let driver = standby[0]["driven_by"].as_str().unwrap_or_default();
+        assert!(driver.ends_with(&format!(":{pa}")), "{listed}");
+        assert!(standby[0]["lease_expires_at"].is_string(), "{listed}");
+        TwoGateways {
+            dir,
+            sims,
+            ser2net,
+            a,
+            b,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_share_one_queue() {
     const TEST: &str = "two_gateways_share_one_queue";
@@ -530,52 +602,21 @@ async fn two_gateways_share_one_queue() {
     let Some(url) = database_or_skip(TEST) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let http = smsgate::tls::client_builder().build().unwrap();
     let rx = Receiver::start().await;
-    let sim0 = sim_at(None, Duration::ZERO).await;
-    let sim1 = sim_at(Some(dir.path().join("sim1")), Duration::ZERO).await;
-    let sim2 = sim_at(None, Duration::ZERO).await;
-    let sim3 = sim_at(None, Duration::ZERO).await;
+    let TwoGateways {
+        dir: _dir,
+        sims: [sim0, sim1, sim2, sim3],
+        ser2net: _ser2net,
+        a,
+        b,
+    } = TwoGateways::start(&http, &bin, &url, Duration::ZERO, Some(&rx)).await;
     let sims = [
         ("sim0", &sim0),
         ("sim1", &sim1),
         ("sim2", &sim2),
         ("sim3", &sim3),
     ];
-    let tcp = free_port();
-    let _ser2net = ser2net_raw(&bin, dir.path(), &dir.path().join("sim1"), tcp);
-    let shared = ("sim1", format!("tcp://127.0.0.1:{tcp}"));
-
-    let (pa, pb) = (free_port(), free_port());
-    let ca = write_config(
-        dir.path(),
-        "a",
-        pa,
-        &url,
-        &[("sim0", sim0.path().display().to_string()), shared.clone()],
-        Some(&rx),
-    );
-    let a = Daemon::start(&http, dir.path(), "a", pa, ca).await;
-    a.wait_up(&http, &["sim0", "sim1"], Duration::from_secs(30))
-        .await;
-    let cb = write_config(
-        dir.path(),
-        "b",
-        pb,
-        &url,
-        &[
-            ("sim2", sim2.path().display().to_string()),
-            ("sim3", sim3.path().display().to_string()),
-            shared.clone(),
-        ],
-        Some(&rx),
-    );
-    let b = Daemon::start(&http, dir.path(), "b", pb, cb).await;
-    b.wait_up(&http, &["sim2", "sim3"], Duration::from_secs(30))
-        .await;
-    // sim1 is A's: B stands by.
-    assert!(!b.is_up(&http, "sim1").await, "{:?}", b.modems(&http).await);
 
     let message = |i: usize| {
         json!({"to": recipient(i), "text": format!("cluster {i}: reply 1 to confirm"),
@@ -733,59 +774,22 @@ async fn a_killed_gateways_modem_is_taken_over() {
     let Some(url) = database_or_skip(TEST) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let http = smsgate::tls::client_builder().build().unwrap();
     // Each send takes a while, so that the kill finds sends in flight.
     let latency = Duration::from_millis(150);
-    let sim0 = sim_at(None, latency).await;
-    let sim1 = sim_at(Some(dir.path().join("sim1")), latency).await;
-    let sim2 = sim_at(None, latency).await;
-    let sim3 = sim_at(None, latency).await;
+    let TwoGateways {
+        dir: _dir,
+        sims: [sim0, sim1, sim2, sim3],
+        ser2net: _ser2net,
+        mut a,
+        b,
+    } = TwoGateways::start(&http, &bin, &url, latency, None).await;
     let sims = [
         ("sim0", &sim0),
         ("sim1", &sim1),
         ("sim2", &sim2),
         ("sim3", &sim3),
     ];
-    let tcp = free_port();
-    let _ser2net = ser2net_raw(&bin, dir.path(), &dir.path().join("sim1"), tcp);
-    let shared = ("sim1", format!("tcp://127.0.0.1:{tcp}"));
-    let (pa, pb) = (free_port(), free_port());
-    let ca = write_config(
-        dir.path(),
-        "a",
-        pa,
-        &url,
-        &[("sim0", sim0.path().display().to_string()), shared.clone()],
-        None,
-    );
-    let mut a = Daemon::start(&http, dir.path(), "a", pa, ca).await;
-    a.wait_up(&http, &["sim0", "sim1"], Duration::from_secs(30))
-        .await;
-    let cb = write_config(
-        dir.path(),
-        "b",
-        pb,
-        &url,
-        &[
-            ("sim2", sim2.path().display().to_string()),
-            ("sim3", sim3.path().display().to_string()),
-            shared.clone(),
-        ],
-        None,
-    );
-    let b = Daemon::start(&http, dir.path(), "b", pb, cb).await;
-    b.wait_up(&http, &["sim2", "sim3"], Duration::from_secs(30))
-        .await;
-    assert!(!b.is_up(&http, "sim1").await);
-    // B says it stands by for sim1, and which gateway drives it.
-    let listed = get(&http, &format!("{}/v1/modems", b.base)).await.1;
-    let standby = listed["standby"].as_array().cloned().unwrap_or_default();
-    assert_eq!(standby.len(), 1, "{listed}");
-    assert_eq!(standby[0]["name"], "sim1", "{listed}");
-    let driver = standby[0]["driven_by"].as_str().unwrap_or_default();
-    assert!(driver.ends_with(&format!(":{pa}")), "{listed}");
-    assert!(standby[0]["lease_expires_at"].is_string(), "{listed}");
 
     let message = |i: usize| json!({"to": recipient(i), "text": format!("takeover {i}")});
     let mut accepted: Vec<Accepted> = Vec::new();

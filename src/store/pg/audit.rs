@@ -6,14 +6,11 @@
 //! (`audit_head`), so a log cut short shows. Gateways appending at once take the same
 //! transaction-scoped advisory lock before reading the head, so they extend one chain.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
 use super::body::{col, from_body, to_body};
 use super::{PgStore, db_error};
 use crate::store::StoreError;
-use crate::store::audit::{AuditEntry, AuditFilter, AuditVerify, NewAudit};
-use crate::store::keys::{encode, sha256_hex};
+use crate::store::audit::{AuditChain, AuditEntry, AuditFilter, AuditVerify, Head, NewAudit};
+use crate::store::keys::encode;
 
 /// The advisory lock appends take (`pg_advisory_xact_lock`): "smsaudit".
 const AUDIT_LOCK: i64 = 0x736d_7361_7564_6974;
@@ -23,43 +20,6 @@ pub(super) const HEAD: &str = "audit_head";
 
 /// Rows read at a time while the chain is checked.
 const VERIFY_PAGE: i64 = 1000;
-
-/// The last entry of the chain and how many there are (the embedded store's head, as JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Head {
-    id: String,
-    hash: String,
-    count: u64,
-}
-
-/// An entry as hashed: every field but `hash`, in the same order as the embedded store, so
-/// an entry hashes alike on both backends.
-#[derive(Serialize)]
-struct Hashed<'a> {
-    id: &'a str,
-    at: &'a DateTime<Utc>,
-    actor: &'a str,
-    action: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: &'a Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prev_hash: &'a Option<String>,
-}
-
-/// The hash `e`'s fields give.
-fn computed_hash(e: &AuditEntry) -> Result<String, StoreError> {
-    Ok(sha256_hex(&encode(&Hashed {
-        id: &e.id,
-        at: &e.at,
-        actor: &e.actor,
-        action: &e.action,
-        target: &e.target,
-        details: &e.details,
-        prev_hash: &e.prev_hash,
-    })?))
-}
 
 /// The head kept in `meta`, if any.
 async fn read_head(c: &impl tokio_postgres::GenericClient) -> Result<Option<Head>, StoreError> {
@@ -90,34 +50,8 @@ impl PgStore {
                 .await
                 .map_err(db_error)?;
             let head = read_head(&*tx).await?;
-            // The id order is the chain's order: an id from the action's time, after the
-            // last one even when the clock says otherwise.
-            let mut id = ulid::Ulid::from_datetime(a.at.into());
-            if let Some(last) = head
-                .as_ref()
-                .and_then(|h| ulid::Ulid::from_string(&h.id).ok())
-                && id <= last
-            {
-                id = last
-                    .increment()
-                    .map_err(|_| StoreError::Conflict("the audit log's ids are spent".into()))?;
-            }
-            let mut e = AuditEntry {
-                id: id.to_string(),
-                at: a.at,
-                actor: a.actor.to_string(),
-                action: a.action.to_string(),
-                target: a.target.map(str::to_string),
-                details: a.details.clone(),
-                prev_hash: head.as_ref().map(|h| h.hash.clone()),
-                hash: String::new(),
-            };
-            e.hash = computed_hash(&e)?;
-            let new_head = encode(&Head {
-                id: e.id.clone(),
-                hash: e.hash.clone(),
-                count: head.map_or(0, |h| h.count) + 1,
-            })?;
+            let (e, new_head) = a.chained(head.as_ref())?;
+            let new_head = encode(&new_head)?;
             tx.execute(
                 "INSERT INTO audit (id, actor, action, at, body) VALUES ($1, $2, $3, $4, $5)",
                 &[&e.id, &e.actor, &e.action, &e.at, &to_body(&e)?],
@@ -178,9 +112,7 @@ impl PgStore {
     /// Checks the audit log's chain: every entry as it was written, linked to the one before,
     /// the last one the head's.
     pub fn verify_audit(&self) -> Result<AuditVerify, StoreError> {
-        let mut report = AuditVerify::default();
-        let mut problem = None;
-        let mut prev: Option<String> = None;
+        let mut chain = AuditChain::default();
         let mut cursor = String::new();
         loop {
             let rows = self.run(async {
@@ -195,55 +127,23 @@ impl PgStore {
             })?;
             for r in &rows {
                 let id: String = col(r, 0, "audit")?;
-                cursor.clone_from(&id);
-                report.entries += 1;
-                if problem.is_some() {
-                    continue;
-                }
-                let e: AuditEntry = match col(r, 1, &id).and_then(|v| from_body(&id, v)) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        problem = Some(format!("entry {id} does not decode: {e}"));
-                        continue;
-                    }
-                };
-                if e.id != id {
-                    problem = Some(format!("entry {id} says it is {}: moved", e.id));
-                } else if computed_hash(&e)? != e.hash {
-                    problem = Some(format!("entry {id} was changed after the fact"));
-                } else if e.prev_hash != prev {
-                    problem = Some(format!(
-                        "entry {id} does not link to the entry before it: one was removed or inserted"
-                    ));
-                }
-                prev = Some(e.hash);
+                chain.entry(&id, col(r, 1, &id).and_then(|v| from_body(&id, v)))?;
+                cursor = id;
             }
             if (rows.len() as i64) < VERIFY_PAGE {
                 break;
             }
         }
-        if problem.is_none() {
-            let head = self.run(async {
+        let head = if chain.wants_head() {
+            self.run(async {
                 let c = self.client().await?;
                 let client: &tokio_postgres::Client = &c;
                 read_head(client).await
-            })?;
-            match head {
-                None if report.entries > 0 => {
-                    problem = Some("the log's head is missing".into());
-                }
-                Some(h) if h.count != report.entries || Some(&h.hash) != prev.as_ref() => {
-                    problem = Some(format!(
-                        "the head says {} entries ending at {}, the log has {}: entries were removed or added at its end",
-                        h.count, h.id, report.entries
-                    ));
-                }
-                _ => {}
-            }
-        }
-        report.verified = problem.is_none();
-        report.problem = problem;
-        Ok(report)
+            })?
+        } else {
+            None
+        };
+        Ok(chain.verdict(head))
     }
 }
 
@@ -252,6 +152,7 @@ mod tests {
     use super::super::body::testing::{Place, places};
     use super::*;
     use crate::store::Store;
+    use chrono::Utc;
 
     fn action<'a>(actor: &'a str, action: &'a str, target: &'a str) -> NewAudit<'a> {
         NewAudit {
@@ -277,7 +178,7 @@ mod tests {
             hash: String::new(),
         };
         assert_eq!(
-            computed_hash(&e).unwrap(),
+            e.computed_hash().unwrap(),
             "f531d19f20ebd57cccdfcebea090246c6115ada64609df1b3c4d5171f4172bc0"
         );
     }
@@ -384,7 +285,7 @@ mod tests {
             );
 
             // Its hash made again to match: the next entry no longer links to it.
-            edited.hash = computed_hash(&edited).unwrap();
+            edited.hash = edited.computed_hash().unwrap();
             put_raw(&p, &s, &edited);
             let v = s.verify_audit().unwrap();
             assert!(!v.verified, "{n}");
