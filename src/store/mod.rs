@@ -53,7 +53,7 @@
 //!
 //! Retention: each aggregate's file has its bounded step (`purge_inbound`,
 //! `purge_idempotency`, `purge_dead_webhooks`, `purge_unmatched_reports`; the messages' two,
-//! `redact_finished_texts` and `remove_finished_messages`, are worked out once in `seam.rs`
+//! `redact_finished_texts` and `remove_finished_messages`, are worked out once in `seam/messages.rs`
 //! over each backend's `finished_before`), which [`crate::retention`] runs once a minute.
 
 pub mod audit;

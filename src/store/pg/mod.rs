@@ -21,6 +21,7 @@ mod erasure;
 mod idempotency;
 mod inbound;
 mod leases;
+mod listing;
 mod messages;
 mod migrate;
 mod notify;
