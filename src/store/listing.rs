@@ -301,7 +301,7 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Note, Priority, due_key, test_message, test_record, to_key};
+    use crate::store::{Priority, due_key, test_message, test_record, to_key};
 
     fn msg(to: &str, status: Status, due: DateTime<Utc>, prio: Priority) -> Message {
         let mut m = test_message(to);
@@ -338,75 +338,6 @@ mod tests {
         let store = SledStore::open(dir.path(), 16).unwrap();
         assert_eq!(store.messages_about("INV-1", 10).unwrap().len(), 2);
         assert_eq!(store.messages_about("INV-2", 10).unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn insert_update_and_dispatch_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path(), 16).unwrap();
-        let now = Utc::now();
-        let later = now + chrono::Duration::hours(1);
-        let low = msg(
-            "+15550000001",
-            Status::Queued,
-            now - chrono::Duration::seconds(10),
-            Priority::Low,
-        );
-        let normal = msg(
-            "+15550000002",
-            Status::Queued,
-            now - chrono::Duration::seconds(5),
-            Priority::Normal,
-        );
-        let high_later = msg("+15550000003", Status::Scheduled, later, Priority::High);
-        store
-            .insert(&[low.clone(), normal.clone(), high_later.clone()], None)
-            .unwrap();
-        store.durable().await.unwrap();
-        // A high-priority message not yet due does not block a due normal one.
-        assert_eq!(
-            store.next_due(now).unwrap(),
-            NextDue::Ready(normal.id.clone())
-        );
-        let (m, changed) = store
-            .update(&normal.id, |m| {
-                m.status = Status::Sending;
-                Some("dispatched")
-            })
-            .unwrap()
-            .unwrap();
-        assert!(changed);
-        assert_eq!(m.status, Status::Sending);
-        assert_eq!(store.next_due(now).unwrap(), NextDue::Ready(low.id.clone()));
-        store
-            .update(&low.id, |m| {
-                m.status = Status::Cancelled;
-                Some("cancelled")
-            })
-            .unwrap();
-        assert_eq!(
-            store.next_due(now).unwrap(),
-            NextDue::At(DateTime::<Utc>::from_timestamp_millis(later.timestamp_millis()).unwrap())
-        );
-        assert_eq!(
-            store.next_due(later).unwrap(),
-            NextDue::Ready(high_later.id.clone())
-        );
-        let events = store.events(&normal.id).unwrap();
-        assert_eq!(events.len(), 2);
-        assert_eq!(events[1].status, Status::Sending);
-        let counts: std::collections::HashMap<_, _> = store.counts().unwrap().into_iter().collect();
-        assert_eq!(counts[&Status::Sending], 1);
-        assert_eq!(counts[&Status::Cancelled], 1);
-        assert_eq!(counts[&Status::Scheduled], 1);
-        assert_eq!(
-            store.ids_with_status(Status::Sending).unwrap(),
-            vec![normal.id.clone()]
-        );
-        // Unchanged update writes nothing.
-        let (_, changed) = store.update(&normal.id, |_| None::<Note>).unwrap().unwrap();
-        assert!(!changed);
-        assert_eq!(store.events(&normal.id).unwrap().len(), 2);
     }
 
     #[tokio::test]
