@@ -78,7 +78,7 @@ release=$(echo "$t1 - $t0" | bc)
 cp "$target/cargo-timings/cargo-timing.html" "$base/build-time-release.html"
 read -r share deps parts < <(crate_share "$base/build-time-release.html")
 printf 'release build from clean (cargo build --release): %.0f s (%.1f min)\n' "$release" "$(echo "$release / 60" | bc -l)"
-printf '  dependencies done after %.0f s; the workspace's own crates: %.0f s (%s)\n' "$deps" "$share" "$parts"
+printf "  dependencies done after %.0f s; the workspace's own crates: %.0f s (%s)\n" "$deps" "$share" "$parts"
 echo "  cargo's report: $base/build-time-release.html"
 busy
 

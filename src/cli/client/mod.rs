@@ -72,7 +72,7 @@ pub use self::tail::{TailArgs, tail};
 pub mod long_about {
     /// `smsgate status`
     pub const STATUS: &str = concat!(
-        "Show the daemon's modems (whether each sends: up, resting or at a limit until when, or down; operator, signal, messages sent and failed and customers' texts received today, the last error) and queue (messages per status, queue depth, oldest due), and webhook deliveries failing but not yet given up, with their last error and next attempt, on one screen (`GET /v1/modems`, `GET /v1/stats`, `GET /v1/webhooks/failed?state=retrying`). Exit 0 when at least one modem sends, 1 when none does (down, or up but resting or at its limit).\n\n",
+        "Show the daemon's modems (whether each sends: up, resting or at a limit until when, or down; operator, signal, messages sent and failed and customers' texts received today, the last error), queue (messages per status, queue depth, oldest due), webhook deliveries failing but not yet given up, with their last error and next attempt, and (gateways sharing a PostgreSQL store) the modems this gateway stands by for, with the gateway driving each, on one screen (`GET /v1/modems`, `GET /v1/stats`, `GET /v1/webhooks/failed?state=retrying`). Exit 0 when at least one modem sends, 1 when none does (down, or up but resting or at its limit, or only stood by for).\n\n",
         about_remote!()
     );
     /// `smsgate send`
