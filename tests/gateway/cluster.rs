@@ -753,10 +753,96 @@ async fn two_gateways_share_one_queue() {
     // Nothing went out twice meanwhile.
     assert_eq!(sent_count(&sims), MESSAGES);
 
+    keys_and_plans_hold_across_gateways(&http, &a, &b).await;
+
     a.stop().await;
     b.stop().await;
     for (_, s) in sims {
         s.shutdown().await;
+    }
+}
+
+/// An Idempotency-Key and a plan's invoice posted to both gateways at once: one message and one
+/// plan, and each gateway answers a retry with it.
+async fn keys_and_plans_hold_across_gateways(http: &reqwest::Client, a: &Daemon, b: &Daemon) {
+    let keyed = |gw: &Daemon| {
+        http.post(format!("{}/v1/messages", gw.base))
+            .bearer_auth(TOKEN)
+            .header("Idempotency-Key", "cluster-once")
+            .json(&json!({"to": "+12025559901", "text": "keyed once",
+                          "send_at": "2099-01-01T00:00:00Z"}))
+            .send()
+    };
+    let (ra, rb) = tokio::join!(keyed(a), keyed(b));
+    let mut ids = Vec::new();
+    for r in [ra, rb] {
+        let r = r.expect("the gateway answers");
+        let code = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        match code {
+            201 => ids.push(v["id"].as_str().unwrap_or_default().to_string()),
+            // The other gateway's insert of the same key committed first: the retry replays it.
+            409 => assert_eq!(v["type"], "urn:smsgate:problem:conflict", "{v}"),
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert!(!ids.is_empty(), "neither gateway took the key");
+    // A retry through either gateway gives the message that was made.
+    for gw in [a, b] {
+        let r = keyed(gw).await.expect("the gateway answers");
+        assert_eq!(r.status().as_u16(), 201);
+        assert_eq!(
+            r.headers()
+                .get("idempotent-replayed")
+                .and_then(|v| v.to_str().ok()),
+            Some("true")
+        );
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        ids.push(v["id"].as_str().unwrap_or_default().to_string());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one key, several messages: {ids:?}");
+    let listed = get(http, &format!("{}/v1/messages?to=%2B12025559901", a.base))
+        .await
+        .1;
+    assert_eq!(
+        listed["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+
+    // The same plan posted to both at once: one plan; the other answer is that plan (200).
+    let due = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let plan = json!({"to": "+12025559902", "invoice": "INV-CLUSTER", "amount": "80.00",
+        "currency": "USD", "due_date": due, "timezone": "America/New_York", "name": "Ana",
+        "unit": "4B", "pay_url": "https://pay.example.com/i/77",
+        "schedule": [{"offset": "-7d", "template": "upcoming"},
+                     {"offset": "0d", "template": "due_today"}]});
+    let post_plan = |gw: &Daemon| {
+        http.post(format!("{}/v1/reminders", gw.base))
+            .bearer_auth(TOKEN)
+            .json(&plan)
+            .send()
+    };
+    let (pa, pb) = tokio::join!(post_plan(a), post_plan(b));
+    let mut codes = Vec::new();
+    let mut plan_ids = Vec::new();
+    for r in [pa, pb] {
+        let r = r.expect("the gateway answers");
+        codes.push(r.status().as_u16());
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        plan_ids.push(v["id"].as_str().unwrap_or_default().to_string());
+    }
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 201], "{plan_ids:?}");
+    assert_eq!(plan_ids[0], plan_ids[1]);
+    for gw in [a, b] {
+        let v = get(http, &format!("{}/v1/reminders/INV-CLUSTER", gw.base))
+            .await
+            .1;
+        assert_eq!(v["id"], plan_ids[0].as_str(), "{v}");
     }
 }
 
