@@ -171,6 +171,20 @@ fn median(what: &str, rounds: &[Round]) {
     );
 }
 
+/// Waits until the simulators have received `total` messages between them (at most 3 s per
+/// message a modem has to send, and a minute more).
+async fn wait_sent(sims: &[smsgate::sim::SimHandle], total: usize, per_modem: usize) {
+    let deadline = Instant::now() + Duration::from_secs(per_modem as u64 * 3 + 60);
+    loop {
+        let sent: usize = sims.iter().map(|s| s.sent().len()).sum();
+        if sent >= total {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {sent} of {total} sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 async fn single_posts(base: &str, clients: usize, per_client: usize) -> Round {
     let http = smsgate::tls::client_builder()
         .pool_max_idle_per_host(clients)
@@ -661,15 +675,7 @@ async fn pool(counts: &[usize], per_modem: usize) {
         let started = Instant::now();
         let r = post_json(&http, &format!("{base}/v1/messages/batch"), body).await;
         assert_eq!(r.status().as_u16(), 201);
-        let deadline = Instant::now() + Duration::from_secs(per_modem as u64 * 3 + 60);
-        loop {
-            let sent: usize = sims.iter().map(|s| s.sent().len()).sum();
-            if sent >= total {
-                break;
-            }
-            assert!(Instant::now() < deadline, "only {sent} of {total} sent");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_sent(&sims, total, per_modem).await;
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds(child.id()) - cpu0;
         let rate = total as f64 / elapsed;
@@ -769,15 +775,7 @@ async fn cluster(counts: &[usize], per_modem: usize) {
             let r = post_json(&http, &format!("{base}/v1/messages/batch"), body).await;
             assert_eq!(r.status().as_u16(), 201);
         }
-        let deadline = Instant::now() + Duration::from_secs(per_modem as u64 * 3 + 60);
-        loop {
-            let sent: usize = sims.iter().map(|s| s.sent().len()).sum();
-            if sent >= total {
-                break;
-            }
-            assert!(Instant::now() < deadline, "only {sent} of {total} sent");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_sent(&sims, total, per_modem).await;
         let elapsed = started.elapsed().as_secs_f64();
         let rate = total as f64 / elapsed;
         let spread: Vec<usize> = sims.iter().map(|s| s.sent().len()).collect();
